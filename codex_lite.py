@@ -1,0 +1,2841 @@
+"""codex_lite: a small synchronous client for the OpenAI Responses API.
+
+It speaks the wire format of the Rust Codex client (``openai/codex``): response
+items and their ids, session and turn headers, request bodies encoded and
+compressed once, a blocking retry loop that re-applies auth on every attempt,
+streamed events, and rollouts on disk.
+
+The module reads top to bottom in the order data flows: items and ids, history
+and rollouts, server-sent events, body encoding, SigV4, auth, providers, client
+and turn, config, command line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import hmac
+import importlib
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+import types
+import typing
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Union
+
+import requests
+import urllib3
+
+__all__ = [
+    "IMAGE_OMITTED_TEXT",
+    "AdditionalTools",
+    "AgentMessage",
+    "ApiError",
+    "AuthError",
+    "CodexError",
+    "Compaction",
+    "CompactionTrigger",
+    "ConfigError",
+    "ConfigurationUpdate",
+    "ContentItem",
+    "ContextCompaction",
+    "ContextWindowExceeded",
+    "CustomToolCall",
+    "CustomToolCallOutput",
+    "CyberPolicy",
+    "EncryptedContent",
+    "FunctionCall",
+    "FunctionCallOutput",
+    "ImageGenerationCall",
+    "InputAudio",
+    "InputImage",
+    "InputText",
+    "InvalidRequest",
+    "ItemError",
+    "ItemMetadata",
+    "LocalShellCall",
+    "Message",
+    "OutputText",
+    "QuotaExceeded",
+    "Reasoning",
+    "ReasoningText",
+    "ResponseItem",
+    "RetryLimitExceeded",
+    "Rollout",
+    "RolloutWriter",
+    "ServerOverloaded",
+    "StreamError",
+    "SummaryText",
+    "ToolSearchCall",
+    "ToolSearchOutput",
+    "UnknownItem",
+    "UsageNotIncluded",
+    "WebSearchCall",
+    "codex_home",
+    "find_rollout",
+    "item_from_json",
+    "item_id_prefix",
+    "item_to_json",
+    "prepare_conversation_items_for_history",
+    "read_rollout",
+    "set_turn_id_if_missing",
+]
+
+__version__ = "0.1.0"
+
+_log = logging.getLogger("codex_lite")
+
+
+# --- Errors -----------------------------------------------------------------
+
+
+class CodexError(Exception):
+    """Base of every error this module raises on purpose."""
+
+
+class ItemError(CodexError, ValueError):
+    """A JSON object is not a valid response item; the message names the field."""
+
+
+class ConfigError(CodexError):
+    """Configuration that cannot work, found before anything is sent."""
+
+
+class AuthError(CodexError):
+    """No usable credentials, or credentials the server refused."""
+
+
+class ApiError(CodexError):
+    """The server answered with an error.
+
+    `status` is the HTTP status (None for an error reported inside a stream),
+    `code` the API's error code, `request_id` the `x-request-id` to quote.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        text = message if status is None else f"{status}: {message}"
+        super().__init__(f"{text} (request id {request_id})" if request_id else text)
+
+
+class ContextWindowExceeded(ApiError):
+    """The conversation no longer fits the model's context window."""
+
+
+class QuotaExceeded(ApiError):
+    """The account is out of quota; never retried."""
+
+
+class UsageNotIncluded(ApiError):
+    """The plan does not include this usage."""
+
+
+class InvalidRequest(ApiError):
+    """The server refused the request as invalid (HTTP 4xx, or `invalid_prompt`)."""
+
+
+class CyberPolicy(ApiError):
+    """The request was flagged under the cyber policy."""
+
+
+class ServerOverloaded(ApiError):
+    """The server is overloaded (`server_is_overloaded`, `slow_down`)."""
+
+
+class StreamError(ApiError):
+    """The stream broke or ended badly; the turn may be retried.
+
+    `delay` is the wait the server asked for, in seconds, when it said one.
+    """
+
+    def __init__(
+        self, message: str, *, request_id: str | None = None, delay: float | None = None
+    ) -> None:
+        super().__init__(message, request_id=request_id)
+        self.delay = delay
+
+
+class RetryLimitExceeded(CodexError):
+    """Every allowed attempt failed; `last_error` is the final one."""
+
+    def __init__(self, message: str, last_error: BaseException) -> None:
+        super().__init__(f"{message}: {last_error}")
+        self.last_error = last_error
+
+
+# --- Items and ids ----------------------------------------------------------
+#
+# Every response item and content part is a frozen dataclass whose fields are
+# declared in upstream's serialization order, so one generic codec turns JSON
+# into items and back.  Keys an item does not model land in `extra` and are
+# written back unchanged: servers add fields and we lose nothing.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Wire:
+    """What every modelled JSON object has: the keys it does not model."""
+
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _null_when_absent() -> Any:
+    # Upstream serializes these few optional fields as `null` instead of
+    # leaving them out; replaying them byte-for-byte needs the same.
+    return field(default=None, metadata={"null": True})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputText(_Wire):
+    type: ClassVar[str] = "input_text"
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputImage(_Wire):
+    """An image by URL (https or inline `data:`) or by uploaded `file_id`."""
+
+    type: ClassVar[str] = "input_image"
+    image_url: str | None = None
+    file_id: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputAudio(_Wire):
+    type: ClassVar[str] = "input_audio"
+    audio_url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputText(_Wire):
+    """Assistant text; `annotations` and `logprobs` replay even when empty."""
+
+    type: ClassVar[str] = "output_text"
+    text: str
+    annotations: list[Any] | None = None
+    logprobs: list[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncryptedContent(_Wire):
+    type: ClassVar[str] = "encrypted_content"
+    encrypted_content: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SummaryText(_Wire):
+    type: ClassVar[str] = "summary_text"
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReasoningText(_Wire):
+    """Raw reasoning; `kind` is the wire tag, `reasoning_text` or `text`."""
+
+    type: ClassVar[str] = "reasoning_text"
+    text: str
+    kind: Literal["reasoning_text", "text"] = "reasoning_text"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownItem:
+    """An item or content part of a `type` this module does not model, kept verbatim."""
+
+    data: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        return str(self.data.get("type"))
+
+
+ContentItem = (
+    InputText
+    | InputImage
+    | InputAudio
+    | OutputText
+    | EncryptedContent
+    | SummaryText
+    | ReasoningText
+    | UnknownItem
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemMetadata(_Wire):
+    """`internal_chat_message_metadata_passthrough`: OpenAI-only item metadata."""
+
+    turn_id: str | None = None
+    create_time: float | None = None
+    content_item_kinds: list[str] | None = None
+
+
+# Output-only metadata keys: read back from history they could fake tool
+# records, so they are dropped on input.
+_METADATA_OUTPUT_ONLY = frozenset({"cell_id", "executed_tool_calls", "tool_calls_complete"})
+_METADATA_KEY = "internal_chat_message_metadata_passthrough"
+
+MessagePhase = Literal["commentary", "partial_answer", "final_answer"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdditionalTools(_Wire):
+    type: ClassVar[str] = "additional_tools"
+    prefix: ClassVar[str | None] = "at"
+    id: str | None = None
+    role: str
+    tools: list[Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message(_Wire):
+    type: ClassVar[str] = "message"
+    prefix: ClassVar[str | None] = "msg"
+    encrypted_content: str | None = None
+    status: str | None = None
+    id: str | None = None
+    role: str
+    content: tuple[ContentItem, ...]
+    phase: MessagePhase | None = None
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentMessage(_Wire):
+    type: ClassVar[str] = "agent_message"
+    prefix: ClassVar[str | None] = "amsg"
+    id: str | None = None
+    author: str
+    recipient: str
+    content: tuple[ContentItem, ...]
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reasoning(_Wire):
+    type: ClassVar[str] = "reasoning"
+    prefix: ClassVar[str | None] = "rs"
+    id: str | None = None
+    summary: tuple[ContentItem, ...]
+    content: tuple[ContentItem, ...] | None = None
+    encrypted_content: str | None = _null_when_absent()
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalShellCall(_Wire):
+    type: ClassVar[str] = "local_shell_call"
+    prefix: ClassVar[str | None] = "lsh"
+    encrypted_content: str | None = None
+    id: str | None = None
+    call_id: str | None = _null_when_absent()
+    status: str
+    action: dict[str, Any]
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionCall(_Wire):
+    """A function tool call; `arguments` is a JSON *string*."""
+
+    type: ClassVar[str] = "function_call"
+    prefix: ClassVar[str | None] = "fc"
+    encrypted_content: str | None = None
+    status: str | None = None
+    id: str | None = None
+    name: str
+    namespace: str | None = None
+    arguments: str
+    encrypted_function_args: list[str] | None = None
+    call_id: str
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolSearchCall(_Wire):
+    type: ClassVar[str] = "tool_search_call"
+    prefix: ClassVar[str | None] = "tsc"
+    encrypted_content: str | None = None
+    id: str | None = None
+    call_id: str | None = _null_when_absent()
+    status: str | None = None
+    execution: str
+    arguments: Any
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionCallOutput(_Wire):
+    """A function result: a plain string or a list of content items."""
+
+    type: ClassVar[str] = "function_call_output"
+    prefix: ClassVar[str | None] = "fco"
+    id: str | None = None
+    call_id: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    output: str | tuple[ContentItem, ...]
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomToolCall(_Wire):
+    type: ClassVar[str] = "custom_tool_call"
+    prefix: ClassVar[str | None] = "ctc"
+    encrypted_content: str | None = None
+    id: str | None = None
+    status: str | None = None
+    call_id: str
+    name: str
+    namespace: str | None = None
+    input: str
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomToolCallOutput(_Wire):
+    type: ClassVar[str] = "custom_tool_call_output"
+    prefix: ClassVar[str | None] = "ctco"
+    id: str | None = None
+    call_id: str
+    name: str | None = None
+    output: str | tuple[ContentItem, ...]
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolSearchOutput(_Wire):
+    type: ClassVar[str] = "tool_search_output"
+    prefix: ClassVar[str | None] = "tso"
+    id: str | None = None
+    call_id: str | None = _null_when_absent()
+    status: str
+    execution: str
+    tools: list[Any]
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSearchCall(_Wire):
+    type: ClassVar[str] = "web_search_call"
+    prefix: ClassVar[str | None] = "ws"
+    encrypted_content: str | None = None
+    id: str | None = None
+    status: str | None = None
+    action: dict[str, Any] | None = None
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageGenerationCall(_Wire):
+    type: ClassVar[str] = "image_generation_call"
+    prefix: ClassVar[str | None] = "ig"
+    encrypted_content: str | None = None
+    id: str | None = None
+    status: str
+    revised_prompt: str | None = None
+    result: str
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compaction(_Wire):
+    type: ClassVar[str] = "compaction"
+    prefix: ClassVar[str | None] = "cmp"
+    id: str | None = None
+    encrypted_content: str
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContextCompaction(_Wire):
+    type: ClassVar[str] = "context_compaction"
+    prefix: ClassVar[str | None] = "cmp"
+    id: str | None = None
+    encrypted_content: str | None = None
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigurationUpdate(_Wire):
+    type: ClassVar[str] = "configuration_update"
+    prefix: ClassVar[str | None] = None
+    reasoning: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompactionTrigger(_Wire):
+    """A request control, not a durable item: the API refuses an id on it."""
+
+    type: ClassVar[str] = "compaction_trigger"
+    prefix: ClassVar[str | None] = None
+
+
+ResponseItem = (
+    Message
+    | AgentMessage
+    | Reasoning
+    | LocalShellCall
+    | FunctionCall
+    | FunctionCallOutput
+    | CustomToolCall
+    | CustomToolCallOutput
+    | ToolSearchCall
+    | ToolSearchOutput
+    | WebSearchCall
+    | ImageGenerationCall
+    | Compaction
+    | ContextCompaction
+    | AdditionalTools
+    | ConfigurationUpdate
+    | CompactionTrigger
+    | UnknownItem
+)
+
+_ITEM_TYPES: dict[str, type[Any]] = {
+    cls.type: cls
+    for cls in (
+        Message,
+        AgentMessage,
+        Reasoning,
+        LocalShellCall,
+        FunctionCall,
+        FunctionCallOutput,
+        CustomToolCall,
+        CustomToolCallOutput,
+        ToolSearchCall,
+        ToolSearchOutput,
+        WebSearchCall,
+        ImageGenerationCall,
+        Compaction,
+        ContextCompaction,
+        AdditionalTools,
+        ConfigurationUpdate,
+        CompactionTrigger,
+    )
+}
+_ITEM_TYPES["compaction_summary"] = Compaction  # the old tag, still read
+
+_CONTENT_TYPES: dict[str, type[Any]] = {
+    cls.type: cls
+    for cls in (
+        InputText,
+        InputImage,
+        InputAudio,
+        OutputText,
+        EncryptedContent,
+        SummaryText,
+        ReasoningText,
+    )
+}
+_CONTENT_TYPES["text"] = ReasoningText
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldSpec:
+    attr: str
+    key: str
+    required: bool
+    null_when_absent: bool
+    kind: Any  # the field's annotation with `| None` removed
+
+
+_SPECS: dict[type[Any], tuple[_FieldSpec, ...]] = {}
+
+
+def _field_specs(cls: type[Any]) -> tuple[_FieldSpec, ...]:
+    """The wire layout of a dataclass, worked out once from its annotations."""
+    specs = _SPECS.get(cls)
+    if specs is None:
+        hints = typing.get_type_hints(cls)
+        specs = tuple(
+            _FieldSpec(
+                attr=f.name,
+                key=_METADATA_KEY if f.name == "metadata" else f.name,
+                required=f.default is dataclasses.MISSING,
+                null_when_absent=bool(f.metadata.get("null")),
+                kind=_strip_none(hints[f.name]),
+            )
+            for f in dataclasses.fields(cls)
+            if f.name not in ("extra", "kind")
+        )
+        _SPECS[cls] = specs
+    return specs
+
+
+def _strip_none(hint: Any) -> Any:
+    args = typing.get_args(hint)
+    if type(None) in args:
+        rest = tuple(a for a in args if a is not type(None))
+        return rest[0] if len(rest) == 1 else hint
+    return hint
+
+
+def _decode_value(kind: Any, value: Any, where: str) -> Any:
+    """Check and convert one JSON value to the field's declared kind."""
+    origin = typing.get_origin(kind)
+    if kind is Any:
+        return value
+    if kind is str or kind is int:
+        if isinstance(value, kind) and not isinstance(value, bool):
+            return value
+        raise ItemError(f"{where} must be a {kind.__name__}")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value) if isinstance(value, int) else value
+        raise ItemError(f"{where} must be a number")
+    if kind is ItemMetadata:
+        if not isinstance(value, dict):
+            raise ItemError(f"{where} must be an object")
+        return _metadata_from_json(value)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ItemError(f"{where} must be an array")
+        return tuple(_content_from_json(v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (list, dict):
+        if not isinstance(value, origin):
+            raise ItemError(f"{where} must be an {'array' if origin is list else 'object'}")
+        return value
+    if origin in (Union, types.UnionType):  # `output`: a string or content items
+        if isinstance(value, str):
+            return value
+        return _decode_value(typing.get_args(kind)[1], value, where)
+    raise ItemError(f"{where} has an unsupported kind")  # pragma: no cover
+
+
+def _decode_object(cls: type[Any], obj: dict[str, Any], what: str) -> Any:
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    specs = _field_specs(cls)
+    known = {s.key for s in specs}
+    for key, value in obj.items():
+        if key != "type" and key not in known:
+            extra[key] = value
+    for spec in specs:
+        value = obj.get(spec.key)
+        if value is None:
+            if spec.required:
+                raise ItemError(f'{what} missing "{spec.key}"')
+            continue  # a `null` optional field reads as absent
+        if typing.get_origin(spec.kind) is Literal:
+            if value not in typing.get_args(spec.kind):
+                extra[spec.key] = value  # an unknown enum value: kept, not understood
+                continue
+        else:
+            value = _decode_value(spec.kind, value, f'{what} field "{spec.key}"')
+        kwargs[spec.attr] = value
+    return cls(**kwargs, extra=extra)
+
+
+def _metadata_from_json(obj: dict[str, Any]) -> ItemMetadata:
+    obj = {k: v for k, v in obj.items() if k not in _METADATA_OUTPUT_ONLY}
+    kinds = obj.get("content_item_kinds")
+    if kinds is not None and not (
+        isinstance(kinds, list) and all(isinstance(k, str) for k in kinds)
+    ):
+        del obj["content_item_kinds"]  # malformed kinds are dropped, not an error
+    return typing.cast(ItemMetadata, _decode_object(ItemMetadata, obj, "metadata"))
+
+
+def _content_from_json(obj: Any, where: str) -> ContentItem:
+    if not isinstance(obj, dict):
+        raise ItemError(f"{where} must be an object")
+    tag = obj.get("type")
+    cls = _CONTENT_TYPES.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        return UnknownItem(data=obj)
+    part = _decode_object(cls, obj, f"{where} ({tag})")
+    if cls is InputImage and part.image_url is None and part.file_id is None:
+        raise ItemError(f'{where} (input_image) missing "image_url" or "file_id"')
+    if cls is ReasoningText and tag == "text":
+        part = dataclasses.replace(part, kind="text")
+    return typing.cast(ContentItem, part)
+
+
+def item_from_json(obj: Any) -> ResponseItem:
+    """Read one response item from parsed JSON.
+
+    Raises `ItemError` (a `ValueError`) naming the item type and the field at
+    fault.  An unknown `type` becomes an `UnknownItem` that writes back as is.
+    """
+    if not isinstance(obj, dict):
+        raise ItemError(f"response item must be a JSON object, not {type(obj).__name__}")
+    tag = obj.get("type")
+    if not isinstance(tag, str):
+        raise ItemError('response item missing "type"')
+    cls = _ITEM_TYPES.get(tag)
+    if cls is None:
+        return UnknownItem(data=obj)
+    return typing.cast(ResponseItem, _decode_object(cls, obj, tag))
+
+
+def _encode_object(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    tag = getattr(obj, "kind", None) or getattr(type(obj), "type", None)
+    if tag is not None:
+        out["type"] = tag
+    for spec in _field_specs(type(obj)):
+        value = getattr(obj, spec.attr)
+        if value is None:
+            if spec.null_when_absent:
+                out[spec.key] = None
+            continue
+        if isinstance(value, tuple):
+            value = [_content_to_json(v) for v in value]
+        elif isinstance(value, ItemMetadata):
+            value = _encode_object(value)
+        out[spec.key] = value
+    out.update(obj.extra)
+    return out
+
+
+def _content_to_json(part: ContentItem) -> dict[str, Any]:
+    if isinstance(part, UnknownItem):
+        return part.data
+    return _encode_object(part)
+
+
+def item_to_json(item: ResponseItem) -> dict[str, Any]:
+    """The JSON object upstream would serialize for `item`, keys in wire order."""
+    if isinstance(item, UnknownItem):
+        return item.data
+    out = _encode_object(item)
+    # Upstream never replays raw reasoning text; plain `text` parts are kept.
+    if isinstance(item, Reasoning) and any(
+        isinstance(p, ReasoningText) and p.kind == "reasoning_text" for p in item.content or ()
+    ):
+        del out["content"]
+    return out
+
+
+def item_id_prefix(item: ResponseItem) -> str | None:
+    """The id prefix the Responses API expects for this item, or None if it takes no id."""
+    if isinstance(item, UnknownItem):
+        return None
+    # An assistant message wrapping encrypted inter-agent traffic is an agent
+    # message as far as the id goes.
+    if (
+        isinstance(item, Message)
+        and item.role == "assistant"
+        and item.content
+        and all(isinstance(p, EncryptedContent) for p in item.content)
+    ):
+        return "amsg"
+    return item.prefix
+
+
+def _item_id(item: ResponseItem) -> str | None:
+    return getattr(item, "id", None)
+
+
+def _is_prefixed_id(item_id: str) -> bool:
+    head, sep, tail = item_id.partition("_")
+    return bool(head and sep and tail)
+
+
+def set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
+    """Record `turn_id` in the item's metadata unless it already has a non-empty one."""
+    if not hasattr(item, "metadata"):
+        return item
+    metadata: ItemMetadata = getattr(item, "metadata", None) or ItemMetadata()
+    if metadata.turn_id:
+        return item
+    return typing.cast(
+        ResponseItem,
+        dataclasses.replace(
+            typing.cast(Any, item), metadata=dataclasses.replace(metadata, turn_id=turn_id)
+        ),
+    )
+
+
+_uuid7_lock = threading.Lock()
+_uuid7_last = 0
+
+
+def _uuid7() -> str:
+    """A hyphenated lowercase UUIDv7, strictly increasing within this process."""
+    global _uuid7_last
+    with _uuid7_lock:
+        # 48 bits of Unix milliseconds, then 74 random bits; when the clock
+        # has not moved on, count up from the last value instead.
+        value = (time.time_ns() // 1_000_000) << 74 | secrets.randbits(74)
+        if value <= _uuid7_last:
+            value = _uuid7_last + 1
+        _uuid7_last = value
+    millis, rand_a, rand_b = value >> 74, (value >> 62) & 0xFFF, value & (1 << 62) - 1
+    n = millis << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+IMAGE_OMITTED_TEXT = "image content omitted because it could not be processed"
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+
+
+def _inline_image_is_usable(url: str) -> bool:
+    """Whether a `data:` URL holds base64 PNG, JPEG, GIF or WebP bytes."""
+    header, comma, payload = url.partition(",")
+    if not comma or not header.lower().endswith(";base64"):
+        return False
+    try:
+        raw = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return raw.startswith(_IMAGE_MAGIC) or (raw[:4] == b"RIFF" and raw[8:12] == b"WEBP")
+
+
+def _prepare_content(parts: tuple[ContentItem, ...]) -> tuple[ContentItem, ...]:
+    if not any(isinstance(p, InputImage) and p.image_url for p in parts):
+        return parts
+    return tuple(
+        InputText(text=IMAGE_OMITTED_TEXT)
+        if isinstance(p, InputImage)
+        and p.image_url is not None
+        and p.image_url[:5].lower() == "data:"
+        and not _inline_image_is_usable(p.image_url)
+        else p
+        for p in parts
+    )
+
+
+def _prepare_images(item: ResponseItem) -> ResponseItem:
+    if isinstance(item, Message):
+        content = _prepare_content(item.content)
+        return item if content is item.content else dataclasses.replace(item, content=content)
+    if isinstance(item, (FunctionCallOutput, CustomToolCallOutput)) and isinstance(
+        item.output, tuple
+    ):
+        output = _prepare_content(item.output)
+        return item if output is item.output else dataclasses.replace(item, output=output)
+    return item
+
+
+def prepare_conversation_items_for_history(
+    items: Iterable[ResponseItem], *, item_ids: bool
+) -> list[ResponseItem]:
+    """Make items ready for history and the rollout; the single id allocation boundary.
+
+    Inline images that cannot be processed become a placeholder text.  With
+    `item_ids`, an item that takes an id but has none (or an empty one) gets
+    `{prefix}_{uuid7}`; ids already present, from the server or earlier, stay.
+    """
+    prepared = []
+    for item in items:
+        item = _prepare_images(item)
+        if item_ids and not _item_id(item):
+            prefix = item_id_prefix(item)
+            if prefix is not None:
+                item = dataclasses.replace(typing.cast(Any, item), id=f"{prefix}_{_uuid7()}")
+        prepared.append(item)
+    return prepared
+
+
+# --- History and rollouts ---------------------------------------------------
+#
+# A rollout is the conversation on disk: JSON lines under
+# $CODEX_HOME/sessions/YYYY/MM/DD/, the same files upstream Codex writes, so a
+# thread started by either resumes in the other.
+
+
+def codex_home() -> Path:
+    """`$CODEX_HOME`, or `~/.codex`."""
+    value = os.environ.get("CODEX_HOME", "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".codex"
+
+
+def _utc_timestamp(now: datetime | None = None) -> str:
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+class RolloutWriter:
+    """Appends `RolloutLine`s to one rollout file, one `write` call per line.
+
+    Each line reaches the kernel before `append` returns, so a crash loses at
+    most the line being written; `close` fsyncs.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        _cut_torn_tail(self._fd)
+
+    @classmethod
+    def create(
+        cls, home: Path, thread_id: str, meta: Mapping[str, Any], *, now: datetime | None = None
+    ) -> RolloutWriter:
+        """Start a new rollout for `thread_id` with its `session_meta` line."""
+        local = (now or datetime.now(UTC)).astimezone()
+        stamp = local.strftime("%Y-%m-%dT%H-%M-%S")
+        path = home / "sessions" / local.strftime("%Y/%m/%d") / f"rollout-{stamp}-{thread_id}.jsonl"
+        writer = cls(path)
+        writer.append("session_meta", {"id": thread_id, **meta})
+        return writer
+
+    def append(self, kind: str, payload: Any) -> None:
+        line = {"timestamp": _utc_timestamp(), "type": kind, "payload": payload}
+        data = (json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def append_items(self, items: Iterable[ResponseItem]) -> None:
+        for item in items:
+            self.append("response_item", item_to_json(item))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> typing.Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _cut_torn_tail(fd: int) -> None:
+    """Drop a last line a crash left without its newline, so appends start clean."""
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        cut = os.pread(fd, end - start, start).rfind(b"\n")
+        if cut >= 0:
+            os.ftruncate(fd, start + cut + 1)
+            return
+        end = start
+    os.ftruncate(fd, 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rollout:
+    """A rollout read back: its `session_meta` payload and the rebuilt history."""
+
+    path: Path
+    meta: dict[str, Any]
+    items: list[ResponseItem]
+
+    @property
+    def thread_id(self) -> str:
+        return str(self.meta.get("id", ""))
+
+
+def read_rollout(path: Path | str) -> Rollout:
+    """Rebuild history from a rollout file.
+
+    `compacted` lines with a `replacement_history` replace what came before;
+    inline images are prepared again.  A torn last line (a crash mid-write)
+    is skipped with a warning; any other bad line is skipped with a warning
+    that names its line number, so one bad line never costs the whole file.
+    """
+    path = Path(path)
+    meta: dict[str, Any] = {}
+    items: list[ResponseItem] = []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline
+    if torn.strip():
+        _log.warning("%s: ignoring a torn last line (%d bytes)", path, len(torn))
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+            kind, payload = line["type"], line["payload"]
+            if kind == "session_meta" and not meta:
+                meta = dict(payload)
+            elif kind == "response_item":
+                items.append(item_from_json(payload))
+            elif kind == "compacted" and payload.get("replacement_history") is not None:
+                items = [item_from_json(p) for p in payload["replacement_history"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            _log.warning("%s:%d: skipping unreadable rollout line: %s", path, number, exc)
+    items = prepare_conversation_items_for_history(items, item_ids=False)
+    return Rollout(path=path, meta=meta, items=items)
+
+
+def find_rollout(home: Path, thread_id: str | None = None) -> Path:
+    """The rollout of `thread_id`, or the newest one when `thread_id` is None."""
+    pattern = f"rollout-*-{thread_id}.jsonl" if thread_id else "rollout-*.jsonl"
+    found = sorted((home / "sessions").glob(f"*/*/*/{pattern}"), key=lambda p: p.name[8:27])
+    if not found:
+        raise CodexError(
+            f"no rollout for thread {thread_id} under {home / 'sessions'}"
+            if thread_id
+            else f"no rollouts under {home / 'sessions'}"
+        )
+    return found[-1]
+
+
+# --- Server-sent events -----------------------------------------------------
+#
+# Two sans-IO layers: `SSEDecoder` turns bytes into `ServerSentEvent`s by the
+# WHATWG rules, and `_ResponsesReader` turns those into Responses events.
+# Neither touches a socket; whatever reads the body feeds them.
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """One dispatched event; `id` is the last event id in force, if any was set."""
+
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Incremental event-stream decoder: `feed` bytes, get events.
+
+    Results do not depend on how the stream is split into chunks.  An event
+    left unterminated when the stream ends is discarded (`flush`).
+    """
+
+    def __init__(self) -> None:
+        self._partial: list[bytes] = []  # the line being received
+        self._at_start = True  # a BOM may still come
+        self._after_cr = False  # the last chunk ended in CR: a leading LF belongs to it
+        self._event: bytes | None = None
+        self._data: list[bytes] = []
+        self._retry: int | None = None
+        self._last_id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        if self._after_cr and chunk:
+            self._after_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if self._at_start:
+            head = b"".join(self._partial) + chunk
+            if len(head) < 3 and _BOM.startswith(head):
+                self._partial = [head] if head else []
+                return []
+            self._at_start = False
+            self._partial = []
+            chunk = head[3:] if head.startswith(_BOM) else head
+        if b"\n" not in chunk and b"\r" not in chunk:
+            if chunk:
+                self._partial.append(chunk)
+            return []
+        if self._partial:
+            self._partial.append(chunk)
+            chunk = b"".join(self._partial)
+            self._partial = []
+        lines = chunk.splitlines()
+        last = chunk[-1:]
+        if last == b"\r":
+            self._after_cr = True
+        elif last != b"\n":
+            self._partial.append(lines.pop())
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            self._line(line, events)
+        return events
+
+    def flush(self) -> list[ServerSentEvent]:
+        """End of stream: an unterminated line or event is discarded."""
+        self._partial, self._after_cr = [], False
+        self._event, self._data, self._retry = None, [], None
+        return []
+
+    def _line(self, line: bytes, events: list[ServerSentEvent]) -> None:
+        if not line:
+            if self._data:
+                data = b"\n".join(self._data).decode("utf-8", "replace")
+                event = self._event.decode("utf-8", "replace") if self._event else "message"
+                events.append(ServerSentEvent(event, data, self._last_id, self._retry))
+            self._event, self._data, self._retry = None, [], None
+            return
+        name, _, value = line.partition(b":")
+        if not name:
+            return  # a comment
+        if value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value
+        elif name == b"id" and b"\0" not in value:
+            self._last_id = value.decode("utf-8", "replace")
+        elif name == b"retry" and value.isdigit():  # bytes: ASCII digits only
+            self._retry = int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_output_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitWindow:
+    used_percent: float
+    window_minutes: int | None = None
+    resets_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """One rate-limit family from the response headers (`codex` for the main one)."""
+
+    limit_id: str
+    primary: RateLimitWindow | None = None
+    secondary: RateLimitWindow | None = None
+    limit_name: str | None = None
+    credits: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerModel:
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelsEtag:
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerReasoningIncluded:
+    included: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    response_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputItemAdded:
+    item: ResponseItem
+
+
+@dataclass(frozen=True, slots=True)
+class OutputItemDone:
+    item: ResponseItem
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTextDelta:
+    delta: str
+    item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallInputDelta:
+    item_id: str | None
+    call_id: str | None
+    delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningSummaryDelta:
+    delta: str
+    summary_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningContentDelta:
+    delta: str
+    content_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningSummaryPartAdded:
+    summary_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRetry:
+    """The stream failed and will be sent again: drop partial deltas seen so far."""
+
+    attempt: int
+    max_attempts: int
+    delay: float
+    error: CodexError
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    response_id: str | None
+    usage: TokenUsage | None = None
+    end_turn: bool | None = None
+
+
+ResponseEvent = (
+    ServerModel
+    | RateLimits
+    | ModelsEtag
+    | ServerReasoningIncluded
+    | Created
+    | OutputItemAdded
+    | OutputItemDone
+    | OutputTextDelta
+    | ToolCallInputDelta
+    | ReasoningSummaryDelta
+    | ReasoningContentDelta
+    | ReasoningSummaryPartAdded
+    | StreamRetry
+    | Completed
+)
+
+
+def _header_float(headers: Mapping[str, str], name: str) -> float | None:
+    try:
+        return float(headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    try:
+        return int(headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def _rate_limit_window(headers: Mapping[str, str], prefix: str) -> RateLimitWindow | None:
+    used = _header_float(headers, f"{prefix}-used-percent")
+    minutes = _header_int(headers, f"{prefix}-window-minutes")
+    resets = _header_int(headers, f"{prefix}-reset-at")
+    if used is None or (used == 0 and not minutes and resets is None):
+        return None
+    return RateLimitWindow(used, minutes, resets)
+
+
+_FAMILY = re.compile(r"x-([a-z0-9-]+)-primary-used-percent")
+
+
+def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
+    """Every `x-<family>-{primary,secondary}-*` snapshot the headers carry."""
+    names = sorted({m[1] for h in headers if (m := _FAMILY.fullmatch(h.lower()))})
+    out = []
+    for family in names:
+        prefix = f"x-{family}"
+        credits: dict[str, Any] | None = None
+        if family == "codex" and "x-codex-credits-has-credits" in headers:
+            credits = {
+                "has_credits": headers["x-codex-credits-has-credits"].lower() in ("true", "1"),
+                "unlimited": headers.get("x-codex-credits-unlimited", "").lower() in ("true", "1"),
+                "balance": headers.get("x-codex-credits-balance"),
+            }
+        out.append(
+            RateLimits(
+                limit_id=family.replace("-", "_"),
+                primary=_rate_limit_window(headers, f"{prefix}-primary"),
+                secondary=_rate_limit_window(headers, f"{prefix}-secondary"),
+                limit_name=headers.get(f"{prefix}-limit-name"),
+                credits=credits,
+            )
+        )
+    return out
+
+
+def _events_from_headers(headers: Mapping[str, str]) -> list[ResponseEvent]:
+    """What the response headers say, in the order upstream emits it."""
+    events: list[ResponseEvent] = []
+    if model := headers.get("openai-model"):
+        events.append(ServerModel(model))
+    events.extend(_rate_limits_from_headers(headers))
+    if etag := headers.get("x-models-etag"):
+        events.append(ModelsEtag(etag))
+    if "x-reasoning-included" in headers:
+        events.append(ServerReasoningIncluded())
+    return events
+
+
+_TRY_AGAIN = re.compile(r"(?i)try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)")
+
+
+def _retry_delay(message: str) -> float | None:
+    match = _TRY_AGAIN.search(message)
+    if match is None:
+        return None
+    value, unit = match.groups()
+    return int(float(value)) / 1000 if unit.lower() == "ms" else float(value)
+
+
+def _failed_error(response: Any, request_id: str | None) -> CodexError:
+    """The error a `response.failed` event stands for (wire-spec §13)."""
+    error = response.get("error") if isinstance(response, dict) else None
+    if not isinstance(error, dict):
+        return StreamError("response.failed event received", request_id=request_id)
+    code = error.get("code")
+    message = str(error.get("message") or "")
+    kinds: dict[Any, tuple[type[ApiError], str]] = {
+        "context_length_exceeded": (ContextWindowExceeded, "context window exceeded"),
+        "insufficient_quota": (QuotaExceeded, "quota exceeded"),
+        "usage_not_included": (UsageNotIncluded, "usage not included in your plan"),
+        "cyber_policy": (
+            CyberPolicy,
+            "This request has been flagged for possible cybersecurity risk.",
+        ),
+        "invalid_prompt": (InvalidRequest, "Invalid request."),
+        "server_is_overloaded": (ServerOverloaded, "server is overloaded"),
+        "slow_down": (ServerOverloaded, "server is overloaded"),
+    }
+    if code in kinds:
+        cls, default = kinds[code]
+        return cls(message or default, code=code, request_id=request_id)
+    delay = _retry_delay(message) if code == "rate_limit_exceeded" else None
+    return StreamError(message or f"response failed: {code}", request_id=request_id, delay=delay)
+
+
+def _usage(raw: Any) -> TokenUsage | None:
+    if not isinstance(raw, dict):
+        return None
+
+    def number(obj: Any, key: str) -> int:
+        value = obj.get(key) if isinstance(obj, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    return TokenUsage(
+        input_tokens=number(raw, "input_tokens"),
+        cached_input_tokens=number(raw.get("input_tokens_details"), "cached_tokens"),
+        output_tokens=number(raw, "output_tokens"),
+        reasoning_output_tokens=number(raw.get("output_tokens_details"), "reasoning_tokens"),
+        total_tokens=number(raw, "total_tokens"),
+    )
+
+
+class _ResponsesReader:
+    """Responses stream semantics over decoded SSE events (sans-IO).
+
+    Events are told apart by the JSON `type` in the data, not the SSE event
+    name: some servers send no `event:` lines.  `done` turns true at
+    `response.completed`; `end_error` is what a stream that ends before that
+    amounts to.
+    """
+
+    def __init__(self, request_id: str | None) -> None:
+        self.request_id = request_id
+        self.done = False
+        self._stored: CodexError | None = None
+
+    def read(self, sse: ServerSentEvent) -> ResponseEvent | None:
+        if self.done or not sse.data or sse.data == "[DONE]":
+            return None
+        try:
+            obj = json.loads(sse.data)
+        except ValueError:
+            _log.debug("skipping SSE data that is not JSON: %.200r", sse.data)
+            return None
+        if not isinstance(obj, dict):
+            return None
+        kind = obj.get("type")
+        try:
+            return self._event(kind, obj)
+        except (ItemError, KeyError, TypeError, ValueError) as exc:
+            _log.debug("skipping malformed %s event: %s", kind, exc)
+            return None
+
+    def _event(self, kind: Any, obj: dict[str, Any]) -> ResponseEvent | None:
+        response = obj.get("response")
+        if kind == "response.output_text.delta":
+            return OutputTextDelta(str(obj["delta"]), obj.get("item_id"))
+        if kind == "response.output_item.done":
+            return OutputItemDone(item_from_json(obj["item"]))
+        if kind == "response.output_item.added":
+            return OutputItemAdded(item_from_json(obj["item"]))
+        if kind == "response.created" and isinstance(response, dict):
+            return Created(response.get("id"))
+        if kind == "response.custom_tool_call_input.delta":
+            call_id = obj.get("call_id")
+            return ToolCallInputDelta(obj.get("item_id") or call_id, call_id, str(obj["delta"]))
+        if kind == "response.reasoning_summary_text.delta":
+            return ReasoningSummaryDelta(str(obj["delta"]), int(obj["summary_index"]))
+        if kind == "response.reasoning_text.delta":
+            return ReasoningContentDelta(str(obj["delta"]), int(obj["content_index"]))
+        if kind == "response.reasoning_summary_part.added":
+            return ReasoningSummaryPartAdded(int(obj["summary_index"]))
+        if kind == "response.completed" and isinstance(response, dict):
+            self.done = True
+            end_turn = response.get("end_turn")
+            return Completed(
+                response.get("id"),
+                _usage(response.get("usage")),
+                end_turn if isinstance(end_turn, bool) else None,
+            )
+        if kind == "response.failed":
+            self._stored = _failed_error(response, self.request_id)
+        elif kind == "response.incomplete":
+            details = response.get("incomplete_details") if isinstance(response, dict) else None
+            reason = details.get("reason") if isinstance(details, dict) else None
+            self._stored = StreamError(
+                f"Incomplete response returned, reason: {reason or 'unknown'}",
+                request_id=self.request_id,
+            )
+        elif kind == "error":
+            _log.warning("server sent an error event: %.500s", json.dumps(obj))
+        return None
+
+    def end_error(self) -> CodexError:
+        return self._stored or StreamError(
+            "stream closed before response.completed", request_id=self.request_id
+        )
+
+
+# --- Body encoding ----------------------------------------------------------
+#
+# A request body is serialized once and compressed once, before the retry
+# loop; every attempt sends the same bytes object.  Items keep their encoded
+# JSON between turns, so turn N+1 only encodes what is new and joins bytes.
+
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+_transport_log = logging.getLogger("codex_lite.transport")
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _zstd_compress(data: bytes) -> bytes:
+    # Imported here: only compressed requests pay for loading zstd.
+    try:
+        from compression import zstd  # type: ignore[import-not-found]  # novermin
+
+        return typing.cast(bytes, zstd.compress(data, level=3))
+    except ImportError:
+        import zstandard
+
+        return zstandard.ZstdCompressor(level=3).compress(data)
+
+
+class EncodedBody:
+    """A request body ready to send on every attempt.
+
+    `json` is the compact UTF-8 JSON (kept after compression only when TRACE
+    logging is on), `data` the bytes on the wire, `headers` the content
+    headers that go with them.
+    """
+
+    __slots__ = ("_sha256", "data", "headers", "json")
+
+    def __init__(self, json_bytes: bytes, *, compress: bool = False) -> None:
+        self.headers = {"Content-Type": "application/json"}
+        self._sha256: str | None = None
+        if not compress:
+            self.json: bytes | None = json_bytes
+            self.data = json_bytes
+            return
+        started = time.perf_counter()
+        self.data = _zstd_compress(json_bytes)
+        self.headers["Content-Encoding"] = "zstd"
+        _transport_log.info(
+            "Compressed request body with zstd pre_compression_bytes=%d "
+            "post_compression_bytes=%d compression_duration_ms=%d",
+            len(json_bytes),
+            len(self.data),
+            (time.perf_counter() - started) * 1000,
+        )
+        self.json = json_bytes if _transport_log.isEnabledFor(TRACE) else None
+
+    @classmethod
+    def from_payload(cls, payload: Any, *, compress: bool = False) -> EncodedBody:
+        return cls(_dumps(payload), compress=compress)
+
+    def payload_sha256(self) -> str:
+        """Hex SHA-256 of `data`, computed once however many times it is signed."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.data).hexdigest()
+        return self._sha256
+
+    def __repr__(self) -> str:
+        return f"EncodedBody({len(self.data)} bytes, {self.headers})"
+
+
+def _join_request(head: Mapping[str, Any], items: Sequence[bytes], tail: Mapping[str, Any]) -> bytes:
+    """`_dumps({**head, "input": [...], **tail})`, with the items already encoded."""
+    parts = [_dumps(dict(head))[:-1] + b',"input":[' if head else b'{"input":[']
+    parts.append(b",".join(items))
+    parts.append(b"]" + (b"," + _dumps(dict(tail))[1:] if tail else b"}"))
+    return b"".join(parts)
+
+
+class _FragmentCache:
+    """Encoded request copies of items, kept while the items stay in the prompt."""
+
+    def __init__(self, to_request_json: Any) -> None:
+        self._to_json = to_request_json
+        self._cache: dict[int, tuple[ResponseItem, bytes]] = {}
+
+    def encode(self, items: Sequence[ResponseItem]) -> list[bytes]:
+        cache: dict[int, tuple[ResponseItem, bytes]] = {}
+        out = []
+        for item in items:
+            hit = self._cache.get(id(item))
+            fragment = hit[1] if hit is not None and hit[0] is item else None
+            if fragment is None:
+                fragment = _dumps(self._to_json(item))
+            cache[id(item)] = (item, fragment)
+            out.append(fragment)
+        self._cache = cache
+        return out
+
+
+# --- SigV4 ------------------------------------------------------------------
+#
+# AWS Signature Version 4 with the standard library, as named steps:
+# canonical request, string to sign, signing key, authorization header.
+# Amazon Bedrock Mantle signs the exact bytes sent, compressed or not.
+
+_SIGV4_UNSIGNED = frozenset(
+    {
+        "authorization",
+        "connection",
+        "expect",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "user-agent",
+        "x-amzn-trace-id",
+    }
+)
+_SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
+
+
+@dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def __repr__(self) -> str:
+        token = ", session_token=<hidden>" if self.session_token else ""
+        return f"AwsCredentials(access_key_id={self.access_key_id!r}, secret_access_key=<hidden>{token})"
+
+
+def _remove_dot_segments(path: str) -> str:
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment not in ("", "."):
+            out.append(segment)
+    joined = "/" + "/".join(out)
+    return joined + "/" if path.endswith("/") and out else joined
+
+
+def _sigv4_canonical_uri(path: str, *, normalize: bool = True) -> str:
+    # The path is already percent-encoded on the wire; every service but S3
+    # wants it encoded once more ("double encoding").
+    if normalize:
+        path = _remove_dot_segments(path)
+    return urllib.parse.quote(path or "/", safe="/~")
+
+
+def _sigv4_canonical_query(query: str) -> str:
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append(
+                (
+                    urllib.parse.quote(urllib.parse.unquote(key), safe="-_.~"),
+                    urllib.parse.quote(urllib.parse.unquote(value), safe="-_.~"),
+                )
+            )
+    return "&".join(f"{k}={v}" for k, v in sorted(pairs))
+
+
+def _sigv4_canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
+    """The canonical header block and the signed-header list."""
+    merged: dict[str, list[str]] = {}
+    for name, value in headers:
+        name = name.lower()
+        if name not in _SIGV4_UNSIGNED:
+            merged.setdefault(name, []).append(" ".join(value.split()))
+    names = sorted(merged)
+    block = "".join(f"{n}:{','.join(merged[n])}\n" for n in names)
+    return block, ";".join(names)
+
+
+def _sigv4_canonical_request(
+    method: str,
+    url: str,
+    headers: Iterable[tuple[str, str]],
+    payload_hash: str,
+    *,
+    normalize: bool = True,
+) -> tuple[str, str]:
+    """The canonical request and its signed-header list."""
+    parts = urllib.parse.urlsplit(url)
+    block, signed = _sigv4_canonical_headers(headers)
+    return (
+        "\n".join(
+            [
+                method.upper(),
+                _sigv4_canonical_uri(parts.path, normalize=normalize),
+                _sigv4_canonical_query(parts.query),
+                block,
+                signed,
+                payload_hash,
+            ]
+        ),
+        signed,
+    )
+
+
+def _sigv4_string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
+    digest = hashlib.sha256(canonical_request.encode()).hexdigest()
+    return f"{_SIGV4_ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
+
+
+def _sigv4_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+def _host_header(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+
+
+def sigv4_sign(
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    body: bytes,
+    *,
+    credentials: AwsCredentials,
+    region: str,
+    service: str,
+    now: datetime | None = None,
+    payload_hash: str | None = None,
+    normalize_path: bool = True,
+    sign_session_token: bool = True,
+    content_sha256_header: bool = False,
+) -> dict[str, str]:
+    """Sign a request; returns every header to send, `authorization` included.
+
+    `headers` may be a list of pairs so that repeated headers are signed.
+    Earlier `authorization`, `x-amz-date` and `x-amz-security-token` values
+    are replaced.  No `x-amz-content-sha256` header is added unless
+    `content_sha256_header` asks for it (Bedrock does not want one).
+    """
+    pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
+    replaced = {"authorization", "x-amz-date", "x-amz-security-token"}
+    pairs = [(n, v) for n, v in pairs if n.lower() not in replaced]
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    if not any(n.lower() == "host" for n, _ in pairs):
+        pairs.insert(0, ("host", _host_header(url)))
+    pairs.append(("x-amz-date", amz_date))
+    token = credentials.session_token
+    if token and sign_session_token:
+        pairs.append(("x-amz-security-token", token))
+    if payload_hash is None:
+        given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
+        payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
+    if content_sha256_header and not any(n.lower() == "x-amz-content-sha256" for n, _ in pairs):
+        pairs.append(("x-amz-content-sha256", payload_hash))
+    canonical, signed = _sigv4_canonical_request(
+        method, url, pairs, payload_hash, normalize=normalize_path
+    )
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    key = _sigv4_signing_key(credentials.secret_access_key, amz_date[:8], region, service)
+    string_to_sign = _sigv4_string_to_sign(amz_date, scope, canonical)
+    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        out[name] = f"{out[name]},{value}" if name in out else value
+    if token and not sign_session_token:
+        out["x-amz-security-token"] = token
+    out["authorization"] = (
+        f"{_SIGV4_ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}"
+    )
+    return out
+
+
+# --- Auth -------------------------------------------------------------------
+#
+# An `AuthProvider` adds what a request needs to be accepted.  It runs inside
+# the retry loop on the final request, so a signature always covers the exact
+# bytes and a fresh timestamp.
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """One request as it goes on the wire: what `--dry-run` prints."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+    def __repr__(self) -> str:
+        return (
+            f"PreparedRequest({self.method} {_redact_url(self.url)}, "
+            f"headers={_redact_headers(self.headers)}, body={len(self.body)} bytes)"
+        )
+
+
+_SECRET_HEADER = re.compile(r"authorization|api-key|token|secret|cookie|signature|account-id", re.IGNORECASE)
+_SECRET_QUERY = re.compile(r"key|token|sig|secret|credential|password", re.IGNORECASE)
+
+
+def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers safe to print: secret values hidden, the auth scheme kept."""
+    out = {}
+    for name, value in headers.items():
+        if _SECRET_HEADER.search(name):
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            value = f"{scheme} <redacted>" if scheme else "<redacted>"
+        out[name] = value
+    return out
+
+
+def _redact_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = "&".join(f"{k}={'<redacted>' if _SECRET_QUERY.search(k) else v}" for k, v in pairs)
+    return urllib.parse.urlunsplit(parts._replace(query=query))
+
+
+class AuthProvider:
+    """Adds credentials to requests.  The base class sends none.
+
+    `kind` says what the credentials are: "none", "api_key", "chatgpt",
+    "bedrock_bearer" or "sigv4".
+    """
+
+    kind: str = "none"
+
+    def add_auth_headers(self, headers: dict[str, str]) -> None:
+        """Add the body-independent auth headers."""
+
+    def apply_auth(self, request: PreparedRequest) -> PreparedRequest:
+        """The request to send; by default the same with the auth headers added."""
+        headers = dict(request.headers)
+        self.add_auth_headers(headers)
+        return dataclasses.replace(request, headers=headers)
+
+    def reload(self) -> bool:
+        """After a 401: look for fresher credentials; True if found."""
+        return False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kind={self.kind!r})"
+
+
+class BearerAuth(AuthProvider):
+    """`Authorization: Bearer <token>`, plus `ChatGPT-Account-ID` when known."""
+
+    def __init__(self, token: str, *, account_id: str | None = None, kind: str = "api_key"):
+        self._token = token
+        self._account_id = account_id
+        self.kind = kind
+
+    def add_auth_headers(self, headers: dict[str, str]) -> None:
+        headers["Authorization"] = f"Bearer {self._token}"
+        if self._account_id:
+            headers["ChatGPT-Account-ID"] = self._account_id
+
+
+class ChatGptAuth(BearerAuth):
+    """A ChatGPT login from `$CODEX_HOME/auth.json`.
+
+    Codex refreshes the token in that file; after a 401 the file is read
+    again, since another process may have refreshed it meanwhile.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        token, account_id = _chatgpt_tokens(_read_auth_json(path), path)
+        super().__init__(token, account_id=account_id, kind="chatgpt")
+
+    def reload(self) -> bool:
+        try:
+            token, account_id = _chatgpt_tokens(_read_auth_json(self.path), self.path)
+        except (AuthError, OSError):
+            return False
+        fresh = token != self._token
+        self._token, self._account_id = token, account_id
+        return fresh
+
+
+def _read_auth_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise AuthError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AuthError(f"{path} must hold a JSON object")
+    return data
+
+
+def _chatgpt_tokens(data: Mapping[str, Any], path: Path) -> tuple[str, str | None]:
+    tokens = data.get("tokens")
+    access = tokens.get("access_token") if isinstance(tokens, dict) else None
+    if not isinstance(access, str) or not access.strip():
+        raise AuthError(f'{path} has no "tokens.access_token"')
+    account = tokens.get("account_id") if isinstance(tokens, dict) else None
+    return access.strip(), account.strip() if isinstance(account, str) and account.strip() else None
+
+
+class BedrockBearerAuth(BearerAuth):
+    """An Amazon Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`); it names its region."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token, kind="bedrock_bearer")
+        self.region = bedrock_token_region(token)
+
+
+def bedrock_token_region(token: str) -> str:
+    """The region an Amazon Bedrock API key was made for.
+
+    The key is `bedrock-api-key-` and a base64 presigned URL; the region is
+    the third part of its `X-Amz-Credential`.
+    """
+
+    def invalid(reason: str) -> AuthError:
+        return AuthError(f"Amazon Bedrock bearer token is invalid: {reason}")
+
+    body = token.strip().removeprefix("bedrock-api-key-").split("&Version=", 1)[0]
+    try:
+        url = base64.b64decode(body + "=" * (-len(body) % 4), validate=True).decode()
+    except (binascii.Error, ValueError):
+        raise invalid("not base64 after the bedrock-api-key- prefix") from None
+    if "://" not in url:
+        url = "https://" + url
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    credential = query.get("X-Amz-Credential")
+    if not credential:
+        raise invalid("missing X-Amz-Credential")
+    parts = credential[0].split("/")
+    if len(parts) < 3 or not parts[2]:
+        raise invalid("X-Amz-Credential has no region")
+    return parts[2]
+
+
+class SigV4Auth(AuthProvider):
+    """AWS SigV4 over the exact method, URL, headers and body bytes sent.
+
+    Credentials come from `credentials`, a callable asked again when the
+    ones it gave expire (a `credential_process` or botocore may rotate them).
+    """
+
+    kind = "sigv4"
+
+    def __init__(
+        self,
+        credentials: Any,
+        *,
+        region: str,
+        service: str = "bedrock-mantle",
+    ) -> None:
+        self._resolve = credentials
+        self._credentials: AwsCredentials | None = None
+        self._expires: float | None = None
+        self.region = region
+        self.service = service
+        self._hashed: tuple[bytes, str] | None = None
+
+    def _current(self) -> AwsCredentials:
+        if self._credentials is None or (
+            self._expires is not None and time.time() > self._expires - 60
+        ):
+            self._credentials, self._expires = self._resolve()
+        return self._credentials
+
+    def apply_auth(self, request: PreparedRequest) -> PreparedRequest:
+        # The same bytes object comes back on every attempt: hash it once.
+        if self._hashed is None or self._hashed[0] is not request.body:
+            self._hashed = (request.body, hashlib.sha256(request.body).hexdigest())
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "session_id"}
+        signed = sigv4_sign(
+            request.method,
+            request.url,
+            headers,
+            request.body,
+            credentials=self._current(),
+            region=self.region,
+            service=self.service,
+            payload_hash=self._hashed[1],
+        )
+        return dataclasses.replace(request, headers=signed)
+
+
+def _aws_files(environ: Mapping[str, str]) -> tuple[Path, Path]:
+    aws = Path.home() / ".aws"
+    credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(aws / "credentials")
+    config = environ.get("AWS_CONFIG_FILE") or str(aws / "config")
+    return Path(credentials).expanduser(), Path(config).expanduser()
+
+
+def _aws_profile_section(path: Path, section: str) -> dict[str, str]:
+    import configparser
+
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as exc:
+        raise AuthError(f"{path}: cannot parse: {exc}") from None
+    return dict(parser[section]) if parser.has_section(section) else {}
+
+
+def _aws_profile(profile: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The profile's settings: the credentials file over the config file."""
+    credentials_file, config_file = _aws_files(environ)
+    section = "default" if profile == "default" else f"profile {profile}"
+    merged = _aws_profile_section(config_file, section)
+    merged.update(_aws_profile_section(credentials_file, profile))
+    return merged
+
+
+def _credential_process(command: str, profile: str) -> tuple[AwsCredentials, float | None]:
+    import shlex
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            shlex.split(command), capture_output=True, text=True, timeout=60, check=True
+        )
+        data = json.loads(done.stdout)
+        creds = AwsCredentials(
+            data["AccessKeyId"], data["SecretAccessKey"], data.get("SessionToken")
+        )
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError) as exc:
+        raise AuthError(
+            f"credential_process of AWS profile {profile!r} failed: {type(exc).__name__}"
+        ) from None
+    expires = None
+    if isinstance(data.get("Expiration"), str):
+        expires = datetime.fromisoformat(data["Expiration"]).timestamp()
+    return creds, expires
+
+
+def aws_credentials_resolver(
+    profile: str | None = None, environ: Mapping[str, str] | None = None
+) -> Any:
+    """A callable giving `(AwsCredentials, expiry or None)` from the usual places.
+
+    In order: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`;
+    the shared credentials and config files for the profile (with
+    `credential_process`); then, only if botocore is installed, its chain.
+    """
+    env = os.environ if environ is None else environ
+
+    def resolve() -> tuple[AwsCredentials, float | None]:
+        key, secret = env.get("AWS_ACCESS_KEY_ID", "").strip(), env.get(
+            "AWS_SECRET_ACCESS_KEY", ""
+        ).strip()
+        if key and secret:
+            return AwsCredentials(key, secret, env.get("AWS_SESSION_TOKEN", "").strip() or None), None
+        name = profile or env.get("AWS_PROFILE", "").strip() or "default"
+        settings = _aws_profile(name, env)
+        if settings.get("aws_access_key_id") and settings.get("aws_secret_access_key"):
+            token = settings.get("aws_session_token") or None
+            return AwsCredentials(
+                settings["aws_access_key_id"], settings["aws_secret_access_key"], token
+            ), None
+        if settings.get("credential_process"):
+            return _credential_process(settings["credential_process"], name)
+        try:
+            botocore_session = importlib.import_module("botocore.session")
+        except ImportError:
+            raise AuthError(
+                f"no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                f"or configure AWS profile {name!r}"
+            ) from None
+        found = botocore_session.Session(profile=name).get_credentials()
+        if found is None:
+            raise AuthError(f"no AWS credentials found for profile {name!r}")
+        frozen = found.get_frozen_credentials()
+        return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token), None
+
+    return resolve
+
+
+# --- Providers --------------------------------------------------------------
+#
+# `ProviderInfo` is a `[model_providers.<id>]` table as written;
+# `ModelProvider` is what it means at run time: URLs, headers, retry
+# settings and the auth to use.
+
+_RETRY_CAP = 100
+_AZURE_MARKERS = (
+    "openai.azure.",
+    "cognitiveservices.azure.",
+    "aoai.azure.",
+    "azure-api.",
+    "azurefd.",
+    "windows.net/openai",
+)
+BEDROCK_MANTLE_REGIONS = (
+    "us-east-2",
+    "us-east-1",
+    "us-west-2",
+    "ap-southeast-3",
+    "ap-south-1",
+    "ap-northeast-1",
+    "eu-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-south-1",
+    "eu-north-1",
+    "sa-east-1",
+)
+_CHATGPT_BASE_URL = "https://chatgpt.com/backend-api/codex"
+_OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwsAuthInfo:
+    profile: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderInfo:
+    """One model provider as configured (`[model_providers.<id>]`)."""
+
+    name: str = ""
+    base_url: str | None = None
+    env_key: str | None = None
+    env_key_instructions: str | None = None
+    experimental_bearer_token: str | None = field(default=None, repr=False)
+    aws: AwsAuthInfo | None = None
+    wire_api: str = "responses"
+    query_params: dict[str, str] | None = None
+    http_headers: dict[str, str] | None = None
+    env_http_headers: dict[str, str] | None = None
+    request_max_retries: int | None = None
+    stream_max_retries: int | None = None
+    stream_idle_timeout_ms: int | None = None
+    requires_openai_auth: bool = False
+    supports_websockets: bool = False
+    responses_lite: bool = False
+
+    @classmethod
+    def from_toml(cls, table: Mapping[str, Any], *, where: str = "model_provider") -> ProviderInfo:
+        """Validate a provider table; errors name the key at fault."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "aws" or f.name not in table:
+                continue
+            kind = {bool: bool, int: int}.get(type(f.default), str)
+            if f.name.endswith(("_params", "_headers")):
+                kind = dict
+            values[f.name] = _typed(table, f.name, kind, where)
+        for name in ("query_params", "http_headers", "env_http_headers"):
+            for key, value in (values.get(name) or {}).items():
+                if not isinstance(value, str):
+                    raise ConfigError(f"{where}.{name}.{key} must be a string")
+                if name == "http_headers" and ("\r" in value or "\n" in value):
+                    raise ConfigError(f"{where}.{name}.{key} must not contain CR or LF")
+        if values.get("wire_api", "responses") != "responses":
+            if values["wire_api"] == "chat":
+                raise ConfigError(
+                    f'{where}.wire_api: `wire_api = "chat"` is no longer supported.\n'
+                    'How to fix: set `wire_api = "responses"` in your provider config.'
+                )
+            raise ConfigError(f'{where}.wire_api must be "responses"')
+        if "aws" in table:
+            aws = _typed(table, "aws", dict, where)
+            values["aws"] = AwsAuthInfo(
+                profile=_typed(aws, "profile", str, f"{where}.aws"),
+                region=_typed(aws, "region", str, f"{where}.aws"),
+            )
+            clashes = [
+                k
+                for k in ("env_key", "experimental_bearer_token", "auth", "requires_openai_auth")
+                if table.get(k) not in (None, False)
+            ]
+            if values.get("supports_websockets"):
+                clashes.append("supports_websockets")
+            if clashes:
+                raise ConfigError(f"{where}: provider aws cannot be combined with {', '.join(clashes)}")
+        return cls(**values)
+
+
+def _typed(table: Mapping[str, Any], key: str, kind: type[Any], where: str) -> Any:
+    """`table[key]` if it has the expected TOML type; None when absent."""
+    value = table.get(key)
+    if value is None:
+        return None
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        names = {str: "a string", int: "an integer", bool: "true or false", dict: "a table"}
+        expected = names.get(kind, "a number")
+        raise ConfigError(f"{where}.{key} must be {expected}, not {type(value).__name__}")
+    return value
+
+
+def built_in_providers(environ: Mapping[str, str] | None = None) -> dict[str, ProviderInfo]:
+    env = os.environ if environ is None else environ
+    oss_port = env.get("CODEX_OSS_PORT", "").strip()
+
+    def oss(port: int) -> ProviderInfo:
+        base = env.get("CODEX_OSS_BASE_URL", "").strip()
+        return ProviderInfo(name="gpt-oss", base_url=base or f"http://localhost:{oss_port or port}/v1")
+
+    return {
+        "openai": ProviderInfo(
+            name="OpenAI",
+            base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
+            http_headers={"version": __version__},
+            env_http_headers={
+                "OpenAI-Organization": "OPENAI_ORGANIZATION",
+                "OpenAI-Project": "OPENAI_PROJECT",
+            },
+            requires_openai_auth=True,
+            supports_websockets=True,
+        ),
+        "amazon-bedrock": ProviderInfo(name="Amazon Bedrock", aws=AwsAuthInfo()),
+        "ollama": oss(11434),
+        "lmstudio": oss(1234),
+    }
+
+
+class ModelProvider:
+    """A configured provider at run time.
+
+    `environ` and `home` (the Codex home, for auth.json) default to the
+    process environment and `codex_home()`.
+    """
+
+    def __init__(
+        self,
+        provider_id: str,
+        info: ProviderInfo,
+        *,
+        environ: Mapping[str, str] | None = None,
+        home: Path | None = None,
+    ) -> None:
+        self.id = provider_id
+        self.info = info
+        self.environ = os.environ if environ is None else environ
+        self.home = home if home is not None else codex_home()
+
+    def __repr__(self) -> str:
+        return f"ModelProvider({self.id!r}, name={self.info.name!r})"
+
+    @property
+    def is_openai(self) -> bool:
+        return self.info.name == "OpenAI"
+
+    @property
+    def is_amazon_bedrock(self) -> bool:
+        return self.info.name == "Amazon Bedrock"
+
+    @property
+    def is_azure(self) -> bool:
+        if self.info.name.lower() == "azure":
+            return True
+        base = (self.info.base_url or "").lower()
+        return any(marker in base for marker in _AZURE_MARKERS)
+
+    def retry_policy(self) -> RetryPolicy:
+        info = self.info
+        policy = RetryPolicy()
+        return dataclasses.replace(
+            policy,
+            request_max_retries=min(_pick(info.request_max_retries, policy.request_max_retries), _RETRY_CAP),
+            stream_max_retries=min(_pick(info.stream_max_retries, policy.stream_max_retries), _RETRY_CAP),
+            stream_idle_timeout=_pick(info.stream_idle_timeout_ms, 300_000) / 1000,
+        )
+
+    def _env(self, name: str) -> str | None:
+        return self.environ.get(name, "").strip() or None
+
+    def headers(self) -> dict[str, str]:
+        """The provider's static headers and those taken from the environment."""
+        headers = dict(self.info.http_headers or {})
+        for header, var in (self.info.env_http_headers or {}).items():
+            value = self._env(var)
+            if value and "\r" not in value and "\n" not in value:
+                headers[header] = value
+        return headers
+
+    def auth(self) -> AuthProvider:
+        """The credentials for the next request (wire-spec §6 and §7 order)."""
+        info = self.info
+        if info.env_key:
+            token = self._env(info.env_key)
+            if token is None:
+                hint = f" {info.env_key_instructions}" if info.env_key_instructions else ""
+                raise AuthError(f"environment variable {info.env_key} is not set.{hint}")
+            return BearerAuth(token)
+        if info.experimental_bearer_token and info.experimental_bearer_token.strip():
+            return BearerAuth(info.experimental_bearer_token.strip())
+        if self.is_amazon_bedrock:
+            return self._bedrock_auth()
+        if not info.requires_openai_auth:
+            return AuthProvider()
+        for var in ("CODEX_API_KEY", "OPENAI_API_KEY"):
+            if key := self._env(var):
+                return BearerAuth(key)
+        path = self.home / "auth.json"
+        if not path.exists():
+            raise AuthError(
+                f"no OpenAI credentials: set OPENAI_API_KEY (or CODEX_API_KEY), "
+                f"or log in with Codex to create {path}"
+            )
+        data = _read_auth_json(path)
+        api_key = data.get("OPENAI_API_KEY")
+        if isinstance(api_key, str) and api_key.strip() and (
+            data.get("auth_mode") in ("apikey", "api_key") or not data.get("tokens")
+        ):
+            return BearerAuth(api_key.strip())
+        return ChatGptAuth(path)
+
+    def _bedrock_auth(self) -> AuthProvider:
+        if token := self._env("AWS_BEARER_TOKEN_BEDROCK"):
+            return BedrockBearerAuth(token)
+        aws = self.info.aws or AwsAuthInfo()
+        return SigV4Auth(
+            aws_credentials_resolver(aws.profile, self.environ), region=self._aws_region()
+        )
+
+    def _aws_region(self) -> str:
+        aws = self.info.aws or AwsAuthInfo()
+        if aws.region and aws.region.strip():
+            return aws.region.strip()
+        for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+            if region := self._env(var):
+                return region
+        profile = aws.profile or self._env("AWS_PROFILE") or "default"
+        return _aws_profile(profile, self.environ).get("region", "").strip() or "us-east-1"
+
+    def base_url(self, auth: AuthProvider) -> str:
+        if self.info.base_url:
+            return self.info.base_url
+        if self.is_openai:
+            return _CHATGPT_BASE_URL if auth.kind == "chatgpt" else _OPENAI_BASE_URL
+        if self.is_amazon_bedrock:
+            region = getattr(auth, "region", None) or self._aws_region()
+            if region not in BEDROCK_MANTLE_REGIONS:
+                raise ConfigError(f"Amazon Bedrock Mantle does not support region `{region}`")
+            return f"https://bedrock-mantle.{region}.api.aws/openai/v1"
+        raise ConfigError(f"model provider {self.id!r} has no base_url")
+
+    def url_for_path(self, path: str, auth: AuthProvider) -> str:
+        url = f"{self.base_url(auth).rstrip('/')}/{path.lstrip('/')}"
+        if self.info.query_params:
+            url += "?" + "&".join(f"{k}={v}" for k, v in self.info.query_params.items())
+        return url
+
+
+def _pick(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+# --- Client and turn --------------------------------------------------------
+#
+# A `Client` is one thread of conversation with one provider; a `Turn` is one
+# user turn, holding the sticky routing token.  `Turn.stream` builds the body
+# once, then runs the blocking retry loop: auth is applied on every attempt,
+# the bytes never change.
+
+_DEFAULT_FEATURES: dict[str, bool] = {"item_ids": False, "enable_request_compression": True}
+_SERVICE_TIERS = {"fast": "priority", "priority": "priority", "flex": "flex"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How hard to try.  Delays are in seconds.
+
+    Requests are retried on 5xx, 408 and transport errors, with `base_delay`
+    doubling and ±10% jitter; 409 and 429 only when the server says when.
+    A stream that breaks is sent again up to `stream_max_retries` times.
+    """
+
+    request_max_retries: int = 4
+    stream_max_retries: int = 5
+    base_delay: float = 0.2
+    max_retry_after: float = 120.0
+    connect_timeout: float = 15.0
+    stream_idle_timeout: float = 300.0
+
+    def backoff(self, attempt: int) -> float:
+        """The delay before retry number `attempt` (1 for the first retry)."""
+        jitter = 0.9 + secrets.randbelow(20_001) / 100_000
+        return float(self.base_delay * 2 ** (attempt - 1) * jitter)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prompt:
+    """What one request asks: input items and the settings that go with them.
+
+    `tools` is the raw JSON list of tool definitions.  Settings left None
+    fall back to the client's.
+    """
+
+    input: Sequence[ResponseItem]
+    instructions: str = ""
+    tools: list[Any] | None = None
+    parallel_tool_calls: bool = False
+    reasoning_effort: str | None = None
+    reasoning_summary: str | None = None
+    verbosity: str | None = None
+    output_schema: dict[str, Any] | None = None
+    service_tier: str | None = None
+
+
+def resolve_installation_id(home: Path | None = None) -> str:
+    """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) if missing or corrupt."""
+    import uuid
+
+    home = home if home is not None else codex_home()
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "installation_id"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            pass  # no advisory locks here (Windows, Termux): go on without
+        if os.fstat(fd).st_mode & 0o777 != 0o644:
+            os.fchmod(fd, 0o644)
+        text = os.pread(fd, 128, 0).decode("utf-8", "replace").strip()
+        try:
+            return str(uuid.UUID(text))
+        except ValueError:
+            fresh = str(uuid.uuid4())
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, fresh.encode(), 0)
+            os.fsync(fd)
+            return fresh
+    finally:
+        os.close(fd)
+
+
+def _user_agent(originator: str) -> str:
+    import platform
+
+    terminal = os.environ.get("TERM_PROGRAM") or os.environ.get("TERM") or "unknown"
+    agent = (
+        f"{originator}/{__version__} ({platform.system()} {platform.release()}; "
+        f"{platform.machine() or 'unknown'}) {terminal}"
+    )
+    return "".join(c if " " <= c <= "~" else "_" for c in agent)
+
+
+class Client:
+    """One conversation thread with one provider; use one per thread of execution.
+
+    `thread_id` and `session_id` are UUIDv7 strings; a root thread's session
+    id is its thread id, a sub-agent (`subagent`) shares its root's.
+    """
+
+    def __init__(
+        self,
+        provider: ModelProvider,
+        *,
+        model: str,
+        auth: AuthProvider | None = None,
+        thread_id: str | None = None,
+        session_id: str | None = None,
+        installation_id: str | None = None,
+        features: Mapping[str, bool] | None = None,
+        originator: str | None = None,
+        subagent: str | None = None,
+        parent_thread_id: str | None = None,
+        reasoning_effort: str | None = None,
+        reasoning_summary: str | None = None,
+        verbosity: str | None = None,
+        service_tier: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        http: requests.Session | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self._auth = auth
+        self.thread_id = thread_id or _uuid7()
+        self.session_id = session_id or self.thread_id
+        self._installation_id = installation_id
+        self.features = {**_DEFAULT_FEATURES, **(features or {})}
+        self.originator = (
+            originator or os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
+        )
+        self.subagent = subagent
+        self.parent_thread_id = parent_thread_id
+        self.reasoning_effort = reasoning_effort
+        self.reasoning_summary = reasoning_summary
+        self.verbosity = verbosity
+        self.service_tier = service_tier
+        self.retry_policy = retry_policy or provider.retry_policy()
+        self.window_number = 0
+        self.http = http or requests.Session()
+        self._fragments = _FragmentCache(self._request_item_json)
+
+    def __repr__(self) -> str:
+        return f"Client({self.provider!r}, model={self.model!r}, thread_id={self.thread_id!r})"
+
+    @property
+    def auth(self) -> AuthProvider:
+        """The provider's credentials, resolved on first use."""
+        if self._auth is None:
+            self._auth = self.provider.auth()
+        return self._auth
+
+    @property
+    def installation_id(self) -> str:
+        if self._installation_id is None:
+            self._installation_id = resolve_installation_id(self.provider.home)
+        return self._installation_id
+
+    def new_turn(self, turn_id: str | None = None) -> Turn:
+        return Turn(self, turn_id or _uuid7())
+
+    def subagent_client(self, label: str) -> Client:
+        """A client for a sub-agent: same session, its own thread."""
+        return Client(
+            self.provider,
+            model=self.model,
+            auth=self._auth,
+            session_id=self.session_id,
+            installation_id=self._installation_id,
+            features=self.features,
+            originator=self.originator,
+            subagent=label,
+            parent_thread_id=self.thread_id,
+            reasoning_effort=self.reasoning_effort,
+            reasoning_summary=self.reasoning_summary,
+            verbosity=self.verbosity,
+            retry_policy=self.retry_policy,
+            http=self.http,
+        )
+
+    def _request_item_json(self, item: ResponseItem) -> dict[str, Any]:
+        """The copy of an item a request carries (wire-spec §2, §12)."""
+        obj = item_to_json(item)
+        item_id = obj.get("id")
+        if isinstance(item_id, str) and not _is_prefixed_id(item_id):
+            obj = {k: v for k, v in obj.items() if k != "id"}
+        if not self.provider.is_openai and (
+            _METADATA_KEY in obj or "encrypted_function_args" in obj
+        ):
+            obj = {
+                k: v
+                for k, v in obj.items()
+                if k not in (_METADATA_KEY, "encrypted_function_args")
+            }
+        return obj
+
+    @property
+    def window_id(self) -> str:
+        return f"{self.thread_id}:{self.window_number}"
+
+
+class Turn:
+    """One user turn.  The first `x-codex-turn-state` a response carries is
+    sent back on every later request of the turn; a new turn starts without."""
+
+    def __init__(self, client: Client, turn_id: str) -> None:
+        self.client = client
+        self.turn_id = turn_id
+        self.turn_state: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Turn(turn_id={self.turn_id!r}, thread_id={self.client.thread_id!r})"
+
+    # Building the request -------------------------------------------------
+
+    def _body(self, prompt: Prompt) -> tuple[dict[str, Any], list[bytes], dict[str, Any]]:
+        """The request body as head fields, encoded input items, tail fields (§11)."""
+        client, provider = self.client, self.client.provider
+        lite = provider.info.responses_lite
+        effort = prompt.reasoning_effort or client.reasoning_effort
+        summary = prompt.reasoning_summary or client.reasoning_summary
+        reasoning: dict[str, Any] = {}
+        if effort:
+            reasoning["effort"] = effort
+        if summary and summary != "none":
+            reasoning["summary"] = summary
+        if lite:
+            reasoning["context"] = "all_turns"
+        head: dict[str, Any] = {"model": client.model}
+        if prompt.instructions and not lite:
+            head["instructions"] = prompt.instructions
+        fragments = client._fragments.encode(prompt.input)
+        if lite:
+            fragments = self._lite_items(prompt) + fragments
+        tail: dict[str, Any] = {}
+        if prompt.tools is not None and not lite:
+            tail["tools"] = prompt.tools
+        tail["tool_choice"] = "auto"
+        tail["parallel_tool_calls"] = prompt.parallel_tool_calls and not lite
+        tail["reasoning"] = reasoning or None
+        tail["store"] = provider.is_azure
+        tail["stream"] = True
+        tail["include"] = ["reasoning.encrypted_content"]
+        tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
+        if tier and not provider.is_amazon_bedrock:
+            tail["service_tier"] = tier
+        tail["prompt_cache_key"] = client.session_id
+        text: dict[str, Any] = {}
+        if verbosity := prompt.verbosity or client.verbosity:
+            text["verbosity"] = verbosity
+        if prompt.output_schema is not None:
+            text["format"] = {
+                "type": "json_schema",
+                "strict": True,
+                "schema": prompt.output_schema,
+                "name": "codex_output_schema",
+            }
+        if text:
+            tail["text"] = text
+        if provider.is_openai:
+            tail["client_metadata"] = self._client_metadata()
+        return head, fragments, tail
+
+    def _lite_items(self, prompt: Prompt) -> list[bytes]:
+        """Responses Lite: tools and instructions as leading items with stable ids."""
+        import uuid
+
+        namespace = uuid.uuid5(uuid.NAMESPACE_OID, self.client.thread_id)
+        items = []
+        if prompt.tools is not None:
+            tools_json = json.dumps(prompt.tools, separators=(",", ":"), ensure_ascii=False)
+            items.append(
+                {
+                    "type": "additional_tools",
+                    "id": f"at_{uuid.uuid5(namespace, tools_json)}",
+                    "role": "developer",
+                    "tools": prompt.tools,
+                }
+            )
+        if prompt.instructions:
+            items.append(
+                {
+                    "type": "message",
+                    "id": f"msg_{uuid.uuid5(namespace, prompt.instructions)}",
+                    "role": "developer",
+                    "content": [{"type": "input_text", "text": prompt.instructions}],
+                }
+            )
+        return [_dumps(item) for item in items]
+
+    def _client_metadata(self) -> dict[str, str]:
+        client = self.client
+        metadata = {
+            "x-codex-installation-id": client.installation_id,
+            "session_id": client.session_id,
+            "thread_id": client.thread_id,
+            "x-codex-window-id": client.window_id,
+            "turn_id": self.turn_id,
+        }
+        if client.subagent:
+            metadata["x-openai-subagent"] = client.subagent
+        if client.parent_thread_id:
+            metadata["x-codex-parent-thread-id"] = client.parent_thread_id
+        return metadata
+
+    def _headers(self, body: EncodedBody) -> dict[str, str]:
+        client, provider = self.client, self.client.provider
+        headers = {"Accept": "text/event-stream", **body.headers, **provider.headers()}
+        headers["originator"] = client.originator
+        headers["User-Agent"] = _user_agent(client.originator)
+        headers["x-client-request-id"] = client.thread_id
+        headers["session-id"] = client.session_id
+        headers["thread-id"] = client.thread_id
+        headers["x-codex-window-id"] = client.window_id
+        if client.subagent:
+            headers["x-openai-subagent"] = client.subagent
+        if client.parent_thread_id:
+            headers["x-codex-parent-thread-id"] = client.parent_thread_id
+        if provider.info.responses_lite:
+            headers["x-openai-internal-codex-responses-lite"] = "true"
+        if provider.is_openai and client.auth.kind == "chatgpt":
+            tier = _SERVICE_TIERS.get(client.service_tier or "")
+            headers["x-codex-routing-hint"] = f"model={client.model}" + (
+                f";tier={tier}" if tier else ""
+            )
+        return headers
+
+    def _build(self, prompt: Prompt) -> tuple[PreparedRequest, bytes | None]:
+        """The request without auth or turn state, what every attempt starts from,
+        and its JSON before compression when that is kept (TRACE logging)."""
+        client = self.client
+        compress = (
+            client.features.get("enable_request_compression", False)
+            and client.auth.kind == "chatgpt"
+            and client.provider.is_openai
+        )
+        head, fragments, tail = self._body(prompt)
+        json_bytes = _join_request(head, fragments, tail)
+        body = EncodedBody(json_bytes, compress=compress)
+        url = client.provider.url_for_path("responses", client.auth)
+        level = logging.WARNING if len(json_bytes) >= 8 << 20 else logging.INFO
+        _log.log(
+            level,
+            "Responses request prepared input_items=%d body_bytes=%d",
+            len(fragments),
+            len(json_bytes),
+        )
+        if _transport_log.isEnabledFor(TRACE):
+            _transport_log.log(TRACE, "POST to %s: %s", _redact_url(url), json_bytes.decode())
+        return PreparedRequest("POST", url, self._headers(body), body.data), body.json
+
+    def _attempt(self, request: PreparedRequest) -> PreparedRequest:
+        if self.turn_state is not None:
+            request = dataclasses.replace(
+                request, headers={**request.headers, "x-codex-turn-state": self.turn_state}
+            )
+        return self.client.auth.apply_auth(request)
+
+    def prepare(self, prompt: Prompt) -> PreparedRequest:
+        """The request the next attempt would send, auth applied."""
+        return self._attempt(self._build(prompt)[0])
+
+    # Sending ---------------------------------------------------------------
+
+    def _capture_turn_state(self, response: requests.Response) -> None:
+        value = response.headers.get("x-codex-turn-state")
+        if value and self.turn_state is None:
+            self.turn_state = value
+
+    def _send(self, request: PreparedRequest) -> requests.Response:
+        """POST with retries until a 2xx arrives; raise a typed error otherwise."""
+        client, policy = self.client, self.client.retry_policy
+        retried_auth = False
+        attempt = 0
+        while True:
+            signed = self._attempt(request)
+            error: CodexError
+            try:
+                response = client.http.post(
+                    signed.url,
+                    data=signed.body,
+                    headers=signed.headers,
+                    stream=True,
+                    timeout=(policy.connect_timeout, policy.stream_idle_timeout),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                error = StreamError(f"request failed: {_describe(exc)}")
+                delay = policy.backoff(attempt + 1)
+            else:
+                self._capture_turn_state(response)
+                if response.status_code < 300:
+                    return response
+                error = _http_error(response)
+                response.close()
+                if response.status_code == 401 and not retried_auth and client.auth.reload():
+                    retried_auth = True
+                    continue
+                decision = _retry_decision(response, error, attempt + 1, policy)
+                if decision is None:
+                    raise error
+                delay = decision
+            if attempt >= policy.request_max_retries:
+                raise RetryLimitExceeded(
+                    f"request failed after {attempt + 1} attempts", error
+                ) from error
+            attempt += 1
+            _log.info(
+                "retrying request (%d/%d) in %.2fs: %s",
+                attempt,
+                policy.request_max_retries,
+                delay,
+                error,
+            )
+            time.sleep(delay)
+
+    def stream(self, prompt: Prompt) -> Iterator[ResponseEvent]:
+        """Send the prompt and yield events until `Completed`.
+
+        A stream that breaks is sent again (same bytes); a `StreamRetry`
+        event comes first, so a consumer can drop what it had so far.
+        """
+        request = self._build(prompt)[0]
+        policy = self.client.retry_policy
+        retries = 0
+        while True:
+            response = self._send(request)
+            try:
+                yield from _read_stream(response)
+                return
+            except StreamError as error:
+                if retries >= policy.stream_max_retries:
+                    raise
+                retries += 1
+                delay = error.delay if error.delay is not None else policy.backoff(retries)
+                yield StreamRetry(retries, policy.stream_max_retries, delay, error)
+                time.sleep(delay)
+            finally:
+                response.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for a transport error, without URLs or headers."""
+    for kind, text in (
+        (requests.ConnectTimeout, "connect timeout"),
+        (requests.ReadTimeout, "read timeout"),
+        (requests.exceptions.SSLError, "TLS error"),
+        (requests.ConnectionError, "connection error"),
+    ):
+        if isinstance(exc, kind):
+            cause = exc.args[0] if exc.args else None
+            reason = getattr(cause, "reason", None)
+            return f"{text} ({type(reason).__name__})" if reason is not None else text
+    return type(exc).__name__
+
+
+def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The decoded body as it arrives (not waiting for full reads)."""
+    raw = response.raw
+    while chunk := raw.read1(65536):
+        yield chunk
+
+
+def _read_stream(response: requests.Response) -> Iterator[ResponseEvent]:
+    """Header events, then the body's events until `Completed` (wire-spec §13)."""
+    reader = _ResponsesReader(response.headers.get("x-request-id"))
+    yield from _events_from_headers(response.headers)
+    decoder = SSEDecoder()
+    try:
+        for chunk in _body_chunks(response):
+            for sse in decoder.feed(chunk):
+                event = reader.read(sse)
+                if event is not None:
+                    yield event
+                    if reader.done:
+                        return
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+        raise StreamError("idle timeout waiting for SSE", request_id=reader.request_id) from None
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+        raise StreamError(
+            f"stream disconnected before completion: {type(exc).__name__}",
+            request_id=reader.request_id,
+        ) from None
+    decoder.flush()
+    raise reader.end_error()
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
+    try:
+        return float(headers["retry-after-ms"]) / 1000
+    except (KeyError, ValueError):
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        import email.utils
+
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return (when - datetime.now(UTC)).total_seconds()
+
+
+def _retry_decision(
+    response: requests.Response, error: CodexError, attempt: int, policy: RetryPolicy
+) -> float | None:
+    """The delay before retrying this response, or None to give up now."""
+    if isinstance(error, QuotaExceeded):
+        return None
+    should_retry = response.headers.get("x-should-retry")
+    if should_retry == "false":
+        return None
+    after = _retry_after(response.headers)
+    if after is not None and after > policy.max_retry_after:
+        return None
+    status = response.status_code
+    told_when = after is not None or should_retry == "true"
+    if status >= 500 or status == 408 or should_retry == "true" or (status in (409, 429) and told_when):
+        return after if after is not None and after > 0 else policy.backoff(attempt)
+    return None
+
+
+_ERROR_CODES: dict[str, type[ApiError]] = {
+    "context_length_exceeded": ContextWindowExceeded,
+    "insufficient_quota": QuotaExceeded,
+    "usage_not_included": UsageNotIncluded,
+    "server_is_overloaded": ServerOverloaded,
+    "slow_down": ServerOverloaded,
+    "cyber_policy": CyberPolicy,
+    "invalid_prompt": InvalidRequest,
+}
+
+
+def _http_error(response: requests.Response) -> ApiError:
+    """The typed error for a non-2xx response, from its JSON error body if any."""
+    status = response.status_code
+    request_id = response.headers.get("x-request-id")
+    raw = b""
+    try:
+        for chunk in response.iter_content(65536):
+            raw += chunk
+            if len(raw) >= 65536:
+                break
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        pass
+    message, code = response.reason or f"HTTP {status}", None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or message)
+        code = error.get("code") or error.get("type")
+        code = code if isinstance(code, str) else None
+    elif isinstance(error, str):
+        message = error
+    elif body is None and raw and b"<" not in raw[:1]:
+        message = f"{message}: {raw[:200].decode('utf-8', 'replace').strip()}"
+    cls = _ERROR_CODES.get(code or "")
+    if cls is None:
+        cls = InvalidRequest if 400 <= status < 500 and status not in (401, 403, 408, 409, 429) else ApiError
+    return cls(message, status=status, code=code, request_id=request_id)
