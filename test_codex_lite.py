@@ -1,0 +1,1264 @@
+"""Tests for codex_lite.
+
+Everything that crosses HTTP goes to real servers on 127.0.0.1 (the standard
+library's http.server in a thread); assertions are made on what arrives over
+the socket.  Expected data comes from wire-spec text, the AWS test vectors, or
+is written by hand here.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import http.server
+import json
+import logging
+import os
+import pathlib
+import random
+import re
+import socket
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import codex_lite as cl
+
+HERE = pathlib.Path(__file__).parent
+TESTS = HERE / "tests"
+
+
+def load_jsonl(name: str) -> list[dict[str, Any]]:
+    lines = (TESTS / name).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+# --- Loopback server ---------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Seen:
+    """One request as it arrived on the socket."""
+
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = [v for k, v in self.headers if k.lower() == name.lower()]
+        return values[0] if values else None
+
+    def header_names(self) -> list[str]:
+        return [k.lower() for k, _ in self.headers]
+
+    def json(self) -> Any:
+        raw = self.body
+        if self.header("content-encoding") == "zstd":
+            raw = zstandard.ZstdDecompressor().decompress(raw)
+        return json.loads(raw)
+
+
+Reply = Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+def sse(*events: dict[str, Any], named: bool = True) -> bytes:
+    """Events as a Responses stream, with `event:` lines unless `named` is False."""
+    out = b""
+    for event in events:
+        if named:
+            out += f"event: {event['type']}\n".encode()
+        out += b"data: " + json.dumps(event).encode() + b"\n\n"
+    return out
+
+
+def completed(response_id: str = "resp_1", **extra: Any) -> dict[str, Any]:
+    return {"type": "response.completed", "response": {"id": response_id, **extra}}
+
+
+def text_stream(text: str = "Hello", response_id: str = "resp_1") -> bytes:
+    return sse(
+        {"type": "response.created", "response": {"id": response_id}},
+        {"type": "response.output_text.delta", "delta": text, "item_id": "msg_1"},
+        {
+            "type": "response.output_item.done",
+            "item": {
+                "type": "message",
+                "id": "msg_1",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            },
+        },
+        completed(
+            response_id,
+            usage={"input_tokens": 3, "output_tokens": 1, "total_tokens": 4},
+        ),
+    )
+
+
+def reply(
+    status: int = 200,
+    body: bytes | list[bytes] = b"",
+    headers: dict[str, str] | None = None,
+    *,
+    pause: float = 0.0,
+    hang: float = 0.0,
+) -> Reply:
+    """A scripted answer: status, headers, then body chunks (chunked encoding).
+
+    `pause` waits between chunks; `hang` waits after the last chunk without
+    ending the response (a stalled stream).
+    """
+    chunks = [body] if isinstance(body, bytes) else body
+
+    def send(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        if "Content-Type" not in (headers or {}):
+            handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for chunk in chunks:
+            if chunk:
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                handler.wfile.flush()
+            if pause:
+                time.sleep(pause)
+        if hang:
+            time.sleep(hang)
+            handler.close_connection = True
+            return
+        handler.wfile.write(b"0\r\n\r\n")
+
+    return send
+
+
+def reset_connection(handler: http.server.BaseHTTPRequestHandler) -> None:
+    """Close the socket with RST before any response."""
+    handler.connection.setsockopt(
+        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+    )
+    handler.close_connection = True
+
+
+class Loopback:
+    """A real HTTP server on 127.0.0.1 answering from a script."""
+
+    def __init__(self) -> None:
+        self.seen: list[Seen] = []
+        self.script: list[Reply] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                outer.seen.append(
+                    Seen(self.command, self.path, list(self.headers.items()), body)
+                )
+                step = outer.script.pop(0) if outer.script else reply(500, b"no script")
+                step(self)
+
+            do_GET = do_POST
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def then(self, *steps: Reply) -> Loopback:
+        self.script.extend(steps)
+        return self
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[Loopback]:
+    loop = Loopback()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """A private CODEX_HOME and an environment without real credentials."""
+    path = tmp_path / "codex-home"
+    path.mkdir()
+    monkeypatch.setenv("CODEX_HOME", str(path))
+    for var in list(os.environ):
+        if var.startswith(("OPENAI_", "CODEX_", "AWS_")) and var != "CODEX_HOME":
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    return path
+
+
+FAST = cl.RetryPolicy(base_delay=0.001, stream_idle_timeout=5.0, connect_timeout=2.0)
+
+
+def local_client(
+    server: Loopback, home: pathlib.Path, *, info: dict[str, Any] | None = None, **kwargs: Any
+) -> cl.Client:
+    provider = cl.ModelProvider(
+        "local",
+        cl.ProviderInfo(**{"name": "local", "base_url": server.url, **(info or {})}),
+        home=home,
+    )
+    kwargs.setdefault("retry_policy", FAST)
+    return cl.Client(provider, model="test-model", **kwargs)
+
+
+def openai_client(
+    server: Loopback, home: pathlib.Path, *, auth: cl.AuthProvider | None = None, **kwargs: Any
+) -> cl.Client:
+    info = dataclasses.replace(cl.built_in_providers({})["openai"], base_url=server.url)
+    provider = cl.ModelProvider("openai", info, home=home)
+    kwargs.setdefault("retry_policy", FAST)
+    return cl.Client(provider, model="gpt-test", auth=auth or cl.BearerAuth("sk-test"), **kwargs)
+
+
+def user(text: str, **kwargs: Any) -> cl.Message:
+    return cl.Message(role="user", content=(cl.InputText(text=text),), **kwargs)
+
+
+def run(turn: cl.Turn, *items: cl.ResponseItem, **kwargs: Any) -> list[Any]:
+    return list(turn.stream(cl.Prompt(input=list(items) or [user("hi")], **kwargs)))
+
+
+# --- Items: round trips against hand-written JSON -----------------------------
+
+ITEM_CASES = load_jsonl("items.jsonl")
+LENIENT_CASES = load_jsonl("items_lenient.jsonl")
+
+
+@pytest.mark.parametrize("case", ITEM_CASES, ids=[c["name"] for c in ITEM_CASES])
+def test_item_round_trip_matches_spec_json(case: dict[str, Any]) -> None:
+    item = cl.item_from_json(case["item"])
+    assert cl.item_to_json(item) == case["item"]
+    # key order is the wire order the spec lists
+    assert list(cl.item_to_json(item)) == list(case["item"])
+
+
+def test_every_item_type_is_covered_by_the_spec_cases() -> None:
+    tags = {c["item"]["type"] for c in ITEM_CASES}
+    modelled = {
+        "message",
+        "agent_message",
+        "reasoning",
+        "local_shell_call",
+        "function_call",
+        "function_call_output",
+        "custom_tool_call",
+        "custom_tool_call_output",
+        "tool_search_call",
+        "tool_search_output",
+        "web_search_call",
+        "image_generation_call",
+        "compaction",
+        "context_compaction",
+        "additional_tools",
+        "configuration_update",
+        "compaction_trigger",
+    }
+    assert modelled <= tags
+    assert tags - modelled, "an unknown item type is covered too"
+
+
+@pytest.mark.parametrize("case", LENIENT_CASES, ids=[c["name"] for c in LENIENT_CASES])
+def test_lenient_reading(case: dict[str, Any]) -> None:
+    assert cl.item_to_json(cl.item_from_json(case["input"])) == case["expected"]
+
+
+def test_unknown_item_round_trips_verbatim() -> None:
+    raw = {"type": "future_item", "id": "fi_1", "nested": {"a": [1, None]}}
+    item = cl.item_from_json(raw)
+    assert isinstance(item, cl.UnknownItem)
+    assert cl.item_to_json(item) == raw
+    assert cl.item_id_prefix(item) is None
+
+
+def test_unknown_content_part_round_trips() -> None:
+    raw = {
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_file", "file_id": "file_1"}],
+    }
+    assert cl.item_to_json(cl.item_from_json(raw)) == raw
+
+
+@pytest.mark.parametrize("phase", ["commentary", "partial_answer", "final_answer"])
+def test_message_phase(phase: str) -> None:
+    raw = {"type": "message", "role": "assistant", "content": [], "phase": phase}
+    item = cl.item_from_json(raw)
+    assert isinstance(item, cl.Message) and item.phase == phase
+
+
+def test_unknown_phase_reads_as_none_and_is_kept() -> None:
+    raw = {"type": "message", "role": "assistant", "content": [], "phase": "thinking"}
+    item = cl.item_from_json(raw)
+    assert isinstance(item, cl.Message) and item.phase is None
+    assert cl.item_to_json(item) == raw
+
+
+def test_reasoning_content_with_reasoning_text_is_not_replayed() -> None:
+    raw = {
+        "type": "reasoning",
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": "raw thoughts"}],
+        "encrypted_content": "enc",
+    }
+    out = cl.item_to_json(cl.item_from_json(raw))
+    assert "content" not in out
+    assert out["encrypted_content"] == "enc"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"type": "function_call", "name": "f", "arguments": "{}"},
+            'function_call missing "call_id"',
+        ),
+        ({"type": "message", "role": "user"}, 'message missing "content"'),
+        (
+            {"type": "function_call", "name": "f", "arguments": {}, "call_id": "c"},
+            'function_call field "arguments" must be a str',
+        ),
+        (
+            {"type": "message", "role": "user", "content": [{"type": "input_text"}]},
+            'missing "text"',
+        ),
+        ({"no": "type"}, 'missing "type"'),
+        ([1, 2], "JSON object"),
+    ],
+)
+def test_bad_items_raise_value_errors_naming_the_field(raw: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cl.item_from_json(raw)
+
+
+def test_metadata_output_only_keys_and_bad_kinds_are_dropped() -> None:
+    raw = {
+        "type": "message",
+        "role": "user",
+        "content": [],
+        "internal_chat_message_metadata_passthrough": {
+            "turn_id": "turn_1",
+            "create_time": 1714000000.25,
+            "content_item_kinds": "not-a-list",
+            "cell_id": "c1",
+            "executed_tool_calls": [],
+            "tool_calls_complete": True,
+        },
+    }
+    item = cl.item_from_json(raw)
+    assert isinstance(item, cl.Message)
+    assert item.metadata == cl.ItemMetadata(turn_id="turn_1", create_time=1714000000.25)
+    assert cl.item_to_json(item)["internal_chat_message_metadata_passthrough"] == {
+        "turn_id": "turn_1",
+        "create_time": 1714000000.25,
+    }
+
+
+def test_set_turn_id_if_missing() -> None:
+    fresh = cl.set_turn_id_if_missing(user("a"), "turn_2")
+    assert isinstance(fresh, cl.Message) and fresh.metadata is not None
+    assert fresh.metadata.turn_id == "turn_2"
+    kept = cl.set_turn_id_if_missing(fresh, "turn_3")
+    assert isinstance(kept, cl.Message) and kept.metadata is not None
+    assert kept.metadata.turn_id == "turn_2"
+    empty = user("b", metadata=cl.ItemMetadata(turn_id=""))
+    filled = cl.set_turn_id_if_missing(empty, "turn_4")
+    assert isinstance(filled, cl.Message) and filled.metadata is not None
+    assert filled.metadata.turn_id == "turn_4"
+    trigger = cl.CompactionTrigger()
+    assert cl.set_turn_id_if_missing(trigger, "turn_5") is trigger
+
+
+# --- Item ids -------------------------------------------------------------------
+
+UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def test_item_ids_are_generated_with_type_prefixes() -> None:
+    items = [
+        user("hi"),
+        cl.Reasoning(summary=()),
+        cl.FunctionCall(name="f", arguments="{}", call_id="call_1"),
+        cl.FunctionCallOutput(call_id="call_1", output="ok"),
+        cl.CustomToolCall(call_id="c", name="n", input="x"),
+        cl.CustomToolCallOutput(call_id="c", output="y"),
+        cl.LocalShellCall(status="completed", action={"type": "exec", "command": ["ls"]}),
+        cl.ToolSearchCall(execution="client", arguments={}),
+        cl.ToolSearchOutput(status="completed", execution="client", tools=[]),
+        cl.WebSearchCall(),
+        cl.ImageGenerationCall(status="completed", result="b64"),
+        cl.Compaction(encrypted_content="e"),
+        cl.ContextCompaction(),
+        cl.AdditionalTools(role="developer", tools=[]),
+        cl.AgentMessage(author="a", recipient="b", content=()),
+        cl.Message(role="assistant", content=(cl.EncryptedContent(encrypted_content="x"),)),
+    ]
+    expected = "msg rs fc fco ctc ctco lsh tsc tso ws ig cmp cmp at amsg amsg".split()
+    prepared = cl.prepare_conversation_items_for_history(items, item_ids=True)
+    for item, prefix in zip(prepared, expected, strict=True):
+        item_id = cl.item_to_json(item)["id"]
+        head, _, tail = item_id.partition("_")
+        assert head == prefix and UUID7.fullmatch(tail), item_id
+
+
+def test_items_that_take_no_id_get_none() -> None:
+    items: list[cl.ResponseItem] = [
+        cl.CompactionTrigger(),
+        cl.ConfigurationUpdate(reasoning={"effort": "high"}),
+        cl.UnknownItem(data={"type": "future"}),
+    ]
+    prepared = cl.prepare_conversation_items_for_history(items, item_ids=True)
+    assert [cl.item_to_json(i) for i in prepared] == [cl.item_to_json(i) for i in items]
+    assert "id" not in cl.item_to_json(prepared[0])
+
+
+def test_server_ids_are_kept_and_empty_ids_replaced() -> None:
+    items = [user("a", id="msg_server"), user("b", id="")]
+    kept, filled = cl.prepare_conversation_items_for_history(items, item_ids=True)
+    assert cl.item_to_json(kept)["id"] == "msg_server"
+    assert cl.item_to_json(filled)["id"].startswith("msg_")
+
+
+def test_no_ids_when_the_feature_is_off() -> None:
+    prepared = cl.prepare_conversation_items_for_history([user("a")], item_ids=False)
+    assert "id" not in cl.item_to_json(prepared[0])
+
+
+def test_uuid7_layout_and_order() -> None:
+    before = time.time()
+    ids = [cl._uuid7() for _ in range(5000)]
+    after = time.time()
+    assert all(UUID7.fullmatch(i) for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    parsed = uuid.UUID(ids[0])
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    millis = int(ids[0].replace("-", "")[:12], 16)
+    assert before * 1000 - 1 <= millis <= after * 1000 + 1
+
+
+# --- Images (wire-spec §16) -----------------------------------------------------
+
+PNG_1PX = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+
+def test_unprocessable_inline_image_becomes_placeholder_in_order() -> None:
+    raw = {
+        "type": "function_call_output",
+        "call_id": "call_1",
+        "output": [
+            {"type": "input_text", "text": "before"},
+            {"type": "input_image", "image_url": "data:image/png;base64,%%%"},
+            {"type": "input_image", "image_url": "https://example.com/image.png"},
+        ],
+    }
+    (prepared,) = cl.prepare_conversation_items_for_history(
+        [cl.item_from_json(raw)], item_ids=False
+    )
+    assert cl.item_to_json(prepared)["output"] == [
+        {"type": "input_text", "text": "before"},
+        {"type": "input_text", "text": "image content omitted because it could not be processed"},
+        {"type": "input_image", "image_url": "https://example.com/image.png"},
+    ]
+
+
+def test_valid_inline_images_are_kept() -> None:
+    good = "data:image/png;base64," + base64.b64encode(PNG_1PX).decode()
+    not_an_image = "data:image/png;base64," + base64.b64encode(b"hello world").decode()
+    message = cl.Message(
+        role="user",
+        content=(
+            cl.InputImage(image_url=good, detail="high"),
+            cl.InputImage(image_url=not_an_image),
+            cl.InputImage(file_id="file_1"),
+        ),
+    )
+    (prepared,) = cl.prepare_conversation_items_for_history([message], item_ids=False)
+    assert isinstance(prepared, cl.Message)
+    assert prepared.content[0] == message.content[0]
+    assert prepared.content[1] == cl.InputText(text=cl.IMAGE_OMITTED_TEXT)
+    assert prepared.content[2] == message.content[2]
+
+
+# --- Rollouts (wire-spec §15) ---------------------------------------------------
+
+
+def write_rollout(home: pathlib.Path, items: list[cl.ResponseItem]) -> tuple[pathlib.Path, str]:
+    thread_id = cl._uuid7()
+    with cl.RolloutWriter.create(home, thread_id, {"originator": "codex_lite"}) as writer:
+        writer.append_items(items)
+    return writer.path, thread_id
+
+
+def test_rollout_write_then_resume_keeps_history_and_ids(home: pathlib.Path) -> None:
+    items = cl.prepare_conversation_items_for_history(
+        [user("hello"), user("server", id="msg_server")], item_ids=True
+    )
+    path, thread_id = write_rollout(home, items)
+    assert re.fullmatch(
+        rf"sessions/\d{{4}}/\d\d/\d\d/rollout-\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\d-{thread_id}\.jsonl",
+        path.relative_to(home).as_posix(),
+    )
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["type"] for line in lines] == ["session_meta", "response_item", "response_item"]
+    for line in lines:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["timestamp"])
+        assert list(line) == ["timestamp", "type", "payload"]
+    assert lines[0]["payload"]["id"] == thread_id
+    rollout = cl.read_rollout(cl.find_rollout(home, thread_id))
+    assert rollout.thread_id == thread_id
+    assert rollout.items == items
+    assert cl.find_rollout(home) == path
+
+
+def test_rollout_torn_tail_is_ignored_and_cut_on_append(
+    home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, _ = write_rollout(home, [user("one"), user("two")])
+    with path.open("ab") as f:
+        f.write(b'{"timestamp":"2026-01-01T00:00:00.000Z","type":"response_it')
+    with caplog.at_level(logging.WARNING, logger="codex_lite"):
+        rollout = cl.read_rollout(path)
+    assert [cl.item_to_json(i)["content"][0]["text"] for i in rollout.items] == ["one", "two"]
+    assert "torn last line" in caplog.text
+    with cl.RolloutWriter(path) as writer:
+        writer.append_items([user("three")])
+    assert len(cl.read_rollout(path).items) == 3
+    assert all(json.loads(line) for line in path.read_text().splitlines())
+
+
+def test_rollout_corrupt_line_is_reported_with_its_number(
+    home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, _ = write_rollout(home, [user("one")])
+    with path.open("a") as f:
+        f.write("not json at all\n")
+        f.write(json.dumps({"timestamp": "t", "type": "response_item", "payload": {"x": 1}}) + "\n")
+    with cl.RolloutWriter(path) as writer:
+        writer.append_items([user("after")])
+    with caplog.at_level(logging.WARNING, logger="codex_lite"):
+        rollout = cl.read_rollout(path)
+    assert len(rollout.items) == 2
+    assert f"{path}:3:" in caplog.text and f"{path}:4:" in caplog.text
+
+
+def test_rollout_compacted_replacement_history(home: pathlib.Path) -> None:
+    path, _ = write_rollout(home, [user("old 1"), user("old 2")])
+    with cl.RolloutWriter(path) as writer:
+        writer.append(
+            "compacted",
+            {"message": "summary", "replacement_history": [cl.item_to_json(user("kept"))]},
+        )
+        writer.append_items([user("new")])
+    texts = [cl.item_to_json(i)["content"][0]["text"] for i in cl.read_rollout(path).items]
+    assert texts == ["kept", "new"]
+
+
+def test_rollout_resume_prepares_images_again(home: pathlib.Path) -> None:
+    bad = cl.Message(role="user", content=(cl.InputImage(image_url="data:image/png;base64,%%%"),))
+    path, _ = write_rollout(home, [bad])
+    (item,) = cl.read_rollout(path).items
+    assert isinstance(item, cl.Message)
+    assert item.content == (cl.InputText(text=cl.IMAGE_OMITTED_TEXT),)
+
+
+# --- Request headers and body (wire-spec §3, §4, §11, §12) ---------------------
+
+UA = re.compile(r"codex_lite/[\w.]+ \([^;]+; [^)]+\) \S+")
+
+
+def test_session_headers_are_hyphenated_only(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream()))
+    client = local_client(server, home, info={"http_headers": {"x-extra": "1"}})
+    run(client.new_turn())
+    (seen,) = server.seen
+    assert seen.path == "/v1/responses"
+    assert seen.header("session-id") == client.session_id == client.thread_id
+    assert seen.header("thread-id") == client.thread_id
+    assert seen.header("x-client-request-id") == client.thread_id
+    assert seen.header("x-codex-window-id") == f"{client.thread_id}:0"
+    assert seen.header("originator") == "codex_lite"
+    assert seen.header("accept") == "text/event-stream"
+    assert seen.header("content-type") == "application/json"
+    assert seen.header("x-extra") == "1"
+    assert UA.fullmatch(seen.header("user-agent") or "")
+    names = seen.header_names()
+    for legacy in ("session_id", "thread_id", "conversation_id", "x-openai-subagent"):
+        assert legacy not in names
+
+
+def test_subagent_shares_session_and_sends_label(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream()))
+    root = local_client(server, home)
+    child = root.subagent_client("review")
+    run(child.new_turn())
+    (seen,) = server.seen
+    assert child.session_id == root.session_id != child.thread_id
+    assert seen.header("session-id") == root.session_id
+    assert seen.header("thread-id") == child.thread_id
+    assert seen.header("x-openai-subagent") == "review"
+    assert seen.header("x-codex-parent-thread-id") == root.thread_id
+
+
+def test_env_http_headers_skip_blank_values(
+    server: Loopback, home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORG_FOR_TEST", "org-1")
+    monkeypatch.setenv("BLANK_FOR_TEST", "  ")
+    server.then(reply(body=text_stream()))
+    info = {"env_http_headers": {"OpenAI-Organization": "ORG_FOR_TEST", "X-Blank": "BLANK_FOR_TEST"}}
+    run(local_client(server, home, info=info).new_turn())
+    assert server.seen[0].header("openai-organization") == "org-1"
+    assert "x-blank" not in server.seen[0].header_names()
+
+
+def test_turn_state_is_sticky_within_a_turn_and_reset_across_turns(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(body=text_stream(), headers={"x-codex-turn-state": "ts-1"}),
+        reply(body=text_stream(), headers={"x-codex-turn-state": "ts-2"}),
+        reply(body=text_stream()),
+    )
+    client = local_client(server, home)
+    turn = client.new_turn()
+    run(turn)
+    run(turn)  # a follow-up request in the same turn
+    run(client.new_turn())
+    assert [s.header("x-codex-turn-state") for s in server.seen] == [None, "ts-1", None]
+    assert turn.turn_state == "ts-1"
+
+
+def test_turn_state_is_sent_on_retries(server: Loopback, home: pathlib.Path) -> None:
+    server.then(
+        reply(503, b"busy", {"x-codex-turn-state": "ts-retry"}),
+        reply(body=text_stream()),
+    )
+    run(local_client(server, home).new_turn())
+    assert [s.header("x-codex-turn-state") for s in server.seen] == [None, "ts-retry"]
+
+
+def test_body_fields_in_wire_order_for_openai(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream()))
+    client = openai_client(server, home, reasoning_effort="high", reasoning_summary="auto")
+    turn = client.new_turn()
+    run(turn, user("hi"), instructions="be brief", tools=[{"type": "function", "name": "f"}])
+    body = server.seen[0].json()
+    assert list(body) == [
+        "model",
+        "instructions",
+        "input",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "store",
+        "stream",
+        "include",
+        "prompt_cache_key",
+        "client_metadata",
+    ]
+    assert body["reasoning"] == {"effort": "high", "summary": "auto"}
+    assert body["store"] is False and body["stream"] is True and body["tool_choice"] == "auto"
+    assert body["include"] == ["reasoning.encrypted_content"]
+    assert body["prompt_cache_key"] == client.session_id
+    installation_id = (home / "installation_id").read_text()
+    assert body["client_metadata"] == {
+        "x-codex-installation-id": installation_id,
+        "session_id": client.session_id,
+        "thread_id": client.thread_id,
+        "x-codex-window-id": f"{client.thread_id}:0",
+        "turn_id": turn.turn_id,
+    }
+    assert server.seen[0].header("authorization") == "Bearer sk-test"
+    assert server.seen[0].header("version") == cl.__version__
+
+
+def test_custom_provider_gets_no_codex_only_fields(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream()))
+    run(local_client(server, home).new_turn())
+    body = server.seen[0].json()
+    assert "client_metadata" not in body
+    assert body["reasoning"] is None
+    assert not (home / "installation_id").exists()
+    assert "authorization" not in server.seen[0].header_names()
+
+
+def test_reasoning_is_sent_only_when_configured(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream()), reply(body=text_stream()))
+    client = local_client(server, home)
+    run(client.new_turn())
+    run(client.new_turn(), user("x"), reasoning_effort="low")
+    assert server.seen[0].json()["reasoning"] is None
+    assert server.seen[1].json()["reasoning"] == {"effort": "low"}
+
+
+def test_text_verbosity_and_output_schema(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream()))
+    schema = {"type": "object", "properties": {}, "additionalProperties": False}
+    run(local_client(server, home, verbosity="low").new_turn(), user("x"), output_schema=schema)
+    assert server.seen[0].json()["text"] == {
+        "verbosity": "low",
+        "format": {
+            "type": "json_schema",
+            "strict": True,
+            "schema": schema,
+            "name": "codex_output_schema",
+        },
+    }
+
+
+@pytest.mark.parametrize(("tier", "sent"), [("fast", "priority"), ("flex", "flex"), (None, None)])
+def test_service_tier(server: Loopback, home: pathlib.Path, tier: str | None, sent: str | None) -> None:
+    server.then(reply(body=text_stream()))
+    run(openai_client(server, home, service_tier=tier).new_turn())
+    assert server.seen[0].json().get("service_tier") == sent
+
+
+def test_request_copy_of_items_for_non_openai_providers(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    metadata = cl.ItemMetadata(turn_id="turn_1")
+    items: list[cl.ResponseItem] = [
+        user("hi", id="0197c0de-0000-7000-8000-000000000000", metadata=metadata),
+        cl.FunctionCall(
+            id="fc_1",
+            name="f",
+            arguments="{}",
+            call_id="call_1",
+            encrypted_function_args=["e"],
+            metadata=metadata,
+        ),
+    ]
+    server.then(reply(body=text_stream()), reply(body=text_stream()))
+    run(local_client(server, home).new_turn(), *items)
+    run(openai_client(server, home).new_turn(), *items)
+    custom, openai = server.seen[0].json()["input"], server.seen[1].json()["input"]
+    assert "id" not in custom[0] and "id" not in openai[0]  # unprefixed legacy id dropped
+    assert custom[1]["id"] == openai[1]["id"] == "fc_1"
+    for obj in custom:
+        assert "internal_chat_message_metadata_passthrough" not in obj
+        assert "encrypted_function_args" not in obj
+    assert openai[1]["encrypted_function_args"] == ["e"]
+    assert openai[0]["internal_chat_message_metadata_passthrough"] == {"turn_id": "turn_1"}
+    # history itself keeps everything
+    assert cl.item_to_json(items[1])["encrypted_function_args"] == ["e"]
+
+
+# --- Encode once, compress once ---------------------------------------------------
+
+
+def chatgpt_auth(home: pathlib.Path, token: str = "chatgpt-token") -> cl.ChatGptAuth:
+    (home / "auth.json").write_text(
+        json.dumps({"tokens": {"access_token": token, "account_id": "acct_1"}})
+    )
+    return cl.ChatGptAuth(home / "auth.json")
+
+
+def test_chatgpt_bodies_are_zstd_compressed_once(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(502, b"bad gateway"), reply(503, b""), reply(body=text_stream()))
+    client = openai_client(server, home, auth=chatgpt_auth(home))
+    run(client.new_turn(), user("x" * 5000))
+    assert len(server.seen) == 3
+    assert len({s.body for s in server.seen}) == 1
+    first = server.seen[0]
+    assert first.header("content-encoding") == "zstd"
+    assert len(first.body) < 1000
+    assert first.json()["input"][0]["content"][0]["text"] == "x" * 5000
+    assert first.header("authorization") == "Bearer chatgpt-token"
+    assert first.header("chatgpt-account-id") == "acct_1"
+    assert first.header("x-codex-routing-hint") == "model=gpt-test"
+
+
+def test_no_compression_without_chatgpt_auth_or_with_the_feature_off(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(reply(body=text_stream()), reply(body=text_stream()))
+    run(openai_client(server, home).new_turn())
+    features = {"enable_request_compression": False}
+    run(openai_client(server, home, auth=chatgpt_auth(home), features=features).new_turn())
+    assert [s.header("content-encoding") for s in server.seen] == [None, None]
+
+
+def test_compression_is_logged(
+    server: Loopback, home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.then(reply(body=text_stream()))
+    with caplog.at_level(logging.INFO, logger="codex_lite.transport"):
+        run(openai_client(server, home, auth=chatgpt_auth(home)).new_turn())
+    assert re.search(
+        r"Compressed request body with zstd pre_compression_bytes=\d+ "
+        r"post_compression_bytes=\d+ compression_duration_ms=\d+",
+        caplog.text,
+    )
+
+
+def test_trace_logs_the_json_with_redacted_url(
+    server: Loopback, home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.then(reply(body=text_stream()))
+    info = {"query_params": {"api-key": "secret-in-query", "v": "1"}}
+    with caplog.at_level(cl.TRACE, logger="codex_lite.transport"):
+        run(local_client(server, home, info=info).new_turn(), user("traced"))
+    assert "POST to " in caplog.text and '"text":"traced"' in caplog.text
+    assert "secret-in-query" not in caplog.text
+    assert server.seen[0].path == "/v1/responses?api-key=secret-in-query&v=1"
+
+
+def json_values() -> st.SearchStrategy[Any]:
+    scalars = st.none() | st.booleans() | st.integers() | st.text()
+    scalars |= st.floats(allow_nan=False, allow_infinity=False)
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=12,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    head=st.dictionaries(st.sampled_from(["model", "instructions"]), st.text(), max_size=2),
+    items=st.lists(json_values(), max_size=6),
+    tail=st.dictionaries(st.text(min_size=1).filter(lambda k: k != "input"), json_values(), max_size=5),
+)
+def test_joined_request_is_byte_identical_to_one_shot_dumps(
+    head: dict[str, Any], items: list[Any], tail: dict[str, Any]
+) -> None:
+    tail = {k: v for k, v in tail.items() if k not in head}
+    fragments = [
+        json.dumps(i, separators=(",", ":"), ensure_ascii=False).encode() for i in items
+    ]
+    expected = json.dumps(
+        {**head, "input": items, **tail}, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+    assert cl._join_request(head, fragments, tail) == expected
+
+
+def test_turn_bodies_reuse_item_encodings_and_match_one_shot(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    client = local_client(server, home)
+    history: list[cl.ResponseItem] = []
+    for n in range(3):
+        history.append(user(f"turn {n} ü"))
+        server.then(reply(body=text_stream()))
+        run(client.new_turn(), *history)
+    body = server.seen[-1].body
+    expected = dict(json.loads(body))
+    assert body == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
+    assert [m["content"][0]["text"] for m in expected["input"]] == [
+        "turn 0 ü",
+        "turn 1 ü",
+        "turn 2 ü",
+    ]
+
+
+def test_encoded_body_headers() -> None:
+    plain = cl.EncodedBody.from_payload({"model": "test-model"})
+    assert plain.data == b'{"model":"test-model"}' and plain.json is plain.data
+    assert plain.headers == {"Content-Type": "application/json"}
+    packed = cl.EncodedBody.from_payload({"model": "test-model"}, compress=True)
+    assert packed.headers["Content-Encoding"] == "zstd"
+    assert zstandard.ZstdDecompressor().decompress(packed.data) == plain.data
+    assert packed.json is None  # not kept without TRACE
+
+
+# --- Installation id (wire-spec §9) -----------------------------------------------
+
+
+def test_installation_id_is_created_and_reused(tmp_path: pathlib.Path) -> None:
+    first = cl.resolve_installation_id(tmp_path)
+    path = tmp_path / "installation_id"
+    assert uuid.UUID(first).version == 4
+    assert path.read_text() == first  # no trailing newline
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert cl.resolve_installation_id(tmp_path) == first
+
+
+def test_installation_id_uppercase_is_accepted_without_rewrite(tmp_path: pathlib.Path) -> None:
+    value = "A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF"
+    (tmp_path / "installation_id").write_text(value + "\n")
+    assert cl.resolve_installation_id(tmp_path) == value.lower()
+    assert (tmp_path / "installation_id").read_text() == value + "\n"
+
+
+def test_installation_id_rewrites_corrupt_file(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "installation_id"
+    path.write_text("not-a-uuid")
+    path.chmod(0o600)
+    fresh = cl.resolve_installation_id(tmp_path)
+    assert path.read_text() == fresh and uuid.UUID(fresh)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+# --- Retry loop -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
+def test_retryable_statuses_then_success(server: Loopback, home: pathlib.Path, status: int) -> None:
+    server.then(reply(status, b"oops"), reply(status, b"oops"), reply(body=text_stream()))
+    events = run(local_client(server, home).new_turn())
+    assert isinstance(events[-1], cl.Completed)
+    assert len(server.seen) == 3
+    assert len({s.body for s in server.seen}) == 1
+
+
+def test_retry_limit_exceeded(server: Loopback, home: pathlib.Path) -> None:
+    server.then(*[reply(500, b"down")] * 5)
+    with pytest.raises(cl.RetryLimitExceeded) as caught:
+        run(local_client(server, home).new_turn())
+    assert len(server.seen) == 5  # 1 + request_max_retries (4)
+    assert isinstance(caught.value.last_error, cl.ApiError)
+    assert caught.value.last_error.status == 500
+
+
+def test_429_without_retry_after_is_not_retried(server: Loopback, home: pathlib.Path) -> None:
+    body = json.dumps({"error": {"message": "slow down", "code": "rate_limit_exceeded"}})
+    server.then(reply(429, body.encode(), {"x-request-id": "req_429"}))
+    with pytest.raises(cl.ApiError) as caught:
+        run(local_client(server, home).new_turn())
+    assert len(server.seen) == 1
+    assert caught.value.status == 429 and caught.value.request_id == "req_429"
+    assert "req_429" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"retry-after-ms": "5"}, {"Retry-After": "0.01"}, {"x-should-retry": "true"}],
+)
+def test_429_is_retried_when_the_server_says_when(
+    server: Loopback, home: pathlib.Path, headers: dict[str, str]
+) -> None:
+    server.then(reply(429, b"{}", headers), reply(body=text_stream()))
+    assert isinstance(run(local_client(server, home).new_turn())[-1], cl.Completed)
+    assert len(server.seen) == 2
+
+
+def test_retry_after_http_date_in_the_past_retries_at_once(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(409, b"{}", {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}),
+        reply(body=text_stream()),
+    )
+    run(local_client(server, home).new_turn())
+    assert len(server.seen) == 2
+
+
+def test_retry_after_over_120_seconds_raises_at_once(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(503, b"{}", {"Retry-After": "121"}))
+    started = time.monotonic()
+    with pytest.raises(cl.ApiError):
+        run(local_client(server, home).new_turn())
+    assert len(server.seen) == 1 and time.monotonic() - started < 5
+
+
+def test_x_should_retry_false_stops_retries(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(500, b"{}", {"x-should-retry": "false"}))
+    with pytest.raises(cl.ApiError):
+        run(local_client(server, home).new_turn())
+    assert len(server.seen) == 1
+
+
+def test_insufficient_quota_is_never_retried(server: Loopback, home: pathlib.Path) -> None:
+    body = {"error": {"message": "You exceeded your quota", "code": "insufficient_quota"}}
+    server.then(reply(429, json.dumps(body).encode(), {"Retry-After": "1"}))
+    with pytest.raises(cl.QuotaExceeded, match="exceeded your quota"):
+        run(local_client(server, home).new_turn())
+    assert len(server.seen) == 1
+
+
+def test_400_is_an_invalid_request_error(server: Loopback, home: pathlib.Path) -> None:
+    body = {"error": {"message": "Unknown parameter", "type": "invalid_request_error"}}
+    server.then(reply(400, json.dumps(body).encode(), {"Content-Type": "application/json"}))
+    with pytest.raises(cl.InvalidRequest, match="Unknown parameter"):
+        run(local_client(server, home).new_turn())
+
+
+def test_context_window_error_over_http(server: Loopback, home: pathlib.Path) -> None:
+    body = {"error": {"message": "too long", "code": "context_length_exceeded"}}
+    server.then(reply(400, json.dumps(body).encode()))
+    with pytest.raises(cl.ContextWindowExceeded):
+        run(local_client(server, home).new_turn())
+
+
+def test_connection_refused_is_retried_then_reported(home: pathlib.Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    provider = cl.ModelProvider(
+        "local", cl.ProviderInfo(name="local", base_url=f"http://127.0.0.1:{port}/v1"), home=home
+    )
+    client = cl.Client(provider, model="m", retry_policy=dataclasses.replace(FAST, request_max_retries=2))
+    with pytest.raises(cl.RetryLimitExceeded, match="after 3 attempts: request failed: connection error"):
+        run(client.new_turn())
+
+
+def test_reset_before_headers_is_retried(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reset_connection, reply(body=text_stream()))
+    assert isinstance(run(local_client(server, home).new_turn())[-1], cl.Completed)
+    assert len(server.seen) == 2
+
+
+# --- Stream: events, errors and stream retries (wire-spec §13) ---------------------
+
+
+def test_stream_events_and_header_events(server: Loopback, home: pathlib.Path) -> None:
+    headers = {
+        "openai-model": "gpt-served",
+        "x-codex-primary-used-percent": "12.5",
+        "x-codex-primary-window-minutes": "300",
+        "x-codex-primary-reset-at": "1760000000",
+        "x-codex-secondary-used-percent": "0",
+        "x-codex-limit-name": "plus",
+        "x-codex-credits-has-credits": "true",
+        "x-codex-credits-balance": "10",
+        "x-codex-secondary-primary-used-percent": "1.0",
+        "X-Models-Etag": "etag-1",
+        "x-reasoning-included": "true",
+        "x-request-id": "req_1",
+    }
+    body = sse(
+        {"type": "response.created", "response": {"id": "resp_9"}},
+        {
+            "type": "response.output_item.added",
+            "item": {"type": "reasoning", "id": "rs_1", "summary": []},
+        },
+        {"type": "response.reasoning_summary_part.added", "summary_index": 0},
+        {"type": "response.reasoning_summary_text.delta", "delta": "plan", "summary_index": 0},
+        {"type": "response.reasoning_text.delta", "delta": "think", "content_index": 0},
+        {
+            "type": "response.custom_tool_call_input.delta",
+            "call_id": "call_1",
+            "delta": "patch",
+        },
+        {"type": "response.output_text.delta", "delta": "Hi", "item_id": "msg_1"},
+        {"type": "response.something_new", "x": 1},
+        completed(
+            "resp_9",
+            end_turn=True,
+            usage={
+                "input_tokens": 10,
+                "input_tokens_details": {"cached_tokens": 4},
+                "output_tokens": 5,
+                "output_tokens_details": {"reasoning_tokens": 2},
+                "total_tokens": 15,
+            },
+        ),
+    )
+    server.then(reply(body=body, headers=headers))
+    events = run(local_client(server, home).new_turn())
+    assert events[0] == cl.ServerModel("gpt-served")
+    assert events[1] == cl.RateLimits(
+        limit_id="codex",
+        primary=cl.RateLimitWindow(12.5, 300, 1760000000),
+        secondary=None,
+        limit_name="plus",
+        credits={"has_credits": True, "unlimited": False, "balance": "10"},
+    )
+    assert events[2] == cl.RateLimits(
+        limit_id="codex_secondary", primary=cl.RateLimitWindow(1.0, None, None)
+    )
+    assert events[3:5] == [cl.ModelsEtag("etag-1"), cl.ServerReasoningIncluded()]
+    assert events[5:] == [
+        cl.Created("resp_9"),
+        cl.OutputItemAdded(cl.Reasoning(id="rs_1", summary=())),
+        cl.ReasoningSummaryPartAdded(0),
+        cl.ReasoningSummaryDelta("plan", 0),
+        cl.ReasoningContentDelta("think", 0),
+        cl.ToolCallInputDelta("call_1", "call_1", "patch"),
+        cl.OutputTextDelta("Hi", "msg_1"),
+        cl.Completed("resp_9", cl.TokenUsage(10, 4, 5, 2, 15), True),
+    ]
+
+
+def test_completed_ends_reading_without_waiting_for_the_stream(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(reply(body=[text_stream()], hang=30))
+    started = time.monotonic()
+    events = run(local_client(server, home).new_turn())
+    assert isinstance(events[-1], cl.Completed)
+    assert time.monotonic() - started < 5
+
+
+def test_litellm_style_stream_without_event_names(server: Loopback, home: pathlib.Path) -> None:
+    body = sse(
+        {"type": "response.output_text.delta", "delta": "ok", "model": "extra-field"},
+        completed(),
+        named=False,
+    ) + b"data: [DONE]\n\n"
+    server.then(reply(body=body))
+    events = run(local_client(server, home).new_turn())
+    assert events == [cl.OutputTextDelta("ok"), cl.Completed("resp_1", None, None)]
+
+
+def stream_retry_client(server: Loopback, home: pathlib.Path, retries: int = 2) -> cl.Client:
+    return local_client(
+        server, home, retry_policy=dataclasses.replace(FAST, stream_max_retries=retries)
+    )
+
+
+def test_stream_closed_before_completed_is_retried(server: Loopback, home: pathlib.Path) -> None:
+    partial = sse({"type": "response.output_text.delta", "delta": "Hel"})
+    server.then(reply(body=partial), reply(body=text_stream("Hello")))
+    events = run(stream_retry_client(server, home).new_turn())
+    retry = next(e for e in events if isinstance(e, cl.StreamRetry))
+    assert (retry.attempt, retry.max_attempts) == (1, 2)
+    assert str(retry.error) == "stream closed before response.completed"
+    assert isinstance(events[-1], cl.Completed)
+    assert len(server.seen) == 2 and server.seen[0].body == server.seen[1].body
+
+
+def test_stream_retries_run_out(server: Loopback, home: pathlib.Path) -> None:
+    partial = sse({"type": "response.created", "response": {"id": "r"}})
+    server.then(*[reply(body=partial, headers={"x-request-id": "req_s"})] * 3)
+    with pytest.raises(cl.StreamError, match=r"stream closed before response.completed \(request id req_s\)"):
+        run(stream_retry_client(server, home).new_turn())
+    assert len(server.seen) == 3
+
+
+def test_idle_timeout(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=[b": keepalive\n\n"], hang=3))
+    policy = dataclasses.replace(FAST, stream_idle_timeout=0.3, stream_max_retries=0)
+    started = time.monotonic()
+    with pytest.raises(cl.StreamError, match="idle timeout waiting for SSE"):
+        run(local_client(server, home, retry_policy=policy).new_turn())
+    assert time.monotonic() - started < 2.5
+
+
+def test_disconnect_mid_stream_is_retried(server: Loopback, home: pathlib.Path) -> None:
+    def cut(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        chunk = sse({"type": "response.output_text.delta", "delta": "par"})
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        handler.wfile.write(b"ff\r\npartial chunk")
+        handler.wfile.flush()
+        reset_connection(handler)
+
+    server.then(cut, reply(body=text_stream()))
+    events = run(stream_retry_client(server, home).new_turn())
+    retry = next(e for e in events if isinstance(e, cl.StreamRetry))
+    assert "stream disconnected before completion" in str(retry.error)
+    assert isinstance(events[-1], cl.Completed)
+
+
+def failed(code: str | None, message: str = "") -> dict[str, Any]:
+    response: dict[str, Any] = {"id": "resp_f"}
+    if code is not None or message:
+        response["error"] = {"code": code, "message": message}
+    return {"type": "response.failed", "response": response}
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "error", "text"),
+    [
+        ("context_length_exceeded", "too long", cl.ContextWindowExceeded, "too long"),
+        ("insufficient_quota", "no quota", cl.QuotaExceeded, "no quota"),
+        ("usage_not_included", "plan", cl.UsageNotIncluded, "plan"),
+        ("cyber_policy", "", cl.CyberPolicy, "flagged for possible cybersecurity risk"),
+        ("invalid_prompt", "", cl.InvalidRequest, "Invalid request."),
+        ("server_is_overloaded", "busy", cl.ServerOverloaded, "busy"),
+        ("slow_down", "slow", cl.ServerOverloaded, "slow"),
+    ],
+)
+def test_response_failed_fatal_codes(
+    server: Loopback,
+    home: pathlib.Path,
+    code: str,
+    message: str,
+    error: type[Exception],
+    text: str,
+) -> None:
+    server.then(reply(body=sse(failed(code, message)), headers={"x-request-id": "req_f"}))
+    with pytest.raises(error, match=re.escape(text)) as caught:
+        run(stream_retry_client(server, home).new_turn())
+    assert getattr(caught.value, "request_id", None) == "req_f"
+    assert len(server.seen) == 1
+
+
+@pytest.mark.parametrize(("message", "delay"), [("Try again in 11.054s", 11.054), ("try again in 28ms", 0.028)])
+def test_retry_delay_parsing(message: str, delay: float) -> None:
+    error = cl._failed_error({"error": {"code": "rate_limit_exceeded", "message": message}}, None)
+    assert isinstance(error, cl.StreamError) and error.delay == pytest.approx(delay)
+
+
+def test_rate_limited_response_failed_is_retried_after_the_delay(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(body=sse(failed("rate_limit_exceeded", "Please try again in 28ms."))),
+        reply(body=text_stream()),
+    )
+    events = run(stream_retry_client(server, home).new_turn())
+    retry = next(e for e in events if isinstance(e, cl.StreamRetry))
+    assert retry.delay == pytest.approx(0.028)
+    assert isinstance(events[-1], cl.Completed)
+
+
+def test_response_failed_without_error_and_incomplete(server: Loopback, home: pathlib.Path) -> None:
+    incomplete = {
+        "type": "response.incomplete",
+        "response": {"id": "r", "incomplete_details": {"reason": "max_output_tokens"}},
+    }
+    server.then(reply(body=sse(failed(None))), reply(body=sse(incomplete)))
+    with pytest.raises(cl.StreamError, match="Incomplete response returned, reason: max_output_tokens"):
+        run(stream_retry_client(server, home, retries=1).new_turn())
+    assert len(server.seen) == 2
+
+
+def test_error_event_and_bad_json_are_skipped(
+    server: Loopback, home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = (
+        b"data: {not json\n\n"
+        + sse({"type": "error", "code": "x", "message": "transient"})
+        + b"data: \n\n"
+        + text_stream()
+    )
+    server.then(reply(body=body))
+    with caplog.at_level(logging.WARNING, logger="codex_lite"):
+        events = run(local_client(server, home).new_turn())
+    assert isinstance(events[-1], cl.Completed)
+    assert "error event" in caplog.text
+
+
+def test_malformed_output_item_is_skipped(server: Loopback, home: pathlib.Path) -> None:
+    bad = {"type": "response.output_item.done", "item": {"type": "function_call"}}
+    server.then(reply(body=sse(bad) + text_stream()))
+    events = run(local_client(server, home).new_turn())
+    assert not any(
+        isinstance(e, cl.OutputItemDone) and isinstance(e.item, cl.FunctionCall) for e in events
+    )
