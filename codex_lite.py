@@ -12,9 +12,11 @@ and turn, config, command line.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import dataclasses
+import enum
 import hashlib
 import hmac
 import importlib
@@ -23,6 +25,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 import threading
 import time
 import types
@@ -82,7 +85,7 @@ __all__ = [
     "UnknownItem",
     "UsageNotIncluded",
     "WebSearchCall",
-    "codex_home",
+    "default_codex_home",
     "find_rollout",
     "item_from_json",
     "item_id_prefix",
@@ -858,7 +861,7 @@ def prepare_conversation_items_for_history(
 # thread started by either resumes in the other.
 
 
-def codex_home() -> Path:
+def default_codex_home() -> Path:
     """`$CODEX_HOME`, or `~/.codex`."""
     value = os.environ.get("CODEX_HOME", "").strip()
     return Path(value).expanduser() if value else Path.home() / ".codex"
@@ -1446,7 +1449,7 @@ class EncodedBody:
 
     __slots__ = ("_sha256", "data", "headers", "json")
 
-    def __init__(self, json_bytes: bytes, *, compress: bool = False) -> None:
+    def __init__(self, json_bytes: bytes, *, compress: bool = False, keep_json: bool = False) -> None:
         self.headers = {"Content-Type": "application/json"}
         self._sha256: str | None = None
         if not compress:
@@ -1463,7 +1466,7 @@ class EncodedBody:
             len(self.data),
             (time.perf_counter() - started) * 1000,
         )
-        self.json = json_bytes if _transport_log.isEnabledFor(TRACE) else None
+        self.json = json_bytes if keep_json or _transport_log.isEnabledFor(TRACE) else None
 
     @classmethod
     def from_payload(cls, payload: Any, *, compress: bool = False) -> EncodedBody:
@@ -1703,12 +1706,16 @@ def sigv4_sign(
 
 @dataclass(frozen=True, slots=True)
 class PreparedRequest:
-    """One request as it goes on the wire: what `--dry-run` prints."""
+    """One request as it goes on the wire: what `--dry-run` prints.
+
+    `json` is the body before compression, when it was kept for display.
+    """
 
     method: str
     url: str
     headers: dict[str, str]
     body: bytes
+    json: bytes | None = None
 
     def __repr__(self) -> str:
         return (
@@ -2143,7 +2150,7 @@ class ModelProvider:
     """A configured provider at run time.
 
     `environ` and `home` (the Codex home, for auth.json) default to the
-    process environment and `codex_home()`.
+    process environment and `default_codex_home()`.
     """
 
     def __init__(
@@ -2157,7 +2164,7 @@ class ModelProvider:
         self.id = provider_id
         self.info = info
         self.environ = os.environ if environ is None else environ
-        self.home = home if home is not None else codex_home()
+        self.home = home if home is not None else default_codex_home()
 
     def __repr__(self) -> str:
         return f"ModelProvider({self.id!r}, name={self.info.name!r})"
@@ -2328,7 +2335,7 @@ def resolve_installation_id(home: Path | None = None) -> str:
     """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) if missing or corrupt."""
     import uuid
 
-    home = home if home is not None else codex_home()
+    home = home if home is not None else default_codex_home()
     home.mkdir(parents=True, exist_ok=True)
     path = home / "installation_id"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -2415,6 +2422,29 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.provider!r}, model={self.model!r}, thread_id={self.thread_id!r})"
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        thread_id: str | None = None,
+        session_id: str | None = None,
+        auth: AuthProvider | None = None,
+    ) -> Client:
+        """A client with the provider, model and settings `config` names."""
+        return cls(
+            config.provider(),
+            model=config.model,
+            auth=auth,
+            thread_id=thread_id,
+            session_id=session_id,
+            features=config.features,
+            reasoning_effort=config.reasoning_effort,
+            reasoning_summary=config.reasoning_summary,
+            verbosity=config.verbosity,
+            service_tier=config.service_tier,
+        )
 
     @property
     def auth(self) -> AuthProvider:
@@ -2598,9 +2628,8 @@ class Turn:
             )
         return headers
 
-    def _build(self, prompt: Prompt) -> tuple[PreparedRequest, bytes | None]:
-        """The request without auth or turn state, what every attempt starts from,
-        and its JSON before compression when that is kept (TRACE logging)."""
+    def _build(self, prompt: Prompt, *, keep_json: bool = False) -> PreparedRequest:
+        """The request without auth or turn state: what every attempt starts from."""
         client = self.client
         compress = (
             client.features.get("enable_request_compression", False)
@@ -2609,7 +2638,7 @@ class Turn:
         )
         head, fragments, tail = self._body(prompt)
         json_bytes = _join_request(head, fragments, tail)
-        body = EncodedBody(json_bytes, compress=compress)
+        body = EncodedBody(json_bytes, compress=compress, keep_json=keep_json)
         url = client.provider.url_for_path("responses", client.auth)
         level = logging.WARNING if len(json_bytes) >= 8 << 20 else logging.INFO
         _log.log(
@@ -2620,7 +2649,7 @@ class Turn:
         )
         if _transport_log.isEnabledFor(TRACE):
             _transport_log.log(TRACE, "POST to %s: %s", _redact_url(url), json_bytes.decode())
-        return PreparedRequest("POST", url, self._headers(body), body.data), body.json
+        return PreparedRequest("POST", url, self._headers(body), body.data, body.json)
 
     def _attempt(self, request: PreparedRequest) -> PreparedRequest:
         if self.turn_state is not None:
@@ -2630,8 +2659,8 @@ class Turn:
         return self.client.auth.apply_auth(request)
 
     def prepare(self, prompt: Prompt) -> PreparedRequest:
-        """The request the next attempt would send, auth applied."""
-        return self._attempt(self._build(prompt)[0])
+        """The request the next attempt would send, auth applied, with its JSON."""
+        return self._attempt(self._build(prompt, keep_json=True))
 
     # Sending ---------------------------------------------------------------
 
@@ -2693,7 +2722,7 @@ class Turn:
         A stream that breaks is sent again (same bytes); a `StreamRetry`
         event comes first, so a consumer can drop what it had so far.
         """
-        request = self._build(prompt)[0]
+        request = self._build(prompt)
         policy = self.client.retry_policy
         retries = 0
         while True:
@@ -2839,3 +2868,724 @@ def _http_error(response: requests.Response) -> ApiError:
     if cls is None:
         cls = InvalidRequest if 400 <= status < 500 and status not in (401, 403, 408, 409, 429) else ApiError
     return cls(message, status=status, code=code, request_id=request_id)
+
+
+# --- Conversation and realtime ---------------------------------------------
+#
+# A `Conversation` is a client plus its history and rollout: the layer the
+# command line runs turns on.  The realtime call start is a single request.
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    """What a turn produced: the assistant text, the items, the token usage."""
+
+    text: str
+    items: list[ResponseItem]
+    usage: TokenUsage | None
+
+
+class Conversation:
+    """History, rollout and client of one thread."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        history: list[ResponseItem] | None = None,
+        rollout: RolloutWriter | None = None,
+        instructions: str = "",
+    ) -> None:
+        self.client = client
+        self.history = history if history is not None else []
+        self.rollout = rollout
+        self.instructions = instructions
+
+    @classmethod
+    def start(cls, config: Config, *, ephemeral: bool = False) -> Conversation:
+        client = Client.from_config(config)
+        rollout = None
+        if not ephemeral:
+            meta = {
+                "timestamp": _utc_timestamp(),
+                "cwd": os.getcwd(),
+                "originator": client.originator,
+                "cli_version": __version__,
+                "source": "exec",
+                "model_provider": config.model_provider,
+            }
+            rollout = RolloutWriter.create(config.home, client.thread_id, meta)
+        return cls(client, rollout=rollout)
+
+    @classmethod
+    def resume(
+        cls,
+        config: Config,
+        thread_id: str | None = None,
+        *,
+        last: bool = False,
+        ephemeral: bool = False,
+    ) -> Conversation:
+        """Continue a thread from its rollout (`last`: the newest one)."""
+        if thread_id is None and not last:
+            raise ConfigError("resume needs a thread id or --last")
+        rollout = read_rollout(find_rollout(config.home, thread_id))
+        if not rollout.thread_id:
+            raise CodexError(f"{rollout.path} has no session_meta line with an id")
+        session_id = rollout.meta.get("session_id") or rollout.thread_id
+        client = Client.from_config(config, thread_id=rollout.thread_id, session_id=session_id)
+        writer = None if ephemeral else RolloutWriter(rollout.path)
+        return cls(client, history=rollout.items, rollout=writer)
+
+    def record(self, items: Iterable[ResponseItem], turn_id: str) -> list[ResponseItem]:
+        """Add items to history and the rollout, with ids and turn ids as configured."""
+        stamped = [set_turn_id_if_missing(i, turn_id) for i in items]
+        prepared = prepare_conversation_items_for_history(
+            stamped, item_ids=self.client.features.get("item_ids", False)
+        )
+        self.history.extend(prepared)
+        if self.rollout is not None:
+            self.rollout.append_items(prepared)
+        return prepared
+
+    def stream_turn(
+        self, user_input: str | Sequence[ResponseItem], *, output_schema: dict[str, Any] | None = None
+    ) -> Iterator[ResponseEvent]:
+        """Run one turn, yielding its events; the output is recorded at `Completed`."""
+        turn = self.client.new_turn()
+        if isinstance(user_input, str):
+            user_input = [Message(role="user", content=(InputText(text=user_input),))]
+        self.record(user_input, turn.turn_id)
+        prompt = Prompt(
+            input=list(self.history), instructions=self.instructions, output_schema=output_schema
+        )
+        output: list[ResponseItem] = []
+        for event in turn.stream(prompt):
+            if isinstance(event, StreamRetry):
+                output.clear()
+            elif isinstance(event, OutputItemDone):
+                output.append(event.item)
+            elif isinstance(event, Completed):
+                self.record(output, turn.turn_id)
+            yield event
+
+    def run_turn(
+        self, user_input: str | Sequence[ResponseItem], *, output_schema: dict[str, Any] | None = None
+    ) -> TurnResult:
+        items: list[ResponseItem] = []
+        usage = None
+        for event in self.stream_turn(user_input, output_schema=output_schema):
+            if isinstance(event, StreamRetry):
+                items.clear()
+            elif isinstance(event, OutputItemDone):
+                items.append(event.item)
+            elif isinstance(event, Completed):
+                usage = event.usage
+        return TurnResult(assistant_text(items), items, usage)
+
+    def close(self) -> None:
+        if self.rollout is not None:
+            self.rollout.close()
+
+
+def assistant_text(items: Iterable[ResponseItem]) -> str:
+    """The text of the assistant messages among `items`."""
+    return "".join(
+        part.text
+        for item in items
+        if isinstance(item, Message) and item.role == "assistant"
+        for part in item.content
+        if isinstance(part, OutputText)
+    )
+
+
+def local_image_content(path: Path, number: int) -> list[ContentItem]:
+    """A local image as upstream sends it: a tag, the inline image, a closing tag."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return [InputText(text=f"Codex could not read the local image at `{path}`: {exc.strerror}")]
+    kinds = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif"}
+    kind = next((k for magic, k in kinds.items() if raw.startswith(magic)), None)
+    if kind is None and raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
+        kind = "webp"
+    if kind is None:
+        return [InputText(text=f"Codex could not read the local image at `{path}`: unsupported image format")]
+    url = f"data:image/{kind};base64,{base64.b64encode(raw).decode()}"
+    return [
+        InputText(text=f'<image name=[Image #{number}] path="{path}">'),
+        InputImage(image_url=url, detail="high"),
+        InputText(text="</image>"),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeCall:
+    sdp_answer: str
+    call_id: str
+
+
+class RealtimeTransport(enum.Enum):
+    WEBSOCKET = "websocket"
+    WEBRTC = "webrtc"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RealtimeStart:
+    """Parameters of the app-server's `thread/realtime/start` (camelCase on the wire)."""
+
+    thread_id: str
+    transport: RealtimeTransport = RealtimeTransport.WEBSOCKET
+    sdp: str | None = None
+    prompt: str | None = None
+    voice: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        transport: dict[str, Any] = {"type": self.transport.value}
+        if self.transport is RealtimeTransport.WEBRTC:
+            if not self.sdp:
+                raise ConfigError("a webrtc realtime start needs an SDP offer")
+            transport["sdp"] = self.sdp
+        out: dict[str, Any] = {"threadId": self.thread_id, "transport": transport}
+        if self.prompt is not None:
+            out["prompt"] = self.prompt
+        if self.voice is not None:
+            out["voice"] = self.voice
+        return out
+
+
+_REALTIME_BOUNDARY = "codex-realtime-call-boundary"
+
+
+def create_realtime_call(
+    client: Client, sdp_offer: str, *, session: Mapping[str, Any] | None = None
+) -> RealtimeCall:
+    """Start a WebRTC realtime call: POST the SDP offer, get the answer and call id."""
+    provider, auth = client.provider, client.auth
+    url = provider.url_for_path("realtime/calls", auth)
+    headers = {**provider.headers(), "originator": client.originator}
+    if session is None:
+        headers["Content-Type"] = "application/sdp"
+        body = sdp_offer.encode()
+    else:
+        config = {k: v for k, v in session.items() if k != "id"}
+        if "/backend-api" in provider.base_url(auth):
+            headers["Content-Type"] = "application/json"
+            body = _dumps({"sdp": sdp_offer, "session": config})
+        else:
+            headers["Content-Type"] = f"multipart/form-data; boundary={_REALTIME_BOUNDARY}"
+            body = (
+                f"--{_REALTIME_BOUNDARY}\r\n"
+                'Content-Disposition: form-data; name="sdp"\r\n'
+                "Content-Type: application/sdp\r\n\r\n"
+                f"{sdp_offer}\r\n"
+                f"--{_REALTIME_BOUNDARY}\r\n"
+                'Content-Disposition: form-data; name="session"\r\n'
+                "Content-Type: application/json\r\n\r\n"
+                f"{json.dumps(config, separators=(',', ':'))}\r\n"
+                f"--{_REALTIME_BOUNDARY}--\r\n"
+            ).encode()
+    request = auth.apply_auth(PreparedRequest("POST", url, headers, body))
+    policy = client.retry_policy
+    try:
+        response = client.http.post(
+            request.url,
+            data=request.body,
+            headers=request.headers,
+            timeout=(policy.connect_timeout, policy.stream_idle_timeout),
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        raise ApiError(f"realtime call failed: {_describe(exc)}") from None
+    if response.status_code >= 300:
+        raise _http_error(response)
+    location = response.headers.get("Location")
+    if not location:
+        raise ApiError("realtime call response missing Location")
+    segment = urllib.parse.urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
+    if not segment.startswith("rtc_"):
+        raise ApiError(f"realtime call Location does not contain a call id: {location}")
+    return RealtimeCall(response.content.decode("utf-8", "replace"), segment)
+
+
+# --- Config -----------------------------------------------------------------
+#
+# The same `$CODEX_HOME/config.toml` Codex reads.  Keys we do not use are
+# ignored; a key we use with the wrong type is an error naming file and key.
+
+DEFAULT_MODEL = "gpt-5-codex"
+_SERVICE_TIER_VALUES = ("fast", "flex")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Settings after file, profile and `-c` overrides are merged."""
+
+    home: Path
+    path: Path
+    model: str = DEFAULT_MODEL
+    model_provider: str = "openai"
+    providers: dict[str, ProviderInfo] = field(default_factory=dict)
+    reasoning_effort: str | None = None
+    reasoning_summary: str | None = None
+    verbosity: str | None = None
+    service_tier: str | None = None
+    features: dict[str, bool] = field(default_factory=dict)
+    profile: str | None = None
+
+    def provider(self, environ: Mapping[str, str] | None = None) -> ModelProvider:
+        info = self.providers.get(self.model_provider)
+        if info is None:
+            known = ", ".join(sorted(self.providers))
+            raise ConfigError(
+                f"{self.path}: model_provider {self.model_provider!r} is not defined "
+                f"(known: {known})"
+            )
+        return ModelProvider(self.model_provider, info, environ=environ, home=self.home)
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    """`key.path=value`: the value as TOML, else as a plain string (Codex's rule)."""
+    import tomllib
+
+    key, eq, raw = text.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(f"-c {text!r}: expected key=value")
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return [part.strip() for part in key.strip().split(".")], value
+
+
+def _set_path(table: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        child = table.get(part)
+        if not isinstance(child, dict):
+            child = table[part] = {}
+        table = child
+    table[path[-1]] = value
+
+
+def load_config(
+    codex_home: Path | str | None = None,
+    *,
+    profile: str | None = None,
+    overrides: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read `config.toml` from the Codex home; `-c` overrides > profile > file > defaults."""
+    import tomllib
+
+    home = Path(codex_home).expanduser() if codex_home is not None else default_codex_home()
+    path = home / "config.toml"
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    parsed = [_parse_override(o) for o in overrides]
+    for keys, value in parsed:
+        _set_path(doc, keys, value)
+    profile = profile or _typed(doc, "profile", str, str(path))
+    settings = dict(doc)
+    if profile:
+        profiles = _typed(doc, "profiles", dict, str(path)) or {}
+        chosen = profiles.get(profile)
+        if not isinstance(chosen, dict):
+            raise ConfigError(f"{path}: profile {profile!r} is not defined under [profiles]")
+        settings.update(chosen)
+        for keys, value in parsed:
+            if keys[0] != "profiles":
+                _set_path(settings, keys, value)
+    where = f"{path}: " + (f"profiles.{profile}" if profile else "config")
+
+    def get(key: str, kind: type[Any] = str) -> Any:
+        return _typed(settings, key, kind, where)
+
+    tier = get("service_tier")
+    if tier is not None and tier not in _SERVICE_TIER_VALUES:
+        raise ConfigError(f'{where}.service_tier must be "fast" or "flex", not {tier!r}')
+    features = get("features", dict) or {}
+    for name, enabled in features.items():
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}.features.{name} must be true or false")
+    return Config(
+        home=home,
+        path=path,
+        model=get("model") or DEFAULT_MODEL,
+        model_provider=get("model_provider") or "openai",
+        providers=_merge_providers(get("model_providers", dict) or {}, f"{path}: model_providers", environ),
+        reasoning_effort=get("model_reasoning_effort"),
+        reasoning_summary=get("model_reasoning_summary"),
+        verbosity=get("model_verbosity"),
+        service_tier=tier,
+        features=features,
+        profile=profile,
+    )
+
+
+def _merge_providers(
+    tables: Mapping[str, Any], where: str, environ: Mapping[str, str] | None
+) -> dict[str, ProviderInfo]:
+    """Built-ins plus the user's; of a built-in only Bedrock's aws and base_url may change."""
+    providers = built_in_providers(environ)
+    for provider_id, table in tables.items():
+        key = f"{where}.{provider_id}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{key} must be a table")
+        if provider_id == "amazon-bedrock":
+            info = ProviderInfo.from_toml(
+                {k: v for k, v in table.items() if k in ("aws", "base_url")}, where=key
+            )
+            providers[provider_id] = dataclasses.replace(
+                providers[provider_id], aws=info.aws or AwsAuthInfo(), base_url=info.base_url
+            )
+        elif provider_id in providers:
+            _log.warning("%s: built-in providers cannot be overridden; ignored", key)
+        else:
+            providers[provider_id] = ProviderInfo.from_toml(table, where=key)
+    return providers
+
+
+def set_fast_mode(home: Path, enabled: bool) -> Path:
+    """Set or remove the top-level `service_tier = "fast"` in config.toml.
+
+    Only that line changes; the rest of the file stays byte for byte.  The
+    file is replaced atomically (a temporary file, then rename).
+    """
+    import tempfile
+    import tomllib
+
+    path = home / "config.toml"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = text.splitlines(keepends=True)
+    top = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+    key = re.compile(r"\s*service_tier\s*=")
+    lines = [line for i, line in enumerate(lines) if i >= top or not key.match(line)]
+    if enabled:
+        lines.insert(0, 'service_tier = "fast"\n')
+    new = "".join(lines)
+    try:
+        check = tomllib.loads(new).get("service_tier")
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: cannot edit service_tier safely: {exc}") from None
+    if check != ("fast" if enabled else None):
+        raise ConfigError(f"{path}: cannot edit service_tier safely; edit it by hand")
+    home.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=home, prefix=".config.toml.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(new)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- Command line -----------------------------------------------------------
+#
+# `codex-lite exec` runs one turn and streams the answer; `--json` prints
+# every event as a JSON line; `--dry-run` prints the request it would send.
+# Exit codes: 0 done, 1 API or stream error, 2 usage or config error,
+# 130 interrupted.
+
+_USAGE = """usage: codex-lite COMMAND [options]
+
+commands:
+  exec [PROMPT | -]               run one turn and stream the answer
+  exec resume [--last | THREAD_ID] [PROMPT]
+                                  continue a thread from its rollout
+  fast [on | off | status]        persist fast mode (service_tier) in config.toml
+  sessions                        list recent rollouts, newest first
+  realtime --sdp-offer FILE       start a WebRTC realtime call
+
+Run `codex-lite COMMAND --help` for a command's options.
+"""
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--model")
+    parser.add_argument("-p", "--profile")
+    parser.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--provider", metavar="ID", help="model provider id")
+    parser.add_argument("--debug", action="store_true", help="log to stderr")
+
+
+def _exec_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="codex-lite exec", description="Run one turn and stream the answer.")
+    _common_options(parser)
+    parser.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    parser.add_argument("--dry-run", action="store_true", help="print the request, send nothing")
+    fast = parser.add_mutually_exclusive_group()
+    fast.add_argument("--fast", dest="fast", action="store_true", default=None)
+    fast.add_argument("--no-fast", dest="fast", action="store_false")
+    parser.add_argument("--output-schema", metavar="FILE")
+    parser.add_argument("-i", "--image", action="append", default=[], metavar="FILE")
+    parser.add_argument("--ephemeral", action="store_true", help="write no rollout")
+    parser.add_argument("--last", action="store_true", help="with resume: the newest thread")
+    parser.add_argument("words", nargs="*", help="[resume [THREAD_ID]] [PROMPT | -]")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace) -> Config:
+    overrides = list(args.config)
+    if args.model:
+        overrides.append(f"model={json.dumps(args.model)}")
+    if args.provider:
+        overrides.append(f"model_provider={json.dumps(args.provider)}")
+    config = load_config(profile=args.profile, overrides=overrides)
+    fast = getattr(args, "fast", None)
+    if fast is not None:  # --fast / --no-fast: this run only
+        config = dataclasses.replace(config, service_tier="fast" if fast else None)
+    return config
+
+
+def _user_input(args: argparse.Namespace, words: list[str]) -> list[ResponseItem]:
+    if len(words) > 1:
+        raise _UsageError("codex-lite exec: give the prompt as one argument (quote it)")
+    text = words[0] if words else "-"
+    if text == "-":
+        if sys.stdin.isatty():
+            raise _UsageError("codex-lite exec: no prompt given (pass one, or pipe it on stdin)")
+        text = sys.stdin.read()
+    if not text.strip():
+        raise _UsageError("codex-lite exec: the prompt is empty")
+    content: list[ContentItem] = []
+    for number, image in enumerate(args.image, start=1):
+        content.extend(local_image_content(Path(image), number))
+    content.append(InputText(text=text))
+    return [Message(role="user", content=tuple(content))]
+
+
+def _output_schema(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--output-schema {path}: {exc}") from None
+    if not isinstance(schema, dict):
+        raise ConfigError(f"--output-schema {path}: the schema must be a JSON object")
+    return schema
+
+
+def _event_json(event: ResponseEvent) -> dict[str, Any]:
+    """An event as a JSON object whose `type` is the event's snake_case name."""
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(event).__name__).lower()
+    out: dict[str, Any] = {"type": name}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, CodexError):
+            value = str(value)
+        elif f.name == "item":
+            value = item_to_json(value)
+        elif dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)  # type: ignore[arg-type]
+        out[f.name] = value
+    return out
+
+
+def _print_dry_run(conversation: Conversation, user_input: list[ResponseItem], schema: Any) -> None:
+    client = conversation.client
+    turn = client.new_turn()
+    items = prepare_conversation_items_for_history(
+        [*conversation.history, *user_input], item_ids=client.features.get("item_ids", False)
+    )
+    request = turn.prepare(Prompt(input=items, output_schema=schema))
+    out = sys.stdout
+    out.write(f"{request.method} {_redact_url(request.url)}\n")
+    for name, value in _redact_headers(request.headers).items():
+        out.write(f"{name}: {value}\n")
+    out.write("\n")
+    body = json.loads(request.json) if request.json is not None else None
+    out.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+
+
+def _run_exec(args: argparse.Namespace) -> int:
+    words = list(args.words)
+    resume = bool(words) and words[0] == "resume"
+    thread_id = None
+    if resume:
+        words = words[1:]
+        if not args.last:
+            if not words:
+                raise _UsageError("codex-lite exec resume: give a THREAD_ID or --last")
+            thread_id = words.pop(0)
+    elif args.last:
+        raise _UsageError("codex-lite exec: --last goes with resume")
+    config = _config_from_args(args)
+    user_input = _user_input(args, words)
+    schema = _output_schema(args.output_schema)
+    ephemeral = args.ephemeral or args.dry_run
+    if resume:
+        conversation = Conversation.resume(config, thread_id, last=args.last, ephemeral=ephemeral)
+    else:
+        conversation = Conversation(Client.from_config(config)) if ephemeral else Conversation.start(config)
+    try:
+        try:
+            conversation.client.auth  # noqa: B018 - resolve credentials before anything is sent
+        except AuthError as exc:
+            if not args.dry_run:
+                raise
+            print(f"note: {exc} (showing the request without credentials)", file=sys.stderr)
+            conversation.client._auth = AuthProvider()
+        if args.dry_run:
+            _print_dry_run(conversation, user_input, schema)
+            return 0
+        return _stream_to_terminal(conversation, user_input, schema, json_lines=args.json)
+    finally:
+        conversation.close()
+
+
+def _stream_to_terminal(
+    conversation: Conversation, user_input: list[ResponseItem], schema: Any, *, json_lines: bool
+) -> int:
+    out, err = sys.stdout, sys.stderr
+    if json_lines:
+        out.write(json.dumps({"type": "thread_started", "thread_id": conversation.client.thread_id}) + "\n")
+    usage = None
+    wrote_text = False
+    for event in conversation.stream_turn(user_input, output_schema=schema):
+        if json_lines:
+            out.write(json.dumps(_event_json(event), ensure_ascii=False) + "\n")
+            out.flush()
+        elif isinstance(event, OutputTextDelta):
+            out.write(event.delta)
+            out.flush()
+            wrote_text = True
+        if isinstance(event, StreamRetry) and not json_lines:
+            err.write(
+                f"\nreconnecting {event.attempt}/{event.max_attempts} in {event.delay:.1f}s "
+                f"… ({event.error})\n"
+            )
+        elif isinstance(event, Completed):
+            usage = event.usage
+    if wrote_text:
+        out.write("\n")
+    if usage is not None and not json_lines:
+        err.write(
+            f"tokens used: input {usage.input_tokens} (cached {usage.cached_input_tokens}), "
+            f"output {usage.output_tokens} (reasoning {usage.reasoning_output_tokens}), "
+            f"total {usage.total_tokens}\n"
+        )
+    return 0
+
+
+def _run_fast(argv: list[str]) -> int:
+    parser = _Parser(prog="codex-lite fast", description="Persist fast mode in config.toml.")
+    parser.add_argument("state", nargs="?", choices=("on", "off", "status"), default="status")
+    args = parser.parse_args(argv)
+    home = default_codex_home()
+    if args.state != "status":
+        set_fast_mode(home, args.state == "on")
+    tier = load_config(home).service_tier
+    print(f"fast mode is {'on' if tier == 'fast' else 'off'}")
+    return 0
+
+
+def _run_sessions(argv: list[str]) -> int:
+    parser = _Parser(prog="codex-lite sessions", description="List recent rollouts.")
+    parser.add_argument("-n", "--limit", type=int, default=20)
+    args = parser.parse_args(argv)
+    home = default_codex_home()
+    paths = sorted((home / "sessions").glob("*/*/*/rollout-*.jsonl"), key=lambda p: p.name, reverse=True)
+    for path in paths[: args.limit]:
+        rollout = read_rollout(path)
+        first = next(
+            (
+                part.text
+                for item in rollout.items
+                if isinstance(item, Message) and item.role == "user"
+                for part in item.content
+                if isinstance(part, InputText) and not part.text.startswith("<")
+            ),
+            "",
+        )
+        summary = " ".join(first.split())[:60]
+        print(f"{path.name[8:27]}  {rollout.thread_id}  {summary}")
+    return 0
+
+
+def _run_realtime(argv: list[str]) -> int:
+    parser = _Parser(prog="codex-lite realtime", description="Start a WebRTC realtime call.")
+    _common_options(parser)
+    parser.add_argument("--sdp-offer", required=True, metavar="FILE")
+    parser.add_argument("--session-json", metavar="FILE")
+    args = parser.parse_args(argv)
+    try:
+        offer = Path(args.sdp_offer).read_text(encoding="utf-8")
+        session = json.loads(Path(args.session_json).read_text()) if args.session_json else None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the realtime input: {exc}") from None
+    client = Client.from_config(_config_from_args(args))
+    call = create_realtime_call(client, offer, session=session)
+    sys.stdout.write(call.sdp_answer)
+    print(f"call id: {call.call_id}", file=sys.stderr)
+    return 0
+
+
+def _setup_logging(debug: bool) -> None:
+    level_name = "debug" if debug else os.environ.get("CODEX_LITE_LOG", "").strip().lower()
+    levels = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO}
+    if level_name in levels:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        _log.addHandler(handler)
+        _log.setLevel(levels[level_name])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `codex-lite` command; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or args_list[0] in ("-h", "--help"):
+        sys.stdout.write(_USAGE)
+        return 0 if args_list else 2
+    if args_list[0] == "--version":
+        print(f"codex-lite {__version__}")
+        return 0
+    command, rest = args_list[0], args_list[1:]
+    try:
+        if command == "exec":
+            parsed = _exec_parser().parse_intermixed_args(rest)
+            _setup_logging(parsed.debug)
+            return _run_exec(parsed)
+        _setup_logging("--debug" in rest)
+        if command == "fast":
+            return _run_fast(rest)
+        if command == "sessions":
+            return _run_sessions(rest)
+        if command == "realtime":
+            return _run_realtime(rest)
+        raise _UsageError(f"codex-lite: unknown command {command!r}\n\n{_USAGE}")
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (ConfigError, AuthError, ItemError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except CodexError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
