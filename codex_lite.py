@@ -2042,6 +2042,25 @@ class AwsAuthInfo:
     region: str | None = None
 
 
+_PROVIDER_KEYS: dict[str, type[Any]] = {
+    "name": str,
+    "base_url": str,
+    "env_key": str,
+    "env_key_instructions": str,
+    "experimental_bearer_token": str,
+    "wire_api": str,
+    "query_params": dict,
+    "http_headers": dict,
+    "env_http_headers": dict,
+    "request_max_retries": int,
+    "stream_max_retries": int,
+    "stream_idle_timeout_ms": int,
+    "requires_openai_auth": bool,
+    "supports_websockets": bool,
+    "responses_lite": bool,
+}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderInfo:
     """One model provider as configured (`[model_providers.<id>]`)."""
@@ -2066,14 +2085,11 @@ class ProviderInfo:
     @classmethod
     def from_toml(cls, table: Mapping[str, Any], *, where: str = "model_provider") -> ProviderInfo:
         """Validate a provider table; errors name the key at fault."""
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name == "aws" or f.name not in table:
-                continue
-            kind = {bool: bool, int: int}.get(type(f.default), str)
-            if f.name.endswith(("_params", "_headers")):
-                kind = dict
-            values[f.name] = _typed(table, f.name, kind, where)
+        values = {
+            key: _typed(table, key, kind, where)
+            for key, kind in _PROVIDER_KEYS.items()
+            if table.get(key) is not None
+        }
         for name in ("query_params", "http_headers", "env_http_headers"):
             for key, value in (values.get(name) or {}).items():
                 if not isinstance(value, str):

@@ -1262,3 +1262,364 @@ def test_malformed_output_item_is_skipped(server: Loopback, home: pathlib.Path) 
     assert not any(
         isinstance(e, cl.OutputItemDone) and isinstance(e.item, cl.FunctionCall) for e in events
     )
+
+
+# --- Providers and auth (wire-spec §6, §7, §8) ---------------------------------
+
+
+def provider_from(table: dict[str, Any], home: pathlib.Path, pid: str = "custom") -> cl.ModelProvider:
+    return cl.ModelProvider(pid, cl.ProviderInfo.from_toml(table), home=home)
+
+
+def test_url_for_path_with_query_params(home: pathlib.Path) -> None:
+    provider = provider_from(
+        {"name": "azure", "base_url": "https://x.openai.azure.com/openai/", "query_params": {"api-version": "2025-04-01-preview"}},
+        home,
+    )
+    assert (
+        provider.url_for_path("/responses", cl.AuthProvider())
+        == "https://x.openai.azure.com/openai/responses?api-version=2025-04-01-preview"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "base_url", "azure"),
+    [
+        ("Azure", "https://example.com/v1", True),
+        ("x", "https://foo.openai.azure.com/openai", True),
+        ("x", "https://foo.cognitiveservices.azure.com/openai", True),
+        ("x", "https://foo.aoai.azure.com/v1", True),
+        ("x", "https://foo.azure-api.net/v1", True),
+        ("x", "https://foo.azurefd.net/v1", True),
+        ("x", "https://foo.blob.core.windows.net/openai/v1", True),
+        ("x", "https://api.openai.com/v1", False),
+    ],
+)
+def test_azure_detection(home: pathlib.Path, name: str, base_url: str, azure: bool) -> None:
+    assert provider_from({"name": name, "base_url": base_url}, home).is_azure is azure
+
+
+def test_azure_default_store_attaches_ids_and_headers(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream()))
+    info = {"name": "azure", "http_headers": {"x-test-header": "present"}}
+    client = local_client(server, home, info=info, thread_id="thread_123", session_id="sess_123", subagent="review")
+    run(client.new_turn(), user("hi", id="msg_1"))
+    (seen,) = server.seen
+    assert seen.header("session-id") == "sess_123"
+    assert seen.header("thread-id") == "thread_123"
+    assert seen.header("x-client-request-id") == "thread_123"
+    assert seen.header("x-openai-subagent") == "review"
+    assert seen.header("x-test-header") == "present"
+    body = seen.json()
+    assert body["store"] is True and body["input"][0]["id"] == "msg_1"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"wire_api": "chat"}, '`wire_api = "chat"` is no longer supported'),
+        ({"wire_api": "other"}, 'wire_api must be "responses"'),
+        ({"aws": {"region": "us-east-1"}, "env_key": "K"}, "provider aws cannot be combined with env_key"),
+        (
+            {"aws": {}, "experimental_bearer_token": "t", "requires_openai_auth": True},
+            "provider aws cannot be combined with experimental_bearer_token, requires_openai_auth",
+        ),
+        ({"request_max_retries": "4"}, "model_provider.request_max_retries must be an integer"),
+        ({"http_headers": {"x": "a\r\nInjected: 1"}}, "http_headers.x must not contain CR or LF"),
+        ({"base_url": 5}, "model_provider.base_url must be a string"),
+    ],
+)
+def test_provider_validation_names_the_key(table: dict[str, Any], message: str) -> None:
+    with pytest.raises(cl.ConfigError, match=re.escape(message)):
+        cl.ProviderInfo.from_toml(table)
+
+
+def test_retry_settings_are_capped(home: pathlib.Path) -> None:
+    provider = provider_from(
+        {"request_max_retries": 500, "stream_max_retries": 7, "stream_idle_timeout_ms": 1500}, home
+    )
+    policy = provider.retry_policy()
+    assert (policy.request_max_retries, policy.stream_max_retries) == (100, 7)
+    assert policy.stream_idle_timeout == 1.5
+
+
+def test_env_key_precedence_and_errors(home: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = {"name": "x", "base_url": "http://127.0.0.1:1/v1", "env_key": "MY_KEY", "env_key_instructions": "Get one at example.com."}
+    with pytest.raises(cl.AuthError, match=r"environment variable MY_KEY is not set\. Get one at example\.com\."):
+        provider_from(table, home).auth()
+    monkeypatch.setenv("MY_KEY", "   ")
+    with pytest.raises(cl.AuthError, match="MY_KEY"):
+        provider_from(table, home).auth()
+    monkeypatch.setenv("MY_KEY", "  key-1  ")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    headers: dict[str, str] = {}
+    provider_from(table, home).auth().add_auth_headers(headers)
+    assert headers == {"Authorization": "Bearer key-1"}
+
+
+def test_openai_keys_never_go_to_other_providers(home: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    (home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": "sk-file"}))
+    headers: dict[str, str] = {}
+    provider_from({"base_url": "http://127.0.0.1:1/v1"}, home).auth().add_auth_headers(headers)
+    assert headers == {}
+    bearer = provider_from({"base_url": "http://x/v1", "experimental_bearer_token": "tok"}, home).auth()
+    bearer.add_auth_headers(headers)
+    assert headers == {"Authorization": "Bearer tok"}
+
+
+def test_openai_token_precedence(home: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    openai = cl.ModelProvider("openai", cl.built_in_providers({})["openai"], home=home)
+
+    def bearer() -> str:
+        headers: dict[str, str] = {}
+        openai.auth().add_auth_headers(headers)
+        return headers.get("Authorization", "")
+
+    with pytest.raises(cl.AuthError, match="OPENAI_API_KEY"):
+        openai.auth()
+    (home / "auth.json").write_text(
+        json.dumps({"tokens": {"access_token": "chat-tok", "account_id": "acct"}})
+    )
+    auth = openai.auth()
+    assert auth.kind == "chatgpt" and bearer() == "Bearer chat-tok"
+    assert openai.base_url(auth) == "https://chatgpt.com/backend-api/codex"
+    (home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": "sk-file", "tokens": None}))
+    assert bearer() == "Bearer sk-file"
+    assert openai.base_url(openai.auth()) == "https://api.openai.com/v1"
+    monkeypatch.setenv("OPENAI_API_KEY", " sk-env ")
+    assert bearer() == "Bearer sk-env"
+    monkeypatch.setenv("CODEX_API_KEY", "sk-codex")
+    assert bearer() == "Bearer sk-codex"
+
+
+def test_openai_base_url_and_org_headers_from_env(home: pathlib.Path) -> None:
+    env = {"OPENAI_BASE_URL": "http://proxy.local/v1", "OPENAI_ORGANIZATION": "org-1", "OPENAI_PROJECT": " "}
+    info = cl.built_in_providers(env)["openai"]
+    provider = cl.ModelProvider("openai", info, environ=env, home=home)
+    assert provider.base_url(cl.BearerAuth("k")) == "http://proxy.local/v1"
+    assert provider.headers() == {"version": cl.__version__, "OpenAI-Organization": "org-1"}
+
+
+def test_chatgpt_auth_rereads_auth_json_after_401(server: Loopback, home: pathlib.Path) -> None:
+    auth = chatgpt_auth(home, "stale-token")
+
+    def unauthorized_then_refresh(handler: http.server.BaseHTTPRequestHandler) -> None:
+        (home / "auth.json").write_text(
+            json.dumps({"tokens": {"access_token": "fresh-token", "account_id": "acct_1"}})
+        )
+        reply(401, b'{"error":{"message":"token expired"}}')(handler)
+
+    server.then(unauthorized_then_refresh, reply(body=text_stream()))
+    events = run(openai_client(server, home, auth=auth).new_turn())
+    assert isinstance(events[-1], cl.Completed)
+    assert [s.header("authorization") for s in server.seen] == ["Bearer stale-token", "Bearer fresh-token"]
+    assert server.seen[0].body == server.seen[1].body
+
+
+def test_401_without_fresher_credentials_is_reported(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(401, b'{"error":{"message":"bad key"}}', {"x-request-id": "req_401"}))
+    with pytest.raises(cl.ApiError, match=r"401: bad key \(request id req_401\)"):
+        run(openai_client(server, home).new_turn())
+    assert len(server.seen) == 1
+
+
+# Amazon Bedrock -------------------------------------------------------------------
+
+
+def bedrock_token(region: str, *, prefix: bool = True) -> str:
+    url = (
+        "bedrock.amazonaws.com/?Action=CallWithBearerToken&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        f"&X-Amz-Credential=AKIDEXAMPLE%2F20260101%2F{region}%2Fbedrock%2Faws4_request"
+        "&X-Amz-Date=20260101T000000Z&X-Amz-Expires=43200"
+    )
+    encoded = base64.b64encode(url.encode()).decode() + "&Version=1"
+    return ("bedrock-api-key-" if prefix else "") + encoded
+
+
+def bedrock(home: pathlib.Path, table: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> cl.ModelProvider:
+    info = cl.built_in_providers({})["amazon-bedrock"]
+    if table:
+        override = cl.ProviderInfo.from_toml(table)
+        info = dataclasses.replace(info, aws=override.aws, base_url=override.base_url)
+    environ = {
+        "AWS_CONFIG_FILE": str(home / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
+        **(env or {}),
+    }
+    return cl.ModelProvider("amazon-bedrock", info, environ=environ, home=home)
+
+
+def test_bedrock_token_region_decoding() -> None:
+    assert cl.bedrock_token_region(bedrock_token("eu-west-1")) == "eu-west-1"
+    assert cl.bedrock_token_region(bedrock_token("us-west-2", prefix=False)) == "us-west-2"
+    with pytest.raises(cl.AuthError, match="Amazon Bedrock bearer token is invalid: "):
+        cl.bedrock_token_region("bedrock-api-key-!!!not base64!!!")
+    no_credential = base64.b64encode(b"bedrock.amazonaws.com/?Action=x").decode()
+    with pytest.raises(cl.AuthError, match="missing X-Amz-Credential"):
+        cl.bedrock_token_region("bedrock-api-key-" + no_credential)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_bedrock_token_decoder_never_crashes(token: str) -> None:
+    try:
+        assert isinstance(cl.bedrock_token_region(token), str)
+    except cl.AuthError as exc:
+        assert str(exc).startswith("Amazon Bedrock bearer token is invalid: ")
+
+
+def test_bedrock_bearer_token_wins_and_sets_region(home: pathlib.Path) -> None:
+    provider = bedrock(home, env={"AWS_BEARER_TOKEN_BEDROCK": bedrock_token("eu-central-1"), "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s"})
+    auth = provider.auth()
+    assert auth.kind == "bedrock_bearer"
+    assert provider.url_for_path("responses", auth) == "https://bedrock-mantle.eu-central-1.api.aws/openai/v1/responses"
+
+
+def test_bedrock_region_resolution_and_refusal(home: pathlib.Path) -> None:
+    creds = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret"}
+    assert bedrock(home, env=creds).base_url(bedrock(home, env=creds).auth()).startswith("https://bedrock-mantle.us-east-1.")
+    env = {**creds, "AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "eu-west-1"}
+    assert "us-west-2" in bedrock(home, env=env).url_for_path("responses", cl.AuthProvider())
+    env = {**creds, "AWS_DEFAULT_REGION": "eu-west-1"}
+    assert "eu-west-1" in bedrock(home, env=env).url_for_path("responses", cl.AuthProvider())
+    (home / "aws-config").write_text("[profile dev]\nregion = ap-south-1\n")
+    env = {**creds, "AWS_PROFILE": "dev"}
+    assert "ap-south-1" in bedrock(home, env=env).url_for_path("responses", cl.AuthProvider())
+    table = {"aws": {"region": "sa-east-1"}}
+    assert "sa-east-1" in bedrock(home, table, env).url_for_path("responses", cl.AuthProvider())
+    with pytest.raises(cl.ConfigError, match="Amazon Bedrock Mantle does not support region `us-west-1`"):
+        bedrock(home, {"aws": {"region": "us-west-1"}}, creds).url_for_path("responses", cl.AuthProvider())
+    gateway = bedrock(home, {"base_url": "https://gw.example.com/v1", "aws": {"region": "us-west-1"}}, creds)
+    assert gateway.url_for_path("responses", cl.AuthProvider()) == "https://gw.example.com/v1/responses"
+
+
+def test_aws_credentials_from_files_and_process(home: pathlib.Path) -> None:
+    (home / "aws-credentials").write_text(
+        "[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = filesecret\n"
+        "[dev]\naws_access_key_id = AKIDDEV\naws_secret_access_key = devsecret\naws_session_token = devtoken\n"
+    )
+    script = home / "creds.py"
+    script.write_text(
+        "import json; print(json.dumps({'Version': 1, 'AccessKeyId': 'AKIDPROC', "
+        "'SecretAccessKey': 'procsecret', 'SessionToken': 'proctoken'}))"
+    )
+    (home / "aws-config").write_text(
+        f"[profile proc]\ncredential_process = {sys_executable()} {script}\n"
+    )
+    env = {"AWS_CONFIG_FILE": str(home / "aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials")}
+    assert cl.aws_credentials_resolver(None, env)()[0] == cl.AwsCredentials("AKIDFILE", "filesecret")
+    assert cl.aws_credentials_resolver("dev", env)()[0] == cl.AwsCredentials("AKIDDEV", "devsecret", "devtoken")
+    assert cl.aws_credentials_resolver(None, {**env, "AWS_PROFILE": "proc"})()[0] == cl.AwsCredentials("AKIDPROC", "procsecret", "proctoken")
+    env_creds = {**env, "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "envsecret", "AWS_SESSION_TOKEN": "envtoken"}
+    assert cl.aws_credentials_resolver("dev", env_creds)()[0] == cl.AwsCredentials("AKIDENV", "envsecret", "envtoken")
+
+
+def sys_executable() -> str:
+    import sys
+
+    return sys.executable
+
+
+def reference_sigv4(seen: Seen, secret: str, region: str, service: str) -> str:
+    """Recompute the Authorization value from the request as received (AWS SigV4 spec)."""
+    import hashlib
+    import hmac
+    import urllib.parse
+
+    auth = seen.header("authorization") or ""
+    match = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, SignedHeaders=([^,]+), Signature=[0-9a-f]{64}", auth)
+    assert match, auth
+    key_id, date, _, _, signed = match.groups()
+    path, _, query = seen.path.partition("?")
+    pairs = sorted(
+        (urllib.parse.quote(k, safe="-_.~"), urllib.parse.quote(v, safe="-_.~"))
+        for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
+    )
+    lines = [
+        seen.method,
+        urllib.parse.quote(path, safe="/~"),
+        "&".join(f"{k}={v}" for k, v in pairs),
+    ]
+    for name in signed.split(";"):
+        values = [" ".join(v.split()) for k, v in seen.headers if k.lower() == name]
+        lines.append(f"{name}:{','.join(values)}")
+    lines += ["", signed, hashlib.sha256(seen.body).hexdigest()]
+    canonical = "\n".join(lines)
+    amz_date = seen.header("x-amz-date") or ""
+    scope = f"{date}/{region}/{service}/aws4_request"
+    to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return f"AWS4-HMAC-SHA256 Credential={key_id}/{scope}, SignedHeaders={signed}, Signature={signature}"
+
+
+def test_bedrock_sigv4_requests_verify_on_the_server(server: Loopback, home: pathlib.Path) -> None:
+    env = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "AWS_SESSION_TOKEN": "session-token-1"}
+    provider = bedrock(home, {"base_url": server.url, "aws": {"region": "us-west-2"}}, env)
+    client = cl.Client(provider, model="openai.gpt-oss-120b", retry_policy=FAST, service_tier="fast")
+    server.then(reply(503, b""), reply(body=text_stream()))
+    run(client.new_turn(), user("hi", metadata=cl.ItemMetadata(turn_id="t1")))
+    assert len(server.seen) == 2
+    for seen in server.seen:
+        assert seen.header("authorization") == reference_sigv4(seen, env["AWS_SECRET_ACCESS_KEY"], "us-west-2", "bedrock-mantle")
+        assert seen.header("x-amz-security-token") == "session-token-1"
+        assert "x-amz-content-sha256" not in seen.header_names()
+        signed = re.search(r"SignedHeaders=([^,]+)", seen.header("authorization") or "")
+        assert signed and "x-amz-security-token" in signed.group(1).split(";")
+        assert "session-id" in signed.group(1).split(";")
+        body = seen.json()
+        assert "service_tier" not in body and "client_metadata" not in body
+        assert "internal_chat_message_metadata_passthrough" not in body["input"][0]
+        assert seen.header("content-encoding") is None
+    assert server.seen[0].body == server.seen[1].body
+
+
+def test_sigv4_auth_drops_the_legacy_session_id_header() -> None:
+    auth = cl.SigV4Auth(lambda: (cl.AwsCredentials("AKID", "secret"), None), region="us-east-1")
+    request = cl.PreparedRequest("POST", "https://bedrock-mantle.us-east-1.api.aws/openai/v1/responses", {"session_id": "legacy", "session-id": "s"}, b"{}")
+    signed = auth.apply_auth(request)
+    assert "session_id" not in signed.headers and signed.headers["session-id"] == "s"
+    assert signed.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKID/")
+
+
+def test_bedrock_bearer_requests(server: Loopback, home: pathlib.Path) -> None:
+    token = bedrock_token("us-east-1")
+    provider = bedrock(home, {"base_url": server.url}, {"AWS_BEARER_TOKEN_BEDROCK": token})
+    server.then(reply(body=text_stream()))
+    run(cl.Client(provider, model="m", retry_policy=FAST).new_turn())
+    assert server.seen[0].header("authorization") == f"Bearer {token}"
+    assert "x-amz-date" not in server.seen[0].header_names()
+
+
+# Responses Lite (wire-spec §11) ---------------------------------------------------
+
+
+def test_responses_lite_moves_tools_and_instructions_into_items(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream()), reply(body=text_stream()))
+    tools = [{"type": "function", "name": "shell", "parameters": {"type": "object"}}]
+    client = local_client(server, home, info={"responses_lite": True}, reasoning_effort="medium")
+    for _ in range(2):
+        run(client.new_turn(), user("hi"), instructions="You are Codex.", tools=tools, parallel_tool_calls=True)
+    first, second = (s.json() for s in server.seen)
+    assert "instructions" not in first and "tools" not in first
+    assert first["parallel_tool_calls"] is False
+    assert first["reasoning"] == {"effort": "medium", "context": "all_turns"}
+    namespace = uuid.uuid5(uuid.NAMESPACE_OID, client.thread_id)
+    tools_json = json.dumps(tools, separators=(",", ":"))
+    assert first["input"][0] == {
+        "type": "additional_tools",
+        "id": f"at_{uuid.uuid5(namespace, tools_json)}",
+        "role": "developer",
+        "tools": tools,
+    }
+    assert first["input"][1] == {
+        "type": "message",
+        "id": f"msg_{uuid.uuid5(namespace, 'You are Codex.')}",
+        "role": "developer",
+        "content": [{"type": "input_text", "text": "You are Codex."}],
+    }
+    assert first["input"][:2] == second["input"][:2]
+    assert server.seen[0].header("x-openai-internal-codex-responses-lite") == "true"
