@@ -17,8 +17,11 @@ import os
 import pathlib
 import random
 import re
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -1505,7 +1508,7 @@ def test_aws_credentials_from_files_and_process(home: pathlib.Path) -> None:
         "'SecretAccessKey': 'procsecret', 'SessionToken': 'proctoken'}))"
     )
     (home / "aws-config").write_text(
-        f"[profile proc]\ncredential_process = {sys_executable()} {script}\n"
+        f"[profile proc]\ncredential_process = {sys.executable} {script}\n"
     )
     env = {"AWS_CONFIG_FILE": str(home / "aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials")}
     assert cl.aws_credentials_resolver(None, env)()[0] == cl.AwsCredentials("AKIDFILE", "filesecret")
@@ -1513,12 +1516,6 @@ def test_aws_credentials_from_files_and_process(home: pathlib.Path) -> None:
     assert cl.aws_credentials_resolver(None, {**env, "AWS_PROFILE": "proc"})()[0] == cl.AwsCredentials("AKIDPROC", "procsecret", "proctoken")
     env_creds = {**env, "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "envsecret", "AWS_SESSION_TOKEN": "envtoken"}
     assert cl.aws_credentials_resolver("dev", env_creds)()[0] == cl.AwsCredentials("AKIDENV", "envsecret", "envtoken")
-
-
-def sys_executable() -> str:
-    import sys
-
-    return sys.executable
 
 
 def reference_sigv4(seen: Seen, secret: str, region: str, service: str) -> str:
@@ -1623,3 +1620,341 @@ def test_responses_lite_moves_tools_and_instructions_into_items(server: Loopback
     }
     assert first["input"][:2] == second["input"][:2]
     assert server.seen[0].header("x-openai-internal-codex-responses-lite") == "true"
+
+
+# --- Command line (subprocess against loopback) ---------------------------------
+
+
+def cli(
+    home: pathlib.Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_", "AWS_"))}
+    base.update(CODEX_HOME=str(home), **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "codex_lite", *args],
+        env=base,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=HERE,
+    )
+
+
+def openai_env(server: Loopback, key: str = "sk-cli-secret-1234") -> dict[str, str]:
+    return {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": key}
+
+
+def test_cli_exec_streams_text_and_usage(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream("Hello from the model")))
+    done = cli(home, "exec", "say hi", env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Hello from the model\n"
+    assert "tokens used: input 3 (cached 0), output 1 (reasoning 0), total 4" in done.stderr
+    body = server.seen[0].json()
+    assert body["input"][0]["content"] == [{"type": "input_text", "text": "say hi"}]
+    (rollout,) = (home / "sessions").glob("*/*/*/rollout-*.jsonl")
+    kinds = [json.loads(line)["type"] for line in rollout.read_text().splitlines()]
+    assert kinds == ["session_meta", "response_item", "response_item"]
+
+
+def test_cli_exec_prompt_from_stdin_and_ephemeral(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream()))
+    done = cli(home, "exec", "--ephemeral", "-", env=openai_env(server), stdin="from stdin\n")
+    assert done.returncode == 0, done.stderr
+    assert server.seen[0].json()["input"][0]["content"][0]["text"] == "from stdin\n"
+    assert not (home / "sessions").exists()
+
+
+def test_cli_json_lines(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream("ok"), headers={"openai-model": "gpt-x"}))
+    done = cli(home, "exec", "--json", "hi", env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["type"] for e in events] == [
+        "thread_started",
+        "server_model",
+        "created",
+        "output_text_delta",
+        "output_item_done",
+        "completed",
+    ]
+    assert events[3]["delta"] == "ok"
+    assert events[4]["item"]["content"][0]["text"] == "ok"
+    assert events[5]["usage"]["total_tokens"] == 4
+
+
+def test_cli_dry_run_sends_nothing_and_redacts(home: pathlib.Path) -> None:
+    done = cli(home, "exec", "--dry-run", "hello", env={"OPENAI_API_KEY": "sk-very-secret-key"})
+    assert done.returncode == 0, done.stderr
+    head, _, body = done.stdout.partition("\n\n")
+    assert head.splitlines()[0] == "POST https://api.openai.com/v1/responses"
+    assert "Authorization: Bearer <redacted>" in head
+    assert "sk-very-secret-key" not in done.stdout + done.stderr
+    assert json.loads(body)["input"][0]["content"][0]["text"] == "hello"
+    assert not (home / "sessions").exists()
+
+
+def test_cli_dry_run_without_credentials_still_shows_the_request(home: pathlib.Path) -> None:
+    done = cli(home, "exec", "--dry-run", "hello")
+    assert done.returncode == 0, done.stderr
+    assert "showing the request without credentials" in done.stderr
+    assert done.stdout.startswith("POST https://api.openai.com/v1/responses\n")
+
+
+def test_cli_dry_run_redacts_chatgpt_and_aws_secrets(home: pathlib.Path) -> None:
+    (home / "auth.json").write_text(
+        json.dumps({"tokens": {"access_token": "chatgpt-secret-token", "account_id": "acct-secret"}})
+    )
+    done = cli(home, "exec", "--dry-run", "hi")
+    assert done.returncode == 0, done.stderr
+    assert "chatgpt.com/backend-api/codex/responses" in done.stdout
+    assert "chatgpt-secret-token" not in done.stdout and "acct-secret" not in done.stdout
+    assert '"text": "hi"' in done.stdout  # the compressed body is shown as JSON
+    aws = {
+        "AWS_ACCESS_KEY_ID": "AKIDSECRETID",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-key",
+        "AWS_SESSION_TOKEN": "aws-session-secret",
+        "AWS_CONFIG_FILE": str(home / "none"),
+    }
+    done = cli(home, "exec", "--dry-run", "--provider", "amazon-bedrock", "hi", env=aws)
+    assert done.returncode == 0, done.stderr
+    assert "x-amz-security-token: <redacted>" in done.stdout
+    assert "authorization: AWS4-HMAC-SHA256 <redacted>" in done.stdout
+    for secret in aws.values():
+        assert secret not in done.stdout + done.stderr
+    custom = home / "config.toml"
+    custom.write_text(
+        '[model_providers.az]\nname = "azure"\nbase_url = "https://r.openai.azure.com/openai"\n'
+        'env_http_headers = { "api-key" = "AZ_KEY" }\nquery_params = { api-version = "2025-04-01-preview" }\n'
+    )
+    done = cli(home, "exec", "--dry-run", "--provider", "az", "hi", env={"AZ_KEY": "azure-secret-key"})
+    assert done.returncode == 0, done.stderr
+    assert "api-key: <redacted>" in done.stdout and "azure-secret-key" not in done.stdout
+    assert "?api-version=2025-04-01-preview" in done.stdout
+
+
+def test_cli_resume_continues_the_thread(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream("first answer")), reply(body=text_stream("second answer")))
+    env = openai_env(server)
+    assert cli(home, "exec", "first question", env=env).returncode == 0
+    done = cli(home, "exec", "resume", "--last", "second question", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "second answer\n"
+    first, second = server.seen
+    assert first.header("thread-id") == second.header("thread-id")
+    assert first.header("session-id") == second.header("session-id")
+    texts = [i["content"][0]["text"] for i in second.json()["input"]]
+    assert texts == ["first question", "first answer", "second question"]
+    thread_id = first.header("thread-id") or ""
+    server.then(reply(body=text_stream("third")))
+    done = cli(home, "exec", "--json", "resume", thread_id, "third question", env=env)
+    assert done.returncode == 0, done.stderr
+    assert len(server.seen[2].json()["input"]) == 5
+
+
+def test_cli_resumes_an_upstream_codex_rollout(server: Loopback, home: pathlib.Path) -> None:
+    thread_id = "0199a213-81c0-7800-8aa1-bbab2a035a53"
+    folder = home / "sessions" / "2026" / "05" / "05"
+    folder.mkdir(parents=True)
+    lines = [
+        {"timestamp": "2026-05-05T10:32:18.680Z", "type": "session_meta", "payload": {"id": thread_id, "timestamp": "2026-05-05T10:32:18.680Z", "cwd": "/w", "originator": "codex_cli_rs", "cli_version": "0.50.0", "source": "exec", "model_provider": "openai"}},
+        {"timestamp": "2026-05-05T10:32:18.700Z", "type": "turn_context", "payload": {"cwd": "/w"}},
+        {"timestamp": "2026-05-05T10:32:18.710Z", "type": "response_item", "payload": {"type": "message", "id": "9b2f5a4e-legacy-id", "role": "user", "content": [{"type": "input_text", "text": "old question"}]}},
+        {"timestamp": "2026-05-05T10:32:19.100Z", "type": "response_item", "payload": {"type": "reasoning", "id": "rs_abc", "summary": [], "encrypted_content": "gAAAA"}},
+        {"timestamp": "2026-05-05T10:32:19.200Z", "type": "event_msg", "payload": {"type": "token_count", "info": None}},
+        {"timestamp": "2026-05-05T10:32:19.300Z", "type": "response_item", "payload": {"type": "message", "id": "msg_def", "role": "assistant", "content": [{"type": "output_text", "text": "old answer", "annotations": []}], "phase": "final_answer"}},
+    ]
+    path = folder / f"rollout-2026-05-05T10-32-18-{thread_id}.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    server.then(reply(body=text_stream("new answer")))
+    done = cli(home, "exec", "resume", thread_id, "new question", env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    sent = server.seen[0].json()["input"]
+    assert "id" not in sent[0]  # legacy unprefixed id dropped from the request copy
+    assert [i.get("id") for i in sent[1:3]] == ["rs_abc", "msg_def"]
+    assert sent[3]["content"][0]["text"] == "new question"
+    assert server.seen[0].header("thread-id") == thread_id
+    assert path.read_text().startswith(json.dumps(lines[0]))  # appended, not rewritten
+
+
+FAST_CONFIG = """# my settings
+model = "gpt-5"   # keep this comment
+service_tier = "flex"
+
+[profiles.x]
+service_tier = "flex"  # profiles keep theirs
+"""
+
+
+def test_cli_fast_toggle_round_trips_the_config(server: Loopback, home: pathlib.Path) -> None:
+    config = home / "config.toml"
+    config.write_text(FAST_CONFIG)
+    done = cli(home, "fast", "on")
+    assert (done.returncode, done.stdout) == (0, "fast mode is on\n")
+    text = config.read_text()
+    assert text.startswith('service_tier = "fast"\n')
+    assert text.replace('service_tier = "fast"\n', "", 1) == FAST_CONFIG.replace('service_tier = "flex"\n', "", 1)
+    assert cli(home, "fast", "status").stdout == "fast mode is on\n"
+    server.then(reply(body=text_stream()))
+    assert cli(home, "exec", "hi", env=openai_env(server)).returncode == 0
+    assert server.seen[0].json()["service_tier"] == "priority"
+    assert cli(home, "fast", "off").stdout == "fast mode is off\n"
+    assert config.read_text() == FAST_CONFIG.replace('service_tier = "flex"\n', "", 1)
+    server.then(reply(body=text_stream()), reply(body=text_stream()))
+    assert cli(home, "exec", "--fast", "hi", env=openai_env(server)).returncode == 0
+    assert cli(home, "exec", "--no-fast", "-p", "x", "hi", env=openai_env(server)).returncode == 0
+    assert server.seen[1].json()["service_tier"] == "priority"
+    assert "service_tier" not in server.seen[2].json()
+
+
+def test_cli_sessions_lists_newest_first(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=text_stream()), reply(body=text_stream()))
+    cli(home, "exec", "first thread", env=openai_env(server))
+    time.sleep(1.1)
+    cli(home, "exec", "second thread", env=openai_env(server))
+    done = cli(home, "sessions")
+    rows = done.stdout.splitlines()
+    assert len(rows) == 2 and rows[0].endswith("second thread") and rows[1].endswith("first thread")
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d  [0-9a-f-]{36}  ", rows[0])
+
+
+def test_cli_exit_codes(server: Loopback, home: pathlib.Path) -> None:
+    body = json.dumps({"error": {"message": "Unsupported model", "code": "model_not_found"}})
+    server.then(reply(404, body.encode(), {"x-request-id": "req_cli"}))
+    done = cli(home, "exec", "hi", env=openai_env(server))
+    assert done.returncode == 1
+    assert "Unsupported model" in done.stderr and "req_cli" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert cli(home, "exec").returncode == 2  # no prompt on a non-tty stdin that is empty
+    assert cli(home, "bogus").returncode == 2
+    assert cli(home, "exec", "--no-such-flag", "x").returncode == 2
+    done = cli(home, "exec", "hi", env={"OPENAI_BASE_URL": server.url})
+    assert done.returncode == 2 and "OPENAI_API_KEY" in done.stderr
+
+
+def test_cli_broken_config_names_file_and_key(home: pathlib.Path) -> None:
+    config = home / "config.toml"
+    config.write_text("model = 5\n")
+    done = cli(home, "exec", "--dry-run", "hi")
+    assert done.returncode == 2
+    assert f"{config}: config.model must be a string, not int" in done.stderr
+    config.write_text("model = [unclosed\n")
+    done = cli(home, "exec", "--dry-run", "hi")
+    assert done.returncode == 2 and str(config) in done.stderr and "Traceback" not in done.stderr
+    config.write_text('[model_providers.x]\nname = "x"\nbase_url = "http://h/v1"\nwire_api = "chat"\n')
+    done = cli(home, "exec", "--dry-run", "--provider", "x", "hi")
+    assert done.returncode == 2 and "model_providers.x.wire_api" in done.stderr
+    done = cli(home, "exec", "--dry-run", "-c", "features.item_ids=3", "hi")
+    assert done.returncode == 2 and "features.item_ids must be true or false" in done.stderr
+
+
+def test_cli_ctrl_c_exits_130_and_keeps_the_rollout(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(body=[sse({"type": "response.output_text.delta", "delta": "partial"})], hang=20))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codex_lite", "exec", "long task"],
+        env={**base, "CODEX_HOME": str(home), **openai_env(server)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.read(7) == "partial"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and "Traceback" not in err
+    (rollout,) = (home / "sessions").glob("*/*/*/rollout-*.jsonl")
+    (item,) = cl.read_rollout(rollout).items
+    assert isinstance(item, cl.Message) and item.content == (cl.InputText(text="long task"),)
+
+
+def test_cli_images(server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    image = tmp_path / "dot.png"
+    image.write_bytes(PNG_1PX)
+    server.then(reply(body=text_stream()))
+    done = cli(home, "exec", "-i", str(image), "-i", str(tmp_path / "missing.png"), "what?", env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    content = server.seen[0].json()["input"][0]["content"]
+    assert content[0] == {"type": "input_text", "text": f'<image name=[Image #1] path="{image}">'}
+    assert content[1]["image_url"] == "data:image/png;base64," + base64.b64encode(PNG_1PX).decode()
+    assert content[1]["detail"] == "high"
+    assert content[2] == {"type": "input_text", "text": "</image>"}
+    assert content[3]["text"].startswith("Codex could not read the local image at ")
+    assert content[4] == {"type": "input_text", "text": "what?"}
+
+
+def test_cli_output_schema(server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(schema))
+    server.then(reply(body=text_stream()))
+    assert cli(home, "exec", "--output-schema", str(path), "x", env=openai_env(server)).returncode == 0
+    assert server.seen[0].json()["text"]["format"]["schema"] == schema
+    path.write_text("{not json")
+    assert cli(home, "exec", "--output-schema", str(path), "x", env=openai_env(server)).returncode == 2
+
+
+# --- Realtime (wire-spec §14) -------------------------------------------------------
+
+SDP_OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"
+
+
+def test_realtime_call_sends_raw_sdp(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(201, b"v=0\r\nanswer", {"Location": "/v1/realtime/calls/rtc_test", "Content-Type": "application/sdp"}))
+    call = cl.create_realtime_call(openai_client(server, home), SDP_OFFER)
+    assert call == cl.RealtimeCall("v=0\r\nanswer", "rtc_test")
+    (seen,) = server.seen
+    assert seen.path == "/v1/realtime/calls"
+    assert seen.header("content-type") == "application/sdp"
+    assert seen.body == SDP_OFFER.encode()
+    assert seen.header("authorization") == "Bearer sk-test"
+
+
+def test_realtime_call_with_session_is_multipart(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(201, b"answer", {"Location": "https://api.example.com/v1/realtime/calls/rtc_abc?x=1"}))
+    session = {"id": "sess_drop", "type": "realtime", "model": "gpt-realtime"}
+    call = cl.create_realtime_call(openai_client(server, home), SDP_OFFER, session=session)
+    assert call.call_id == "rtc_abc"
+    seen = server.seen[0]
+    assert seen.header("content-type") == "multipart/form-data; boundary=codex-realtime-call-boundary"
+    expected = (
+        "--codex-realtime-call-boundary\r\n"
+        'Content-Disposition: form-data; name="sdp"\r\n'
+        "Content-Type: application/sdp\r\n\r\n"
+        f"{SDP_OFFER}\r\n"
+        "--codex-realtime-call-boundary\r\n"
+        'Content-Disposition: form-data; name="session"\r\n'
+        "Content-Type: application/json\r\n\r\n"
+        '{"type":"realtime","model":"gpt-realtime"}\r\n'
+        "--codex-realtime-call-boundary--\r\n"
+    )
+    assert seen.body.decode() == expected
+
+
+def test_realtime_call_errors(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(201, b"answer"), reply(201, b"answer", {"Location": "/v1/realtime/calls/nope"}))
+    client = openai_client(server, home)
+    with pytest.raises(cl.ApiError, match="realtime call response missing Location"):
+        cl.create_realtime_call(client, SDP_OFFER)
+    with pytest.raises(cl.ApiError, match="Location does not contain a call id: /v1/realtime/calls/nope"):
+        cl.create_realtime_call(client, SDP_OFFER)
+
+
+def test_realtime_cli(server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    offer = tmp_path / "offer.sdp"
+    offer.write_text(SDP_OFFER)
+    server.then(reply(201, b"v=0 answer", {"Location": "/v1/realtime/calls/rtc_cli"}))
+    done = cli(home, "realtime", "--sdp-offer", str(offer), env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "v=0 answer" and "rtc_cli" in done.stderr
+
+
+def test_realtime_start_params() -> None:
+    start = cl.RealtimeStart(thread_id="t1", transport=cl.RealtimeTransport.WEBRTC, sdp="offer")
+    assert start.to_json() == {"threadId": "t1", "transport": {"type": "webrtc", "sdp": "offer"}}
+    assert cl.RealtimeStart(thread_id="t1").to_json()["transport"] == {"type": "websocket"}
