@@ -295,7 +295,9 @@ class ItemMetadata(_Wire):
 
 # Output-only metadata keys: read back from history they could fake tool
 # records, so they are dropped on input.
-_METADATA_OUTPUT_ONLY = frozenset({"cell_id", "executed_tool_calls", "tool_calls_complete"})
+_METADATA_OUTPUT_ONLY = frozenset(
+    {"cell_id", "executed_tool_calls", "tool_calls_complete"}
+)
 _METADATA_KEY = "internal_chat_message_metadata_passthrough"
 
 MessagePhase = Literal["commentary", "partial_answer", "final_answer"]
@@ -614,10 +616,14 @@ def _decode_value(kind: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, list):
             raise ItemError(f"{where} must be an array")
-        return tuple(_content_from_json(v, f"{where}[{i}]") for i, v in enumerate(value))
+        return tuple(
+            _content_from_json(v, f"{where}[{i}]") for i, v in enumerate(value)
+        )
     if origin in (list, dict):
         if not isinstance(value, origin):
-            raise ItemError(f"{where} must be an {'array' if origin is list else 'object'}")
+            raise ItemError(
+                f"{where} must be an {'array' if origin is list else 'object'}"
+            )
         return value
     if origin in (Union, types.UnionType):  # `output`: a string or content items
         if isinstance(value, str):
@@ -682,7 +688,9 @@ def item_from_json(obj: Any) -> ResponseItem:
     fault.  An unknown `type` becomes an `UnknownItem` that writes back as is.
     """
     if not isinstance(obj, dict):
-        raise ItemError(f"response item must be a JSON object, not {type(obj).__name__}")
+        raise ItemError(
+            f"response item must be a JSON object, not {type(obj).__name__}"
+        )
     tag = obj.get("type")
     if not isinstance(tag, str):
         raise ItemError('response item missing "type"')
@@ -725,7 +733,8 @@ def item_to_json(item: ResponseItem) -> dict[str, Any]:
     out = _encode_object(item)
     # Upstream never replays raw reasoning text; plain `text` parts are kept.
     if isinstance(item, Reasoning) and any(
-        isinstance(p, ReasoningText) and p.kind == "reasoning_text" for p in item.content or ()
+        isinstance(p, ReasoningText) and p.kind == "reasoning_text"
+        for p in item.content or ()
     ):
         del out["content"]
     return out
@@ -766,7 +775,8 @@ def set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
     return typing.cast(
         ResponseItem,
         dataclasses.replace(
-            typing.cast(Any, item), metadata=dataclasses.replace(metadata, turn_id=turn_id)
+            typing.cast(Any, item),
+            metadata=dataclasses.replace(metadata, turn_id=turn_id),
         ),
     )
 
@@ -825,12 +835,18 @@ def _prepare_content(parts: tuple[ContentItem, ...]) -> tuple[ContentItem, ...]:
 def _prepare_images(item: ResponseItem) -> ResponseItem:
     if isinstance(item, Message):
         content = _prepare_content(item.content)
-        return item if content is item.content else dataclasses.replace(item, content=content)
+        return (
+            item
+            if content is item.content
+            else dataclasses.replace(item, content=content)
+        )
     if isinstance(item, (FunctionCallOutput, CustomToolCallOutput)) and isinstance(
         item.output, tuple
     ):
         output = _prepare_content(item.output)
-        return item if output is item.output else dataclasses.replace(item, output=output)
+        return (
+            item if output is item.output else dataclasses.replace(item, output=output)
+        )
     return item
 
 
@@ -849,7 +865,9 @@ def prepare_conversation_items_for_history(
         if item_ids and not _item_id(item):
             prefix = item_id_prefix(item)
             if prefix is not None:
-                item = dataclasses.replace(typing.cast(Any, item), id=f"{prefix}_{_uuid7()}")
+                item = dataclasses.replace(
+                    typing.cast(Any, item), id=f"{prefix}_{_uuid7()}"
+                )
         prepared.append(item)
     return prepared
 
@@ -887,19 +905,31 @@ class RolloutWriter:
 
     @classmethod
     def create(
-        cls, home: Path, thread_id: str, meta: Mapping[str, Any], *, now: datetime | None = None
+        cls,
+        home: Path,
+        thread_id: str,
+        meta: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
     ) -> RolloutWriter:
         """Start a new rollout for `thread_id` with its `session_meta` line."""
         local = (now or datetime.now(UTC)).astimezone()
         stamp = local.strftime("%Y-%m-%dT%H-%M-%S")
-        path = home / "sessions" / local.strftime("%Y/%m/%d") / f"rollout-{stamp}-{thread_id}.jsonl"
+        path = (
+            home
+            / "sessions"
+            / local.strftime("%Y/%m/%d")
+            / f"rollout-{stamp}-{thread_id}.jsonl"
+        )
         writer = cls(path)
         writer.append("session_meta", {"id": thread_id, **meta})
         return writer
 
     def append(self, kind: str, payload: Any) -> None:
         line = {"timestamp": _utc_timestamp(), "type": kind, "payload": payload}
-        data = (json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        data = (
+            json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
+        ).encode()
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
@@ -981,7 +1011,9 @@ def read_rollout(path: Path | str) -> Rollout:
             elif kind == "compacted" and payload.get("replacement_history") is not None:
                 items = [item_from_json(p) for p in payload["replacement_history"]]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            _log.warning("%s:%d: skipping unreadable rollout line: %s", path, number, exc)
+            _log.warning(
+                "%s:%d: skipping unreadable rollout line: %s", path, number, exc
+            )
     items = prepare_conversation_items_for_history(items, item_ids=False)
     return Rollout(path=path, meta=meta, items=items)
 
@@ -989,7 +1021,9 @@ def read_rollout(path: Path | str) -> Rollout:
 def find_rollout(home: Path, thread_id: str | None = None) -> Path:
     """The rollout of `thread_id`, or the newest one when `thread_id` is None."""
     pattern = f"rollout-*-{thread_id}.jsonl" if thread_id else "rollout-*.jsonl"
-    found = sorted((home / "sessions").glob(f"*/*/*/{pattern}"), key=lambda p: p.name[8:27])
+    found = sorted(
+        (home / "sessions").glob(f"*/*/*/{pattern}"), key=lambda p: p.name[8:27]
+    )
     if not found:
         raise CodexError(
             f"no rollout for thread {thread_id} under {home / 'sessions'}"
@@ -1076,7 +1110,9 @@ class SSEDecoder:
         if not line:
             if self._data:
                 data = b"\n".join(self._data).decode("utf-8", "replace")
-                event = self._event.decode("utf-8", "replace") if self._event else "message"
+                event = (
+                    self._event.decode("utf-8", "replace") if self._event else "message"
+                )
                 events.append(ServerSentEvent(event, data, self._last_id, self._retry))
             self._event, self._data, self._retry = None, [], None
             return
@@ -1231,7 +1267,9 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def _rate_limit_window(headers: Mapping[str, str], prefix: str) -> RateLimitWindow | None:
+def _rate_limit_window(
+    headers: Mapping[str, str], prefix: str
+) -> RateLimitWindow | None:
     used = _header_float(headers, f"{prefix}-used-percent")
     minutes = _header_int(headers, f"{prefix}-window-minutes")
     resets = _header_int(headers, f"{prefix}-reset-at")
@@ -1252,8 +1290,10 @@ def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
         credits: dict[str, Any] | None = None
         if family == "codex" and "x-codex-credits-has-credits" in headers:
             credits = {
-                "has_credits": headers["x-codex-credits-has-credits"].lower() in ("true", "1"),
-                "unlimited": headers.get("x-codex-credits-unlimited", "").lower() in ("true", "1"),
+                "has_credits": headers["x-codex-credits-has-credits"].lower()
+                in ("true", "1"),
+                "unlimited": headers.get("x-codex-credits-unlimited", "").lower()
+                in ("true", "1"),
                 "balance": headers.get("x-codex-credits-balance"),
             }
         out.append(
@@ -1315,7 +1355,9 @@ def _failed_error(response: Any, request_id: str | None) -> CodexError:
         cls, default = kinds[code]
         return cls(message or default, code=code, request_id=request_id)
     delay = _retry_delay(message) if code == "rate_limit_exceeded" else None
-    return StreamError(message or f"response failed: {code}", request_id=request_id, delay=delay)
+    return StreamError(
+        message or f"response failed: {code}", request_id=request_id, delay=delay
+    )
 
 
 def _usage(raw: Any) -> TokenUsage | None:
@@ -1330,7 +1372,9 @@ def _usage(raw: Any) -> TokenUsage | None:
         input_tokens=number(raw, "input_tokens"),
         cached_input_tokens=number(raw.get("input_tokens_details"), "cached_tokens"),
         output_tokens=number(raw, "output_tokens"),
-        reasoning_output_tokens=number(raw.get("output_tokens_details"), "reasoning_tokens"),
+        reasoning_output_tokens=number(
+            raw.get("output_tokens_details"), "reasoning_tokens"
+        ),
         total_tokens=number(raw, "total_tokens"),
     )
 
@@ -1378,7 +1422,9 @@ class _ResponsesReader:
             return Created(response.get("id"))
         if kind == "response.custom_tool_call_input.delta":
             call_id = obj.get("call_id")
-            return ToolCallInputDelta(obj.get("item_id") or call_id, call_id, str(obj["delta"]))
+            return ToolCallInputDelta(
+                obj.get("item_id") or call_id, call_id, str(obj["delta"])
+            )
         if kind == "response.reasoning_summary_text.delta":
             return ReasoningSummaryDelta(str(obj["delta"]), int(obj["summary_index"]))
         if kind == "response.reasoning_text.delta":
@@ -1396,7 +1442,11 @@ class _ResponsesReader:
         if kind == "response.failed":
             self._stored = _failed_error(response, self.request_id)
         elif kind == "response.incomplete":
-            details = response.get("incomplete_details") if isinstance(response, dict) else None
+            details = (
+                response.get("incomplete_details")
+                if isinstance(response, dict)
+                else None
+            )
             reason = details.get("reason") if isinstance(details, dict) else None
             self._stored = StreamError(
                 f"Incomplete response returned, reason: {reason or 'unknown'}",
@@ -1449,7 +1499,9 @@ class EncodedBody:
 
     __slots__ = ("_sha256", "data", "headers", "json")
 
-    def __init__(self, json_bytes: bytes, *, compress: bool = False, keep_json: bool = False) -> None:
+    def __init__(
+        self, json_bytes: bytes, *, compress: bool = False, keep_json: bool = False
+    ) -> None:
         self.headers = {"Content-Type": "application/json"}
         self._sha256: str | None = None
         if not compress:
@@ -1466,7 +1518,9 @@ class EncodedBody:
             len(self.data),
             (time.perf_counter() - started) * 1000,
         )
-        self.json = json_bytes if keep_json or _transport_log.isEnabledFor(TRACE) else None
+        self.json = (
+            json_bytes if keep_json or _transport_log.isEnabledFor(TRACE) else None
+        )
 
     @classmethod
     def from_payload(cls, payload: Any, *, compress: bool = False) -> EncodedBody:
@@ -1482,7 +1536,9 @@ class EncodedBody:
         return f"EncodedBody({len(self.data)} bytes, {self.headers})"
 
 
-def _join_request(head: Mapping[str, Any], items: Sequence[bytes], tail: Mapping[str, Any]) -> bytes:
+def _join_request(
+    head: Mapping[str, Any], items: Sequence[bytes], tail: Mapping[str, Any]
+) -> bytes:
     """`_dumps({**head, "input": [...], **tail})`, with the items already encoded."""
     parts = [_dumps(dict(head))[:-1] + b',"input":[' if head else b'{"input":[']
     parts.append(b",".join(items))
@@ -1676,13 +1732,17 @@ def sigv4_sign(
     if payload_hash is None:
         given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
         payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
-    if content_sha256_header and not any(n.lower() == "x-amz-content-sha256" for n, _ in pairs):
+    if content_sha256_header and not any(
+        n.lower() == "x-amz-content-sha256" for n, _ in pairs
+    ):
         pairs.append(("x-amz-content-sha256", payload_hash))
     canonical, signed = _sigv4_canonical_request(
         method, url, pairs, payload_hash, normalize=normalize_path
     )
     scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
-    key = _sigv4_signing_key(credentials.secret_access_key, amz_date[:8], region, service)
+    key = _sigv4_signing_key(
+        credentials.secret_access_key, amz_date[:8], region, service
+    )
     string_to_sign = _sigv4_string_to_sign(amz_date, scope, canonical)
     signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     out: dict[str, str] = {}
@@ -1724,7 +1784,9 @@ class PreparedRequest:
         )
 
 
-_SECRET_HEADER = re.compile(r"authorization|api-key|token|secret|cookie|signature|account-id", re.IGNORECASE)
+_SECRET_HEADER = re.compile(
+    r"authorization|api-key|token|secret|cookie|signature|account-id", re.IGNORECASE
+)
 _SECRET_QUERY = re.compile(r"key|token|sig|secret|credential|password", re.IGNORECASE)
 
 
@@ -1744,7 +1806,9 @@ def _redact_url(url: str) -> str:
     if not parts.query:
         return url
     pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    query = "&".join(f"{k}={'<redacted>' if _SECRET_QUERY.search(k) else v}" for k, v in pairs)
+    query = "&".join(
+        f"{k}={'<redacted>' if _SECRET_QUERY.search(k) else v}" for k, v in pairs
+    )
     return urllib.parse.urlunsplit(parts._replace(query=query))
 
 
@@ -1777,7 +1841,9 @@ class AuthProvider:
 class BearerAuth(AuthProvider):
     """`Authorization: Bearer <token>`, plus `ChatGPT-Account-ID` when known."""
 
-    def __init__(self, token: str, *, account_id: str | None = None, kind: str = "api_key"):
+    def __init__(
+        self, token: str, *, account_id: str | None = None, kind: str = "api_key"
+    ):
         self._token = token
         self._account_id = account_id
         self.kind = kind
@@ -1826,7 +1892,9 @@ def _chatgpt_tokens(data: Mapping[str, Any], path: Path) -> tuple[str, str | Non
     if not isinstance(access, str) or not access.strip():
         raise AuthError(f'{path} has no "tokens.access_token"')
     account = tokens.get("account_id") if isinstance(tokens, dict) else None
-    return access.strip(), account.strip() if isinstance(account, str) and account.strip() else None
+    return access.strip(), account.strip() if isinstance(
+        account, str
+    ) and account.strip() else None
 
 
 class BedrockBearerAuth(BearerAuth):
@@ -1898,7 +1966,9 @@ class SigV4Auth(AuthProvider):
         # The same bytes object comes back on every attempt: hash it once.
         if self._hashed is None or self._hashed[0] is not request.body:
             self._hashed = (request.body, hashlib.sha256(request.body).hexdigest())
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "session_id"}
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() != "session_id"
+        }
         signed = sigv4_sign(
             request.method,
             request.url,
@@ -1939,7 +2009,9 @@ def _aws_profile(profile: str, environ: Mapping[str, str]) -> dict[str, str]:
     return merged
 
 
-def _credential_process(command: str, profile: str) -> tuple[AwsCredentials, float | None]:
+def _credential_process(
+    command: str, profile: str
+) -> tuple[AwsCredentials, float | None]:
     import shlex
     import subprocess
 
@@ -1951,7 +2023,13 @@ def _credential_process(command: str, profile: str) -> tuple[AwsCredentials, flo
         creds = AwsCredentials(
             data["AccessKeyId"], data["SecretAccessKey"], data.get("SessionToken")
         )
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError) as exc:
+    except (
+        OSError,
+        subprocess.SubprocessError,
+        ValueError,
+        KeyError,
+        TypeError,
+    ) as exc:
         raise AuthError(
             f"credential_process of AWS profile {profile!r} failed: {type(exc).__name__}"
         ) from None
@@ -1973,11 +2051,14 @@ def aws_credentials_resolver(
     env = os.environ if environ is None else environ
 
     def resolve() -> tuple[AwsCredentials, float | None]:
-        key, secret = env.get("AWS_ACCESS_KEY_ID", "").strip(), env.get(
-            "AWS_SECRET_ACCESS_KEY", ""
-        ).strip()
+        key, secret = (
+            env.get("AWS_ACCESS_KEY_ID", "").strip(),
+            env.get("AWS_SECRET_ACCESS_KEY", "").strip(),
+        )
         if key and secret:
-            return AwsCredentials(key, secret, env.get("AWS_SESSION_TOKEN", "").strip() or None), None
+            return AwsCredentials(
+                key, secret, env.get("AWS_SESSION_TOKEN", "").strip() or None
+            ), None
         name = profile or env.get("AWS_PROFILE", "").strip() or "default"
         settings = _aws_profile(name, env)
         if settings.get("aws_access_key_id") and settings.get("aws_secret_access_key"):
@@ -2083,7 +2164,9 @@ class ProviderInfo:
     responses_lite: bool = False
 
     @classmethod
-    def from_toml(cls, table: Mapping[str, Any], *, where: str = "model_provider") -> ProviderInfo:
+    def from_toml(
+        cls, table: Mapping[str, Any], *, where: str = "model_provider"
+    ) -> ProviderInfo:
         """Validate a provider table; errors name the key at fault."""
         values = {
             key: _typed(table, key, kind, where)
@@ -2111,13 +2194,20 @@ class ProviderInfo:
             )
             clashes = [
                 k
-                for k in ("env_key", "experimental_bearer_token", "auth", "requires_openai_auth")
+                for k in (
+                    "env_key",
+                    "experimental_bearer_token",
+                    "auth",
+                    "requires_openai_auth",
+                )
                 if table.get(k) not in (None, False)
             ]
             if values.get("supports_websockets"):
                 clashes.append("supports_websockets")
             if clashes:
-                raise ConfigError(f"{where}: provider aws cannot be combined with {', '.join(clashes)}")
+                raise ConfigError(
+                    f"{where}: provider aws cannot be combined with {', '.join(clashes)}"
+                )
         return cls(**values)
 
 
@@ -2130,19 +2220,30 @@ def _typed(table: Mapping[str, Any], key: str, kind: type[Any], where: str) -> A
     if kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok:
-        names = {str: "a string", int: "an integer", bool: "true or false", dict: "a table"}
+        names = {
+            str: "a string",
+            int: "an integer",
+            bool: "true or false",
+            dict: "a table",
+        }
         expected = names.get(kind, "a number")
-        raise ConfigError(f"{where}.{key} must be {expected}, not {type(value).__name__}")
+        raise ConfigError(
+            f"{where}.{key} must be {expected}, not {type(value).__name__}"
+        )
     return value
 
 
-def built_in_providers(environ: Mapping[str, str] | None = None) -> dict[str, ProviderInfo]:
+def built_in_providers(
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, ProviderInfo]:
     env = os.environ if environ is None else environ
     oss_port = env.get("CODEX_OSS_PORT", "").strip()
 
     def oss(port: int) -> ProviderInfo:
         base = env.get("CODEX_OSS_BASE_URL", "").strip()
-        return ProviderInfo(name="gpt-oss", base_url=base or f"http://localhost:{oss_port or port}/v1")
+        return ProviderInfo(
+            name="gpt-oss", base_url=base or f"http://localhost:{oss_port or port}/v1"
+        )
 
     return {
         "openai": ProviderInfo(
@@ -2205,8 +2306,12 @@ class ModelProvider:
         policy = RetryPolicy()
         return dataclasses.replace(
             policy,
-            request_max_retries=min(_pick(info.request_max_retries, policy.request_max_retries), _RETRY_CAP),
-            stream_max_retries=min(_pick(info.stream_max_retries, policy.stream_max_retries), _RETRY_CAP),
+            request_max_retries=min(
+                _pick(info.request_max_retries, policy.request_max_retries), _RETRY_CAP
+            ),
+            stream_max_retries=min(
+                _pick(info.stream_max_retries, policy.stream_max_retries), _RETRY_CAP
+            ),
             stream_idle_timeout=_pick(info.stream_idle_timeout_ms, 300_000) / 1000,
         )
 
@@ -2228,8 +2333,12 @@ class ModelProvider:
         if info.env_key:
             token = self._env(info.env_key)
             if token is None:
-                hint = f" {info.env_key_instructions}" if info.env_key_instructions else ""
-                raise AuthError(f"environment variable {info.env_key} is not set.{hint}")
+                hint = (
+                    f" {info.env_key_instructions}" if info.env_key_instructions else ""
+                )
+                raise AuthError(
+                    f"environment variable {info.env_key} is not set.{hint}"
+                )
             return BearerAuth(token)
         if info.experimental_bearer_token and info.experimental_bearer_token.strip():
             return BearerAuth(info.experimental_bearer_token.strip())
@@ -2248,8 +2357,12 @@ class ModelProvider:
             )
         data = _read_auth_json(path)
         api_key = data.get("OPENAI_API_KEY")
-        if isinstance(api_key, str) and api_key.strip() and (
-            data.get("auth_mode") in ("apikey", "api_key") or not data.get("tokens")
+        if (
+            isinstance(api_key, str)
+            and api_key.strip()
+            and (
+                data.get("auth_mode") in ("apikey", "api_key") or not data.get("tokens")
+            )
         ):
             return BearerAuth(api_key.strip())
         return ChatGptAuth(path)
@@ -2259,7 +2372,8 @@ class ModelProvider:
             return BedrockBearerAuth(token)
         aws = self.info.aws or AwsAuthInfo()
         return SigV4Auth(
-            aws_credentials_resolver(aws.profile, self.environ), region=self._aws_region()
+            aws_credentials_resolver(aws.profile, self.environ),
+            region=self._aws_region(),
         )
 
     def _aws_region(self) -> str:
@@ -2270,7 +2384,9 @@ class ModelProvider:
             if region := self._env(var):
                 return region
         profile = aws.profile or self._env("AWS_PROFILE") or "default"
-        return _aws_profile(profile, self.environ).get("region", "").strip() or "us-east-1"
+        return (
+            _aws_profile(profile, self.environ).get("region", "").strip() or "us-east-1"
+        )
 
     def base_url(self, auth: AuthProvider) -> str:
         if self.info.base_url:
@@ -2280,7 +2396,9 @@ class ModelProvider:
         if self.is_amazon_bedrock:
             region = getattr(auth, "region", None) or self._aws_region()
             if region not in BEDROCK_MANTLE_REGIONS:
-                raise ConfigError(f"Amazon Bedrock Mantle does not support region `{region}`")
+                raise ConfigError(
+                    f"Amazon Bedrock Mantle does not support region `{region}`"
+                )
             return f"https://bedrock-mantle.{region}.api.aws/openai/v1"
         raise ConfigError(f"model provider {self.id!r} has no base_url")
 
@@ -2302,7 +2420,10 @@ def _pick(value: int | None, default: int) -> int:
 # once, then runs the blocking retry loop: auth is applied on every attempt,
 # the bytes never change.
 
-_DEFAULT_FEATURES: dict[str, bool] = {"item_ids": False, "enable_request_compression": True}
+_DEFAULT_FEATURES: dict[str, bool] = {
+    "item_ids": False,
+    "enable_request_compression": True,
+}
 _SERVICE_TIERS = {"fast": "priority", "priority": "priority", "flex": "flex"}
 
 
@@ -2423,7 +2544,9 @@ class Client:
         self._installation_id = installation_id
         self.features = {**_DEFAULT_FEATURES, **(features or {})}
         self.originator = (
-            originator or os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
+            originator
+            or os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE")
+            or "codex_lite"
         )
         self.subagent = subagent
         self.parent_thread_id = parent_thread_id
@@ -2532,7 +2655,9 @@ class Turn:
 
     # Building the request -------------------------------------------------
 
-    def _body(self, prompt: Prompt) -> tuple[dict[str, Any], list[bytes], dict[str, Any]]:
+    def _body(
+        self, prompt: Prompt
+    ) -> tuple[dict[str, Any], list[bytes], dict[str, Any]]:
         """The request body as head fields, encoded input items, tail fields (§11)."""
         client, provider = self.client, self.client.provider
         lite = provider.info.responses_lite
@@ -2587,7 +2712,9 @@ class Turn:
         namespace = uuid.uuid5(uuid.NAMESPACE_OID, self.client.thread_id)
         items = []
         if prompt.tools is not None:
-            tools_json = json.dumps(prompt.tools, separators=(",", ":"), ensure_ascii=False)
+            tools_json = json.dumps(
+                prompt.tools, separators=(",", ":"), ensure_ascii=False
+            )
             items.append(
                 {
                     "type": "additional_tools",
@@ -2664,13 +2791,16 @@ class Turn:
             len(json_bytes),
         )
         if _transport_log.isEnabledFor(TRACE):
-            _transport_log.log(TRACE, "POST to %s: %s", _redact_url(url), json_bytes.decode())
+            _transport_log.log(
+                TRACE, "POST to %s: %s", _redact_url(url), json_bytes.decode()
+            )
         return PreparedRequest("POST", url, self._headers(body), body.data, body.json)
 
     def _attempt(self, request: PreparedRequest) -> PreparedRequest:
         if self.turn_state is not None:
             request = dataclasses.replace(
-                request, headers={**request.headers, "x-codex-turn-state": self.turn_state}
+                request,
+                headers={**request.headers, "x-codex-turn-state": self.turn_state},
             )
         return self.client.auth.apply_auth(request)
 
@@ -2711,7 +2841,11 @@ class Turn:
                     return response
                 error = _http_error(response)
                 response.close()
-                if response.status_code == 401 and not retried_auth and client.auth.reload():
+                if (
+                    response.status_code == 401
+                    and not retried_auth
+                    and client.auth.reload()
+                ):
                     retried_auth = True
                     continue
                 decision = _retry_decision(response, error, attempt + 1, policy)
@@ -2750,7 +2884,9 @@ class Turn:
                 if retries >= policy.stream_max_retries:
                     raise
                 retries += 1
-                delay = error.delay if error.delay is not None else policy.backoff(retries)
+                delay = (
+                    error.delay if error.delay is not None else policy.backoff(retries)
+                )
                 yield StreamRetry(retries, policy.stream_max_retries, delay, error)
                 time.sleep(delay)
             finally:
@@ -2793,7 +2929,9 @@ def _read_stream(response: requests.Response) -> Iterator[ResponseEvent]:
                     if reader.done:
                         return
     except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-        raise StreamError("idle timeout waiting for SSE", request_id=reader.request_id) from None
+        raise StreamError(
+            "idle timeout waiting for SSE", request_id=reader.request_id
+        ) from None
     except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
         raise StreamError(
             f"stream disconnected before completion: {type(exc).__name__}",
@@ -2838,7 +2976,12 @@ def _retry_decision(
         return None
     status = response.status_code
     told_when = after is not None or should_retry == "true"
-    if status >= 500 or status == 408 or should_retry == "true" or (status in (409, 429) and told_when):
+    if (
+        status >= 500
+        or status == 408
+        or should_retry == "true"
+        or (status in (409, 429) and told_when)
+    ):
         return after if after is not None and after > 0 else policy.backoff(attempt)
     return None
 
@@ -2882,7 +3025,11 @@ def _http_error(response: requests.Response) -> ApiError:
         message = f"{message}: {raw[:200].decode('utf-8', 'replace').strip()}"
     cls = _ERROR_CODES.get(code or "")
     if cls is None:
-        cls = InvalidRequest if 400 <= status < 500 and status not in (401, 403, 408, 409, 429) else ApiError
+        cls = (
+            InvalidRequest
+            if 400 <= status < 500 and status not in (401, 403, 408, 409, 429)
+            else ApiError
+        )
     return cls(message, status=status, code=code, request_id=request_id)
 
 
@@ -2949,7 +3096,9 @@ class Conversation:
         if not rollout.thread_id:
             raise CodexError(f"{rollout.path} has no session_meta line with an id")
         session_id = rollout.meta.get("session_id") or rollout.thread_id
-        client = Client.from_config(config, thread_id=rollout.thread_id, session_id=session_id)
+        client = Client.from_config(
+            config, thread_id=rollout.thread_id, session_id=session_id
+        )
         writer = None if ephemeral else RolloutWriter(rollout.path)
         return cls(client, history=rollout.items, rollout=writer)
 
@@ -2965,7 +3114,10 @@ class Conversation:
         return prepared
 
     def stream_turn(
-        self, user_input: str | Sequence[ResponseItem], *, output_schema: dict[str, Any] | None = None
+        self,
+        user_input: str | Sequence[ResponseItem],
+        *,
+        output_schema: dict[str, Any] | None = None,
     ) -> Iterator[ResponseEvent]:
         """Run one turn, yielding its events; the output is recorded at `Completed`."""
         turn = self.client.new_turn()
@@ -2973,7 +3125,9 @@ class Conversation:
             user_input = [Message(role="user", content=(InputText(text=user_input),))]
         self.record(user_input, turn.turn_id)
         prompt = Prompt(
-            input=list(self.history), instructions=self.instructions, output_schema=output_schema
+            input=list(self.history),
+            instructions=self.instructions,
+            output_schema=output_schema,
         )
         output: list[ResponseItem] = []
         for event in turn.stream(prompt):
@@ -2986,7 +3140,10 @@ class Conversation:
             yield event
 
     def run_turn(
-        self, user_input: str | Sequence[ResponseItem], *, output_schema: dict[str, Any] | None = None
+        self,
+        user_input: str | Sequence[ResponseItem],
+        *,
+        output_schema: dict[str, Any] | None = None,
     ) -> TurnResult:
         items: list[ResponseItem] = []
         usage = None
@@ -3020,13 +3177,21 @@ def local_image_content(path: Path, number: int) -> list[ContentItem]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return [InputText(text=f"Codex could not read the local image at `{path}`: {exc.strerror}")]
+        return [
+            InputText(
+                text=f"Codex could not read the local image at `{path}`: {exc.strerror}"
+            )
+        ]
     kinds = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif"}
     kind = next((k for magic, k in kinds.items() if raw.startswith(magic)), None)
     if kind is None and raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
         kind = "webp"
     if kind is None:
-        return [InputText(text=f"Codex could not read the local image at `{path}`: unsupported image format")]
+        return [
+            InputText(
+                text=f"Codex could not read the local image at `{path}`: unsupported image format"
+            )
+        ]
     url = f"data:image/{kind};base64,{base64.b64encode(raw).decode()}"
     return [
         InputText(text=f'<image name=[Image #{number}] path="{path}">'),
@@ -3089,7 +3254,9 @@ def create_realtime_call(
             headers["Content-Type"] = "application/json"
             body = _dumps({"sdp": sdp_offer, "session": config})
         else:
-            headers["Content-Type"] = f"multipart/form-data; boundary={_REALTIME_BOUNDARY}"
+            headers["Content-Type"] = (
+                f"multipart/form-data; boundary={_REALTIME_BOUNDARY}"
+            )
             body = (
                 f"--{_REALTIME_BOUNDARY}\r\n"
                 'Content-Disposition: form-data; name="sdp"\r\n'
@@ -3193,7 +3360,11 @@ def load_config(
     """Read `config.toml` from the Codex home; `-c` overrides > profile > file > defaults."""
     import tomllib
 
-    home = Path(codex_home).expanduser() if codex_home is not None else default_codex_home()
+    home = (
+        Path(codex_home).expanduser()
+        if codex_home is not None
+        else default_codex_home()
+    )
     path = home / "config.toml"
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -3208,7 +3379,9 @@ def load_config(
         profiles = _typed(doc, "profiles", dict, str(path)) or {}
         chosen = profiles.get(profile)
         if not isinstance(chosen, dict):
-            raise ConfigError(f"{path}: profile {profile!r} is not defined under [profiles]")
+            raise ConfigError(
+                f"{path}: profile {profile!r} is not defined under [profiles]"
+            )
         settings.update(chosen)
         for keys, value in parsed:
             if keys[0] != "profiles":
@@ -3220,7 +3393,9 @@ def load_config(
 
     tier = get("service_tier")
     if tier is not None and tier not in _SERVICE_TIER_VALUES:
-        raise ConfigError(f'{where}.service_tier must be "fast" or "flex", not {tier!r}')
+        raise ConfigError(
+            f'{where}.service_tier must be "fast" or "flex", not {tier!r}'
+        )
     features = get("features", dict) or {}
     for name, enabled in features.items():
         if not isinstance(enabled, bool):
@@ -3230,7 +3405,9 @@ def load_config(
         path=path,
         model=get("model") or DEFAULT_MODEL,
         model_provider=get("model_provider") or "openai",
-        providers=_merge_providers(get("model_providers", dict) or {}, f"{path}: model_providers", environ),
+        providers=_merge_providers(
+            get("model_providers", dict) or {}, f"{path}: model_providers", environ
+        ),
         reasoning_effort=get("model_reasoning_effort"),
         reasoning_summary=get("model_reasoning_summary"),
         verbosity=get("model_verbosity"),
@@ -3254,7 +3431,9 @@ def _merge_providers(
                 {k: v for k, v in table.items() if k in ("aws", "base_url")}, where=key
             )
             providers[provider_id] = dataclasses.replace(
-                providers[provider_id], aws=info.aws or AwsAuthInfo(), base_url=info.base_url
+                providers[provider_id],
+                aws=info.aws or AwsAuthInfo(),
+                base_url=info.base_url,
             )
         elif provider_id in providers:
             _log.warning("%s: built-in providers cannot be overridden; ignored", key)
@@ -3275,7 +3454,9 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
     path = home / "config.toml"
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     lines = text.splitlines(keepends=True)
-    top = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+    top = next(
+        (i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines)
+    )
     key = re.compile(r"\s*service_tier\s*=")
     lines = [line for i, line in enumerate(lines) if i >= top or not key.match(line)]
     if enabled:
@@ -3336,23 +3517,33 @@ class _Parser(argparse.ArgumentParser):
 def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model")
     parser.add_argument("-p", "--profile")
-    parser.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "-c", "--config", action="append", default=[], metavar="KEY=VALUE"
+    )
     parser.add_argument("--provider", metavar="ID", help="model provider id")
     parser.add_argument("--debug", action="store_true", help="log to stderr")
 
 
 def _exec_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="codex-lite exec", description="Run one turn and stream the answer.")
+    parser = _Parser(
+        prog="codex-lite exec", description="Run one turn and stream the answer."
+    )
     _common_options(parser)
-    parser.add_argument("--json", action="store_true", help="print every event as a JSON line")
-    parser.add_argument("--dry-run", action="store_true", help="print the request, send nothing")
+    parser.add_argument(
+        "--json", action="store_true", help="print every event as a JSON line"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the request, send nothing"
+    )
     fast = parser.add_mutually_exclusive_group()
     fast.add_argument("--fast", dest="fast", action="store_true", default=None)
     fast.add_argument("--no-fast", dest="fast", action="store_false")
     parser.add_argument("--output-schema", metavar="FILE")
     parser.add_argument("-i", "--image", action="append", default=[], metavar="FILE")
     parser.add_argument("--ephemeral", action="store_true", help="write no rollout")
-    parser.add_argument("--last", action="store_true", help="with resume: the newest thread")
+    parser.add_argument(
+        "--last", action="store_true", help="with resume: the newest thread"
+    )
     parser.add_argument("words", nargs="*", help="[resume [THREAD_ID]] [PROMPT | -]")
     return parser
 
@@ -3376,7 +3567,9 @@ def _user_input(args: argparse.Namespace, words: list[str]) -> list[ResponseItem
     text = words[0] if words else "-"
     if text == "-":
         if sys.stdin.isatty():
-            raise _UsageError("codex-lite exec: no prompt given (pass one, or pipe it on stdin)")
+            raise _UsageError(
+                "codex-lite exec: no prompt given (pass one, or pipe it on stdin)"
+            )
         text = sys.stdin.read()
     if not text.strip():
         raise _UsageError("codex-lite exec: the prompt is empty")
@@ -3415,11 +3608,14 @@ def _event_json(event: ResponseEvent) -> dict[str, Any]:
     return out
 
 
-def _print_dry_run(conversation: Conversation, user_input: list[ResponseItem], schema: Any) -> None:
+def _print_dry_run(
+    conversation: Conversation, user_input: list[ResponseItem], schema: Any
+) -> None:
     client = conversation.client
     turn = client.new_turn()
     items = prepare_conversation_items_for_history(
-        [*conversation.history, *user_input], item_ids=client.features.get("item_ids", False)
+        [*conversation.history, *user_input],
+        item_ids=client.features.get("item_ids", False),
     )
     request = turn.prepare(Prompt(input=items, output_schema=schema))
     out = sys.stdout
@@ -3448,31 +3644,51 @@ def _run_exec(args: argparse.Namespace) -> int:
     schema = _output_schema(args.output_schema)
     ephemeral = args.ephemeral or args.dry_run
     if resume:
-        conversation = Conversation.resume(config, thread_id, last=args.last, ephemeral=ephemeral)
+        conversation = Conversation.resume(
+            config, thread_id, last=args.last, ephemeral=ephemeral
+        )
     else:
-        conversation = Conversation(Client.from_config(config)) if ephemeral else Conversation.start(config)
+        conversation = (
+            Conversation(Client.from_config(config))
+            if ephemeral
+            else Conversation.start(config)
+        )
     try:
         try:
             conversation.client.auth  # noqa: B018 - resolve credentials before anything is sent
         except AuthError as exc:
             if not args.dry_run:
                 raise
-            print(f"note: {exc} (showing the request without credentials)", file=sys.stderr)
+            print(
+                f"note: {exc} (showing the request without credentials)",
+                file=sys.stderr,
+            )
             conversation.client._auth = AuthProvider()
         if args.dry_run:
             _print_dry_run(conversation, user_input, schema)
             return 0
-        return _stream_to_terminal(conversation, user_input, schema, json_lines=args.json)
+        return _stream_to_terminal(
+            conversation, user_input, schema, json_lines=args.json
+        )
     finally:
         conversation.close()
 
 
 def _stream_to_terminal(
-    conversation: Conversation, user_input: list[ResponseItem], schema: Any, *, json_lines: bool
+    conversation: Conversation,
+    user_input: list[ResponseItem],
+    schema: Any,
+    *,
+    json_lines: bool,
 ) -> int:
     out, err = sys.stdout, sys.stderr
     if json_lines:
-        out.write(json.dumps({"type": "thread_started", "thread_id": conversation.client.thread_id}) + "\n")
+        out.write(
+            json.dumps(
+                {"type": "thread_started", "thread_id": conversation.client.thread_id}
+            )
+            + "\n"
+        )
     usage = None
     wrote_text = False
     for event in conversation.stream_turn(user_input, output_schema=schema):
@@ -3502,8 +3718,12 @@ def _stream_to_terminal(
 
 
 def _run_fast(argv: list[str]) -> int:
-    parser = _Parser(prog="codex-lite fast", description="Persist fast mode in config.toml.")
-    parser.add_argument("state", nargs="?", choices=("on", "off", "status"), default="status")
+    parser = _Parser(
+        prog="codex-lite fast", description="Persist fast mode in config.toml."
+    )
+    parser.add_argument(
+        "state", nargs="?", choices=("on", "off", "status"), default="status"
+    )
     args = parser.parse_args(argv)
     home = default_codex_home()
     if args.state != "status":
@@ -3518,7 +3738,11 @@ def _run_sessions(argv: list[str]) -> int:
     parser.add_argument("-n", "--limit", type=int, default=20)
     args = parser.parse_args(argv)
     home = default_codex_home()
-    paths = sorted((home / "sessions").glob("*/*/*/rollout-*.jsonl"), key=lambda p: p.name, reverse=True)
+    paths = sorted(
+        (home / "sessions").glob("*/*/*/rollout-*.jsonl"),
+        key=lambda p: p.name,
+        reverse=True,
+    )
     for path in paths[: args.limit]:
         rollout = read_rollout(path)
         first = next(
@@ -3537,14 +3761,20 @@ def _run_sessions(argv: list[str]) -> int:
 
 
 def _run_realtime(argv: list[str]) -> int:
-    parser = _Parser(prog="codex-lite realtime", description="Start a WebRTC realtime call.")
+    parser = _Parser(
+        prog="codex-lite realtime", description="Start a WebRTC realtime call."
+    )
     _common_options(parser)
     parser.add_argument("--sdp-offer", required=True, metavar="FILE")
     parser.add_argument("--session-json", metavar="FILE")
     args = parser.parse_args(argv)
     try:
         offer = Path(args.sdp_offer).read_text(encoding="utf-8")
-        session = json.loads(Path(args.session_json).read_text()) if args.session_json else None
+        session = (
+            json.loads(Path(args.session_json).read_text())
+            if args.session_json
+            else None
+        )
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the realtime input: {exc}") from None
     client = Client.from_config(_config_from_args(args))
@@ -3555,11 +3785,15 @@ def _run_realtime(argv: list[str]) -> int:
 
 
 def _setup_logging(debug: bool) -> None:
-    level_name = "debug" if debug else os.environ.get("CODEX_LITE_LOG", "").strip().lower()
+    level_name = (
+        "debug" if debug else os.environ.get("CODEX_LITE_LOG", "").strip().lower()
+    )
     levels = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO}
     if level_name in levels:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
         _log.addHandler(handler)
         _log.setLevel(levels[level_name])
 

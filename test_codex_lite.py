@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import pathlib
-import random
 import re
 import signal
 import socket
@@ -181,7 +180,9 @@ class Loopback:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            daemon=True,
         )
         self.thread.start()
 
@@ -223,7 +224,11 @@ FAST = cl.RetryPolicy(base_delay=0.001, stream_idle_timeout=5.0, connect_timeout
 
 
 def local_client(
-    server: Loopback, home: pathlib.Path, *, info: dict[str, Any] | None = None, **kwargs: Any
+    server: Loopback,
+    home: pathlib.Path,
+    *,
+    info: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> cl.Client:
     provider = cl.ModelProvider(
         "local",
@@ -235,12 +240,18 @@ def local_client(
 
 
 def openai_client(
-    server: Loopback, home: pathlib.Path, *, auth: cl.AuthProvider | None = None, **kwargs: Any
+    server: Loopback,
+    home: pathlib.Path,
+    *,
+    auth: cl.AuthProvider | None = None,
+    **kwargs: Any,
 ) -> cl.Client:
     info = dataclasses.replace(cl.built_in_providers({})["openai"], base_url=server.url)
     provider = cl.ModelProvider("openai", info, home=home)
     kwargs.setdefault("retry_policy", FAST)
-    return cl.Client(provider, model="gpt-test", auth=auth or cl.BearerAuth("sk-test"), **kwargs)
+    return cl.Client(
+        provider, model="gpt-test", auth=auth or cl.BearerAuth("sk-test"), **kwargs
+    )
 
 
 def user(text: str, **kwargs: Any) -> cl.Message:
@@ -403,7 +414,9 @@ def test_set_turn_id_if_missing() -> None:
 
 # --- Item ids -------------------------------------------------------------------
 
-UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+UUID7 = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+)
 
 
 def test_item_ids_are_generated_with_type_prefixes() -> None:
@@ -414,7 +427,9 @@ def test_item_ids_are_generated_with_type_prefixes() -> None:
         cl.FunctionCallOutput(call_id="call_1", output="ok"),
         cl.CustomToolCall(call_id="c", name="n", input="x"),
         cl.CustomToolCallOutput(call_id="c", output="y"),
-        cl.LocalShellCall(status="completed", action={"type": "exec", "command": ["ls"]}),
+        cl.LocalShellCall(
+            status="completed", action={"type": "exec", "command": ["ls"]}
+        ),
         cl.ToolSearchCall(execution="client", arguments={}),
         cl.ToolSearchOutput(status="completed", execution="client", tools=[]),
         cl.WebSearchCall(),
@@ -423,9 +438,28 @@ def test_item_ids_are_generated_with_type_prefixes() -> None:
         cl.ContextCompaction(),
         cl.AdditionalTools(role="developer", tools=[]),
         cl.AgentMessage(author="a", recipient="b", content=()),
-        cl.Message(role="assistant", content=(cl.EncryptedContent(encrypted_content="x"),)),
+        cl.Message(
+            role="assistant", content=(cl.EncryptedContent(encrypted_content="x"),)
+        ),
     ]
-    expected = "msg rs fc fco ctc ctco lsh tsc tso ws ig cmp cmp at amsg amsg".split()
+    expected = [
+        "msg",
+        "rs",
+        "fc",
+        "fco",
+        "ctc",
+        "ctco",
+        "lsh",
+        "tsc",
+        "tso",
+        "ws",
+        "ig",
+        "cmp",
+        "cmp",
+        "at",
+        "amsg",
+        "amsg",
+    ]
     prepared = cl.prepare_conversation_items_for_history(items, item_ids=True)
     for item, prefix in zip(prepared, expected, strict=True):
         item_id = cl.item_to_json(item)["id"]
@@ -490,7 +524,10 @@ def test_unprocessable_inline_image_becomes_placeholder_in_order() -> None:
     )
     assert cl.item_to_json(prepared)["output"] == [
         {"type": "input_text", "text": "before"},
-        {"type": "input_text", "text": "image content omitted because it could not be processed"},
+        {
+            "type": "input_text",
+            "text": "image content omitted because it could not be processed",
+        },
         {"type": "input_image", "image_url": "https://example.com/image.png"},
     ]
 
@@ -516,9 +553,13 @@ def test_valid_inline_images_are_kept() -> None:
 # --- Rollouts (wire-spec §15) ---------------------------------------------------
 
 
-def write_rollout(home: pathlib.Path, items: list[cl.ResponseItem]) -> tuple[pathlib.Path, str]:
+def write_rollout(
+    home: pathlib.Path, items: list[cl.ResponseItem]
+) -> tuple[pathlib.Path, str]:
     thread_id = cl._uuid7()
-    with cl.RolloutWriter.create(home, thread_id, {"originator": "codex_lite"}) as writer:
+    with cl.RolloutWriter.create(
+        home, thread_id, {"originator": "codex_lite"}
+    ) as writer:
         writer.append_items(items)
     return writer.path, thread_id
 
@@ -533,9 +574,15 @@ def test_rollout_write_then_resume_keeps_history_and_ids(home: pathlib.Path) -> 
         path.relative_to(home).as_posix(),
     )
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [line["type"] for line in lines] == ["session_meta", "response_item", "response_item"]
+    assert [line["type"] for line in lines] == [
+        "session_meta",
+        "response_item",
+        "response_item",
+    ]
     for line in lines:
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["timestamp"])
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["timestamp"]
+        )
         assert list(line) == ["timestamp", "type", "payload"]
     assert lines[0]["payload"]["id"] == thread_id
     rollout = cl.read_rollout(cl.find_rollout(home, thread_id))
@@ -552,7 +599,10 @@ def test_rollout_torn_tail_is_ignored_and_cut_on_append(
         f.write(b'{"timestamp":"2026-01-01T00:00:00.000Z","type":"response_it')
     with caplog.at_level(logging.WARNING, logger="codex_lite"):
         rollout = cl.read_rollout(path)
-    assert [cl.item_to_json(i)["content"][0]["text"] for i in rollout.items] == ["one", "two"]
+    assert [cl.item_to_json(i)["content"][0]["text"] for i in rollout.items] == [
+        "one",
+        "two",
+    ]
     assert "torn last line" in caplog.text
     with cl.RolloutWriter(path) as writer:
         writer.append_items([user("three")])
@@ -566,7 +616,10 @@ def test_rollout_corrupt_line_is_reported_with_its_number(
     path, _ = write_rollout(home, [user("one")])
     with path.open("a") as f:
         f.write("not json at all\n")
-        f.write(json.dumps({"timestamp": "t", "type": "response_item", "payload": {"x": 1}}) + "\n")
+        f.write(
+            json.dumps({"timestamp": "t", "type": "response_item", "payload": {"x": 1}})
+            + "\n"
+        )
     with cl.RolloutWriter(path) as writer:
         writer.append_items([user("after")])
     with caplog.at_level(logging.WARNING, logger="codex_lite"):
@@ -580,15 +633,22 @@ def test_rollout_compacted_replacement_history(home: pathlib.Path) -> None:
     with cl.RolloutWriter(path) as writer:
         writer.append(
             "compacted",
-            {"message": "summary", "replacement_history": [cl.item_to_json(user("kept"))]},
+            {
+                "message": "summary",
+                "replacement_history": [cl.item_to_json(user("kept"))],
+            },
         )
         writer.append_items([user("new")])
-    texts = [cl.item_to_json(i)["content"][0]["text"] for i in cl.read_rollout(path).items]
+    texts = [
+        cl.item_to_json(i)["content"][0]["text"] for i in cl.read_rollout(path).items
+    ]
     assert texts == ["kept", "new"]
 
 
 def test_rollout_resume_prepares_images_again(home: pathlib.Path) -> None:
-    bad = cl.Message(role="user", content=(cl.InputImage(image_url="data:image/png;base64,%%%"),))
+    bad = cl.Message(
+        role="user", content=(cl.InputImage(image_url="data:image/png;base64,%%%"),)
+    )
     path, _ = write_rollout(home, [bad])
     (item,) = cl.read_rollout(path).items
     assert isinstance(item, cl.Message)
@@ -600,7 +660,9 @@ def test_rollout_resume_prepares_images_again(home: pathlib.Path) -> None:
 UA = re.compile(r"codex_lite/[\w.]+ \([^;]+; [^)]+\) \S+")
 
 
-def test_session_headers_are_hyphenated_only(server: Loopback, home: pathlib.Path) -> None:
+def test_session_headers_are_hyphenated_only(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(body=text_stream()))
     client = local_client(server, home, info={"http_headers": {"x-extra": "1"}})
     run(client.new_turn())
@@ -620,7 +682,9 @@ def test_session_headers_are_hyphenated_only(server: Loopback, home: pathlib.Pat
         assert legacy not in names
 
 
-def test_subagent_shares_session_and_sends_label(server: Loopback, home: pathlib.Path) -> None:
+def test_subagent_shares_session_and_sends_label(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(body=text_stream()))
     root = local_client(server, home)
     child = root.subagent_client("review")
@@ -639,7 +703,12 @@ def test_env_http_headers_skip_blank_values(
     monkeypatch.setenv("ORG_FOR_TEST", "org-1")
     monkeypatch.setenv("BLANK_FOR_TEST", "  ")
     server.then(reply(body=text_stream()))
-    info = {"env_http_headers": {"OpenAI-Organization": "ORG_FOR_TEST", "X-Blank": "BLANK_FOR_TEST"}}
+    info = {
+        "env_http_headers": {
+            "OpenAI-Organization": "ORG_FOR_TEST",
+            "X-Blank": "BLANK_FOR_TEST",
+        }
+    }
     run(local_client(server, home, info=info).new_turn())
     assert server.seen[0].header("openai-organization") == "org-1"
     assert "x-blank" not in server.seen[0].header_names()
@@ -671,11 +740,20 @@ def test_turn_state_is_sent_on_retries(server: Loopback, home: pathlib.Path) -> 
     assert [s.header("x-codex-turn-state") for s in server.seen] == [None, "ts-retry"]
 
 
-def test_body_fields_in_wire_order_for_openai(server: Loopback, home: pathlib.Path) -> None:
+def test_body_fields_in_wire_order_for_openai(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(body=text_stream()))
-    client = openai_client(server, home, reasoning_effort="high", reasoning_summary="auto")
+    client = openai_client(
+        server, home, reasoning_effort="high", reasoning_summary="auto"
+    )
     turn = client.new_turn()
-    run(turn, user("hi"), instructions="be brief", tools=[{"type": "function", "name": "f"}])
+    run(
+        turn,
+        user("hi"),
+        instructions="be brief",
+        tools=[{"type": "function", "name": "f"}],
+    )
     body = server.seen[0].json()
     assert list(body) == [
         "model",
@@ -692,7 +770,11 @@ def test_body_fields_in_wire_order_for_openai(server: Loopback, home: pathlib.Pa
         "client_metadata",
     ]
     assert body["reasoning"] == {"effort": "high", "summary": "auto"}
-    assert body["store"] is False and body["stream"] is True and body["tool_choice"] == "auto"
+    assert (
+        body["store"] is False
+        and body["stream"] is True
+        and body["tool_choice"] == "auto"
+    )
     assert body["include"] == ["reasoning.encrypted_content"]
     assert body["prompt_cache_key"] == client.session_id
     installation_id = (home / "installation_id").read_text()
@@ -707,7 +789,9 @@ def test_body_fields_in_wire_order_for_openai(server: Loopback, home: pathlib.Pa
     assert server.seen[0].header("version") == cl.__version__
 
 
-def test_custom_provider_gets_no_codex_only_fields(server: Loopback, home: pathlib.Path) -> None:
+def test_custom_provider_gets_no_codex_only_fields(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(body=text_stream()))
     run(local_client(server, home).new_turn())
     body = server.seen[0].json()
@@ -717,7 +801,9 @@ def test_custom_provider_gets_no_codex_only_fields(server: Loopback, home: pathl
     assert "authorization" not in server.seen[0].header_names()
 
 
-def test_reasoning_is_sent_only_when_configured(server: Loopback, home: pathlib.Path) -> None:
+def test_reasoning_is_sent_only_when_configured(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(body=text_stream()), reply(body=text_stream()))
     client = local_client(server, home)
     run(client.new_turn())
@@ -729,7 +815,11 @@ def test_reasoning_is_sent_only_when_configured(server: Loopback, home: pathlib.
 def test_text_verbosity_and_output_schema(server: Loopback, home: pathlib.Path) -> None:
     server.then(reply(body=text_stream()))
     schema = {"type": "object", "properties": {}, "additionalProperties": False}
-    run(local_client(server, home, verbosity="low").new_turn(), user("x"), output_schema=schema)
+    run(
+        local_client(server, home, verbosity="low").new_turn(),
+        user("x"),
+        output_schema=schema,
+    )
     assert server.seen[0].json()["text"] == {
         "verbosity": "low",
         "format": {
@@ -741,8 +831,12 @@ def test_text_verbosity_and_output_schema(server: Loopback, home: pathlib.Path) 
     }
 
 
-@pytest.mark.parametrize(("tier", "sent"), [("fast", "priority"), ("flex", "flex"), (None, None)])
-def test_service_tier(server: Loopback, home: pathlib.Path, tier: str | None, sent: str | None) -> None:
+@pytest.mark.parametrize(
+    ("tier", "sent"), [("fast", "priority"), ("flex", "flex"), (None, None)]
+)
+def test_service_tier(
+    server: Loopback, home: pathlib.Path, tier: str | None, sent: str | None
+) -> None:
     server.then(reply(body=text_stream()))
     run(openai_client(server, home, service_tier=tier).new_turn())
     assert server.seen[0].json().get("service_tier") == sent
@@ -767,13 +861,17 @@ def test_request_copy_of_items_for_non_openai_providers(
     run(local_client(server, home).new_turn(), *items)
     run(openai_client(server, home).new_turn(), *items)
     custom, openai = server.seen[0].json()["input"], server.seen[1].json()["input"]
-    assert "id" not in custom[0] and "id" not in openai[0]  # unprefixed legacy id dropped
+    assert (
+        "id" not in custom[0] and "id" not in openai[0]
+    )  # unprefixed legacy id dropped
     assert custom[1]["id"] == openai[1]["id"] == "fc_1"
     for obj in custom:
         assert "internal_chat_message_metadata_passthrough" not in obj
         assert "encrypted_function_args" not in obj
     assert openai[1]["encrypted_function_args"] == ["e"]
-    assert openai[0]["internal_chat_message_metadata_passthrough"] == {"turn_id": "turn_1"}
+    assert openai[0]["internal_chat_message_metadata_passthrough"] == {
+        "turn_id": "turn_1"
+    }
     # history itself keeps everything
     assert cl.item_to_json(items[1])["encrypted_function_args"] == ["e"]
 
@@ -788,7 +886,9 @@ def chatgpt_auth(home: pathlib.Path, token: str = "chatgpt-token") -> cl.ChatGpt
     return cl.ChatGptAuth(home / "auth.json")
 
 
-def test_chatgpt_bodies_are_zstd_compressed_once(server: Loopback, home: pathlib.Path) -> None:
+def test_chatgpt_bodies_are_zstd_compressed_once(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(502, b"bad gateway"), reply(503, b""), reply(body=text_stream()))
     client = openai_client(server, home, auth=chatgpt_auth(home))
     run(client.new_turn(), user("x" * 5000))
@@ -809,7 +909,11 @@ def test_no_compression_without_chatgpt_auth_or_with_the_feature_off(
     server.then(reply(body=text_stream()), reply(body=text_stream()))
     run(openai_client(server, home).new_turn())
     features = {"enable_request_compression": False}
-    run(openai_client(server, home, auth=chatgpt_auth(home), features=features).new_turn())
+    run(
+        openai_client(
+            server, home, auth=chatgpt_auth(home), features=features
+        ).new_turn()
+    )
     assert [s.header("content-encoding") for s in server.seen] == [None, None]
 
 
@@ -843,16 +947,22 @@ def json_values() -> st.SearchStrategy[Any]:
     scalars |= st.floats(allow_nan=False, allow_infinity=False)
     return st.recursive(
         scalars,
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4)
+        ),
         max_leaves=12,
     )
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    head=st.dictionaries(st.sampled_from(["model", "instructions"]), st.text(), max_size=2),
+    head=st.dictionaries(
+        st.sampled_from(["model", "instructions"]), st.text(), max_size=2
+    ),
     items=st.lists(json_values(), max_size=6),
-    tail=st.dictionaries(st.text(min_size=1).filter(lambda k: k != "input"), json_values(), max_size=5),
+    tail=st.dictionaries(
+        st.text(min_size=1).filter(lambda k: k != "input"), json_values(), max_size=5
+    ),
 )
 def test_joined_request_is_byte_identical_to_one_shot_dumps(
     head: dict[str, Any], items: list[Any], tail: dict[str, Any]
@@ -878,7 +988,9 @@ def test_turn_bodies_reuse_item_encodings_and_match_one_shot(
         run(client.new_turn(), *history)
     body = server.seen[-1].body
     expected = dict(json.loads(body))
-    assert body == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
+    assert (
+        body == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
+    )
     assert [m["content"][0]["text"] for m in expected["input"]] == [
         "turn 0 ü",
         "turn 1 ü",
@@ -908,7 +1020,9 @@ def test_installation_id_is_created_and_reused(tmp_path: pathlib.Path) -> None:
     assert cl.resolve_installation_id(tmp_path) == first
 
 
-def test_installation_id_uppercase_is_accepted_without_rewrite(tmp_path: pathlib.Path) -> None:
+def test_installation_id_uppercase_is_accepted_without_rewrite(
+    tmp_path: pathlib.Path,
+) -> None:
     value = "A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF"
     (tmp_path / "installation_id").write_text(value + "\n")
     assert cl.resolve_installation_id(tmp_path) == value.lower()
@@ -928,8 +1042,12 @@ def test_installation_id_rewrites_corrupt_file(tmp_path: pathlib.Path) -> None:
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
-def test_retryable_statuses_then_success(server: Loopback, home: pathlib.Path, status: int) -> None:
-    server.then(reply(status, b"oops"), reply(status, b"oops"), reply(body=text_stream()))
+def test_retryable_statuses_then_success(
+    server: Loopback, home: pathlib.Path, status: int
+) -> None:
+    server.then(
+        reply(status, b"oops"), reply(status, b"oops"), reply(body=text_stream())
+    )
     events = run(local_client(server, home).new_turn())
     assert isinstance(events[-1], cl.Completed)
     assert len(server.seen) == 3
@@ -945,8 +1063,12 @@ def test_retry_limit_exceeded(server: Loopback, home: pathlib.Path) -> None:
     assert caught.value.last_error.status == 500
 
 
-def test_429_without_retry_after_is_not_retried(server: Loopback, home: pathlib.Path) -> None:
-    body = json.dumps({"error": {"message": "slow down", "code": "rate_limit_exceeded"}})
+def test_429_without_retry_after_is_not_retried(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    body = json.dumps(
+        {"error": {"message": "slow down", "code": "rate_limit_exceeded"}}
+    )
     server.then(reply(429, body.encode(), {"x-request-id": "req_429"}))
     with pytest.raises(cl.ApiError) as caught:
         run(local_client(server, home).new_turn())
@@ -978,7 +1100,9 @@ def test_retry_after_http_date_in_the_past_retries_at_once(
     assert len(server.seen) == 2
 
 
-def test_retry_after_over_120_seconds_raises_at_once(server: Loopback, home: pathlib.Path) -> None:
+def test_retry_after_over_120_seconds_raises_at_once(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(503, b"{}", {"Retry-After": "121"}))
     started = time.monotonic()
     with pytest.raises(cl.ApiError):
@@ -986,15 +1110,21 @@ def test_retry_after_over_120_seconds_raises_at_once(server: Loopback, home: pat
     assert len(server.seen) == 1 and time.monotonic() - started < 5
 
 
-def test_x_should_retry_false_stops_retries(server: Loopback, home: pathlib.Path) -> None:
+def test_x_should_retry_false_stops_retries(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(500, b"{}", {"x-should-retry": "false"}))
     with pytest.raises(cl.ApiError):
         run(local_client(server, home).new_turn())
     assert len(server.seen) == 1
 
 
-def test_insufficient_quota_is_never_retried(server: Loopback, home: pathlib.Path) -> None:
-    body = {"error": {"message": "You exceeded your quota", "code": "insufficient_quota"}}
+def test_insufficient_quota_is_never_retried(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    body = {
+        "error": {"message": "You exceeded your quota", "code": "insufficient_quota"}
+    }
     server.then(reply(429, json.dumps(body).encode(), {"Retry-After": "1"}))
     with pytest.raises(cl.QuotaExceeded, match="exceeded your quota"):
         run(local_client(server, home).new_turn())
@@ -1003,7 +1133,9 @@ def test_insufficient_quota_is_never_retried(server: Loopback, home: pathlib.Pat
 
 def test_400_is_an_invalid_request_error(server: Loopback, home: pathlib.Path) -> None:
     body = {"error": {"message": "Unknown parameter", "type": "invalid_request_error"}}
-    server.then(reply(400, json.dumps(body).encode(), {"Content-Type": "application/json"}))
+    server.then(
+        reply(400, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    )
     with pytest.raises(cl.InvalidRequest, match="Unknown parameter"):
         run(local_client(server, home).new_turn())
 
@@ -1020,10 +1152,19 @@ def test_connection_refused_is_retried_then_reported(home: pathlib.Path) -> None
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     provider = cl.ModelProvider(
-        "local", cl.ProviderInfo(name="local", base_url=f"http://127.0.0.1:{port}/v1"), home=home
+        "local",
+        cl.ProviderInfo(name="local", base_url=f"http://127.0.0.1:{port}/v1"),
+        home=home,
     )
-    client = cl.Client(provider, model="m", retry_policy=dataclasses.replace(FAST, request_max_retries=2))
-    with pytest.raises(cl.RetryLimitExceeded, match="after 3 attempts: request failed: connection error"):
+    client = cl.Client(
+        provider,
+        model="m",
+        retry_policy=dataclasses.replace(FAST, request_max_retries=2),
+    )
+    with pytest.raises(
+        cl.RetryLimitExceeded,
+        match="after 3 attempts: request failed: connection error",
+    ):
         run(client.new_turn())
 
 
@@ -1058,7 +1199,11 @@ def test_stream_events_and_header_events(server: Loopback, home: pathlib.Path) -
             "item": {"type": "reasoning", "id": "rs_1", "summary": []},
         },
         {"type": "response.reasoning_summary_part.added", "summary_index": 0},
-        {"type": "response.reasoning_summary_text.delta", "delta": "plan", "summary_index": 0},
+        {
+            "type": "response.reasoning_summary_text.delta",
+            "delta": "plan",
+            "summary_index": 0,
+        },
         {"type": "response.reasoning_text.delta", "delta": "think", "content_index": 0},
         {
             "type": "response.custom_tool_call_input.delta",
@@ -1115,24 +1260,37 @@ def test_completed_ends_reading_without_waiting_for_the_stream(
     assert time.monotonic() - started < 5
 
 
-def test_litellm_style_stream_without_event_names(server: Loopback, home: pathlib.Path) -> None:
-    body = sse(
-        {"type": "response.output_text.delta", "delta": "ok", "model": "extra-field"},
-        completed(),
-        named=False,
-    ) + b"data: [DONE]\n\n"
+def test_litellm_style_stream_without_event_names(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    body = (
+        sse(
+            {
+                "type": "response.output_text.delta",
+                "delta": "ok",
+                "model": "extra-field",
+            },
+            completed(),
+            named=False,
+        )
+        + b"data: [DONE]\n\n"
+    )
     server.then(reply(body=body))
     events = run(local_client(server, home).new_turn())
     assert events == [cl.OutputTextDelta("ok"), cl.Completed("resp_1", None, None)]
 
 
-def stream_retry_client(server: Loopback, home: pathlib.Path, retries: int = 2) -> cl.Client:
+def stream_retry_client(
+    server: Loopback, home: pathlib.Path, retries: int = 2
+) -> cl.Client:
     return local_client(
         server, home, retry_policy=dataclasses.replace(FAST, stream_max_retries=retries)
     )
 
 
-def test_stream_closed_before_completed_is_retried(server: Loopback, home: pathlib.Path) -> None:
+def test_stream_closed_before_completed_is_retried(
+    server: Loopback, home: pathlib.Path
+) -> None:
     partial = sse({"type": "response.output_text.delta", "delta": "Hel"})
     server.then(reply(body=partial), reply(body=text_stream("Hello")))
     events = run(stream_retry_client(server, home).new_turn())
@@ -1146,7 +1304,10 @@ def test_stream_closed_before_completed_is_retried(server: Loopback, home: pathl
 def test_stream_retries_run_out(server: Loopback, home: pathlib.Path) -> None:
     partial = sse({"type": "response.created", "response": {"id": "r"}})
     server.then(*[reply(body=partial, headers={"x-request-id": "req_s"})] * 3)
-    with pytest.raises(cl.StreamError, match=r"stream closed before response.completed \(request id req_s\)"):
+    with pytest.raises(
+        cl.StreamError,
+        match=r"stream closed before response.completed \(request id req_s\)",
+    ):
         run(stream_retry_client(server, home).new_turn())
     assert len(server.seen) == 3
 
@@ -1205,16 +1366,23 @@ def test_response_failed_fatal_codes(
     error: type[Exception],
     text: str,
 ) -> None:
-    server.then(reply(body=sse(failed(code, message)), headers={"x-request-id": "req_f"}))
+    server.then(
+        reply(body=sse(failed(code, message)), headers={"x-request-id": "req_f"})
+    )
     with pytest.raises(error, match=re.escape(text)) as caught:
         run(stream_retry_client(server, home).new_turn())
     assert getattr(caught.value, "request_id", None) == "req_f"
     assert len(server.seen) == 1
 
 
-@pytest.mark.parametrize(("message", "delay"), [("Try again in 11.054s", 11.054), ("try again in 28ms", 0.028)])
+@pytest.mark.parametrize(
+    ("message", "delay"),
+    [("Try again in 11.054s", 11.054), ("try again in 28ms", 0.028)],
+)
 def test_retry_delay_parsing(message: str, delay: float) -> None:
-    error = cl._failed_error({"error": {"code": "rate_limit_exceeded", "message": message}}, None)
+    error = cl._failed_error(
+        {"error": {"code": "rate_limit_exceeded", "message": message}}, None
+    )
     assert isinstance(error, cl.StreamError) and error.delay == pytest.approx(delay)
 
 
@@ -1231,13 +1399,17 @@ def test_rate_limited_response_failed_is_retried_after_the_delay(
     assert isinstance(events[-1], cl.Completed)
 
 
-def test_response_failed_without_error_and_incomplete(server: Loopback, home: pathlib.Path) -> None:
+def test_response_failed_without_error_and_incomplete(
+    server: Loopback, home: pathlib.Path
+) -> None:
     incomplete = {
         "type": "response.incomplete",
         "response": {"id": "r", "incomplete_details": {"reason": "max_output_tokens"}},
     }
     server.then(reply(body=sse(failed(None))), reply(body=sse(incomplete)))
-    with pytest.raises(cl.StreamError, match="Incomplete response returned, reason: max_output_tokens"):
+    with pytest.raises(
+        cl.StreamError, match="Incomplete response returned, reason: max_output_tokens"
+    ):
         run(stream_retry_client(server, home, retries=1).new_turn())
     assert len(server.seen) == 2
 
@@ -1263,20 +1435,27 @@ def test_malformed_output_item_is_skipped(server: Loopback, home: pathlib.Path) 
     server.then(reply(body=sse(bad) + text_stream()))
     events = run(local_client(server, home).new_turn())
     assert not any(
-        isinstance(e, cl.OutputItemDone) and isinstance(e.item, cl.FunctionCall) for e in events
+        isinstance(e, cl.OutputItemDone) and isinstance(e.item, cl.FunctionCall)
+        for e in events
     )
 
 
 # --- Providers and auth (wire-spec §6, §7, §8) ---------------------------------
 
 
-def provider_from(table: dict[str, Any], home: pathlib.Path, pid: str = "custom") -> cl.ModelProvider:
+def provider_from(
+    table: dict[str, Any], home: pathlib.Path, pid: str = "custom"
+) -> cl.ModelProvider:
     return cl.ModelProvider(pid, cl.ProviderInfo.from_toml(table), home=home)
 
 
 def test_url_for_path_with_query_params(home: pathlib.Path) -> None:
     provider = provider_from(
-        {"name": "azure", "base_url": "https://x.openai.azure.com/openai/", "query_params": {"api-version": "2025-04-01-preview"}},
+        {
+            "name": "azure",
+            "base_url": "https://x.openai.azure.com/openai/",
+            "query_params": {"api-version": "2025-04-01-preview"},
+        },
         home,
     )
     assert (
@@ -1298,14 +1477,25 @@ def test_url_for_path_with_query_params(home: pathlib.Path) -> None:
         ("x", "https://api.openai.com/v1", False),
     ],
 )
-def test_azure_detection(home: pathlib.Path, name: str, base_url: str, azure: bool) -> None:
+def test_azure_detection(
+    home: pathlib.Path, name: str, base_url: str, azure: bool
+) -> None:
     assert provider_from({"name": name, "base_url": base_url}, home).is_azure is azure
 
 
-def test_azure_default_store_attaches_ids_and_headers(server: Loopback, home: pathlib.Path) -> None:
+def test_azure_default_store_attaches_ids_and_headers(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(body=text_stream()))
     info = {"name": "azure", "http_headers": {"x-test-header": "present"}}
-    client = local_client(server, home, info=info, thread_id="thread_123", session_id="sess_123", subagent="review")
+    client = local_client(
+        server,
+        home,
+        info=info,
+        thread_id="thread_123",
+        session_id="sess_123",
+        subagent="review",
+    )
     run(client.new_turn(), user("hi", id="msg_1"))
     (seen,) = server.seen
     assert seen.header("session-id") == "sess_123"
@@ -1322,13 +1512,22 @@ def test_azure_default_store_attaches_ids_and_headers(server: Loopback, home: pa
     [
         ({"wire_api": "chat"}, '`wire_api = "chat"` is no longer supported'),
         ({"wire_api": "other"}, 'wire_api must be "responses"'),
-        ({"aws": {"region": "us-east-1"}, "env_key": "K"}, "provider aws cannot be combined with env_key"),
+        (
+            {"aws": {"region": "us-east-1"}, "env_key": "K"},
+            "provider aws cannot be combined with env_key",
+        ),
         (
             {"aws": {}, "experimental_bearer_token": "t", "requires_openai_auth": True},
             "provider aws cannot be combined with experimental_bearer_token, requires_openai_auth",
         ),
-        ({"request_max_retries": "4"}, "model_provider.request_max_retries must be an integer"),
-        ({"http_headers": {"x": "a\r\nInjected: 1"}}, "http_headers.x must not contain CR or LF"),
+        (
+            {"request_max_retries": "4"},
+            "model_provider.request_max_retries must be an integer",
+        ),
+        (
+            {"http_headers": {"x": "a\r\nInjected: 1"}},
+            "http_headers.x must not contain CR or LF",
+        ),
         ({"base_url": 5}, "model_provider.base_url must be a string"),
     ],
 )
@@ -1339,16 +1538,31 @@ def test_provider_validation_names_the_key(table: dict[str, Any], message: str) 
 
 def test_retry_settings_are_capped(home: pathlib.Path) -> None:
     provider = provider_from(
-        {"request_max_retries": 500, "stream_max_retries": 7, "stream_idle_timeout_ms": 1500}, home
+        {
+            "request_max_retries": 500,
+            "stream_max_retries": 7,
+            "stream_idle_timeout_ms": 1500,
+        },
+        home,
     )
     policy = provider.retry_policy()
     assert (policy.request_max_retries, policy.stream_max_retries) == (100, 7)
     assert policy.stream_idle_timeout == 1.5
 
 
-def test_env_key_precedence_and_errors(home: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    table = {"name": "x", "base_url": "http://127.0.0.1:1/v1", "env_key": "MY_KEY", "env_key_instructions": "Get one at example.com."}
-    with pytest.raises(cl.AuthError, match=r"environment variable MY_KEY is not set\. Get one at example\.com\."):
+def test_env_key_precedence_and_errors(
+    home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = {
+        "name": "x",
+        "base_url": "http://127.0.0.1:1/v1",
+        "env_key": "MY_KEY",
+        "env_key_instructions": "Get one at example.com.",
+    }
+    with pytest.raises(
+        cl.AuthError,
+        match=r"environment variable MY_KEY is not set\. Get one at example\.com\.",
+    ):
         provider_from(table, home).auth()
     monkeypatch.setenv("MY_KEY", "   ")
     with pytest.raises(cl.AuthError, match="MY_KEY"):
@@ -1360,18 +1574,26 @@ def test_env_key_precedence_and_errors(home: pathlib.Path, monkeypatch: pytest.M
     assert headers == {"Authorization": "Bearer key-1"}
 
 
-def test_openai_keys_never_go_to_other_providers(home: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_openai_keys_never_go_to_other_providers(
+    home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
     (home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": "sk-file"}))
     headers: dict[str, str] = {}
-    provider_from({"base_url": "http://127.0.0.1:1/v1"}, home).auth().add_auth_headers(headers)
+    provider_from({"base_url": "http://127.0.0.1:1/v1"}, home).auth().add_auth_headers(
+        headers
+    )
     assert headers == {}
-    bearer = provider_from({"base_url": "http://x/v1", "experimental_bearer_token": "tok"}, home).auth()
+    bearer = provider_from(
+        {"base_url": "http://x/v1", "experimental_bearer_token": "tok"}, home
+    ).auth()
     bearer.add_auth_headers(headers)
     assert headers == {"Authorization": "Bearer tok"}
 
 
-def test_openai_token_precedence(home: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_openai_token_precedence(
+    home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     openai = cl.ModelProvider("openai", cl.built_in_providers({})["openai"], home=home)
 
     def bearer() -> str:
@@ -1387,7 +1609,9 @@ def test_openai_token_precedence(home: pathlib.Path, monkeypatch: pytest.MonkeyP
     auth = openai.auth()
     assert auth.kind == "chatgpt" and bearer() == "Bearer chat-tok"
     assert openai.base_url(auth) == "https://chatgpt.com/backend-api/codex"
-    (home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": "sk-file", "tokens": None}))
+    (home / "auth.json").write_text(
+        json.dumps({"OPENAI_API_KEY": "sk-file", "tokens": None})
+    )
     assert bearer() == "Bearer sk-file"
     assert openai.base_url(openai.auth()) == "https://api.openai.com/v1"
     monkeypatch.setenv("OPENAI_API_KEY", " sk-env ")
@@ -1397,31 +1621,49 @@ def test_openai_token_precedence(home: pathlib.Path, monkeypatch: pytest.MonkeyP
 
 
 def test_openai_base_url_and_org_headers_from_env(home: pathlib.Path) -> None:
-    env = {"OPENAI_BASE_URL": "http://proxy.local/v1", "OPENAI_ORGANIZATION": "org-1", "OPENAI_PROJECT": " "}
+    env = {
+        "OPENAI_BASE_URL": "http://proxy.local/v1",
+        "OPENAI_ORGANIZATION": "org-1",
+        "OPENAI_PROJECT": " ",
+    }
     info = cl.built_in_providers(env)["openai"]
     provider = cl.ModelProvider("openai", info, environ=env, home=home)
     assert provider.base_url(cl.BearerAuth("k")) == "http://proxy.local/v1"
-    assert provider.headers() == {"version": cl.__version__, "OpenAI-Organization": "org-1"}
+    assert provider.headers() == {
+        "version": cl.__version__,
+        "OpenAI-Organization": "org-1",
+    }
 
 
-def test_chatgpt_auth_rereads_auth_json_after_401(server: Loopback, home: pathlib.Path) -> None:
+def test_chatgpt_auth_rereads_auth_json_after_401(
+    server: Loopback, home: pathlib.Path
+) -> None:
     auth = chatgpt_auth(home, "stale-token")
 
     def unauthorized_then_refresh(handler: http.server.BaseHTTPRequestHandler) -> None:
         (home / "auth.json").write_text(
-            json.dumps({"tokens": {"access_token": "fresh-token", "account_id": "acct_1"}})
+            json.dumps(
+                {"tokens": {"access_token": "fresh-token", "account_id": "acct_1"}}
+            )
         )
         reply(401, b'{"error":{"message":"token expired"}}')(handler)
 
     server.then(unauthorized_then_refresh, reply(body=text_stream()))
     events = run(openai_client(server, home, auth=auth).new_turn())
     assert isinstance(events[-1], cl.Completed)
-    assert [s.header("authorization") for s in server.seen] == ["Bearer stale-token", "Bearer fresh-token"]
+    assert [s.header("authorization") for s in server.seen] == [
+        "Bearer stale-token",
+        "Bearer fresh-token",
+    ]
     assert server.seen[0].body == server.seen[1].body
 
 
-def test_401_without_fresher_credentials_is_reported(server: Loopback, home: pathlib.Path) -> None:
-    server.then(reply(401, b'{"error":{"message":"bad key"}}', {"x-request-id": "req_401"}))
+def test_401_without_fresher_credentials_is_reported(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(401, b'{"error":{"message":"bad key"}}', {"x-request-id": "req_401"})
+    )
     with pytest.raises(cl.ApiError, match=r"401: bad key \(request id req_401\)"):
         run(openai_client(server, home).new_turn())
     assert len(server.seen) == 1
@@ -1440,7 +1682,11 @@ def bedrock_token(region: str, *, prefix: bool = True) -> str:
     return ("bedrock-api-key-" if prefix else "") + encoded
 
 
-def bedrock(home: pathlib.Path, table: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> cl.ModelProvider:
+def bedrock(
+    home: pathlib.Path,
+    table: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> cl.ModelProvider:
     info = cl.built_in_providers({})["amazon-bedrock"]
     if table:
         override = cl.ProviderInfo.from_toml(table)
@@ -1455,7 +1701,9 @@ def bedrock(home: pathlib.Path, table: dict[str, Any] | None = None, env: dict[s
 
 def test_bedrock_token_region_decoding() -> None:
     assert cl.bedrock_token_region(bedrock_token("eu-west-1")) == "eu-west-1"
-    assert cl.bedrock_token_region(bedrock_token("us-west-2", prefix=False)) == "us-west-2"
+    assert (
+        cl.bedrock_token_region(bedrock_token("us-west-2", prefix=False)) == "us-west-2"
+    )
     with pytest.raises(cl.AuthError, match="Amazon Bedrock bearer token is invalid: "):
         cl.bedrock_token_region("bedrock-api-key-!!!not base64!!!")
     no_credential = base64.b64encode(b"bedrock.amazonaws.com/?Action=x").decode()
@@ -1473,28 +1721,62 @@ def test_bedrock_token_decoder_never_crashes(token: str) -> None:
 
 
 def test_bedrock_bearer_token_wins_and_sets_region(home: pathlib.Path) -> None:
-    provider = bedrock(home, env={"AWS_BEARER_TOKEN_BEDROCK": bedrock_token("eu-central-1"), "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s"})
+    provider = bedrock(
+        home,
+        env={
+            "AWS_BEARER_TOKEN_BEDROCK": bedrock_token("eu-central-1"),
+            "AWS_ACCESS_KEY_ID": "AKID",
+            "AWS_SECRET_ACCESS_KEY": "s",
+        },
+    )
     auth = provider.auth()
     assert auth.kind == "bedrock_bearer"
-    assert provider.url_for_path("responses", auth) == "https://bedrock-mantle.eu-central-1.api.aws/openai/v1/responses"
+    assert (
+        provider.url_for_path("responses", auth)
+        == "https://bedrock-mantle.eu-central-1.api.aws/openai/v1/responses"
+    )
 
 
 def test_bedrock_region_resolution_and_refusal(home: pathlib.Path) -> None:
     creds = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret"}
-    assert bedrock(home, env=creds).base_url(bedrock(home, env=creds).auth()).startswith("https://bedrock-mantle.us-east-1.")
+    assert (
+        bedrock(home, env=creds)
+        .base_url(bedrock(home, env=creds).auth())
+        .startswith("https://bedrock-mantle.us-east-1.")
+    )
     env = {**creds, "AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "eu-west-1"}
-    assert "us-west-2" in bedrock(home, env=env).url_for_path("responses", cl.AuthProvider())
+    assert "us-west-2" in bedrock(home, env=env).url_for_path(
+        "responses", cl.AuthProvider()
+    )
     env = {**creds, "AWS_DEFAULT_REGION": "eu-west-1"}
-    assert "eu-west-1" in bedrock(home, env=env).url_for_path("responses", cl.AuthProvider())
+    assert "eu-west-1" in bedrock(home, env=env).url_for_path(
+        "responses", cl.AuthProvider()
+    )
     (home / "aws-config").write_text("[profile dev]\nregion = ap-south-1\n")
     env = {**creds, "AWS_PROFILE": "dev"}
-    assert "ap-south-1" in bedrock(home, env=env).url_for_path("responses", cl.AuthProvider())
+    assert "ap-south-1" in bedrock(home, env=env).url_for_path(
+        "responses", cl.AuthProvider()
+    )
     table = {"aws": {"region": "sa-east-1"}}
-    assert "sa-east-1" in bedrock(home, table, env).url_for_path("responses", cl.AuthProvider())
-    with pytest.raises(cl.ConfigError, match="Amazon Bedrock Mantle does not support region `us-west-1`"):
-        bedrock(home, {"aws": {"region": "us-west-1"}}, creds).url_for_path("responses", cl.AuthProvider())
-    gateway = bedrock(home, {"base_url": "https://gw.example.com/v1", "aws": {"region": "us-west-1"}}, creds)
-    assert gateway.url_for_path("responses", cl.AuthProvider()) == "https://gw.example.com/v1/responses"
+    assert "sa-east-1" in bedrock(home, table, env).url_for_path(
+        "responses", cl.AuthProvider()
+    )
+    with pytest.raises(
+        cl.ConfigError,
+        match="Amazon Bedrock Mantle does not support region `us-west-1`",
+    ):
+        bedrock(home, {"aws": {"region": "us-west-1"}}, creds).url_for_path(
+            "responses", cl.AuthProvider()
+        )
+    gateway = bedrock(
+        home,
+        {"base_url": "https://gw.example.com/v1", "aws": {"region": "us-west-1"}},
+        creds,
+    )
+    assert (
+        gateway.url_for_path("responses", cl.AuthProvider())
+        == "https://gw.example.com/v1/responses"
+    )
 
 
 def test_aws_credentials_from_files_and_process(home: pathlib.Path) -> None:
@@ -1510,12 +1792,28 @@ def test_aws_credentials_from_files_and_process(home: pathlib.Path) -> None:
     (home / "aws-config").write_text(
         f"[profile proc]\ncredential_process = {sys.executable} {script}\n"
     )
-    env = {"AWS_CONFIG_FILE": str(home / "aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials")}
-    assert cl.aws_credentials_resolver(None, env)()[0] == cl.AwsCredentials("AKIDFILE", "filesecret")
-    assert cl.aws_credentials_resolver("dev", env)()[0] == cl.AwsCredentials("AKIDDEV", "devsecret", "devtoken")
-    assert cl.aws_credentials_resolver(None, {**env, "AWS_PROFILE": "proc"})()[0] == cl.AwsCredentials("AKIDPROC", "procsecret", "proctoken")
-    env_creds = {**env, "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "envsecret", "AWS_SESSION_TOKEN": "envtoken"}
-    assert cl.aws_credentials_resolver("dev", env_creds)()[0] == cl.AwsCredentials("AKIDENV", "envsecret", "envtoken")
+    env = {
+        "AWS_CONFIG_FILE": str(home / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
+    }
+    assert cl.aws_credentials_resolver(None, env)()[0] == cl.AwsCredentials(
+        "AKIDFILE", "filesecret"
+    )
+    assert cl.aws_credentials_resolver("dev", env)()[0] == cl.AwsCredentials(
+        "AKIDDEV", "devsecret", "devtoken"
+    )
+    assert cl.aws_credentials_resolver(None, {**env, "AWS_PROFILE": "proc"})()[
+        0
+    ] == cl.AwsCredentials("AKIDPROC", "procsecret", "proctoken")
+    env_creds = {
+        **env,
+        "AWS_ACCESS_KEY_ID": "AKIDENV",
+        "AWS_SECRET_ACCESS_KEY": "envsecret",
+        "AWS_SESSION_TOKEN": "envtoken",
+    }
+    assert cl.aws_credentials_resolver("dev", env_creds)()[0] == cl.AwsCredentials(
+        "AKIDENV", "envsecret", "envtoken"
+    )
 
 
 def reference_sigv4(seen: Seen, secret: str, region: str, service: str) -> str:
@@ -1525,7 +1823,10 @@ def reference_sigv4(seen: Seen, secret: str, region: str, service: str) -> str:
     import urllib.parse
 
     auth = seen.header("authorization") or ""
-    match = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, SignedHeaders=([^,]+), Signature=[0-9a-f]{64}", auth)
+    match = re.fullmatch(
+        r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, SignedHeaders=([^,]+), Signature=[0-9a-f]{64}",
+        auth,
+    )
     assert match, auth
     key_id, date, _, _, signed = match.groups()
     path, _, query = seen.path.partition("?")
@@ -1553,15 +1854,27 @@ def reference_sigv4(seen: Seen, secret: str, region: str, service: str) -> str:
     return f"AWS4-HMAC-SHA256 Credential={key_id}/{scope}, SignedHeaders={signed}, Signature={signature}"
 
 
-def test_bedrock_sigv4_requests_verify_on_the_server(server: Loopback, home: pathlib.Path) -> None:
-    env = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "AWS_SESSION_TOKEN": "session-token-1"}
-    provider = bedrock(home, {"base_url": server.url, "aws": {"region": "us-west-2"}}, env)
-    client = cl.Client(provider, model="openai.gpt-oss-120b", retry_policy=FAST, service_tier="fast")
+def test_bedrock_sigv4_requests_verify_on_the_server(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    env = {
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "AWS_SESSION_TOKEN": "session-token-1",
+    }
+    provider = bedrock(
+        home, {"base_url": server.url, "aws": {"region": "us-west-2"}}, env
+    )
+    client = cl.Client(
+        provider, model="openai.gpt-oss-120b", retry_policy=FAST, service_tier="fast"
+    )
     server.then(reply(503, b""), reply(body=text_stream()))
     run(client.new_turn(), user("hi", metadata=cl.ItemMetadata(turn_id="t1")))
     assert len(server.seen) == 2
     for seen in server.seen:
-        assert seen.header("authorization") == reference_sigv4(seen, env["AWS_SECRET_ACCESS_KEY"], "us-west-2", "bedrock-mantle")
+        assert seen.header("authorization") == reference_sigv4(
+            seen, env["AWS_SECRET_ACCESS_KEY"], "us-west-2", "bedrock-mantle"
+        )
         assert seen.header("x-amz-security-token") == "session-token-1"
         assert "x-amz-content-sha256" not in seen.header_names()
         signed = re.search(r"SignedHeaders=([^,]+)", seen.header("authorization") or "")
@@ -1575,16 +1888,27 @@ def test_bedrock_sigv4_requests_verify_on_the_server(server: Loopback, home: pat
 
 
 def test_sigv4_auth_drops_the_legacy_session_id_header() -> None:
-    auth = cl.SigV4Auth(lambda: (cl.AwsCredentials("AKID", "secret"), None), region="us-east-1")
-    request = cl.PreparedRequest("POST", "https://bedrock-mantle.us-east-1.api.aws/openai/v1/responses", {"session_id": "legacy", "session-id": "s"}, b"{}")
+    auth = cl.SigV4Auth(
+        lambda: (cl.AwsCredentials("AKID", "secret"), None), region="us-east-1"
+    )
+    request = cl.PreparedRequest(
+        "POST",
+        "https://bedrock-mantle.us-east-1.api.aws/openai/v1/responses",
+        {"session_id": "legacy", "session-id": "s"},
+        b"{}",
+    )
     signed = auth.apply_auth(request)
     assert "session_id" not in signed.headers and signed.headers["session-id"] == "s"
-    assert signed.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKID/")
+    assert signed.headers["authorization"].startswith(
+        "AWS4-HMAC-SHA256 Credential=AKID/"
+    )
 
 
 def test_bedrock_bearer_requests(server: Loopback, home: pathlib.Path) -> None:
     token = bedrock_token("us-east-1")
-    provider = bedrock(home, {"base_url": server.url}, {"AWS_BEARER_TOKEN_BEDROCK": token})
+    provider = bedrock(
+        home, {"base_url": server.url}, {"AWS_BEARER_TOKEN_BEDROCK": token}
+    )
     server.then(reply(body=text_stream()))
     run(cl.Client(provider, model="m", retry_policy=FAST).new_turn())
     assert server.seen[0].header("authorization") == f"Bearer {token}"
@@ -1594,12 +1918,22 @@ def test_bedrock_bearer_requests(server: Loopback, home: pathlib.Path) -> None:
 # Responses Lite (wire-spec §11) ---------------------------------------------------
 
 
-def test_responses_lite_moves_tools_and_instructions_into_items(server: Loopback, home: pathlib.Path) -> None:
+def test_responses_lite_moves_tools_and_instructions_into_items(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(body=text_stream()), reply(body=text_stream()))
     tools = [{"type": "function", "name": "shell", "parameters": {"type": "object"}}]
-    client = local_client(server, home, info={"responses_lite": True}, reasoning_effort="medium")
+    client = local_client(
+        server, home, info={"responses_lite": True}, reasoning_effort="medium"
+    )
     for _ in range(2):
-        run(client.new_turn(), user("hi"), instructions="You are Codex.", tools=tools, parallel_tool_calls=True)
+        run(
+            client.new_turn(),
+            user("hi"),
+            instructions="You are Codex.",
+            tools=tools,
+            parallel_tool_calls=True,
+        )
     first, second = (s.json() for s in server.seen)
     assert "instructions" not in first and "tools" not in first
     assert first["parallel_tool_calls"] is False
@@ -1632,10 +1966,15 @@ def cli(
     stdin: str | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_", "AWS_"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "CODEX_", "AWS_"))
+    }
     base.update(CODEX_HOME=str(home), **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "codex_lite", *args],
+        check=False,
         env=base,
         input=stdin,
         capture_output=True,
@@ -1654,7 +1993,10 @@ def test_cli_exec_streams_text_and_usage(server: Loopback, home: pathlib.Path) -
     done = cli(home, "exec", "say hi", env=openai_env(server))
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Hello from the model\n"
-    assert "tokens used: input 3 (cached 0), output 1 (reasoning 0), total 4" in done.stderr
+    assert (
+        "tokens used: input 3 (cached 0), output 1 (reasoning 0), total 4"
+        in done.stderr
+    )
     body = server.seen[0].json()
     assert body["input"][0]["content"] == [{"type": "input_text", "text": "say hi"}]
     (rollout,) = (home / "sessions").glob("*/*/*/rollout-*.jsonl")
@@ -1662,9 +2004,13 @@ def test_cli_exec_streams_text_and_usage(server: Loopback, home: pathlib.Path) -
     assert kinds == ["session_meta", "response_item", "response_item"]
 
 
-def test_cli_exec_prompt_from_stdin_and_ephemeral(server: Loopback, home: pathlib.Path) -> None:
+def test_cli_exec_prompt_from_stdin_and_ephemeral(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(body=text_stream()))
-    done = cli(home, "exec", "--ephemeral", "-", env=openai_env(server), stdin="from stdin\n")
+    done = cli(
+        home, "exec", "--ephemeral", "-", env=openai_env(server), stdin="from stdin\n"
+    )
     assert done.returncode == 0, done.stderr
     assert server.seen[0].json()["input"][0]["content"][0]["text"] == "from stdin\n"
     assert not (home / "sessions").exists()
@@ -1689,7 +2035,9 @@ def test_cli_json_lines(server: Loopback, home: pathlib.Path) -> None:
 
 
 def test_cli_dry_run_sends_nothing_and_redacts(home: pathlib.Path) -> None:
-    done = cli(home, "exec", "--dry-run", "hello", env={"OPENAI_API_KEY": "sk-very-secret-key"})
+    done = cli(
+        home, "exec", "--dry-run", "hello", env={"OPENAI_API_KEY": "sk-very-secret-key"}
+    )
     assert done.returncode == 0, done.stderr
     head, _, body = done.stdout.partition("\n\n")
     assert head.splitlines()[0] == "POST https://api.openai.com/v1/responses"
@@ -1699,7 +2047,9 @@ def test_cli_dry_run_sends_nothing_and_redacts(home: pathlib.Path) -> None:
     assert not (home / "sessions").exists()
 
 
-def test_cli_dry_run_without_credentials_still_shows_the_request(home: pathlib.Path) -> None:
+def test_cli_dry_run_without_credentials_still_shows_the_request(
+    home: pathlib.Path,
+) -> None:
     done = cli(home, "exec", "--dry-run", "hello")
     assert done.returncode == 0, done.stderr
     assert "showing the request without credentials" in done.stderr
@@ -1708,12 +2058,21 @@ def test_cli_dry_run_without_credentials_still_shows_the_request(home: pathlib.P
 
 def test_cli_dry_run_redacts_chatgpt_and_aws_secrets(home: pathlib.Path) -> None:
     (home / "auth.json").write_text(
-        json.dumps({"tokens": {"access_token": "chatgpt-secret-token", "account_id": "acct-secret"}})
+        json.dumps(
+            {
+                "tokens": {
+                    "access_token": "chatgpt-secret-token",
+                    "account_id": "acct-secret",
+                }
+            }
+        )
     )
     done = cli(home, "exec", "--dry-run", "hi")
     assert done.returncode == 0, done.stderr
     assert "chatgpt.com/backend-api/codex/responses" in done.stdout
-    assert "chatgpt-secret-token" not in done.stdout and "acct-secret" not in done.stdout
+    assert (
+        "chatgpt-secret-token" not in done.stdout and "acct-secret" not in done.stdout
+    )
     assert '"text": "hi"' in done.stdout  # the compressed body is shown as JSON
     aws = {
         "AWS_ACCESS_KEY_ID": "AKIDSECRETID",
@@ -1732,14 +2091,27 @@ def test_cli_dry_run_redacts_chatgpt_and_aws_secrets(home: pathlib.Path) -> None
         '[model_providers.az]\nname = "azure"\nbase_url = "https://r.openai.azure.com/openai"\n'
         'env_http_headers = { "api-key" = "AZ_KEY" }\nquery_params = { api-version = "2025-04-01-preview" }\n'
     )
-    done = cli(home, "exec", "--dry-run", "--provider", "az", "hi", env={"AZ_KEY": "azure-secret-key"})
+    done = cli(
+        home,
+        "exec",
+        "--dry-run",
+        "--provider",
+        "az",
+        "hi",
+        env={"AZ_KEY": "azure-secret-key"},
+    )
     assert done.returncode == 0, done.stderr
-    assert "api-key: <redacted>" in done.stdout and "azure-secret-key" not in done.stdout
+    assert (
+        "api-key: <redacted>" in done.stdout and "azure-secret-key" not in done.stdout
+    )
     assert "?api-version=2025-04-01-preview" in done.stdout
 
 
 def test_cli_resume_continues_the_thread(server: Loopback, home: pathlib.Path) -> None:
-    server.then(reply(body=text_stream("first answer")), reply(body=text_stream("second answer")))
+    server.then(
+        reply(body=text_stream("first answer")),
+        reply(body=text_stream("second answer")),
+    )
     env = openai_env(server)
     assert cli(home, "exec", "first question", env=env).returncode == 0
     done = cli(home, "exec", "resume", "--last", "second question", env=env)
@@ -1757,22 +2129,76 @@ def test_cli_resume_continues_the_thread(server: Loopback, home: pathlib.Path) -
     assert len(server.seen[2].json()["input"]) == 5
 
 
-def test_cli_resumes_an_upstream_codex_rollout(server: Loopback, home: pathlib.Path) -> None:
+def test_cli_resumes_an_upstream_codex_rollout(
+    server: Loopback, home: pathlib.Path
+) -> None:
     thread_id = "0199a213-81c0-7800-8aa1-bbab2a035a53"
     folder = home / "sessions" / "2026" / "05" / "05"
     folder.mkdir(parents=True)
     lines = [
-        {"timestamp": "2026-05-05T10:32:18.680Z", "type": "session_meta", "payload": {"id": thread_id, "timestamp": "2026-05-05T10:32:18.680Z", "cwd": "/w", "originator": "codex_cli_rs", "cli_version": "0.50.0", "source": "exec", "model_provider": "openai"}},
-        {"timestamp": "2026-05-05T10:32:18.700Z", "type": "turn_context", "payload": {"cwd": "/w"}},
-        {"timestamp": "2026-05-05T10:32:18.710Z", "type": "response_item", "payload": {"type": "message", "id": "9b2f5a4e-legacy-id", "role": "user", "content": [{"type": "input_text", "text": "old question"}]}},
-        {"timestamp": "2026-05-05T10:32:19.100Z", "type": "response_item", "payload": {"type": "reasoning", "id": "rs_abc", "summary": [], "encrypted_content": "gAAAA"}},
-        {"timestamp": "2026-05-05T10:32:19.200Z", "type": "event_msg", "payload": {"type": "token_count", "info": None}},
-        {"timestamp": "2026-05-05T10:32:19.300Z", "type": "response_item", "payload": {"type": "message", "id": "msg_def", "role": "assistant", "content": [{"type": "output_text", "text": "old answer", "annotations": []}], "phase": "final_answer"}},
+        {
+            "timestamp": "2026-05-05T10:32:18.680Z",
+            "type": "session_meta",
+            "payload": {
+                "id": thread_id,
+                "timestamp": "2026-05-05T10:32:18.680Z",
+                "cwd": "/w",
+                "originator": "codex_cli_rs",
+                "cli_version": "0.50.0",
+                "source": "exec",
+                "model_provider": "openai",
+            },
+        },
+        {
+            "timestamp": "2026-05-05T10:32:18.700Z",
+            "type": "turn_context",
+            "payload": {"cwd": "/w"},
+        },
+        {
+            "timestamp": "2026-05-05T10:32:18.710Z",
+            "type": "response_item",
+            "payload": {
+                "type": "message",
+                "id": "9b2f5a4e-legacy-id",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "old question"}],
+            },
+        },
+        {
+            "timestamp": "2026-05-05T10:32:19.100Z",
+            "type": "response_item",
+            "payload": {
+                "type": "reasoning",
+                "id": "rs_abc",
+                "summary": [],
+                "encrypted_content": "gAAAA",
+            },
+        },
+        {
+            "timestamp": "2026-05-05T10:32:19.200Z",
+            "type": "event_msg",
+            "payload": {"type": "token_count", "info": None},
+        },
+        {
+            "timestamp": "2026-05-05T10:32:19.300Z",
+            "type": "response_item",
+            "payload": {
+                "type": "message",
+                "id": "msg_def",
+                "role": "assistant",
+                "content": [
+                    {"type": "output_text", "text": "old answer", "annotations": []}
+                ],
+                "phase": "final_answer",
+            },
+        },
     ]
     path = folder / f"rollout-2026-05-05T10-32-18-{thread_id}.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     server.then(reply(body=text_stream("new answer")))
-    done = cli(home, "exec", "resume", thread_id, "new question", env=openai_env(server))
+    done = cli(
+        home, "exec", "resume", thread_id, "new question", env=openai_env(server)
+    )
     assert done.returncode == 0, done.stderr
     sent = server.seen[0].json()["input"]
     assert "id" not in sent[0]  # legacy unprefixed id dropped from the request copy
@@ -1791,14 +2217,18 @@ service_tier = "flex"  # profiles keep theirs
 """
 
 
-def test_cli_fast_toggle_round_trips_the_config(server: Loopback, home: pathlib.Path) -> None:
+def test_cli_fast_toggle_round_trips_the_config(
+    server: Loopback, home: pathlib.Path
+) -> None:
     config = home / "config.toml"
     config.write_text(FAST_CONFIG)
     done = cli(home, "fast", "on")
     assert (done.returncode, done.stdout) == (0, "fast mode is on\n")
     text = config.read_text()
     assert text.startswith('service_tier = "fast"\n')
-    assert text.replace('service_tier = "fast"\n', "", 1) == FAST_CONFIG.replace('service_tier = "flex"\n', "", 1)
+    assert text.replace('service_tier = "fast"\n', "", 1) == FAST_CONFIG.replace(
+        'service_tier = "flex"\n', "", 1
+    )
     assert cli(home, "fast", "status").stdout == "fast mode is on\n"
     server.then(reply(body=text_stream()))
     assert cli(home, "exec", "hi", env=openai_env(server)).returncode == 0
@@ -1807,7 +2237,12 @@ def test_cli_fast_toggle_round_trips_the_config(server: Loopback, home: pathlib.
     assert config.read_text() == FAST_CONFIG.replace('service_tier = "flex"\n', "", 1)
     server.then(reply(body=text_stream()), reply(body=text_stream()))
     assert cli(home, "exec", "--fast", "hi", env=openai_env(server)).returncode == 0
-    assert cli(home, "exec", "--no-fast", "-p", "x", "hi", env=openai_env(server)).returncode == 0
+    assert (
+        cli(
+            home, "exec", "--no-fast", "-p", "x", "hi", env=openai_env(server)
+        ).returncode
+        == 0
+    )
     assert server.seen[1].json()["service_tier"] == "priority"
     assert "service_tier" not in server.seen[2].json()
 
@@ -1819,18 +2254,26 @@ def test_cli_sessions_lists_newest_first(server: Loopback, home: pathlib.Path) -
     cli(home, "exec", "second thread", env=openai_env(server))
     done = cli(home, "sessions")
     rows = done.stdout.splitlines()
-    assert len(rows) == 2 and rows[0].endswith("second thread") and rows[1].endswith("first thread")
+    assert (
+        len(rows) == 2
+        and rows[0].endswith("second thread")
+        and rows[1].endswith("first thread")
+    )
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d  [0-9a-f-]{36}  ", rows[0])
 
 
 def test_cli_exit_codes(server: Loopback, home: pathlib.Path) -> None:
-    body = json.dumps({"error": {"message": "Unsupported model", "code": "model_not_found"}})
+    body = json.dumps(
+        {"error": {"message": "Unsupported model", "code": "model_not_found"}}
+    )
     server.then(reply(404, body.encode(), {"x-request-id": "req_cli"}))
     done = cli(home, "exec", "hi", env=openai_env(server))
     assert done.returncode == 1
     assert "Unsupported model" in done.stderr and "req_cli" in done.stderr
     assert "Traceback" not in done.stderr
-    assert cli(home, "exec").returncode == 2  # no prompt on a non-tty stdin that is empty
+    assert (
+        cli(home, "exec").returncode == 2
+    )  # no prompt on a non-tty stdin that is empty
     assert cli(home, "bogus").returncode == 2
     assert cli(home, "exec", "--no-such-flag", "x").returncode == 2
     done = cli(home, "exec", "hi", env={"OPENAI_BASE_URL": server.url})
@@ -1845,17 +2288,35 @@ def test_cli_broken_config_names_file_and_key(home: pathlib.Path) -> None:
     assert f"{config}: config.model must be a string, not int" in done.stderr
     config.write_text("model = [unclosed\n")
     done = cli(home, "exec", "--dry-run", "hi")
-    assert done.returncode == 2 and str(config) in done.stderr and "Traceback" not in done.stderr
-    config.write_text('[model_providers.x]\nname = "x"\nbase_url = "http://h/v1"\nwire_api = "chat"\n')
+    assert (
+        done.returncode == 2
+        and str(config) in done.stderr
+        and "Traceback" not in done.stderr
+    )
+    config.write_text(
+        '[model_providers.x]\nname = "x"\nbase_url = "http://h/v1"\nwire_api = "chat"\n'
+    )
     done = cli(home, "exec", "--dry-run", "--provider", "x", "hi")
     assert done.returncode == 2 and "model_providers.x.wire_api" in done.stderr
     done = cli(home, "exec", "--dry-run", "-c", "features.item_ids=3", "hi")
-    assert done.returncode == 2 and "features.item_ids must be true or false" in done.stderr
+    assert (
+        done.returncode == 2
+        and "features.item_ids must be true or false" in done.stderr
+    )
 
 
-def test_cli_ctrl_c_exits_130_and_keeps_the_rollout(server: Loopback, home: pathlib.Path) -> None:
-    server.then(reply(body=[sse({"type": "response.output_text.delta", "delta": "partial"})], hang=20))
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
+def test_cli_ctrl_c_exits_130_and_keeps_the_rollout(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(
+            body=[sse({"type": "response.output_text.delta", "delta": "partial"})],
+            hang=20,
+        )
+    )
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "codex_lite", "exec", "long task"],
         env={**base, "CODEX_HOME": str(home), **openai_env(server)},
@@ -1870,33 +2331,68 @@ def test_cli_ctrl_c_exits_130_and_keeps_the_rollout(server: Loopback, home: path
     assert proc.returncode == 130 and "Traceback" not in err
     (rollout,) = (home / "sessions").glob("*/*/*/rollout-*.jsonl")
     (item,) = cl.read_rollout(rollout).items
-    assert isinstance(item, cl.Message) and item.content == (cl.InputText(text="long task"),)
+    assert isinstance(item, cl.Message) and item.content == (
+        cl.InputText(text="long task"),
+    )
 
 
-def test_cli_images(server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_cli_images(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
     image = tmp_path / "dot.png"
     image.write_bytes(PNG_1PX)
     server.then(reply(body=text_stream()))
-    done = cli(home, "exec", "-i", str(image), "-i", str(tmp_path / "missing.png"), "what?", env=openai_env(server))
+    done = cli(
+        home,
+        "exec",
+        "-i",
+        str(image),
+        "-i",
+        str(tmp_path / "missing.png"),
+        "what?",
+        env=openai_env(server),
+    )
     assert done.returncode == 0, done.stderr
     content = server.seen[0].json()["input"][0]["content"]
-    assert content[0] == {"type": "input_text", "text": f'<image name=[Image #1] path="{image}">'}
-    assert content[1]["image_url"] == "data:image/png;base64," + base64.b64encode(PNG_1PX).decode()
+    assert content[0] == {
+        "type": "input_text",
+        "text": f'<image name=[Image #1] path="{image}">',
+    }
+    assert (
+        content[1]["image_url"]
+        == "data:image/png;base64," + base64.b64encode(PNG_1PX).decode()
+    )
     assert content[1]["detail"] == "high"
     assert content[2] == {"type": "input_text", "text": "</image>"}
     assert content[3]["text"].startswith("Codex could not read the local image at ")
     assert content[4] == {"type": "input_text", "text": "what?"}
 
 
-def test_cli_output_schema(server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+def test_cli_output_schema(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "required": ["a"],
+    }
     path = tmp_path / "schema.json"
     path.write_text(json.dumps(schema))
     server.then(reply(body=text_stream()))
-    assert cli(home, "exec", "--output-schema", str(path), "x", env=openai_env(server)).returncode == 0
+    assert (
+        cli(
+            home, "exec", "--output-schema", str(path), "x", env=openai_env(server)
+        ).returncode
+        == 0
+    )
     assert server.seen[0].json()["text"]["format"]["schema"] == schema
     path.write_text("{not json")
-    assert cli(home, "exec", "--output-schema", str(path), "x", env=openai_env(server)).returncode == 2
+    assert (
+        cli(
+            home, "exec", "--output-schema", str(path), "x", env=openai_env(server)
+        ).returncode
+        == 2
+    )
 
 
 # --- Realtime (wire-spec §14) -------------------------------------------------------
@@ -1905,7 +2401,16 @@ SDP_OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"
 
 
 def test_realtime_call_sends_raw_sdp(server: Loopback, home: pathlib.Path) -> None:
-    server.then(reply(201, b"v=0\r\nanswer", {"Location": "/v1/realtime/calls/rtc_test", "Content-Type": "application/sdp"}))
+    server.then(
+        reply(
+            201,
+            b"v=0\r\nanswer",
+            {
+                "Location": "/v1/realtime/calls/rtc_test",
+                "Content-Type": "application/sdp",
+            },
+        )
+    )
     call = cl.create_realtime_call(openai_client(server, home), SDP_OFFER)
     assert call == cl.RealtimeCall("v=0\r\nanswer", "rtc_test")
     (seen,) = server.seen
@@ -1915,13 +2420,26 @@ def test_realtime_call_sends_raw_sdp(server: Loopback, home: pathlib.Path) -> No
     assert seen.header("authorization") == "Bearer sk-test"
 
 
-def test_realtime_call_with_session_is_multipart(server: Loopback, home: pathlib.Path) -> None:
-    server.then(reply(201, b"answer", {"Location": "https://api.example.com/v1/realtime/calls/rtc_abc?x=1"}))
+def test_realtime_call_with_session_is_multipart(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(
+            201,
+            b"answer",
+            {"Location": "https://api.example.com/v1/realtime/calls/rtc_abc?x=1"},
+        )
+    )
     session = {"id": "sess_drop", "type": "realtime", "model": "gpt-realtime"}
-    call = cl.create_realtime_call(openai_client(server, home), SDP_OFFER, session=session)
+    call = cl.create_realtime_call(
+        openai_client(server, home), SDP_OFFER, session=session
+    )
     assert call.call_id == "rtc_abc"
     seen = server.seen[0]
-    assert seen.header("content-type") == "multipart/form-data; boundary=codex-realtime-call-boundary"
+    assert (
+        seen.header("content-type")
+        == "multipart/form-data; boundary=codex-realtime-call-boundary"
+    )
     expected = (
         "--codex-realtime-call-boundary\r\n"
         'Content-Disposition: form-data; name="sdp"\r\n'
@@ -1937,15 +2455,23 @@ def test_realtime_call_with_session_is_multipart(server: Loopback, home: pathlib
 
 
 def test_realtime_call_errors(server: Loopback, home: pathlib.Path) -> None:
-    server.then(reply(201, b"answer"), reply(201, b"answer", {"Location": "/v1/realtime/calls/nope"}))
+    server.then(
+        reply(201, b"answer"),
+        reply(201, b"answer", {"Location": "/v1/realtime/calls/nope"}),
+    )
     client = openai_client(server, home)
     with pytest.raises(cl.ApiError, match="realtime call response missing Location"):
         cl.create_realtime_call(client, SDP_OFFER)
-    with pytest.raises(cl.ApiError, match="Location does not contain a call id: /v1/realtime/calls/nope"):
+    with pytest.raises(
+        cl.ApiError,
+        match="Location does not contain a call id: /v1/realtime/calls/nope",
+    ):
         cl.create_realtime_call(client, SDP_OFFER)
 
 
-def test_realtime_cli(server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_realtime_cli(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
     offer = tmp_path / "offer.sdp"
     offer.write_text(SDP_OFFER)
     server.then(reply(201, b"v=0 answer", {"Location": "/v1/realtime/calls/rtc_cli"}))
@@ -1955,6 +2481,161 @@ def test_realtime_cli(server: Loopback, home: pathlib.Path, tmp_path: pathlib.Pa
 
 
 def test_realtime_start_params() -> None:
-    start = cl.RealtimeStart(thread_id="t1", transport=cl.RealtimeTransport.WEBRTC, sdp="offer")
-    assert start.to_json() == {"threadId": "t1", "transport": {"type": "webrtc", "sdp": "offer"}}
-    assert cl.RealtimeStart(thread_id="t1").to_json()["transport"] == {"type": "websocket"}
+    start = cl.RealtimeStart(
+        thread_id="t1", transport=cl.RealtimeTransport.WEBRTC, sdp="offer"
+    )
+    assert start.to_json() == {
+        "threadId": "t1",
+        "transport": {"type": "webrtc", "sdp": "offer"},
+    }
+    assert cl.RealtimeStart(thread_id="t1").to_json()["transport"] == {
+        "type": "websocket"
+    }
+
+
+# --- Config ----------------------------------------------------------------------
+
+CONFIG = """
+model = "gpt-top"
+model_reasoning_effort = "low"
+some_codex_key_we_do_not_use = { nested = true }
+approval_policy = "never"
+
+[features]
+item_ids = true
+
+[profiles.work]
+model = "gpt-work"
+model_reasoning_summary = "detailed"
+
+[model_providers.mine]
+name = "Mine"
+base_url = "http://127.0.0.1:9/v1"
+env_key = "MINE_KEY"
+
+[model_providers.openai]
+name = "Not OpenAI"
+base_url = "http://evil.example/v1"
+
+[model_providers.amazon-bedrock]
+base_url = "https://gw.example.com/openai/v1"
+name = "ignored"
+aws = { profile = "bedrock", region = "eu-west-1" }
+"""
+
+
+def test_config_precedence(home: pathlib.Path) -> None:
+    (home / "config.toml").write_text(CONFIG)
+    config = cl.load_config(home)
+    assert (config.model, config.reasoning_effort, config.features) == (
+        "gpt-top",
+        "low",
+        {"item_ids": True},
+    )
+    config = cl.load_config(home, profile="work")
+    assert (config.model, config.reasoning_summary, config.reasoning_effort) == (
+        "gpt-work",
+        "detailed",
+        "low",
+    )
+    config = cl.load_config(
+        home, profile="work", overrides=["model=gpt-cli", "model_reasoning_effort=high"]
+    )
+    assert (config.model, config.reasoning_effort) == ("gpt-cli", "high")
+    config = cl.load_config(
+        home, overrides=['profile="work"', "profiles.work.model=gpt-o"]
+    )
+    assert config.model == "gpt-o"
+
+
+def test_config_overrides_parse_as_toml_else_string(home: pathlib.Path) -> None:
+    config = cl.load_config(
+        home,
+        overrides=[
+            "model=plain words",
+            "features.item_ids=true",
+            'model_providers.x={ name = "X", base_url = "http://h/v1" }',
+        ],
+    )
+    assert config.model == "plain words"
+    assert config.features["item_ids"] is True
+    assert config.providers["x"].base_url == "http://h/v1"
+    with pytest.raises(cl.ConfigError, match="expected key=value"):
+        cl.load_config(home, overrides=["novalue"])
+
+
+def test_config_providers_merge(home: pathlib.Path) -> None:
+    (home / "config.toml").write_text(CONFIG)
+    providers = cl.load_config(home).providers
+    assert providers["openai"] == cl.built_in_providers()["openai"]
+    assert providers["mine"].env_key == "MINE_KEY"
+    assert providers["amazon-bedrock"].name == "Amazon Bedrock"
+    assert providers["amazon-bedrock"].base_url == "https://gw.example.com/openai/v1"
+    assert providers["amazon-bedrock"].aws == cl.AwsAuthInfo(
+        profile="bedrock", region="eu-west-1"
+    )
+    assert {"ollama", "lmstudio"} <= set(providers)
+
+
+def test_config_errors_name_file_and_key(home: pathlib.Path) -> None:
+    path = home / "config.toml"
+    for text, message in [
+        ("model = 5\n", "config.model must be a string, not int"),
+        ('service_tier = "turbo"\n', 'config.service_tier must be "fast" or "flex"'),
+        (
+            "[features]\nitem_ids = 1\n",
+            "config.features.item_ids must be true or false",
+        ),
+        ("model_providers = 3\n", "config.model_providers must be a table"),
+        ('profile = "nope"\n', "profile 'nope' is not defined"),
+        (
+            "[model_providers.m]\nrequest_max_retries = true\n",
+            "model_providers.m.request_max_retries must be an integer",
+        ),
+        ("= broken", "Invalid statement"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(cl.ConfigError) as caught:
+            cl.load_config(home)
+        assert str(path) in str(caught.value) and message in str(caught.value), (
+            caught.value
+        )
+
+
+def test_client_from_config(home: pathlib.Path) -> None:
+    (home / "config.toml").write_text(
+        'model = "m1"\nmodel_provider = "mine"\nservice_tier = "fast"\n[model_providers.mine]\nbase_url = "http://127.0.0.1:9/v1"\n'
+    )
+    client = cl.Client.from_config(
+        cl.load_config(home), thread_id="t-1", session_id="s-1"
+    )
+    assert (client.model, client.thread_id, client.session_id, client.service_tier) == (
+        "m1",
+        "t-1",
+        "s-1",
+        "fast",
+    )
+    assert client.provider.id == "mine"
+    with pytest.raises(cl.ConfigError, match="model_provider 'nope' is not defined"):
+        cl.Client.from_config(cl.load_config(home, overrides=["model_provider=nope"]))
+
+
+def test_conversation_run_turn_records_history(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    (home / "config.toml").write_text(
+        f'model_provider = "loop"\n[features]\nitem_ids = true\n[model_providers.loop]\nbase_url = "{server.url}"\n'
+    )
+    server.then(reply(body=text_stream("first")), reply(body=text_stream("second")))
+    conversation = cl.Conversation.start(cl.load_config(home))
+    result = conversation.run_turn("one")
+    assert (result.text, result.usage) == ("first", cl.TokenUsage(3, 0, 1, 0, 4))
+    conversation.run_turn("two")
+    conversation.close()
+    sent = server.seen[1].json()["input"]
+    assert [i["id"].split("_")[0] for i in sent] == ["msg", "msg", "msg"]
+    assert sent[1]["id"] == "msg_1"  # the server's id is kept
+    resumed = cl.Conversation.resume(cl.load_config(home), last=True)
+    assert resumed.history == conversation.history
+    assert resumed.client.thread_id == conversation.client.thread_id
+    resumed.close()
