@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import pathlib
+import random
 import re
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -2639,3 +2641,356 @@ def test_conversation_run_turn_records_history(
     assert resumed.history == conversation.history
     assert resumed.client.thread_id == conversation.client.thread_id
     resumed.close()
+
+
+# --- Fault injection ------------------------------------------------------------
+#
+# Each case ends in success or a typed error, and the caller never waits much
+# longer than the retry policy allows.
+
+
+class Budget:
+    """Asserts a block finishes within `seconds` (the policy's worst case plus slack)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> "Budget":  # noqa: PYI034
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.monotonic() - self.started
+        assert elapsed < self.seconds, f"took {elapsed:.2f}s, budget {self.seconds}s"
+
+
+def test_fault_5mb_single_event(server: Loopback, home: pathlib.Path) -> None:
+    delta = "x" * (5 << 20)
+    raw = sse({"type": "response.output_text.delta", "delta": delta}) + sse(completed())
+    server.then(reply(body=[raw[i : i + 65536] for i in range(0, len(raw), 65536)]))
+    with Budget(10):
+        events = run(local_client(server, home).new_turn())
+    assert events[0] == cl.OutputTextDelta(delta) and isinstance(
+        events[1], cl.Completed
+    )
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_fault_compressed_response_body(
+    server: Loopback, home: pathlib.Path, encoding: str
+) -> None:
+    import gzip
+
+    raw = text_stream("compressed")
+    packed = (
+        gzip.compress(raw)
+        if encoding == "gzip"
+        else zstandard.ZstdCompressor().compress(raw)
+    )
+    chunks = [packed[i : i + 7] for i in range(0, len(packed), 7)]
+    server.then(reply(body=chunks, headers={"Content-Encoding": encoding}))
+    events = run(local_client(server, home).new_turn())
+    assert cl.OutputTextDelta("compressed", "msg_1") in events
+    assert isinstance(events[-1], cl.Completed)
+
+
+def test_fault_bom_and_cr_only_line_endings(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    raw = b"\xef\xbb\xbf" + text_stream("cr only").replace(b"\n", b"\r")
+    server.then(reply(body=[raw[i : i + 3] for i in range(0, len(raw), 3)]))
+    events = run(local_client(server, home).new_turn())
+    assert cl.OutputTextDelta("cr only", "msg_1") in events
+    assert isinstance(events[-1], cl.Completed)
+
+
+HTML_502 = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>"
+)
+
+
+def test_fault_html_error_page(server: Loopback, home: pathlib.Path) -> None:
+    page = {"Content-Type": "text/html"}
+    server.then(reply(502, HTML_502, page), reply(body=text_stream()))
+    assert isinstance(run(local_client(server, home).new_turn())[-1], cl.Completed)
+    server.then(*[reply(502, HTML_502, page)] * 5)
+    with Budget(5), pytest.raises(cl.RetryLimitExceeded) as caught:
+        run(local_client(server, home).new_turn())
+    assert str(caught.value.last_error) == "502: Bad Gateway"
+
+
+def test_fault_retry_after_budget(server: Loopback, home: pathlib.Path) -> None:
+    server.then(*[reply(503, b"", {"retry-after-ms": "150"})] * 3)
+    policy = dataclasses.replace(FAST, request_max_retries=2)
+    with Budget(0.45 + 2), pytest.raises(cl.RetryLimitExceeded):
+        run(local_client(server, home, retry_policy=policy).new_turn())
+    assert len(server.seen) == 3
+    assert len({s.body for s in server.seen}) == 1
+
+
+def test_fault_stall_with_stream_retries_stays_in_budget(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(*[reply(body=[b": ping\n\n"], hang=5)] * 3)
+    policy = dataclasses.replace(FAST, stream_idle_timeout=0.25, stream_max_retries=2)
+    with Budget(3 * 0.25 + 2), pytest.raises(cl.StreamError, match="idle timeout"):
+        run(local_client(server, home, retry_policy=policy).new_turn())
+    assert len(server.seen) == 3 and len({s.body for s in server.seen}) == 1
+
+
+def test_fault_reset_after_headers_every_time(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    def headers_then_reset(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.flush()
+        reset_connection(handler)
+
+    server.then(*[headers_then_reset] * 3)
+    with (
+        Budget(5),
+        pytest.raises(cl.StreamError, match="stream disconnected before completion"),
+    ):
+        run(stream_retry_client(server, home).new_turn())
+    assert len(server.seen) == 3
+
+
+def test_tls_verification_is_on_by_default(
+    home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    import ssl
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    loop = Loopback()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    loop.server.socket = context.wrap_socket(loop.server.socket, server_side=True)
+    loop.then(reply(body=text_stream()))
+    try:
+        provider = cl.ModelProvider(
+            "tls",
+            cl.ProviderInfo(base_url=loop.url.replace("http:", "https:")),
+            home=home,
+        )
+        client = cl.Client(
+            provider,
+            model="m",
+            retry_policy=dataclasses.replace(FAST, request_max_retries=0),
+        )
+        with pytest.raises(cl.RetryLimitExceeded, match="TLS error"):
+            run(client.new_turn())
+        assert client.http.verify is True
+    finally:
+        loop.close()
+
+
+# --- Fuzzing ---------------------------------------------------------------------
+
+
+def item_like() -> st.SearchStrategy[Any]:
+    tags = st.sampled_from(
+        [*sorted(cl._ITEM_TYPES), "input_text", "output_text", "zzz"]
+    )
+    keys = st.sampled_from(
+        [
+            "id",
+            "role",
+            "content",
+            "call_id",
+            "name",
+            "arguments",
+            "output",
+            "summary",
+            "status",
+            "phase",
+            "action",
+            "tools",
+            "execution",
+            "encrypted_content",
+            "internal_chat_message_metadata_passthrough",
+            "type",
+            "text",
+            "image_url",
+            "result",
+            "input",
+            "author",
+            "recipient",
+            "reasoning",
+            "extra",
+            "kind",
+        ]
+    )
+    return st.builds(
+        lambda tag, fields: {"type": tag, **fields},
+        tags,
+        st.dictionaries(
+            keys,
+            json_values()
+            | st.lists(st.dictionaries(keys, json_values(), max_size=4), max_size=3),
+            max_size=8,
+        ),
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(json_values(), item_like()))
+def test_item_from_json_gives_an_item_or_a_value_error(obj: Any) -> None:
+    try:
+        item = cl.item_from_json(obj)
+    except ValueError as exc:
+        assert isinstance(exc, cl.ItemError)
+        return
+    out = cl.item_to_json(item)
+    assert cl.item_to_json(cl.item_from_json(out)) == out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_config_text_fuzz(text: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        pathlib.Path(folder, "config.toml").write_text(text, encoding="utf-8")
+        try:
+            cl.load_config(folder)
+        except cl.ConfigError:
+            pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.sampled_from(
+                    [
+                        "model",
+                        "profile",
+                        "profiles",
+                        "features",
+                        "model_providers",
+                        "x",
+                        "aws",
+                        "service_tier",
+                        "base_url",
+                        "query_params",
+                    ]
+                ),
+                min_size=1,
+                max_size=4,
+            ),
+            st.sampled_from(
+                [
+                    "1",
+                    "true",
+                    '"s"',
+                    "[1,2]",
+                    "{ a = 1 }",
+                    "{ name = 3 }",
+                    "plain",
+                    '"fast"',
+                    "1.5",
+                ]
+            ),
+        ),
+        max_size=5,
+    )
+)
+def test_config_override_fuzz(overrides: list[tuple[list[str], str]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            config = cl.load_config(
+                folder, overrides=[f"{'.'.join(k)}={v}" for k, v in overrides]
+            )
+        except cl.ConfigError:
+            return
+        try:
+            config.provider()
+        except cl.ConfigError:
+            pass
+
+
+# --- Durability --------------------------------------------------------------------
+
+
+def test_rollout_survives_sigkill_mid_append(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "rollout.jsonl"
+    script = (
+        "import sys, pathlib, codex_lite as cl\n"
+        "path = pathlib.Path(sys.argv[1])\n"
+        "n = len(cl.read_rollout(path).items) if path.exists() else 0\n"
+        "writer = cl.RolloutWriter(path)\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        "    text = f'{n} ' + 'x' * (n % 7 * 40000)\n"
+        "    writer.append_items([cl.Message(role='user', content=(cl.InputText(text=text),))])\n"
+        "    n += 1\n"
+    )
+    for _ in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, cwd=HERE
+        )
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        time.sleep(random.uniform(0.05, 0.3))
+        proc.kill()
+        proc.wait()
+        complete = path.read_bytes().count(b"\n")
+        items = cl.read_rollout(path).items
+        assert len(items) == complete > 0
+        numbers = [
+            int(cl.item_to_json(i)["content"][0]["text"].split()[0]) for i in items
+        ]
+        assert numbers == list(range(len(numbers)))
+    lines = path.read_text().splitlines()
+    assert all(json.loads(line)["type"] == "response_item" for line in lines)
+
+
+def test_concurrent_installation_id_creation(tmp_path: pathlib.Path) -> None:
+    script = "import sys, pathlib, codex_lite as cl; print(cl.resolve_installation_id(pathlib.Path(sys.argv[1])))"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=HERE,
+        )
+        for _ in range(8)
+    ]
+    ids = {p.communicate(timeout=30)[0].strip() for p in procs}
+    assert len(ids) == 1
+    assert (tmp_path / "installation_id").read_text() == ids.pop()
+
+
+def test_fast_mode_edits_are_atomic_for_readers(tmp_path: pathlib.Path) -> None:
+    import tomllib
+
+    config = tmp_path / "config.toml"
+    config.write_text(FAST_CONFIG)
+    stop = threading.Event()
+    seen: list[Any] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            doc = tomllib.loads(config.read_text())
+            seen.append(doc.get("service_tier"))
+            assert (
+                doc["model"] == "gpt-5"
+                and doc["profiles"]["x"]["service_tier"] == "flex"
+            )
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for n in range(60):
+            cl.set_fast_mode(tmp_path, n % 2 == 0)
+    finally:
+        stop.set()
+        thread.join()
+    assert set(seen) <= {"fast", None, "flex"} and len(seen) > 10
+    assert config.read_text() == FAST_CONFIG.replace('service_tier = "flex"\n', "", 1)
