@@ -2655,7 +2655,7 @@ class Budget:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def __enter__(self) -> "Budget":  # noqa: PYI034
+    def __enter__(self) -> Budget:  # noqa: PYI034
         self.started = time.monotonic()
         return self
 
