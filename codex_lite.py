@@ -1934,7 +1934,10 @@ def bedrock_token_region(token: str) -> str:
         raise invalid("not base64 after the bedrock-api-key- prefix") from None
     if "://" not in url:
         url = "https://" + url
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    try:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    except ValueError as exc:
+        raise invalid(f"not a presigned URL ({exc})") from None
     credential = query.get("X-Amz-Credential")
     if not credential:
         raise invalid("missing X-Amz-Credential")
@@ -2932,7 +2935,7 @@ def _body_chunks(response: requests.Response) -> Iterator[bytes]:
         "content-encoding", ""
     ).strip().lower() == "zstd" and not getattr(urllib3.response, "HAS_ZSTD", False):
         decode = _zstd_decompressor()
-    while chunk := raw.read1(65536):
+    while chunk := raw.read1(65536, decode_content=True):
         yield decode(chunk) if decode is not None else chunk
 
 

@@ -2947,8 +2947,8 @@ def test_rollout_survives_sigkill_mid_append(tmp_path: pathlib.Path) -> None:
             int(cl.item_to_json(i)["content"][0]["text"].split()[0]) for i in items
         ]
         assert numbers == list(range(len(numbers)))
-    lines = path.read_text().splitlines()
-    assert all(json.loads(line)["type"] == "response_item" for line in lines)
+    complete_lines = path.read_bytes().split(b"\n")[:-1]
+    assert all(json.loads(line)["type"] == "response_item" for line in complete_lines)
 
 
 def test_concurrent_installation_id_creation(tmp_path: pathlib.Path) -> None:
