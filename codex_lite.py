@@ -2168,8 +2168,9 @@ class ProviderInfo:
     experimental_bearer_token: str | None = field(default=None, repr=False)
     aws: AwsAuthInfo | None = None
     wire_api: str = "responses"
-    query_params: dict[str, str] | None = None
-    http_headers: dict[str, str] | None = None
+    # These may carry keys (an `api-key` query or header): kept out of repr.
+    query_params: dict[str, str] | None = field(default=None, repr=False)
+    http_headers: dict[str, str] | None = field(default=None, repr=False)
     env_http_headers: dict[str, str] | None = None
     request_max_retries: int | None = None
     stream_max_retries: int | None = None

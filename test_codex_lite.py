@@ -2994,3 +2994,154 @@ def test_fast_mode_edits_are_atomic_for_readers(tmp_path: pathlib.Path) -> None:
         thread.join()
     assert set(seen) <= {"fast", None, "flex"} and len(seen) > 10
     assert config.read_text() == FAST_CONFIG.replace('service_tier = "flex"\n', "", 1)
+
+
+# --- Secrets hygiene ---------------------------------------------------------------
+
+SECRETS = {
+    "OPENAI_API_KEY": "sk-SECRET-openai-1111",
+    "MY_PROVIDER_KEY": "SECRET-custom-2222",
+    "AWS_SECRET_ACCESS_KEY": "SECRET-aws-4444",
+    "AWS_SESSION_TOKEN": "SECRET-awstoken-5555",
+}
+CONFIG_SECRETS = ("SECRET-bearer-6666", "SECRET-query-7777")
+AWS_KEY_ID = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE3333"}  # an identifier, not a secret
+CHATGPT_SECRETS = ("SECRET-chatgpt-8888", "SECRET-acct-9999", "SECRET-refresh-0000")
+
+
+def secret_home(home: pathlib.Path, server: Loopback) -> None:
+    (home / "config.toml").write_text(
+        f"""
+[model_providers.custom]
+base_url = "{server.url}"
+env_key = "MY_PROVIDER_KEY"
+query_params = {{ api-key = "{CONFIG_SECRETS[1]}" }}
+request_max_retries = 1
+stream_max_retries = 1
+
+[model_providers.bearer]
+base_url = "{server.url}"
+experimental_bearer_token = "{CONFIG_SECRETS[0]}"
+request_max_retries = 1
+
+[model_providers.amazon-bedrock]
+base_url = "{server.url}"
+"""
+    )
+    (home / "auth.json").write_text(
+        json.dumps(
+            {
+                "tokens": {
+                    "access_token": CHATGPT_SECRETS[0],
+                    "account_id": CHATGPT_SECRETS[1],
+                    "refresh_token": CHATGPT_SECRETS[2],
+                }
+            }
+        )
+    )
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in [*SECRETS.values(), *CONFIG_SECRETS, *CHATGPT_SECRETS]:
+        assert secret not in text, f"{secret} leaked"
+
+
+@pytest.mark.parametrize("level", ["", "info", "debug", "trace"])
+def test_no_secret_in_any_command_output(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path, level: str
+) -> None:
+    secret_home(home, server)
+    offer = tmp_path / "offer.sdp"
+    offer.write_text(SDP_OFFER)
+    env = {
+        **SECRETS,
+        **AWS_KEY_ID,
+        "OPENAI_BASE_URL": server.url,
+        "CODEX_LITE_LOG": level,
+    }
+    runs = [
+        ["exec", "hello"],
+        ["exec", "--json", "--provider", "custom", "hello"],
+        ["exec", "--provider", "bearer", "hello"],
+        ["exec", "--provider", "amazon-bedrock", "hello"],
+        ["exec", "--dry-run", "--provider", "custom", "hello"],
+        ["exec", "--dry-run", "--provider", "amazon-bedrock", "hello"],
+        ["exec", "resume", "--last", "again"],
+        ["exec", "--provider", "custom", "fails"],
+        ["sessions"],
+        ["fast", "status"],
+        ["realtime", "--sdp-offer", str(offer)],
+    ]
+    for step in [reply(body=text_stream())] * 5 + [
+        reply(500, b"boom"),
+        reply(500, b"boom"),
+    ]:
+        server.then(step)
+    server.then(reply(201, b"answer", {"Location": "/v1/realtime/calls/rtc_1"}))
+    for args in runs:
+        done = cli(home, *args, env=env)
+        assert "Traceback" not in done.stderr, (args, done.stderr)
+        assert_no_secret(done.stdout + done.stderr)
+    chatgpt_env = {"OPENAI_BASE_URL": server.url, "CODEX_LITE_LOG": level}
+    server.then(
+        reply(body=text_stream()), reply(401, b'{"error":{"message":"expired"}}')
+    )
+    for args in (["exec", "hi"], ["exec", "hi"], ["exec", "--dry-run", "hi"]):
+        done = cli(home, *args, env=chatgpt_env)
+        assert_no_secret(done.stdout + done.stderr)
+    sent = [s.header("authorization") or "" for s in server.seen]
+    assert (
+        f"Bearer {SECRETS['OPENAI_API_KEY']}" in sent
+    )  # the secrets were really in play
+    assert any(
+        s.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE3333/") for s in sent
+    )
+
+
+def test_no_secret_in_reprs_errors_or_log_records(
+    server: Loopback,
+    home: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret_home(home, server)
+    for name, value in {**SECRETS, **AWS_KEY_ID, "OPENAI_BASE_URL": server.url}.items():
+        monkeypatch.setenv(name, value)
+    server.then(*[reply(500, b"boom")] * 4, *[reply(body=text_stream())] * 4)
+    config = cl.load_config(home, overrides=["model_provider=custom"])
+    objects: list[Any] = [config, *config.providers.values()]
+    with caplog.at_level(cl.TRACE, logger="codex_lite"):
+        for provider_id in ("custom", "bearer", "amazon-bedrock", "openai"):
+            client = cl.Client.from_config(
+                dataclasses.replace(config, model_provider=provider_id)
+            )
+            client.retry_policy = FAST
+            turn = client.new_turn()
+            prompt = cl.Prompt(input=[user("hi")])
+            try:
+                list(turn.stream(prompt))
+            except cl.CodexError as exc:
+                objects.append(exc)
+            objects += [
+                client,
+                client.provider,
+                client.auth,
+                turn,
+                turn.prepare(prompt),
+            ]
+        objects.append(cl.ChatGptAuth(home / "auth.json"))
+        objects.append(
+            cl.AwsCredentials(
+                "AKIDEXAMPLE3333",
+                SECRETS["AWS_SECRET_ACCESS_KEY"],
+                SECRETS["AWS_SESSION_TOKEN"],
+            )
+        )
+        monkeypatch.delenv("MY_PROVIDER_KEY")
+        with pytest.raises(cl.AuthError) as caught:
+            _ = cl.Client.from_config(config).auth
+        objects.append(caught.value)
+    assert len(server.seen) >= 4
+    text = "\n".join(repr(o) + str(o) for o in objects)
+    text += "\n".join(r.getMessage() for r in caplog.records)
+    assert_no_secret(text)
