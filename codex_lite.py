@@ -40,60 +40,50 @@ from typing import Any, ClassVar, Literal, Union
 import requests
 import urllib3
 
-__all__ = [
-    "IMAGE_OMITTED_TEXT",
-    "AdditionalTools",
-    "AgentMessage",
-    "ApiError",
-    "AuthError",
-    "CodexError",
-    "Compaction",
-    "CompactionTrigger",
-    "ConfigError",
-    "ConfigurationUpdate",
-    "ContentItem",
-    "ContextCompaction",
-    "ContextWindowExceeded",
-    "CustomToolCall",
-    "CustomToolCallOutput",
-    "CyberPolicy",
-    "EncryptedContent",
-    "FunctionCall",
-    "FunctionCallOutput",
-    "ImageGenerationCall",
-    "InputAudio",
-    "InputImage",
-    "InputText",
-    "InvalidRequest",
-    "ItemError",
-    "ItemMetadata",
-    "LocalShellCall",
-    "Message",
-    "OutputText",
-    "QuotaExceeded",
-    "Reasoning",
-    "ReasoningText",
-    "ResponseItem",
-    "RetryLimitExceeded",
-    "Rollout",
-    "RolloutWriter",
-    "ServerOverloaded",
-    "StreamError",
-    "SummaryText",
-    "ToolSearchCall",
-    "ToolSearchOutput",
-    "UnknownItem",
-    "UsageNotIncluded",
-    "WebSearchCall",
-    "default_codex_home",
-    "find_rollout",
-    "item_from_json",
-    "item_id_prefix",
-    "item_to_json",
+# In reading order, a section a group.
+# fmt: off
+__all__ = [  # noqa: RUF022
+    # errors
+    "CodexError", "ItemError", "ConfigError", "AuthError", "ApiError",
+    "ContextWindowExceeded", "QuotaExceeded", "UsageNotIncluded", "InvalidRequest",
+    "CyberPolicy", "ServerOverloaded", "StreamError", "RetryLimitExceeded",
+    # items and ids
+    "InputText", "InputImage", "InputAudio", "OutputText", "EncryptedContent",
+    "SummaryText", "ReasoningText", "UnknownItem", "ContentItem", "ItemMetadata",
+    "MessagePhase", "Message", "AgentMessage", "Reasoning", "LocalShellCall",
+    "FunctionCall", "FunctionCallOutput", "CustomToolCall", "CustomToolCallOutput",
+    "ToolSearchCall", "ToolSearchOutput", "WebSearchCall", "ImageGenerationCall",
+    "Compaction", "ContextCompaction", "AdditionalTools", "ConfigurationUpdate",
+    "CompactionTrigger", "ResponseItem", "item_from_json", "item_to_json",
+    "item_id_prefix", "set_turn_id_if_missing", "IMAGE_OMITTED_TEXT",
     "prepare_conversation_items_for_history",
-    "read_rollout",
-    "set_turn_id_if_missing",
+    # history and rollouts
+    "default_codex_home", "RolloutWriter", "Rollout", "read_rollout", "find_rollout",
+    # server-sent events
+    "ServerSentEvent", "SSEDecoder", "ResponseEvent", "ServerModel", "RateLimits",
+    "RateLimitWindow", "ModelsEtag", "ServerReasoningIncluded", "Created",
+    "OutputItemAdded", "OutputItemDone", "OutputTextDelta", "ToolCallInputDelta",
+    "ReasoningSummaryDelta", "ReasoningContentDelta", "ReasoningSummaryPartAdded",
+    "StreamRetry", "Completed", "TokenUsage",
+    # body encoding
+    "TRACE", "EncodedBody",
+    # SigV4
+    "AwsCredentials", "sigv4_sign",
+    # auth
+    "PreparedRequest", "AuthProvider", "BearerAuth", "ChatGptAuth", "BedrockBearerAuth",
+    "bedrock_token_region", "SigV4Auth", "aws_credentials_resolver",
+    # providers
+    "BEDROCK_MANTLE_REGIONS", "AwsAuthInfo", "ProviderInfo", "built_in_providers",
+    "ModelProvider",
+    # client and turn
+    "RetryPolicy", "Prompt", "resolve_installation_id", "Client", "Turn",
+    # conversation and realtime
+    "TurnResult", "Conversation", "assistant_text", "local_image_content",
+    "RealtimeCall", "RealtimeTransport", "RealtimeStart", "create_realtime_call",
+    # config and command line
+    "DEFAULT_MODEL", "Config", "load_config", "set_fast_mode", "main",
 ]
+# fmt: on
 
 __version__ = "0.1.0"
 
@@ -518,40 +508,11 @@ ResponseItem = (
 )
 
 _ITEM_TYPES: dict[str, type[Any]] = {
-    cls.type: cls
-    for cls in (
-        Message,
-        AgentMessage,
-        Reasoning,
-        LocalShellCall,
-        FunctionCall,
-        FunctionCallOutput,
-        CustomToolCall,
-        CustomToolCallOutput,
-        ToolSearchCall,
-        ToolSearchOutput,
-        WebSearchCall,
-        ImageGenerationCall,
-        Compaction,
-        ContextCompaction,
-        AdditionalTools,
-        ConfigurationUpdate,
-        CompactionTrigger,
-    )
+    cls.type: cls for cls in typing.get_args(ResponseItem) if cls is not UnknownItem
 }
 _ITEM_TYPES["compaction_summary"] = Compaction  # the old tag, still read
-
 _CONTENT_TYPES: dict[str, type[Any]] = {
-    cls.type: cls
-    for cls in (
-        InputText,
-        InputImage,
-        InputAudio,
-        OutputText,
-        EncryptedContent,
-        SummaryText,
-        ReasoningText,
-    )
+    cls.type: cls for cls in typing.get_args(ContentItem) if cls is not UnknownItem
 }
 _CONTENT_TYPES["text"] = ReasoningText
 
@@ -1332,6 +1293,22 @@ def _retry_delay(message: str) -> float | None:
     return int(float(value)) / 1000 if unit.lower() == "ms" else float(value)
 
 
+# Error codes the API reports, what they become here, and the message to use
+# when the server sends none.
+_ERROR_CODES: dict[str, tuple[type[ApiError], str]] = {
+    "context_length_exceeded": (ContextWindowExceeded, "context window exceeded"),
+    "insufficient_quota": (QuotaExceeded, "quota exceeded"),
+    "usage_not_included": (UsageNotIncluded, "usage not included in your plan"),
+    "cyber_policy": (
+        CyberPolicy,
+        "This request has been flagged for possible cybersecurity risk.",
+    ),
+    "invalid_prompt": (InvalidRequest, "Invalid request."),
+    "server_is_overloaded": (ServerOverloaded, "server is overloaded"),
+    "slow_down": (ServerOverloaded, "server is overloaded"),
+}
+
+
 def _failed_error(response: Any, request_id: str | None) -> CodexError:
     """The error a `response.failed` event stands for (wire-spec §13)."""
     error = response.get("error") if isinstance(response, dict) else None
@@ -1339,20 +1316,8 @@ def _failed_error(response: Any, request_id: str | None) -> CodexError:
         return StreamError("response.failed event received", request_id=request_id)
     code = error.get("code")
     message = str(error.get("message") or "")
-    kinds: dict[Any, tuple[type[ApiError], str]] = {
-        "context_length_exceeded": (ContextWindowExceeded, "context window exceeded"),
-        "insufficient_quota": (QuotaExceeded, "quota exceeded"),
-        "usage_not_included": (UsageNotIncluded, "usage not included in your plan"),
-        "cyber_policy": (
-            CyberPolicy,
-            "This request has been flagged for possible cybersecurity risk.",
-        ),
-        "invalid_prompt": (InvalidRequest, "Invalid request."),
-        "server_is_overloaded": (ServerOverloaded, "server is overloaded"),
-        "slow_down": (ServerOverloaded, "server is overloaded"),
-    }
-    if code in kinds:
-        cls, default = kinds[code]
+    if code in _ERROR_CODES:
+        cls, default = _ERROR_CODES[code]
         return cls(message or default, code=code, request_id=request_id)
     delay = _retry_delay(message) if code == "rate_limit_exceeded" else None
     return StreamError(
@@ -3011,17 +2976,6 @@ def _retry_decision(
     return None
 
 
-_ERROR_CODES: dict[str, type[ApiError]] = {
-    "context_length_exceeded": ContextWindowExceeded,
-    "insufficient_quota": QuotaExceeded,
-    "usage_not_included": UsageNotIncluded,
-    "server_is_overloaded": ServerOverloaded,
-    "slow_down": ServerOverloaded,
-    "cyber_policy": CyberPolicy,
-    "invalid_prompt": InvalidRequest,
-}
-
-
 def _http_error(response: requests.Response) -> ApiError:
     """The typed error for a non-2xx response, from its JSON error body if any."""
     status = response.status_code
@@ -3048,13 +3002,13 @@ def _http_error(response: requests.Response) -> ApiError:
         message = error
     elif body is None and raw and b"<" not in raw[:1]:
         message = f"{message}: {raw[:200].decode('utf-8', 'replace').strip()}"
-    cls = _ERROR_CODES.get(code or "")
-    if cls is None:
-        cls = (
-            InvalidRequest
-            if 400 <= status < 500 and status not in (401, 403, 408, 409, 429)
-            else ApiError
-        )
+    cls = _ERROR_CODES[code][0] if code in _ERROR_CODES else ApiError
+    if (
+        cls is ApiError
+        and 400 <= status < 500
+        and status not in (401, 403, 408, 409, 429)
+    ):
+        cls = InvalidRequest
     return cls(message, status=status, code=code, request_id=request_id)
 
 
@@ -3088,6 +3042,7 @@ class Conversation:
         self.history = history if history is not None else []
         self.rollout = rollout
         self.instructions = instructions
+        self.last_result = TurnResult("", [], None)
 
     @classmethod
     def start(cls, config: Config, *, ephemeral: bool = False) -> Conversation:
@@ -3144,7 +3099,10 @@ class Conversation:
         *,
         output_schema: dict[str, Any] | None = None,
     ) -> Iterator[ResponseEvent]:
-        """Run one turn, yielding its events; the output is recorded at `Completed`."""
+        """Run one turn, yielding its events.
+
+        At `Completed` the output is recorded and `last_result` set.
+        """
         turn = self.client.new_turn()
         if isinstance(user_input, str):
             user_input = [Message(role="user", content=(InputText(text=user_input),))]
@@ -3161,7 +3119,8 @@ class Conversation:
             elif isinstance(event, OutputItemDone):
                 output.append(event.item)
             elif isinstance(event, Completed):
-                self.record(output, turn.turn_id)
+                items = self.record(output, turn.turn_id)
+                self.last_result = TurnResult(assistant_text(items), items, event.usage)
             yield event
 
     def run_turn(
@@ -3170,16 +3129,9 @@ class Conversation:
         *,
         output_schema: dict[str, Any] | None = None,
     ) -> TurnResult:
-        items: list[ResponseItem] = []
-        usage = None
-        for event in self.stream_turn(user_input, output_schema=output_schema):
-            if isinstance(event, StreamRetry):
-                items.clear()
-            elif isinstance(event, OutputItemDone):
-                items.append(event.item)
-            elif isinstance(event, Completed):
-                usage = event.usage
-        return TurnResult(assistant_text(items), items, usage)
+        for _ in self.stream_turn(user_input, output_schema=output_schema):
+            pass
+        return self.last_result
 
     def close(self) -> None:
         if self.rollout is not None:
