@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import copy
 import dataclasses
 import enum
 import hashlib
@@ -2583,23 +2584,15 @@ class Client:
         return Turn(self, turn_id or _uuid7())
 
     def subagent_client(self, label: str) -> Client:
-        """A client for a sub-agent: same session, its own thread."""
-        return Client(
-            self.provider,
-            model=self.model,
-            auth=self._auth,
-            session_id=self.session_id,
-            installation_id=self._installation_id,
-            features=self.features,
-            originator=self.originator,
-            subagent=label,
-            parent_thread_id=self.thread_id,
-            reasoning_effort=self.reasoning_effort,
-            reasoning_summary=self.reasoning_summary,
-            verbosity=self.verbosity,
-            retry_policy=self.retry_policy,
-            http=self.http,
+        """A client for a sub-agent: same session and settings, its own thread."""
+        child = copy.copy(self)
+        child.thread_id, child.subagent, child.parent_thread_id = (
+            _uuid7(),
+            label,
+            self.thread_id,
         )
+        child._fragments = _FragmentCache(child._request_item_json)
+        return child
 
     def _request_item_json(self, item: ResponseItem) -> dict[str, Any]:
         """The copy of an item a request carries (wire-spec §2, §12)."""
