@@ -12,7 +12,6 @@ and turn, config, command line.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import copy
@@ -40,6 +39,9 @@ from typing import Any, ClassVar, Literal, Union
 
 import requests
 import urllib3
+
+if typing.TYPE_CHECKING:
+    import argparse
 
 # In reading order, a section a group.
 # fmt: off
@@ -3479,9 +3481,11 @@ class _UsageError(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> typing.NoReturn:
-        raise _UsageError(f"{self.prog}: {message}")
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser; argparse is loaded only by the command line."""
+    import argparse
+
+    return argparse.ArgumentParser(prog=prog, description=description)
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -3495,7 +3499,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _exec_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = _parser(
         prog="codex-lite exec", description="Run one turn and stream the answer."
     )
     _common_options(parser)
@@ -3688,7 +3692,7 @@ def _stream_to_terminal(
 
 
 def _run_fast(argv: list[str]) -> int:
-    parser = _Parser(
+    parser = _parser(
         prog="codex-lite fast", description="Persist fast mode in config.toml."
     )
     parser.add_argument(
@@ -3704,7 +3708,7 @@ def _run_fast(argv: list[str]) -> int:
 
 
 def _run_sessions(argv: list[str]) -> int:
-    parser = _Parser(prog="codex-lite sessions", description="List recent rollouts.")
+    parser = _parser(prog="codex-lite sessions", description="List recent rollouts.")
     parser.add_argument("-n", "--limit", type=int, default=20)
     args = parser.parse_args(argv)
     home = default_codex_home()
@@ -3731,7 +3735,7 @@ def _run_sessions(argv: list[str]) -> int:
 
 
 def _run_realtime(argv: list[str]) -> int:
-    parser = _Parser(
+    parser = _parser(
         prog="codex-lite realtime", description="Start a WebRTC realtime call."
     )
     _common_options(parser)
