@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import http.server
+import itertools
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from typing import Any
 
 import pytest
 import zstandard
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import codex_lite as cl
@@ -3149,3 +3150,640 @@ def test_no_secret_in_reprs_errors_or_log_records(
     text = "\n".join(repr(o) + str(o) for o in objects)
     text += "\n".join(r.getMessage() for r in caplog.records)
     assert_no_secret(text)
+
+
+# --- SSE decoder (WHATWG event-stream rules, cases written from the spec) -------
+
+
+def ev(data, event="message", id=None, retry=None):
+    return cl.ServerSentEvent(event=event, data=data, id=id, retry=retry)
+
+
+BOM = b"\xef\xbb\xbf"
+
+# (name, input bytes, expected events)
+CASES = [
+    # --- basic field parsing -------------------------------------------------------
+    ("single_data", b"data: hello\n\n", [ev("hello")]),
+    ("no_space_after_colon", b"data:hello\n\n", [ev("hello")]),
+    ("only_one_space_stripped", b"data:  two\n\n", [ev(" two")]),
+    ("tab_not_stripped", b"data:\tx\n\n", [ev("\tx")]),
+    ("trailing_space_kept", b"data: x \n\n", [ev("x ")]),
+    ("value_keeps_later_colons", b"data: a: b:c\n\n", [ev("a: b:c")]),
+    ("multi_line_data", b"data: a\ndata: b\ndata: c\n\n", [ev("a\nb\nc")]),
+    ("empty_data_value_dispatches", b"data:\n\n", [ev("")]),
+    ("data_without_colon_dispatches", b"data\n\n", [ev("")]),
+    ("two_empty_data_lines", b"data\ndata\n\n", [ev("\n")]),
+    ("only_one_trailing_lf_stripped", b"data: a\ndata:\n\n", [ev("a\n")]),
+    ("spec_example_data_fields", b"data\n\ndata\ndata\n\ndata:", [ev(""), ev("\n")]),
+    ("spec_example_space", b"data:test\n\ndata: test\n\n", [ev("test"), ev("test")]),
+    ("nul_in_data_kept", b"data: a\x00b\n\n", [ev("a\x00b")]),
+    (
+        "several_events",
+        b"data: 1\n\ndata: 2\n\ndata: 3\n\n",
+        [ev("1"), ev("2"), ev("3")],
+    ),
+    ("extra_blank_lines", b"\n\ndata: 1\n\n\n\n\ndata: 2\n\n\n", [ev("1"), ev("2")]),
+    ("blank_lines_only", b"\n\n\n\r\n\r\r", []),
+    ("empty_stream", b"", []),
+    # --- event type ----------------------------------------------------------------
+    ("event_type", b"event: add\ndata: 1\n\n", [ev("1", event="add")]),
+    ("event_type_after_data", b"data: 1\nevent: add\n\n", [ev("1", event="add")]),
+    (
+        "event_type_resets_after_dispatch",
+        b"event: add\ndata: 1\n\ndata: 2\n\n",
+        [ev("1", event="add"), ev("2")],
+    ),
+    ("empty_event_is_message", b"event:\ndata: x\n\n", [ev("x")]),
+    ("event_no_colon_is_message", b"event\ndata: x\n\n", [ev("x")]),
+    ("event_last_one_wins", b"event: a\nevent: b\ndata: x\n\n", [ev("x", event="b")]),
+    (
+        "event_value_verbatim",
+        b"event:  sp ace \ndata: x\n\n",
+        [ev("x", event=" sp ace ")],
+    ),
+    ("event_without_data_dispatches_nothing", b"event: ping\n\n", []),
+    (
+        "event_type_of_dataless_block_discarded",
+        b"event: ping\n\ndata: x\n\n",
+        [ev("x")],
+    ),
+    # --- comments, unknown fields, case ---------------------------------------------
+    ("comment_ignored", b": hello\ndata: x\n: mid\n\n", [ev("x")]),
+    ("comment_that_looks_like_field", b":data: x\n\n", []),
+    ("comment_only_block", b": only a comment\n\n", []),
+    ("bare_colon_comment", b":\ndata: x\n:\n\n", [ev("x")]),
+    ("unknown_fields_ignored", b"foo: bar\ndata: x\nbaz\n\n", [ev("x")]),
+    ("names_case_sensitive_data", b"Data: x\nDATA: y\n\n", []),
+    (
+        "names_case_sensitive_event_id_retry",
+        b"EVENT: e\nId: 3\nRetry: 5\ndata: x\n\n",
+        [ev("x")],
+    ),
+    ("space_before_colon_is_other_name", b"data : x\n\n", []),
+    ("leading_space_is_other_name", b" data: x\n\n", []),
+    ("whitespace_line_is_not_blank", b"data: a\n \ndata: b\n\n", [ev("a\nb")]),
+    # --- id ------------------------------------------------------------------------
+    ("id_only_dispatches_nothing", b"id: 1\n\n", []),
+    ("id_persists_from_dataless_block", b"id: 1\n\ndata: x\n\n", [ev("x", id="1")]),
+    (
+        "id_persists_across_events",
+        b"id: 1\ndata: a\n\ndata: b\n\n",
+        [ev("a", id="1"), ev("b", id="1")],
+    ),
+    (
+        "id_changes",
+        b"id: 1\ndata: a\n\nid: 2\ndata: b\n\n",
+        [ev("a", id="1"), ev("b", id="2")],
+    ),
+    ("id_after_data_in_same_block", b"data: x\nid: 9\n\n", [ev("x", id="9")]),
+    (
+        "id_empty_value_resets",
+        b"id: 1\ndata: a\n\nid:\ndata: b\n\n",
+        [ev("a", id="1"), ev("b", id="")],
+    ),
+    (
+        "id_no_colon_resets",
+        b"id: 1\ndata: a\n\nid\ndata: b\n\n",
+        [ev("a", id="1"), ev("b", id="")],
+    ),
+    (
+        "id_with_nul_ignored",
+        b"id: 1\ndata: a\n\nid: 2\x003\ndata: b\n\n",
+        [ev("a", id="1"), ev("b", id="1")],
+    ),
+    ("id_with_nul_first_stays_none", b"id: \x00\ndata: x\n\n", [ev("x")]),
+    ("id_value_verbatim", b"id:  7 \ndata: x\n\n", [ev("x", id=" 7 ")]),
+    ("id_non_ascii", "id: ид-1\ndata: x\n\n".encode(), [ev("x", id="ид-1")]),
+    (
+        "keepalive_after_id_dispatches_nothing",
+        b"id: 1\ndata: a\n\n: keepalive\n\n: keepalive\n\n\n",
+        [ev("a", id="1")],
+    ),
+    (
+        "spec_example_ids",
+        b"data: first event\nid: 1\n\ndata:second event\nid\n\ndata:  third event\n",
+        [ev("first event", id="1"), ev("second event", id="")],
+    ),
+    # --- retry ---------------------------------------------------------------------
+    ("retry_only_dispatches_nothing", b"retry: 10\n\n", []),
+    ("retry_valid", b"retry: 1500\ndata: x\n\n", [ev("x", retry=1500)]),
+    ("retry_no_space", b"retry:7\ndata: x\n\n", [ev("x", retry=7)]),
+    ("retry_leading_zeros", b"retry: 0050\ndata: x\n\n", [ev("x", retry=50)]),
+    ("retry_zero", b"retry: 0\ndata: x\n\n", [ev("x", retry=0)]),
+    (
+        "retry_huge",
+        b"retry: 99999999999999999999\ndata: x\n\n",
+        [ev("x", retry=99999999999999999999)],
+    ),
+    ("retry_plus_sign_ignored", b"retry: +5\ndata: x\n\n", [ev("x")]),
+    ("retry_underscore_ignored", b"retry: 1_0\ndata: x\n\n", [ev("x")]),
+    ("retry_two_spaces_ignored", b"retry:  5\ndata: x\n\n", [ev("x")]),
+    ("retry_trailing_space_ignored", b"retry: 5 \ndata: x\n\n", [ev("x")]),
+    ("retry_suffix_ignored", b"retry: 5s\ndata: x\n\n", [ev("x")]),
+    ("retry_negative_ignored", b"retry: -1\ndata: x\n\n", [ev("x")]),
+    ("retry_decimal_ignored", b"retry: 1.5\ndata: x\n\n", [ev("x")]),
+    (
+        "retry_arabic_indic_digit_ignored",
+        "retry: \u0663\ndata: x\n\n".encode(),
+        [ev("x")],
+    ),
+    ("retry_fullwidth_digit_ignored", "retry: \uff15\ndata: x\n\n".encode(), [ev("x")]),
+    ("retry_empty_ignored", b"retry:\ndata: x\n\n", [ev("x")]),
+    ("retry_no_colon_ignored", b"retry\ndata: x\n\n", [ev("x")]),
+    (
+        "retry_invalid_keeps_earlier_valid",
+        b"retry: 5\nretry: x\ndata: a\n\n",
+        [ev("a", retry=5)],
+    ),
+    ("retry_last_valid_wins", b"retry: 5\nretry: 6\ndata: a\n\n", [ev("a", retry=6)]),
+    (
+        "retry_is_per_block",
+        b"retry: 5\ndata: a\n\ndata: b\n\n",
+        [ev("a", retry=5), ev("b")],
+    ),
+    ("retry_of_dataless_block_not_carried", b"retry: 5\n\ndata: b\n\n", [ev("b")]),
+    (
+        "all_fields",
+        b'retry: 250\nid: abc\nevent: upd\n: c\ndata: {"a": 1}\ndata: ]\n\n',
+        [ev('{"a": 1}\n]', event="upd", id="abc", retry=250)],
+    ),
+    # --- line endings --------------------------------------------------------------
+    ("crlf", b"data: a\r\ndata: b\r\n\r\n", [ev("a\nb")]),
+    ("cr", b"data: a\rdata: b\r\r", [ev("a\nb")]),
+    ("mixed_line_endings", b"data: a\rdata: b\ndata: c\r\n\n", [ev("a\nb\nc")]),
+    ("crlf_blank_after_cr", b"data: a\r\r\ndata: b\n\n", [ev("a"), ev("b")]),
+    ("lf_then_cr_is_two_breaks", b"data: a\n\rdata: b\n\n", [ev("a"), ev("b")]),
+    ("crlf_crlf_one_event", b"data: a\r\n\r\n", [ev("a")]),
+    ("cr_cr_lf_lf", b"data: a\r\r\n\ndata: b\r\n\r\n", [ev("a"), ev("b")]),
+    ("pending_cr_at_eof_ends_blank_line", b"data: a\r\n\r", [ev("a")]),
+    ("pending_cr_at_eof_without_blank", b"data: a\r", []),
+    ("unterminated_event_discarded", b"data: a\n\ndata: b\n", [ev("a")]),
+    ("unterminated_line_discarded", b"data: b", []),
+    (
+        "unterminated_after_id_discarded",
+        b"id: 1\ndata: a\n\nid: 2\ndata: b\r\n",
+        [ev("a", id="1")],
+    ),
+    # --- BOM -----------------------------------------------------------------------
+    ("bom_stripped", BOM + b"data: x\n\n", [ev("x")]),
+    ("bom_then_blank_line", BOM + b"\ndata: x\n\n", [ev("x")]),
+    ("bom_then_comment", BOM + b": c\ndata: x\n\n", [ev("x")]),
+    ("second_bom_is_part_of_name", BOM + BOM + b"data: x\n\ndata: y\n\n", [ev("y")]),
+    ("bom_not_at_start_kept", b"data: a\n\n" + BOM + b"data: b\n\n", [ev("a")]),
+    ("bom_in_value_kept", b"data: " + BOM + b"x\n\n", [ev("\ufeffx")]),
+    ("partial_bom_is_not_bom", b"\xef\xbbdata: x\n\ndata: y\n\n", [ev("y")]),
+    # --- UTF-8 ---------------------------------------------------------------------
+    ("utf8_multibyte", "data: héllo € 😀 日本\n\n".encode(), [ev("héllo € 😀 日本")]),
+    ("utf8_event_name", "event: ünï😀\ndata: x\n\n".encode(), [ev("x", event="ünï😀")]),
+    ("invalid_byte_replaced", b"data: a\xffb\n\n", [ev("a\ufffdb")]),
+    ("truncated_sequence_before_lf", b"data: \xe2\x82\n\n", [ev("\ufffd")]),
+    ("truncated_4byte_then_ascii", b"data: \xf0\x9f\x98x\n\n", [ev("\ufffdx")]),
+    ("lone_continuation_bytes", b"data: \x80\x80\n\n", [ev("\ufffd\ufffd")]),
+    ("encoded_surrogate", b"data: \xed\xa0\x80\n\n", [ev("\ufffd\ufffd\ufffd")]),
+    ("overlong_encoding", b"data: \xc0\xaf\n\n", [ev("\ufffd\ufffd")]),
+    ("invalid_byte_in_field_name", b"dat\xff: x\n\ndata: y\n\n", [ev("y")]),
+    ("truncated_sequence_at_eof", b"data: x\n\n\xe2\x82", [ev("x")]),
+]
+
+CASE_IDS = [c[0] for c in CASES]
+SEEDS = range(8)
+
+
+def decode_chunks(chunks):
+    dec = cl.SSEDecoder()
+    out = []
+    for chunk in chunks:
+        got = dec.feed(chunk)
+        assert isinstance(got, list)
+        out.extend(got)
+    got = dec.flush()
+    assert isinstance(got, list)
+    out.extend(got)
+    for e in out:
+        assert isinstance(e, cl.ServerSentEvent)
+    return out
+
+
+def split_at(blob, cuts):
+    cuts = sorted(cuts)
+    bounds = [0, *cuts, len(blob)]
+    return [blob[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def random_split(blob, rng):
+    cuts = [rng.randint(0, len(blob)) for _ in range(rng.randint(0, 12))]
+    return split_at(
+        blob, cuts
+    )  # repeated cuts give empty chunks, which must be harmless
+
+
+def bytewise(blob):
+    return [blob[i : i + 1] for i in range(len(blob))]
+
+
+def test_case_table_is_big_and_unique():
+    assert len(CASES) >= 30
+    assert len(set(CASE_IDS)) == len(CASE_IDS)
+
+
+@pytest.mark.parametrize(("name", "blob", "expected"), CASES, ids=CASE_IDS)
+def test_one_chunk(name, blob, expected):
+    assert decode_chunks([blob]) == expected
+
+
+@pytest.mark.parametrize(("name", "blob", "expected"), CASES, ids=CASE_IDS)
+def test_byte_at_a_time(name, blob, expected):
+    assert decode_chunks(bytewise(blob)) == expected
+
+
+@pytest.mark.parametrize(("name", "blob", "expected"), CASES, ids=CASE_IDS)
+def test_random_splits(name, blob, expected):
+    for seed in SEEDS:
+        chunks = random_split(blob, random.Random(seed))
+        assert decode_chunks(chunks) == expected, (seed, chunks)
+
+
+@pytest.mark.parametrize(("name", "blob", "expected"), CASES, ids=CASE_IDS)
+def test_every_two_way_split(name, blob, expected):
+    for i in range(len(blob) + 1):
+        assert decode_chunks([blob[:i], blob[i:]]) == expected, i
+
+
+# --- explicit chunk-boundary cases ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "chunks, expected",
+    [
+        ([b"data: a\r", b"\ndata: b\n\n"], [ev("a\nb")]),  # CR|LF is one break
+        ([b"data: a\r", b"\n", b"\r", b"\n"], [ev("a")]),
+        ([b"data: a\r\n\r", b"\n"], [ev("a")]),
+        ([b"data: a\r", b"", b"\n\n"], [ev("a")]),  # empty chunk between CR and LF
+        ([b"\xef", b"\xbb", b"\xbfdata: x\n\n"], [ev("x")]),  # BOM split
+        ([b"", BOM, b"data: x\n\n"], [ev("x")]),  # empty first chunk
+        ([b"\xef\xbb", b"\xbf" + BOM + b"data: x\n\n"], []),  # second BOM kept
+        ([BOM, BOM + b"data: x\n\n"], []),
+        ([b"data: \xf0\x9f", b"\x98\x80\n\n"], [ev("😀")]),  # char split across chunks
+        ([b"data: \xe2", b"\x82", b"\xac\n\n"], [ev("€")]),
+        ([b"data: \xe2\x82", b"\n\n"], [ev("\ufffd")]),
+    ],
+    ids=[
+        "cr|lf",
+        "cr|lf|cr|lf",
+        "crlfcr|lf",
+        "cr|empty|lf",
+        "bom_split_3",
+        "empty_then_bom",
+        "bom_split_then_second_bom",
+        "bom|bom",
+        "emoji_split",
+        "euro_split_3",
+        "truncated|lf",
+    ],
+)
+def test_chunk_boundaries(chunks, expected):
+    assert decode_chunks(chunks) == expected
+
+
+def test_events_are_returned_as_soon_as_complete():
+    dec = cl.SSEDecoder()
+    assert dec.feed(b"data: a\n\n") == [ev("a")]
+    assert dec.feed(b"data: b\n") == []
+    assert dec.feed(b"\n") == [ev("b")]
+    assert dec.feed(b"data: c\r\n\r\n") == [ev("c")]
+    assert dec.feed(b"data: d\r\n") == []
+    assert dec.feed(b"\r\n") == [ev("d")]
+    assert dec.flush() == []
+
+
+def test_flush_dispatches_on_pending_cr_only_once():
+    dec = cl.SSEDecoder()
+    got = dec.feed(b"data: a\r\r")
+    got += dec.flush()
+    assert got == [ev("a")]
+
+
+def test_flush_discards_unterminated_event():
+    dec = cl.SSEDecoder()
+    assert dec.feed(b"event: e\nid: 1\ndata: a\n") == []
+    assert dec.flush() == []
+
+
+def test_server_sent_event_dataclass():
+    e = cl.ServerSentEvent()
+    assert (e.event, e.data, e.id, e.retry) == ("message", "", None, None)
+    assert dataclasses.is_dataclass(e)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        e.data = "x"  # type: ignore[misc]
+    assert cl.ServerSentEvent("m", "d", "1", 5) == ev("d", event="m", id="1", retry=5)
+
+
+# --- hypothesis: robustness on arbitrary input ----------------------------------------
+
+_NAMES = [
+    b"data",
+    b"data",
+    b"data",
+    b"event",
+    b"id",
+    b"retry",
+    b"Data",
+    b"",
+    b"\xef\xbb\xbfdata",
+    b"x",
+]
+_SEPS = [b"", b":", b": ", b":  "]
+_VALUE_TOKENS = [
+    b"x",
+    b"5",
+    b"+",
+    b" ",
+    b":",
+    b"\x00",
+    BOM,
+    b"\xef",
+    b"\xbb",
+    b"\xbf",
+    b"\xff",
+    b"\xe2\x82",
+    b"\xac",
+    b"\xf0\x9f\x98",
+    b"\x80",
+    "\u00e9".encode(),
+    "\u0663".encode(),
+]
+_ENDS = [b"\n", b"\r", b"\r\n", b"\n\n", b"\r\r", b"\r\n\r\n", b""]
+
+sse_ish_line = st.tuples(
+    st.sampled_from(_NAMES),
+    st.sampled_from(_SEPS),
+    st.lists(st.sampled_from(_VALUE_TOKENS), max_size=4).map(b"".join),
+    st.sampled_from(_ENDS),
+).map(b"".join)
+sse_ish_bytes = st.tuples(
+    st.sampled_from([b"", BOM, b"\xef\xbb"]),
+    st.lists(sse_ish_line, max_size=12).map(b"".join),
+).map(b"".join)
+
+
+@st.composite
+def blob_and_chunks(draw, blobs):
+    blob = draw(blobs)
+    cuts = draw(st.lists(st.integers(0, len(blob)), max_size=12))
+    return blob, split_at(blob, cuts)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(blob_and_chunks(st.binary(max_size=300)))
+def test_arbitrary_bytes_chunking_invariant(bc):
+    blob, chunks = bc
+    whole = decode_chunks([blob])
+    assert decode_chunks(chunks) == whole
+    assert decode_chunks(bytewise(blob)) == whole
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(blob_and_chunks(sse_ish_bytes))
+def test_sse_like_bytes_chunking_invariant(bc):
+    blob, chunks = bc
+    whole = decode_chunks([blob])
+    assert decode_chunks(chunks) == whole
+    assert decode_chunks(bytewise(blob)) == whole
+    for e in whole:
+        assert isinstance(e.event, str) and e.event
+        assert isinstance(e.data, str)
+        assert e.id is None or (isinstance(e.id, str) and "\x00" not in e.id)
+        assert e.retry is None or (type(e.retry) is int and e.retry >= 0)
+        assert "\r" not in e.data and "\r" not in e.event
+
+
+# --- hypothesis: round trip of well-formed streams -------------------------------------
+
+_line_text = st.text(
+    st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=12
+)
+_id_text = st.text(
+    st.characters(codec="utf-8", exclude_characters="\r\n\x00"), max_size=8
+)
+
+
+def _field(rnd, name, value):
+    if value == "":
+        return rnd.choice([name, name + ":", name + ": "])
+    if value.startswith(" "):
+        return name + ": " + value
+    return rnd.choice([name + ":", name + ": "]) + value
+
+
+@st.composite
+def well_formed_streams(draw):
+    """Returns (bytes, expected events)."""
+    rnd = draw(st.randoms(use_true_random=False))
+    n = draw(st.integers(0, 6))
+    lines = []
+    expected = []
+    last_id = None
+    for _ in range(n):
+        # optional data-less block (only comments / unknown fields / an id), dispatches nothing
+        if draw(st.booleans()):
+            block = []
+            if draw(st.booleans()):
+                block.append(":" + draw(_line_text))
+            if draw(st.booleans()):
+                block.append(_field(rnd, "event", draw(_line_text)))
+            if draw(st.booleans()):
+                last_id = draw(_id_text)
+                block.append(_field(rnd, "id", last_id))
+            lines += block + [""]
+        name = draw(st.one_of(st.none(), _line_text))
+        data_lines = draw(st.lists(_line_text, min_size=1, max_size=4))
+        ident = draw(st.one_of(st.none(), _id_text))
+        retry = draw(st.one_of(st.none(), st.integers(0, 10**12)))
+        extras = []
+        if name is not None:
+            extras.append(_field(rnd, "event", name))
+        if ident is not None:
+            extras.append(_field(rnd, "id", ident))
+            last_id = ident
+        if retry is not None:
+            extras.append(rnd.choice(["retry:", "retry: "]) + str(retry))
+        for _ in range(draw(st.integers(0, 2))):
+            extras.append(":" + draw(_line_text))
+        if draw(st.booleans()):
+            extras.append(rnd.choice(["foo: bar", "Data: no", "ID: 9", "x"]))
+        block = [_field(rnd, "data", d) for d in data_lines]
+        for extra in extras:  # event/id/retry/comments may appear anywhere in the block
+            block.insert(rnd.randint(0, len(block)), extra)
+        lines += block + [""] * draw(st.integers(1, 3))
+        expected.append(
+            ev("\n".join(data_lines), event=name or "message", id=last_id, retry=retry)
+        )
+    text = []
+    prev_end = ""
+    for line in lines:
+        choices = ["\n", "\r", "\r\n"]
+        if prev_end == "\r" and line == "":
+            choices.remove("\n")  # "\r" + "\n" would be a single CRLF break
+        prev_end = rnd.choice(choices)
+        text.append(line + prev_end)
+    blob = "".join(text).encode("utf-8")
+    if draw(st.booleans()):
+        blob = BOM + blob
+    return blob, expected
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(well_formed_streams(), st.data())
+def test_well_formed_stream_round_trip(stream, data):
+    blob, expected = stream
+    assert decode_chunks([blob]) == expected
+    cuts = data.draw(st.lists(st.integers(0, len(blob)), max_size=12))
+    assert decode_chunks(split_at(blob, cuts)) == expected
+
+
+# --- realistic streams -----------------------------------------------------------------
+
+
+def _responses_stream(nl):
+    payloads = [
+        {
+            "type": "response.created",
+            "sequence_number": 0,
+            "response": {
+                "id": "resp_1",
+                "object": "response",
+                "status": "in_progress",
+                "output": [],
+            },
+        },
+        {
+            "type": "response.output_item.added",
+            "sequence_number": 1,
+            "output_index": 0,
+            "item": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+            },
+        },
+        {
+            "type": "response.output_text.delta",
+            "sequence_number": 2,
+            "item_id": "msg_1",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": "Héllo",
+        },
+        {
+            "type": "response.output_text.delta",
+            "sequence_number": 3,
+            "item_id": "msg_1",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": ", wörld 😀\n",
+        },
+        {
+            "type": "response.output_text.done",
+            "sequence_number": 4,
+            "item_id": "msg_1",
+            "output_index": 0,
+            "content_index": 0,
+            "text": "Héllo, wörld 😀\n",
+        },
+        {
+            "type": "response.completed",
+            "sequence_number": 5,
+            "response": {
+                "id": "resp_1",
+                "status": "completed",
+                "usage": {"input_tokens": 5, "output_tokens": 4, "total_tokens": 9},
+            },
+        },
+    ]
+    parts = []
+    for p in payloads:
+        parts.append(
+            f"event: {p['type']}{nl}data: {json.dumps(p, ensure_ascii=False)}{nl}{nl}"
+        )
+    return "".join(parts).encode(), payloads
+
+
+@pytest.mark.parametrize("nl", ["\n", "\r\n", "\r"])
+def test_responses_api_stream(nl):
+    blob, payloads = _responses_stream(nl)
+    expected = [
+        ev(json.dumps(p, ensure_ascii=False), event=p["type"]) for p in payloads
+    ]
+    splits = [[blob], bytewise(blob)] + [
+        random_split(blob, random.Random(s)) for s in SEEDS
+    ]
+    for chunks in splits:
+        got = decode_chunks(chunks)
+        assert got == expected
+        assert [json.loads(e.data) for e in got] == payloads
+        assert all(json.loads(e.data)["type"] == e.event for e in got)
+
+
+def test_litellm_style_stream():
+    chunks_json = [
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
+        },
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "Hi"}}],
+        },
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        },
+    ]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks_json)
+    blob = (": keep-alive\n\n" + body + "data: [DONE]\n\n").encode()
+    expected = [ev(json.dumps(c)) for c in chunks_json] + [ev("[DONE]")]
+    splits = [[blob], bytewise(blob)] + [
+        random_split(blob, random.Random(s)) for s in SEEDS
+    ]
+    for chunks in splits:
+        got = decode_chunks(chunks)
+        assert got == expected
+        assert all(
+            e.event == "message" and e.id is None and e.retry is None for e in got
+        )
+        assert got[-1].data == "[DONE]"
+
+
+# --- size ------------------------------------------------------------------------------
+
+
+def _feed_in_chunks(blob, size):
+    return decode_chunks(blob[i : i + size] for i in range(0, len(blob), size))
+
+
+def test_large_single_line_event_in_64k_chunks():
+    payload = "abcdefghé" * (5 * 1024 * 1024 // 10 + 1)
+    blob = b"event: big\ndata: " + payload.encode() + b"\n\n"
+    assert len(blob) > 5 * 1024 * 1024
+    got = _feed_in_chunks(blob, 64 * 1024)
+    assert len(got) == 1
+    assert got[0].event == "big"
+    assert got[0].data == payload
+
+
+def test_large_multi_line_event_in_64k_chunks():
+    lines = [f"{i:08d}" + "x" * 90 for i in range(55_000)]  # ~5.4 MB of data lines
+    blob = ("".join(f"data: {s}\r\n" for s in lines) + "\r\n").encode()
+    got = _feed_in_chunks(blob, 64 * 1024)
+    assert got == [ev("\n".join(lines))]
