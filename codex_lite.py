@@ -2326,7 +2326,7 @@ class ModelProvider:
             return BearerAuth(token)
         if info.experimental_bearer_token and info.experimental_bearer_token.strip():
             return BearerAuth(info.experimental_bearer_token.strip())
-        if self.is_amazon_bedrock:
+        if self.is_amazon_bedrock or info.aws is not None:
             return self._bedrock_auth()
         if not info.requires_openai_auth:
             return AuthProvider()
@@ -3040,8 +3040,14 @@ class Conversation:
         self.last_result = TurnResult("", [], None)
 
     @classmethod
-    def start(cls, config: Config, *, ephemeral: bool = False) -> Conversation:
-        client = Client.from_config(config)
+    def start(
+        cls,
+        config: Config,
+        *,
+        ephemeral: bool = False,
+        auth: AuthProvider | None = None,
+    ) -> Conversation:
+        client = Client.from_config(config, auth=auth)
         rollout = None
         if not ephemeral:
             meta = {
@@ -3063,6 +3069,7 @@ class Conversation:
         *,
         last: bool = False,
         ephemeral: bool = False,
+        auth: AuthProvider | None = None,
     ) -> Conversation:
         """Continue a thread from its rollout (`last`: the newest one)."""
         if thread_id is None and not last:
@@ -3072,7 +3079,7 @@ class Conversation:
             raise CodexError(f"{rollout.path} has no session_meta line with an id")
         session_id = rollout.meta.get("session_id") or rollout.thread_id
         client = Client.from_config(
-            config, thread_id=rollout.thread_id, session_id=session_id
+            config, thread_id=rollout.thread_id, session_id=session_id, auth=auth
         )
         writer = None if ephemeral else RolloutWriter(rollout.path)
         return cls(client, history=rollout.items, rollout=writer)
@@ -3616,28 +3623,21 @@ def _run_exec(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     user_input = _user_input(args, words)
     schema = _output_schema(args.output_schema)
+    try:  # credentials first: a missing key writes no rollout
+        auth = config.provider().auth()
+    except AuthError as exc:
+        if not args.dry_run:
+            raise
+        print(f"note: {exc} (showing the request without credentials)", file=sys.stderr)
+        auth = AuthProvider()
     ephemeral = args.ephemeral or args.dry_run
     if resume:
         conversation = Conversation.resume(
-            config, thread_id, last=args.last, ephemeral=ephemeral
+            config, thread_id, last=args.last, ephemeral=ephemeral, auth=auth
         )
     else:
-        conversation = (
-            Conversation(Client.from_config(config))
-            if ephemeral
-            else Conversation.start(config)
-        )
+        conversation = Conversation.start(config, ephemeral=ephemeral, auth=auth)
     try:
-        try:
-            conversation.client.auth  # noqa: B018 - resolve credentials before anything is sent
-        except AuthError as exc:
-            if not args.dry_run:
-                raise
-            print(
-                f"note: {exc} (showing the request without credentials)",
-                file=sys.stderr,
-            )
-            conversation.client._auth = AuthProvider()
         if args.dry_run:
             _print_dry_run(conversation, user_input, schema)
             return 0

@@ -2283,8 +2283,11 @@ def test_cli_exit_codes(server: Loopback, home: pathlib.Path) -> None:
     )  # no prompt on a non-tty stdin that is empty
     assert cli(home, "bogus").returncode == 2
     assert cli(home, "exec", "--no-such-flag", "x").returncode == 2
-    done = cli(home, "exec", "hi", env={"OPENAI_BASE_URL": server.url})
+    fresh = home / "fresh"
+    fresh.mkdir()
+    done = cli(fresh, "exec", "hi", env={"OPENAI_BASE_URL": server.url})
     assert done.returncode == 2 and "OPENAI_API_KEY" in done.stderr
+    assert not (fresh / "sessions").exists()  # nothing was sent, nothing recorded
 
 
 def test_cli_broken_config_names_file_and_key(home: pathlib.Path) -> None:
@@ -3787,3 +3790,19 @@ def test_large_multi_line_event_in_64k_chunks():
     blob = ("".join(f"data: {s}\r\n" for s in lines) + "\r\n").encode()
     got = _feed_in_chunks(blob, 64 * 1024)
     assert got == [ev("\n".join(lines))]
+
+
+def test_custom_provider_with_aws_block_is_signed(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    info = cl.ProviderInfo.from_toml(
+        {"name": "gateway", "base_url": server.url, "aws": {"region": "eu-west-1"}}
+    )
+    env = {"AWS_ACCESS_KEY_ID": "AKIDGATEWAY", "AWS_SECRET_ACCESS_KEY": "gw-secret"}
+    provider = cl.ModelProvider("gateway", info, environ=env, home=home)
+    server.then(reply(body=text_stream()))
+    run(cl.Client(provider, model="m", retry_policy=FAST).new_turn())
+    (seen,) = server.seen
+    assert seen.header("authorization") == reference_sigv4(
+        seen, "gw-secret", "eu-west-1", "bedrock-mantle"
+    )
