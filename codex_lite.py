@@ -31,7 +31,7 @@ import time
 import types
 import typing
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1915,6 +1915,10 @@ def bedrock_token_region(token: str) -> str:
     return parts[2]
 
 
+# Gives current credentials and when they expire (a Unix time, or None).
+_CredentialSource = Callable[[], tuple[AwsCredentials, float | None]]
+
+
 class SigV4Auth(AuthProvider):
     """AWS SigV4 over the exact method, URL, headers and body bytes sent.
 
@@ -1926,22 +1930,20 @@ class SigV4Auth(AuthProvider):
 
     def __init__(
         self,
-        credentials: Any,
+        credentials: _CredentialSource,
         *,
         region: str,
         service: str = "bedrock-mantle",
     ) -> None:
         self._resolve = credentials
-        self._credentials: AwsCredentials | None = None
-        self._expires: float | None = None
+        # Resolved now, so missing credentials show before anything is sent.
+        self._credentials, self._expires = credentials()
         self.region = region
         self.service = service
         self._hashed: tuple[bytes, str] | None = None
 
     def _current(self) -> AwsCredentials:
-        if self._credentials is None or (
-            self._expires is not None and time.time() > self._expires - 60
-        ):
+        if self._expires is not None and time.time() > self._expires - 60:
             self._credentials, self._expires = self._resolve()
         return self._credentials
 
@@ -2024,7 +2026,7 @@ def _credential_process(
 
 def aws_credentials_resolver(
     profile: str | None = None, environ: Mapping[str, str] | None = None
-) -> Any:
+) -> _CredentialSource:
     """A callable giving `(AwsCredentials, expiry or None)` from the usual places.
 
     In order: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`;
