@@ -1694,19 +1694,19 @@ def sigv4_sign(
     """Sign a request; returns every header to send, `authorization` included.
 
     `headers` may be a list of pairs so that repeated headers are signed.
-    Earlier `authorization`, `x-amz-date` and `x-amz-security-token` values
-    are replaced.  No `x-amz-content-sha256` header is added unless
+    Earlier `authorization` and `x-amz-date` values are replaced, and so is
+    `x-amz-security-token` when the credentials carry a token.  No `x-amz-content-sha256` header is added unless
     `content_sha256_header` asks for it (Bedrock does not want one).
     """
+    token = credentials.session_token
+    replaced = {"authorization", "x-amz-date"} | ({"x-amz-security-token"} if token else set())
     pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
-    replaced = {"authorization", "x-amz-date", "x-amz-security-token"}
     pairs = [(n, v) for n, v in pairs if n.lower() not in replaced]
     now = (now or datetime.now(UTC)).astimezone(UTC)
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     if not any(n.lower() == "host" for n, _ in pairs):
         pairs.insert(0, ("host", _host_header(url)))
     pairs.append(("x-amz-date", amz_date))
-    token = credentials.session_token
     if token and sign_session_token:
         pairs.append(("x-amz-security-token", token))
     if payload_hash is None:
