@@ -1033,36 +1033,34 @@ class SSEDecoder:
         self._last_id: str | None = None
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        if self._after_cr and chunk:
+        if not chunk:
+            return []
+        if self._after_cr:
             self._after_cr = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
         if self._at_start:
             head = b"".join(self._partial) + chunk
             if len(head) < 3 and _BOM.startswith(head):
-                self._partial = [head] if head else []
+                self._partial = [head]
                 return []
             self._at_start = False
             self._partial = []
             chunk = head[3:] if head.startswith(_BOM) else head
-        if b"\n" not in chunk and b"\r" not in chunk:
-            if chunk:
-                self._partial.append(chunk)
+        if b"\r" in chunk:  # CR and CRLF end lines too: make them LF
+            self._after_cr = chunk[-1:] == b"\r"
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if b"\n" not in chunk:
+            self._partial.append(chunk)
             return []
         if self._partial:
             self._partial.append(chunk)
             chunk = b"".join(self._partial)
             self._partial = []
-        lines = chunk.splitlines()
-        last = chunk[-1:]
-        if last == b"\r":
-            self._after_cr = True
-        elif last != b"\n":
-            self._partial.append(lines.pop())
-        events: list[ServerSentEvent] = []
-        for line in lines:
-            self._line(line, events)
-        return events
+        lines = chunk.split(b"\n")
+        if tail := lines.pop():
+            self._partial.append(tail)
+        return self._lines(lines)
 
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: an unterminated line or event is discarded."""
@@ -1070,29 +1068,48 @@ class SSEDecoder:
         self._event, self._data, self._retry = None, [], None
         return []
 
-    def _line(self, line: bytes, events: list[ServerSentEvent]) -> None:
-        if not line:
-            if self._data:
-                data = b"\n".join(self._data).decode("utf-8", "replace")
-                event = (
-                    self._event.decode("utf-8", "replace") if self._event else "message"
-                )
-                events.append(ServerSentEvent(event, data, self._last_id, self._retry))
-            self._event, self._data, self._retry = None, [], None
-            return
-        name, _, value = line.partition(b":")
-        if not name:
-            return  # a comment
-        if value[:1] == b" ":
-            value = value[1:]
-        if name == b"data":
-            self._data.append(value)
-        elif name == b"event":
-            self._event = value
-        elif name == b"id" and b"\0" not in value:
-            self._last_id = value.decode("utf-8", "replace")
-        elif name == b"retry" and value.isdigit():  # bytes: ASCII digits only
-            self._retry = int(value)
+    def _lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
+        # One loop over complete lines, state in locals: this is the hot path.
+        events: list[ServerSentEvent] = []
+        event, data, retry, last_id = (
+            self._event,
+            self._data,
+            self._retry,
+            self._last_id,
+        )
+        for line in lines:
+            if not line:
+                if data:
+                    text = data[0] if len(data) == 1 else b"\n".join(data)
+                    events.append(
+                        ServerSentEvent(
+                            event.decode("utf-8", "replace") if event else "message",
+                            text.decode("utf-8", "replace"),
+                            last_id,
+                            retry,
+                        )
+                    )
+                event, data, retry = None, [], None
+                continue
+            name, _, value = line.partition(b":")
+            if value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                data.append(value)
+            elif name == b"event":
+                event = value
+            elif name == b"id" and b"\0" not in value:
+                last_id = value.decode("utf-8", "replace")
+            elif name == b"retry" and value.isdigit():  # bytes: ASCII digits only
+                retry = int(value)
+            # anything else, a comment (no name) included, is ignored
+        self._event, self._data, self._retry, self._last_id = (
+            event,
+            data,
+            retry,
+            last_id,
+        )
+        return events
 
 
 @dataclass(frozen=True, slots=True)
@@ -1519,9 +1536,15 @@ class EncodedBody:
 def _join_request(
     head: Mapping[str, Any], items: Sequence[bytes], tail: Mapping[str, Any]
 ) -> bytes:
-    """`_dumps({**head, "input": [...], **tail})`, with the items already encoded."""
+    """`_dumps({**head, "input": [...], **tail})`, with the items already encoded.
+
+    One join over all the pieces, so the body is the only large allocation.
+    """
     parts = [_dumps(dict(head))[:-1] + b',"input":[' if head else b'{"input":[']
-    parts.append(b",".join(items))
+    for item in items:
+        parts += (item, b",")
+    if items:
+        parts.pop()
     parts.append(b"]" + (b"," + _dumps(dict(tail))[1:] if tail else b"}"))
     return b"".join(parts)
 
@@ -1699,7 +1722,9 @@ def sigv4_sign(
     `content_sha256_header` asks for it (Bedrock does not want one).
     """
     token = credentials.session_token
-    replaced = {"authorization", "x-amz-date"} | ({"x-amz-security-token"} if token else set())
+    replaced = {"authorization", "x-amz-date"} | (
+        {"x-amz-security-token"} if token else set()
+    )
     pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
     pairs = [(n, v) for n, v in pairs if n.lower() not in replaced]
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -1805,7 +1830,10 @@ class AuthProvider:
         """Add the body-independent auth headers."""
 
     def apply_auth(self, request: PreparedRequest) -> PreparedRequest:
-        """The request to send; by default the same with the auth headers added."""
+        """The request to send; by default the same with the auth headers added.
+
+        It may change the headers and the URL, never the body bytes.
+        """
         headers = dict(request.headers)
         self.add_auth_headers(headers)
         return dataclasses.replace(request, headers=headers)
@@ -2761,10 +2789,11 @@ class Turn:
         json_bytes = _join_request(head, fragments, tail)
         body = EncodedBody(json_bytes, compress=compress, keep_json=keep_json)
         url = client.provider.url_for_path("responses", client.auth)
-        level = logging.WARNING if len(json_bytes) >= 8 << 20 else logging.INFO
+        large = len(json_bytes) >= 8 << 20
         _log.log(
-            level,
-            "Responses request prepared input_items=%d body_bytes=%d",
+            logging.WARNING if large else logging.INFO,
+            "%sResponses request prepared input_items=%d body_bytes=%d",
+            "large " if large else "",
             len(fragments),
             len(json_bytes),
         )
@@ -2796,19 +2825,27 @@ class Turn:
     def _send(self, request: PreparedRequest) -> requests.Response:
         """POST with retries until a 2xx arrives; raise a typed error otherwise."""
         client, policy = self.client, self.client.retry_policy
+        # What requests would redo on every attempt and which cannot change
+        # between attempts (session headers and cookies, proxies and CA
+        # bundle from the environment) is done once.
+        http = client.http
+        base = http.prepare_request(
+            requests.Request(request.method, request.url, data=request.body)
+        )
+        settings = http.merge_environment_settings(base.url, {}, True, None, None)
+        timeout = (policy.connect_timeout, policy.stream_idle_timeout)
         retried_auth = False
         attempt = 0
         while True:
             signed = self._attempt(request)
+            prepared = base.copy()
+            prepared.headers.update(signed.headers)
+            if signed.url != request.url:
+                prepared.prepare_url(signed.url, None)
             error: CodexError
             try:
-                response = client.http.post(
-                    signed.url,
-                    data=signed.body,
-                    headers=signed.headers,
-                    stream=True,
-                    timeout=(policy.connect_timeout, policy.stream_idle_timeout),
-                    allow_redirects=False,
+                response = http.send(
+                    prepared, timeout=timeout, allow_redirects=False, **settings
                 )
             except requests.RequestException as exc:
                 error = StreamError(f"request failed: {_describe(exc)}")
