@@ -920,17 +920,24 @@ class RolloutWriter:
 def _cut_torn_tail(fd: int) -> None:
     """Drop a last line a crash left without its newline, so appends start clean."""
     size = os.lseek(fd, 0, os.SEEK_END)
-    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+    if size == 0 or _read_at(fd, size - 1, 1) == b"\n":
         return
     end = size
     while end > 0:
         start = max(0, end - 65536)
-        cut = os.pread(fd, end - start, start).rfind(b"\n")
+        cut = _read_at(fd, start, end - start).rfind(b"\n")
         if cut >= 0:
             os.ftruncate(fd, start + cut + 1)
             return
         end = start
     os.ftruncate(fd, 0)
+
+
+def _read_at(fd: int, offset: int, size: int) -> bytes:
+    # os.pread is not on Windows; lseek and read are.  (Appends with
+    # O_APPEND go to the end whatever the offset.)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1071,7 +1078,7 @@ class SSEDecoder:
     def _lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
         # One loop over complete lines, state in locals: this is the hot path.
         events: list[ServerSentEvent] = []
-        event, data, retry, last_id = (
+        event_type, data, retry, last_id = (
             self._event,
             self._data,
             self._retry,
@@ -1083,13 +1090,15 @@ class SSEDecoder:
                     text = data[0] if len(data) == 1 else b"\n".join(data)
                     events.append(
                         ServerSentEvent(
-                            event.decode("utf-8", "replace") if event else "message",
+                            event_type.decode("utf-8", "replace")
+                            if event_type
+                            else "message",
                             text.decode("utf-8", "replace"),
                             last_id,
                             retry,
                         )
                     )
-                event, data, retry = None, [], None
+                event_type, data, retry = None, [], None
                 continue
             name, _, value = line.partition(b":")
             if value[:1] == b" ":
@@ -1097,14 +1106,14 @@ class SSEDecoder:
             if name == b"data":
                 data.append(value)
             elif name == b"event":
-                event = value
+                event_type = value
             elif name == b"id" and b"\0" not in value:
                 last_id = value.decode("utf-8", "replace")
             elif name == b"retry" and value.isdigit():  # bytes: ASCII digits only
                 retry = int(value)
             # anything else, a comment (no name) included, is ignored
         self._event, self._data, self._retry, self._last_id = (
-            event,
+            event_type,
             data,
             retry,
             last_id,
@@ -2497,15 +2506,16 @@ def resolve_installation_id(home: Path | None = None) -> str:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except (ImportError, OSError):
             pass  # no advisory locks here (Windows, Termux): go on without
-        if os.fstat(fd).st_mode & 0o777 != 0o644:
-            os.fchmod(fd, 0o644)
-        text = os.pread(fd, 128, 0).decode("utf-8", "replace").strip()
+        if os.name == "posix" and os.fstat(fd).st_mode & 0o777 != 0o644:
+            os.chmod(path, 0o644)
+        text = _read_at(fd, 0, 128).decode("utf-8", "replace").strip()
         try:
             return str(uuid.UUID(text))
         except ValueError:
             fresh = str(uuid.uuid4())
             os.ftruncate(fd, 0)
-            os.pwrite(fd, fresh.encode(), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, fresh.encode())
             os.fsync(fd)
             return fresh
     finally:
