@@ -2684,6 +2684,7 @@ def test_fault_5mb_single_event(server: Loopback, home: pathlib.Path) -> None:
     assert events[0] == cl.OutputTextDelta(delta) and isinstance(
         events[1], cl.Completed
     )
+    assert len(server.seen) == 1
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "zstd"])
@@ -2702,7 +2703,7 @@ def test_fault_compressed_response_body(
     server.then(reply(body=chunks, headers={"Content-Encoding": encoding}))
     events = run(local_client(server, home).new_turn())
     assert cl.OutputTextDelta("compressed", "msg_1") in events
-    assert isinstance(events[-1], cl.Completed)
+    assert isinstance(events[-1], cl.Completed) and len(server.seen) == 1
 
 
 def test_fault_bom_and_cr_only_line_endings(
@@ -2712,7 +2713,7 @@ def test_fault_bom_and_cr_only_line_endings(
     server.then(reply(body=[raw[i : i + 3] for i in range(0, len(raw), 3)]))
     events = run(local_client(server, home).new_turn())
     assert cl.OutputTextDelta("cr only", "msg_1") in events
-    assert isinstance(events[-1], cl.Completed)
+    assert isinstance(events[-1], cl.Completed) and len(server.seen) == 1
 
 
 HTML_502 = (
