@@ -26,9 +26,9 @@ import time
 import uuid
 from typing import Any
 
-import codex_lite as cl
-
 from _loopback import LoopbackServer
+
+import codex_lite as cl
 
 REPEATS = 5
 FAILURES = 6  # 503s before the stream, in the retry runs

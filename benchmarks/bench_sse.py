@@ -19,9 +19,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-import codex_lite as cl
-
 from _loopback import LoopbackServer, big_stream
+
+import codex_lite as cl
 
 EVENTS = 171_629
 REPEATS = 3

@@ -18,9 +18,9 @@ import time
 import tracemalloc
 import uuid
 
-import codex_lite as cl
-
 from _loopback import LoopbackServer
+
+import codex_lite as cl
 
 TURNS = 50
 REPEATS = 5
