@@ -5,8 +5,8 @@ Paths say what to do:
 
 - `/<run>/fail<N>/v1/responses`: the first N requests of run `<run>` get 503,
   later ones a short stream ending in `response.completed`;
-- `/<run>/stream/v1/responses`: the stream built by `big_stream()`, in 64 KiB
-  chunks.
+- `/<run>/stream/v1/responses`: the stream built by `_workload.big_stream()`,
+  in 64 KiB chunks.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import multiprocessing
 import re
 import threading
 from typing import Any
+
+from _workload import big_stream
 
 SHORT_STREAM = b"".join(
     f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode()
@@ -32,73 +34,6 @@ SHORT_STREAM = b"".join(
         },
     )
 )
-
-
-def big_stream(events: int = 171_629) -> bytes:
-    """About 50 MB of Responses events, mostly text deltas, as the API sends them."""
-    created = {
-        "type": "response.created",
-        "sequence_number": 0,
-        "response": {"id": "resp_big"},
-    }
-    parts = [
-        b"event: response.created\ndata: " + json.dumps(created).encode() + b"\n\n"
-    ]
-    words = "the quick brown fox jumps over the lazy dog while the compiler checks every borrow "
-    item = {
-        "id": "msg_big",
-        "type": "message",
-        "role": "assistant",
-        "status": "in_progress",
-        "content": [],
-    }
-    parts.append(
-        b"event: response.output_item.added\ndata: "
-        + json.dumps(
-            {
-                "type": "response.output_item.added",
-                "sequence_number": 1,
-                "output_index": 0,
-                "item": item,
-            }
-        ).encode()
-        + b"\n\n"
-    )
-    for n in range(2, events - 1):
-        delta = words[n % 40 : n % 40 + 40] + " " * (n % 7) + words[: 40 + n % 30]
-        event = {
-            "type": "response.output_text.delta",
-            "sequence_number": n,
-            "item_id": "msg_big",
-            "output_index": 0,
-            "content_index": 0,
-            "delta": delta,
-            "logprobs": [],
-        }
-        parts.append(
-            b"event: response.output_text.delta\ndata: "
-            + json.dumps(event).encode()
-            + b"\n\n"
-        )
-    done = {
-        "type": "response.completed",
-        "sequence_number": events,
-        "response": {
-            "id": "resp_big",
-            "object": "response",
-            "status": "completed",
-            "output": [],
-            "usage": {
-                "input_tokens": 10,
-                "output_tokens": events,
-                "total_tokens": events + 10,
-            },
-        },
-    }
-    parts.append(
-        b"event: response.completed\ndata: " + json.dumps(done).encode() + b"\n\n"
-    )
-    return b"".join(parts)
 
 
 def _serve(port_queue: Any, stream_events: int) -> None:

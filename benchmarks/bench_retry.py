@@ -3,9 +3,13 @@
 A loopback server (its own process) answers 503 six times, then a short
 stream.  codex_lite and openai-python send the same 3,841 input items; the
 CPU time of the calling thread is measured for a run that succeeds at once
-(the first attempt) and for the run with six 503s (each retry = the
-difference / 6), taking the fastest of 5 runs of each.  Retry sleeps are cut to ~1 ms on both sides (openai-python's
-`_calculate_retry_timeout` is replaced on the instance for that).  codex_lite
+(the first attempt: the fastest of 5 runs) and, in 5 runs with six 503s,
+between one retry decision and the next (each retry: the median of those
+25 intervals; a difference of whole runs would drown it in the noise of
+openai-python's first attempt).  codex_lite marks a decision with its
+"retrying request" log record, openai-python with its
+`_calculate_retry_timeout`, replaced on the instance to note the clock and
+cut the sleep to 1 ms, as codex_lite's `RetryPolicy(base_delay=0.001)` does.  codex_lite
 gets items already parsed into its dataclasses, openai-python the same items
 as dicts: each side's natural form of a conversation history.
 
@@ -20,75 +24,22 @@ uses it).
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from _loopback import LoopbackServer
+from _workload import INSTRUCTIONS, history_items
 
 import codex_lite as cl
 
 REPEATS = 5
 FAILURES = 6  # 503s before the stream, in the retry runs
-
-
-def history_items(count: int = 3841) -> list[dict[str, Any]]:
-    """A realistic coding-agent history of about 10 MiB."""
-    text = "Refactor the parser so that every error carries its line number. " * 33
-    output = "\n".join(
-        f"src/module_{i}.rs:{i * 7}: warning: unused variable `x{i}`"
-        for i in range(125)
-    )
-    items: list[dict[str, Any]] = []
-    for n in range(count):
-        kind = n % 4
-        if kind == 0:
-            items.append(
-                {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": f"{n} {text}"}],
-                }
-            )
-        elif kind == 1:
-            items.append(
-                {
-                    "type": "function_call",
-                    "name": "shell",
-                    "arguments": json.dumps(
-                        {
-                            "command": ["bash", "-lc", f"cargo check -p crate{n}"],
-                            "timeout_ms": 120000,
-                        }
-                    ),
-                    "call_id": f"call_{n}",
-                }
-            )
-        elif kind == 2:
-            items.append(
-                {
-                    "type": "function_call_output",
-                    "call_id": f"call_{n - 1}",
-                    "output": output,
-                }
-            )
-        else:
-            items.append(
-                {
-                    "type": "message",
-                    "role": "assistant",
-                    "content": [
-                        {
-                            "type": "output_text",
-                            "text": f"{n} {text[:1650]}",
-                            "annotations": [],
-                        }
-                    ],
-                }
-            )
-    return items
 
 
 def cpu(call: Any) -> float:
@@ -98,7 +49,25 @@ def cpu(call: Any) -> float:
     return time.thread_time() - started
 
 
-def codex_lite_run(url: str, items: list[cl.ResponseItem], failures: int) -> float:
+class RetryMarks(logging.Handler):
+    """The calling thread's CPU clock at each of codex_lite's retry decisions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marks: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("retrying request"):
+            self.marks.append(time.thread_time())
+
+
+def intervals(marks: list[float]) -> list[float]:
+    return [later - earlier for earlier, later in itertools.pairwise(marks)]
+
+
+def codex_lite_run(
+    url: str, items: list[cl.ResponseItem], failures: int, retries: RetryMarks
+) -> tuple[float, list[float]]:
     run = uuid.uuid4().hex
     provider = cl.ModelProvider(
         "bench",
@@ -109,16 +78,19 @@ def codex_lite_run(url: str, items: list[cl.ResponseItem], failures: int) -> flo
         model="gpt-bench",
         retry_policy=cl.RetryPolicy(base_delay=0.001, request_max_retries=FAILURES),
     )
-    prompt = cl.Prompt(input=items, instructions="You are a coding agent.")
+    prompt = cl.Prompt(input=items, instructions=INSTRUCTIONS)
 
     def call() -> None:
         events = list(client.new_turn().stream(prompt))
         assert isinstance(events[-1], cl.Completed)
 
-    return cpu(call)
+    retries.marks.clear()
+    return cpu(call), intervals(retries.marks)
 
 
-def openai_run(url: str, items: list[dict[str, Any]], failures: int) -> float:
+def openai_run(
+    url: str, items: list[dict[str, Any]], failures: int
+) -> tuple[float, list[float]]:
     import openai
 
     run = uuid.uuid4().hex
@@ -127,29 +99,25 @@ def openai_run(url: str, items: list[dict[str, Any]], failures: int) -> float:
         base_url=f"{url}/{run}/fail{failures}/v1",
         max_retries=FAILURES,
     )
-    client._calculate_retry_timeout = lambda *args, **kwargs: 0.001  # type: ignore[method-assign]
+    marks: list[float] = []
+
+    def retry_timeout(*args: Any, **kwargs: Any) -> float:
+        marks.append(time.thread_time())
+        return 0.001
+
+    client._calculate_retry_timeout = retry_timeout  # type: ignore[method-assign]
 
     def call() -> None:
         stream = client.responses.create(
             model="gpt-bench",
             input=items,
-            instructions="You are a coding agent.",
+            instructions=INSTRUCTIONS,
             stream=True,  # type: ignore[arg-type]
         )
         kinds = [event.type for event in stream]
         assert kinds[-1] == "response.completed", kinds
 
-    return cpu(call)
-
-
-def per_attempt(first: list[float], many: list[float]) -> tuple[float, float]:
-    """First-attempt cost and the cost of each retry, from the fastest runs.
-
-    Noise on a shared machine only ever adds time, so the minimum is the
-    steadiest estimate.
-    """
-    one = min(first)
-    return one, max((min(many) - one) / FAILURES, 1e-9)
+    return cpu(call), intervals(marks)
 
 
 def sigv4_costs(body: bytes) -> tuple[float, float, float]:
@@ -178,29 +146,34 @@ def sigv4_costs(body: bytes) -> tuple[float, float, float]:
 
 
 def main() -> None:
+    retries = RetryMarks()
+    log = logging.getLogger("codex_lite")
+    log.setLevel(logging.INFO)
+    log.propagate = False  # and 10 MiB bodies' "large request" warning unprinted
+    log.addHandler(retries)
     dicts = history_items()
     items = [cl.item_from_json(d) for d in dicts]
     size = len(json.dumps(dicts, separators=(",", ":"), ensure_ascii=False).encode())
     print(f"body: {len(items)} items, {size / 2**20:.2f} MiB of input JSON")
+    runs: dict[str, Callable[[str, int], tuple[float, list[float]]]] = {
+        "codex_lite": lambda url, failures: codex_lite_run(
+            url, items, failures, retries
+        ),
+        "openai-python": lambda url, failures: openai_run(url, dicts, failures),
+    }
+    first: dict[str, list[float]] = {name: [] for name in runs}
+    each: dict[str, list[float]] = {name: [] for name in runs}
     with LoopbackServer() as url:
-        codex_lite_run(url, items, 0)  # warm up connections and caches
-        openai_run(url, dicts, 0)
-        runs: dict[str, dict[int, list[float]]] = {
-            "codex_lite": {0: [], FAILURES: []},
-            "openai-python": {0: [], FAILURES: []},
-        }
+        for run in runs.values():
+            run(url, 0)  # warm up connections and caches
         for _ in range(REPEATS):
-            for failures in (0, FAILURES):
-                runs["codex_lite"][failures].append(
-                    codex_lite_run(url, items, failures)
-                )
-                runs["openai-python"][failures].append(openai_run(url, dicts, failures))
-    costs = {name: per_attempt(r[0], r[FAILURES]) for name, r in runs.items()}
-    print(
-        f"{'CPU ms, best of ' + str(REPEATS):<22}{'first attempt':>15}{'each retry':>12}"
-    )
-    for name, (first, retry) in costs.items():
-        print(f"{name:<22}{first * 1000:>15.1f}{retry * 1000:>12.1f}")
+            for name, run in runs.items():
+                first[name].append(run(url, 0)[0])
+                each[name] += run(url, FAILURES)[1]
+    costs = {name: (min(first[name]), statistics.median(each[name])) for name in runs}
+    print(f"{'CPU ms':<22}{'first attempt':>15}{'each retry':>12}")
+    for name, (one, retry) in costs.items():
+        print(f"{name:<22}{one * 1000:>15.1f}{retry * 1000:>12.1f}")
     (lite_first, lite_retry), (oai_first, oai_retry) = (
         costs["codex_lite"],
         costs["openai-python"],
@@ -208,9 +181,9 @@ def main() -> None:
     print(f"ratio first attempt: {oai_first / lite_first:.1f}x (target >= 10x)")
     print(f"ratio each retry:    {oai_retry / lite_retry:.1f}x (target >= 20x)")
     body = cl._dumps({"model": "m", "input": dicts})
-    first, later, boto = sigv4_costs(body)
+    sign_first, later, boto = sigv4_costs(body)
     print(
-        f"SigV4 on {len(body) / 2**20:.2f} MiB: codex_lite first {first * 1000:.2f} ms, "
+        f"SigV4 on {len(body) / 2**20:.2f} MiB: codex_lite first {sign_first * 1000:.2f} ms, "
         f"later attempts {later * 1000:.3f} ms; botocore {boto * 1000:.2f} ms every attempt "
         f"({boto / later:.0f}x per retry)"
     )

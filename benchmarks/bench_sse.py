@@ -6,7 +6,7 @@ chunks; codex_lite's `Turn.stream` (typed events) and openai-python's
 Decoder only: the same bytes, in memory, in 64 KiB chunks, decoded to
 events and their JSON parsed: codex_lite's `SSEDecoder`, openai-python's
 `SSEDecoder` and httpx-sse's decoder behind httpx's line splitter (how
-`EventSource.iter_sse` feeds it).  Best of 3 runs each, side by side.
+`EventSource.iter_sse` feeds it).  Best of 5 runs each, taking turns.
 
     pip install -e . openai httpx-sse
     python benchmarks/bench_sse.py
@@ -19,22 +19,25 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-from _loopback import LoopbackServer, big_stream
+from _loopback import LoopbackServer
+from _workload import big_stream
 
 import codex_lite as cl
 
 EVENTS = 171_629
-REPEATS = 3
+REPEATS = 5
 
 
-def best(run: Callable[[], int]) -> tuple[float, int]:
-    """Fastest wall time of `run` and the number of events it saw."""
-    times, count = [], 0
+def side_by_side(runs: dict[str, Callable[[], int]]) -> dict[str, tuple[float, int]]:
+    """Fastest wall time of each run and the events it saw, taking turns."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    counts: dict[str, int] = {}
     for _ in range(REPEATS):
-        started = time.perf_counter()
-        count = run()
-        times.append(time.perf_counter() - started)
-    return min(times), count
+        for name, run in runs.items():
+            started = time.perf_counter()
+            counts[name] = run()
+            times[name].append(time.perf_counter() - started)
+    return {name: (min(times[name]), counts[name]) for name in runs}
 
 
 def chunks_of(blob: bytes, size: int = 65536) -> Iterator[bytes]:
@@ -124,18 +127,22 @@ def report(title: str, results: dict[str, tuple[float, int]], target: float) -> 
 def main() -> None:
     blob = big_stream(EVENTS)
     print(f"stream: {len(blob) / 1e6:.1f} MB, {EVENTS} events")
-    decoders = {
-        "codex_lite SSEDecoder": best(lambda: decode_codex_lite(blob)),
-        "openai-python SSEDecoder": best(lambda: decode_openai(blob)),
-        "httpx-sse": best(lambda: decode_httpx_sse(blob)),
-    }
+    decoders = side_by_side(
+        {
+            "codex_lite SSEDecoder": lambda: decode_codex_lite(blob),
+            "openai-python SSEDecoder": lambda: decode_openai(blob),
+            "httpx-sse": lambda: decode_httpx_sse(blob),
+        }
+    )
     report("decoder to JSON (in memory):", decoders, 1.5)
     with LoopbackServer(stream_events=EVENTS) as url:
         stream_codex_lite(url)  # warm up
-        typed = {
-            "codex_lite Turn.stream": best(lambda: stream_codex_lite(url)),
-            "openai-python Stream": best(lambda: stream_openai(url)),
-        }
+        typed = side_by_side(
+            {
+                "codex_lite Turn.stream": lambda: stream_codex_lite(url),
+                "openai-python Stream": lambda: stream_openai(url),
+            }
+        )
     report("typed events end to end (loopback):", typed, 5)
 
 

@@ -1,6 +1,7 @@
 """A 50-turn conversation growing to 10 MiB: encoding cost and memory per turn.
 
-Each turn adds a user message, a tool call, its output and an answer.  A
+The conversation of `_workload.conversation()`: each turn adds a user
+message, a run of tool calls and their outputs, and an answer.  A
 `Client` keeps every item's encoded JSON between turns, so `Turn.prepare`
 of the last turn encodes only that turn's items and joins bytes; compared
 with one `json.dumps` of the same payload (the bytes must be identical).
@@ -14,55 +15,38 @@ peak of memory allocated while sending, against the body size.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import tracemalloc
 import uuid
 
 from _loopback import LoopbackServer
+from _workload import INSTRUCTIONS, conversation
 
 import codex_lite as cl
 
-TURNS = 50
 REPEATS = 5
 
 
-def turn_items(n: int) -> list[cl.ResponseItem]:
-    """About 205 KiB of history per turn."""
-    log = "\n".join(
-        f"test module_{n}::case_{i} ... ok ({i * 3} ms)" for i in range(4790)
-    )
-    return [
-        cl.Message(
-            role="user", content=(cl.InputText(text=f"turn {n}: run the tests again"),)
-        ),
-        cl.FunctionCall(
-            name="shell",
-            arguments=json.dumps({"command": ["cargo", "test"]}),
-            call_id=f"call_{n}",
-        ),
-        cl.FunctionCallOutput(call_id=f"call_{n}", output=log),
-        cl.Message(
-            role="assistant",
-            content=(cl.OutputText(text=f"All green after turn {n}.", annotations=[]),),
-        ),
-    ]
-
-
 def main() -> None:
+    # 10 MiB bodies are "large" (wire-spec §5): keep that warning out of the figures
+    logging.disable(logging.WARNING)
     with LoopbackServer() as url:
         base = f"{url}/{uuid.uuid4().hex}/fail0/v1"
         client = cl.Client(
             cl.ModelProvider("bench", cl.ProviderInfo(name="bench", base_url=base)),
             model="m",
         )
+        turns = [[cl.item_from_json(d) for d in turn] for turn in conversation()]
         history: list[cl.ResponseItem] = []
-        for n in range(TURNS - 1):
-            history += turn_items(n)
+        for turn in turns[:-1]:
+            history += turn
+            # as each turn's request would
             client.new_turn().prepare(
-                cl.Prompt(input=history)
-            )  # as each turn's request would
-        history += turn_items(TURNS - 1)
-        prompt = cl.Prompt(input=history, instructions="You are a coding agent.")
+                cl.Prompt(input=history, instructions=INSTRUCTIONS)
+            )
+        history += turns[-1]
+        prompt = cl.Prompt(input=history, instructions=INSTRUCTIONS)
 
         cached, full = [], []
         for _ in range(REPEATS):
@@ -87,7 +71,7 @@ def main() -> None:
         )
 
         client.new_turn().prepare(
-            cl.Prompt(input=history[:-4], instructions=prompt.instructions)
+            cl.Prompt(input=history[: -len(turns[-1])], instructions=INSTRUCTIONS)
         )
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
