@@ -745,6 +745,24 @@ def set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
     )
 
 
+def _stamp_created(item: ResponseItem, now: float) -> ResponseItem:
+    """`create_time` on the items upstream dates: user and developer messages,
+    agent messages and tool outputs (wire-spec §1); others are left alone."""
+    metadata = getattr(item, "metadata", None)
+    dated = isinstance(
+        item, (AgentMessage, FunctionCallOutput, CustomToolCallOutput, ToolSearchOutput)
+    ) or (isinstance(item, Message) and item.role in ("user", "developer"))
+    if not dated or metadata is None or metadata.create_time is not None:
+        return item
+    return typing.cast(
+        ResponseItem,
+        dataclasses.replace(
+            typing.cast(Any, item),
+            metadata=dataclasses.replace(metadata, create_time=now),
+        ),
+    )
+
+
 _uuid7_lock = threading.Lock()
 _uuid7_last = 0
 
@@ -1243,18 +1261,31 @@ ResponseEvent = (
 )
 
 
+def _header_str(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name, "").strip()
+    return value or None
+
+
+# Numbers as Rust parses them: no `_` separators, no NaN or infinity.
+_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_INT = re.compile(r"[+-]?\d+")
+
+
 def _header_float(headers: Mapping[str, str], name: str) -> float | None:
-    try:
-        return float(headers[name])
-    except (KeyError, ValueError):
-        return None
+    value = headers.get(name, "")
+    return float(value) if _FLOAT.fullmatch(value) else None
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
-    try:
-        return int(headers[name])
-    except (KeyError, ValueError):
-        return None
+    value = headers.get(name, "")
+    return int(value) if _INT.fullmatch(value) else None
+
+
+def _header_bool(headers: Mapping[str, str], name: str) -> bool | None:
+    value = headers.get(name, "").lower()
+    return (
+        True if value in ("true", "1") else False if value in ("false", "0") else None
+    )
 
 
 def _rate_limit_window(
@@ -1272,29 +1303,30 @@ _FAMILY = re.compile(r"x-([a-z0-9-]+)-primary-used-percent")
 
 
 def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
-    """Every `x-<family>-{primary,secondary}-*` snapshot the headers carry."""
-    names = sorted({m[1] for h in headers if (m := _FAMILY.fullmatch(h.lower()))})
+    """The `codex` snapshot (always, first), then every other
+    `x-<family>-primary-used-percent` family that carries data, by name."""
+    has_credits = _header_bool(headers, "x-codex-credits-has-credits")
+    unlimited = _header_bool(headers, "x-codex-credits-unlimited")
+    credits = None
+    if has_credits is not None and unlimited is not None:
+        credits = {
+            "has_credits": has_credits,
+            "unlimited": unlimited,
+            "balance": _header_str(headers, "x-codex-credits-balance"),
+        }
+    families = {m[1] for h in headers if (m := _FAMILY.fullmatch(h.lower()))}
     out = []
-    for family in names:
+    for family in ["codex", *sorted(families - {"codex"})]:
         prefix = f"x-{family}"
-        credits: dict[str, Any] | None = None
-        if family == "codex" and "x-codex-credits-has-credits" in headers:
-            credits = {
-                "has_credits": headers["x-codex-credits-has-credits"].lower()
-                in ("true", "1"),
-                "unlimited": headers.get("x-codex-credits-unlimited", "").lower()
-                in ("true", "1"),
-                "balance": headers.get("x-codex-credits-balance"),
-            }
-        out.append(
-            RateLimits(
-                limit_id=family.replace("-", "_"),
-                primary=_rate_limit_window(headers, f"{prefix}-primary"),
-                secondary=_rate_limit_window(headers, f"{prefix}-secondary"),
-                limit_name=headers.get(f"{prefix}-limit-name"),
-                credits=credits,
-            )
+        snapshot = RateLimits(
+            limit_id=family.replace("-", "_"),
+            primary=_rate_limit_window(headers, f"{prefix}-primary"),
+            secondary=_rate_limit_window(headers, f"{prefix}-secondary"),
+            limit_name=_header_str(headers, f"{prefix}-limit-name"),
+            credits=credits,
         )
+        if family == "codex" or snapshot.primary or snapshot.secondary or credits:
+            out.append(snapshot)
     return out
 
 
@@ -1304,7 +1336,7 @@ def _events_from_headers(headers: Mapping[str, str]) -> list[ResponseEvent]:
     if model := headers.get("openai-model"):
         events.append(ServerModel(model))
     events.extend(_rate_limits_from_headers(headers))
-    if etag := headers.get("x-models-etag"):
+    if etag := _header_str(headers, "x-models-etag"):
         events.append(ModelsEtag(etag))
     if "x-reasoning-included" in headers:
         events.append(ServerReasoningIncluded())
@@ -1373,6 +1405,17 @@ def _usage(raw: Any) -> TokenUsage | None:
     )
 
 
+_T = typing.TypeVar("_T")
+
+
+def _field(obj: dict[str, Any], key: str, kind: type[_T]) -> _T:
+    """`obj[key]` when it has the JSON type upstream's event struct expects."""
+    value = obj[key]
+    if type(value) is not kind:
+        raise TypeError(f"{key} is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
 class _ResponsesReader:
     """Responses stream semantics over decoded SSE events (sans-IO).
 
@@ -1407,7 +1450,7 @@ class _ResponsesReader:
     def _event(self, kind: Any, obj: dict[str, Any]) -> ResponseEvent | None:
         response = obj.get("response")
         if kind == "response.output_text.delta":
-            return OutputTextDelta(str(obj["delta"]), obj.get("item_id"))
+            return OutputTextDelta(_field(obj, "delta", str), obj.get("item_id"))
         if kind == "response.output_item.done":
             return OutputItemDone(item_from_json(obj["item"]))
         if kind == "response.output_item.added":
@@ -1417,14 +1460,18 @@ class _ResponsesReader:
         if kind == "response.custom_tool_call_input.delta":
             call_id = obj.get("call_id")
             return ToolCallInputDelta(
-                obj.get("item_id") or call_id, call_id, str(obj["delta"])
+                obj.get("item_id") or call_id, call_id, _field(obj, "delta", str)
             )
         if kind == "response.reasoning_summary_text.delta":
-            return ReasoningSummaryDelta(str(obj["delta"]), int(obj["summary_index"]))
+            return ReasoningSummaryDelta(
+                _field(obj, "delta", str), _field(obj, "summary_index", int)
+            )
         if kind == "response.reasoning_text.delta":
-            return ReasoningContentDelta(str(obj["delta"]), int(obj["content_index"]))
+            return ReasoningContentDelta(
+                _field(obj, "delta", str), _field(obj, "content_index", int)
+            )
         if kind == "response.reasoning_summary_part.added":
-            return ReasoningSummaryPartAdded(int(obj["summary_index"]))
+            return ReasoningSummaryPartAdded(_field(obj, "summary_index", int))
         if kind == "response.completed" and isinstance(response, dict):
             self.done = True
             end_turn = response.get("end_turn")
@@ -2202,6 +2249,8 @@ class ProviderInfo:
                     raise ConfigError(f"{where}.{name}.{key} must be a string")
                 if name == "http_headers" and ("\r" in value or "\n" in value):
                     raise ConfigError(f"{where}.{name}.{key} must not contain CR or LF")
+                if name != "query_params" and not _HEADER_NAME.fullmatch(key):
+                    raise ConfigError(f"{where}.{name}: {key!r} is not a header name")
         if values.get("wire_api", "responses") != "responses":
             if values["wire_api"] == "chat":
                 raise ConfigError(
@@ -2231,7 +2280,16 @@ class ProviderInfo:
                 raise ConfigError(
                     f"{where}: provider aws cannot be combined with {', '.join(clashes)}"
                 )
+        if table.get("auth") is not None:
+            raise ConfigError(
+                f"{where}.auth: command-backed auth is not supported here; "
+                "use env_key or experimental_bearer_token"
+            )
         return cls(**values)
+
+
+# An RFC 9110 token: what a header name may be.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _typed(table: Mapping[str, Any], key: str, kind: type[Any], where: str) -> Any:
@@ -2407,8 +2465,11 @@ class ModelProvider:
             if region := self._env(var):
                 return region
         profile = aws.profile or self._env("AWS_PROFILE") or "default"
-        return (
-            _aws_profile(profile, self.environ).get("region", "").strip() or "us-east-1"
+        if region := _aws_profile(profile, self.environ).get("region", "").strip():
+            return region
+        raise ConfigError(
+            "AWS SDK config did not resolve a region: set aws.region for provider "
+            f"{self.id!r}, AWS_REGION, or region in the {profile!r} AWS profile"
         )
 
     def base_url(self, auth: AuthProvider) -> str:
@@ -2672,7 +2733,7 @@ class Turn:
     # Building the request -------------------------------------------------
 
     def _body(
-        self, prompt: Prompt
+        self, prompt: Prompt, tier: str | None
     ) -> tuple[dict[str, Any], list[bytes], dict[str, Any]]:
         """The request body as head fields, encoded input items, tail fields (§11)."""
         client, provider = self.client, self.client.provider
@@ -2689,9 +2750,11 @@ class Turn:
         head: dict[str, Any] = {"model": client.model}
         if prompt.instructions and not lite:
             head["instructions"] = prompt.instructions
-        fragments = client._fragments.encode(prompt.input)
         if lite:
-            fragments = self._lite_items(prompt) + fragments
+            items = [i for i in prompt.input if not isinstance(i, ConfigurationUpdate)]
+            fragments = self._lite_items(prompt) + client._fragments.encode(items)
+        else:
+            fragments = client._fragments.encode(prompt.input)
         tail: dict[str, Any] = {}
         if prompt.tools is not None and not lite:
             tail["tools"] = prompt.tools
@@ -2701,7 +2764,6 @@ class Turn:
         tail["store"] = provider.is_azure
         tail["stream"] = True
         tail["include"] = ["reasoning.encrypted_content"]
-        tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
         if tier and not provider.is_amazon_bedrock:
             tail["service_tier"] = tier
         tail["prompt_cache_key"] = client.session_id
@@ -2726,19 +2788,16 @@ class Turn:
         import uuid
 
         namespace = uuid.uuid5(uuid.NAMESPACE_OID, self.client.thread_id)
-        items = []
-        if prompt.tools is not None:
-            tools_json = json.dumps(
-                prompt.tools, separators=(",", ":"), ensure_ascii=False
-            )
-            items.append(
-                {
-                    "type": "additional_tools",
-                    "id": f"at_{uuid.uuid5(namespace, tools_json)}",
-                    "role": "developer",
-                    "tools": prompt.tools,
-                }
-            )
+        tools = prompt.tools or []
+        tools_json = json.dumps(tools, separators=(",", ":"), ensure_ascii=False)
+        items: list[dict[str, Any]] = [
+            {
+                "type": "additional_tools",
+                "id": f"at_{uuid.uuid5(namespace, tools_json)}",
+                "role": "developer",
+                "tools": tools,
+            }
+        ]
         if prompt.instructions:
             items.append(
                 {
@@ -2765,7 +2824,7 @@ class Turn:
             metadata["x-codex-parent-thread-id"] = client.parent_thread_id
         return metadata
 
-    def _headers(self, body: EncodedBody) -> dict[str, str]:
+    def _headers(self, body: EncodedBody, tier: str | None) -> dict[str, str]:
         client, provider = self.client, self.client.provider
         headers = {"Accept": "text/event-stream", **body.headers, **provider.headers()}
         headers["originator"] = client.originator
@@ -2781,7 +2840,6 @@ class Turn:
         if provider.info.responses_lite:
             headers["x-openai-internal-codex-responses-lite"] = "true"
         if provider.is_openai and client.auth.kind == "chatgpt":
-            tier = _SERVICE_TIERS.get(client.service_tier or "")
             headers["x-codex-routing-hint"] = f"model={client.model}" + (
                 f";tier={tier}" if tier else ""
             )
@@ -2795,7 +2853,8 @@ class Turn:
             and client.auth.kind == "chatgpt"
             and client.provider.is_openai
         )
-        head, fragments, tail = self._body(prompt)
+        tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
+        head, fragments, tail = self._body(prompt, tier)
         json_bytes = _join_request(head, fragments, tail)
         body = EncodedBody(json_bytes, compress=compress, keep_json=keep_json)
         url = client.provider.url_for_path("responses", client.auth)
@@ -2811,7 +2870,8 @@ class Turn:
             _transport_log.log(
                 TRACE, "POST to %s: %s", _redact_url(url), json_bytes.decode()
             )
-        return PreparedRequest("POST", url, self._headers(body), body.data, body.json)
+        headers = self._headers(body, tier)
+        return PreparedRequest("POST", url, headers, body.data, body.json)
 
     def _attempt(self, request: PreparedRequest) -> PreparedRequest:
         if self.turn_state is not None:
@@ -2839,9 +2899,12 @@ class Turn:
         # between attempts (session headers and cookies, proxies and CA
         # bundle from the environment) is done once.
         http = client.http
-        base = http.prepare_request(
-            requests.Request(request.method, request.url, data=request.body)
-        )
+        try:
+            base = http.prepare_request(
+                requests.Request(request.method, request.url, data=request.body)
+            )
+        except requests.RequestException as exc:
+            raise _unsendable(client.provider, exc) from None
         settings = http.merge_environment_settings(base.url, {}, True, None, None)
         timeout = (policy.connect_timeout, policy.stream_idle_timeout)
         retried_auth = False
@@ -2857,12 +2920,14 @@ class Turn:
                 response = http.send(
                     prepared, timeout=timeout, allow_redirects=False, **settings
                 )
-            except requests.RequestException as exc:
+            except _TRANSPORT_ERRORS as exc:
                 error = StreamError(f"request failed: {_describe(exc)}")
                 delay = policy.backoff(attempt + 1)
+            except requests.RequestException as exc:
+                raise _unsendable(client.provider, exc) from None
             else:
-                self._capture_turn_state(response)
                 if response.status_code < 300:
+                    self._capture_turn_state(response)
                     return response
                 error = _http_error(response)
                 response.close()
@@ -2916,6 +2981,23 @@ class Turn:
                 time.sleep(delay)
             finally:
                 response.close()
+
+
+# What a retry can cure: the connection, not the request.
+_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
+    # A URL or header requests refuses: sending again cannot help.  Its
+    # message may quote the URL or a header value, so only its kind is told.
+    return ConfigError(
+        f"model provider {provider.id!r}: the request could not be made "
+        f"({type(exc).__name__}); check its base_url and headers"
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -3133,12 +3215,20 @@ class Conversation:
         writer = None if ephemeral else RolloutWriter(rollout.path)
         return cls(client, history=rollout.items, rollout=writer)
 
-    def record(self, items: Iterable[ResponseItem], turn_id: str) -> list[ResponseItem]:
-        """Add items to history and the rollout, with ids and turn ids as configured."""
-        stamped = [set_turn_id_if_missing(i, turn_id) for i in items]
-        prepared = prepare_conversation_items_for_history(
-            stamped, item_ids=self.client.features.get("item_ids", False)
+    def prepare(
+        self, items: Iterable[ResponseItem], turn_id: str
+    ) -> list[ResponseItem]:
+        """Items as history keeps them: turn id and creation time stamped, ids
+        and images prepared as configured."""
+        now = time.time()
+        return prepare_conversation_items_for_history(
+            [_stamp_created(set_turn_id_if_missing(i, turn_id), now) for i in items],
+            item_ids=self.client.features.get("item_ids", False),
         )
+
+    def record(self, items: Iterable[ResponseItem], turn_id: str) -> list[ResponseItem]:
+        """Add items to history and the rollout."""
+        prepared = self.prepare(items, turn_id)
         self.history.extend(prepared)
         if self.rollout is not None:
             self.rollout.append_items(prepared)
@@ -3293,7 +3383,7 @@ def create_realtime_call(
                 f"--{_REALTIME_BOUNDARY}\r\n"
                 'Content-Disposition: form-data; name="session"\r\n'
                 "Content-Type: application/json\r\n\r\n"
-                f"{json.dumps(config, separators=(',', ':'))}\r\n"
+                f"{_dumps(config).decode()}\r\n"
                 f"--{_REALTIME_BOUNDARY}--\r\n"
             ).encode()
     request = auth.apply_auth(PreparedRequest("POST", url, headers, body))
@@ -3313,10 +3403,11 @@ def create_realtime_call(
     location = response.headers.get("Location")
     if not location:
         raise ApiError("realtime call response missing Location")
-    segment = urllib.parse.urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
-    if not segment.startswith("rtc_"):
+    segments = reversed(urllib.parse.urlsplit(location).path.split("/"))
+    call_id = next((s for s in segments if s.startswith("rtc_") and s != "rtc_"), None)
+    if call_id is None:
         raise ApiError(f"realtime call Location does not contain a call id: {location}")
-    return RealtimeCall(response.content.decode("utf-8", "replace"), segment)
+    return RealtimeCall(response.content.decode("utf-8", "replace"), call_id)
 
 
 # --- Config -----------------------------------------------------------------
@@ -3641,13 +3732,12 @@ def _event_json(event: ResponseEvent) -> dict[str, Any]:
 def _print_dry_run(
     conversation: Conversation, user_input: list[ResponseItem], schema: Any
 ) -> None:
-    client = conversation.client
-    turn = client.new_turn()
-    items = prepare_conversation_items_for_history(
-        [*conversation.history, *user_input],
-        item_ids=client.features.get("item_ids", False),
+    turn = conversation.client.new_turn()
+    items = [*conversation.history, *conversation.prepare(user_input, turn.turn_id)]
+    prompt = Prompt(
+        input=items, instructions=conversation.instructions, output_schema=schema
     )
-    request = turn.prepare(Prompt(input=items, output_schema=schema))
+    request = turn.prepare(prompt)
     out = sys.stdout
     out.write(f"{request.method} {_redact_url(request.url)}\n")
     for name, value in _redact_headers(request.headers).items():

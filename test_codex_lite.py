@@ -742,12 +742,33 @@ def test_turn_state_is_sticky_within_a_turn_and_reset_across_turns(
 
 
 def test_turn_state_is_sent_on_retries(server: Loopback, home: pathlib.Path) -> None:
+    # A stream that breaks after its headers, a 503, then success: the state
+    # the stream carried goes on both later requests.  An error response's
+    # header is not a turn state (wire-spec §4: the header of an SSE response).
     server.then(
-        reply(503, b"busy", {"x-codex-turn-state": "ts-retry"}),
+        reply(body=text_stream()[:40], headers={"x-codex-turn-state": "ts-retry"}),
+        reply(503, b"busy", {"x-codex-turn-state": "ts-from-error"}),
         reply(body=text_stream()),
     )
     run(local_client(server, home).new_turn())
-    assert [s.header("x-codex-turn-state") for s in server.seen] == [None, "ts-retry"]
+    assert [s.header("x-codex-turn-state") for s in server.seen] == [
+        None,
+        "ts-retry",
+        "ts-retry",
+    ]
+
+
+def test_turn_state_is_not_taken_from_an_error_response(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(503, b"busy", {"x-codex-turn-state": "ts-from-error"}),
+        reply(body=text_stream()),
+    )
+    turn = local_client(server, home).new_turn()
+    run(turn)
+    assert [s.header("x-codex-turn-state") for s in server.seen] == [None, None]
+    assert turn.turn_state is None
 
 
 def test_body_fields_in_wire_order_for_openai(
@@ -911,6 +932,18 @@ def test_chatgpt_bodies_are_zstd_compressed_once(
     assert first.header("authorization") == "Bearer chatgpt-token"
     assert first.header("chatgpt-account-id") == "acct_1"
     assert first.header("x-codex-routing-hint") == "model=gpt-test"
+
+
+def test_routing_hint_names_the_tier_the_body_asks_for(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    # wire-spec §10: `x-codex-routing-hint: model=…;tier=priority`, Fast sends "priority"
+    server.then(reply(body=text_stream()))
+    client = openai_client(server, home, auth=chatgpt_auth(home))
+    run(client.new_turn(), service_tier="fast")
+    (seen,) = server.seen
+    assert seen.json()["service_tier"] == "priority"
+    assert seen.header("x-codex-routing-hint") == "model=gpt-test;tier=priority"
 
 
 def test_no_compression_without_chatgpt_auth_or_with_the_feature_off(
@@ -1196,7 +1229,8 @@ def test_stream_events_and_header_events(server: Loopback, home: pathlib.Path) -
         "x-codex-secondary-used-percent": "0",
         "x-codex-limit-name": "plus",
         "x-codex-credits-has-credits": "true",
-        "x-codex-credits-balance": "10",
+        "x-codex-credits-unlimited": "0",
+        "x-codex-credits-balance": " 10 ",
         "x-codex-secondary-primary-used-percent": "1.0",
         "X-Models-Etag": "etag-1",
         "x-reasoning-included": "true",
@@ -1245,7 +1279,9 @@ def test_stream_events_and_header_events(server: Loopback, home: pathlib.Path) -
         credits={"has_credits": True, "unlimited": False, "balance": "10"},
     )
     assert events[2] == cl.RateLimits(
-        limit_id="codex_secondary", primary=cl.RateLimitWindow(1.0, None, None)
+        limit_id="codex_secondary",
+        primary=cl.RateLimitWindow(1.0, None, None),
+        credits={"has_credits": True, "unlimited": False, "balance": "10"},
     )
     assert events[3:5] == [cl.ModelsEtag("etag-1"), cl.ServerReasoningIncluded()]
     assert events[5:] == [
@@ -1258,6 +1294,47 @@ def test_stream_events_and_header_events(server: Loopback, home: pathlib.Path) -
         cl.OutputTextDelta("Hi", "msg_1"),
         cl.Completed("resp_9", cl.TokenUsage(10, 4, 5, 2, 15), True),
     ]
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        # upstream parse_rate_limit_updates_includes_default_codex_snapshot
+        ({}, [cl.RateLimits(limit_id="codex")]),
+        # the codex family first, then the others by name
+        (
+            {
+                "x-zeta-primary-used-percent": "5",
+                "x-acme-primary-used-percent": "7",
+                "x-codex-primary-used-percent": "12.5",
+            },
+            [
+                cl.RateLimits("codex", cl.RateLimitWindow(12.5, None, None)),
+                cl.RateLimits("acme", cl.RateLimitWindow(7.0, None, None)),
+                cl.RateLimits("zeta", cl.RateLimitWindow(5.0, None, None)),
+            ],
+        ),
+        # a family with nothing to say is left out; codex never is
+        (
+            {"x-acme-primary-used-percent": "0", "x-codex-limit-name": "  "},
+            [cl.RateLimits(limit_id="codex")],
+        ),
+        # numbers Rust would not parse, and credits missing one of the two flags
+        (
+            {
+                "x-codex-primary-used-percent": "nan",
+                "x-codex-secondary-used-percent": "1_0",
+                "x-codex-credits-has-credits": "true",
+                "x-codex-credits-unlimited": "yes",
+            },
+            [cl.RateLimits(limit_id="codex")],
+        ),
+    ],
+)
+def test_rate_limit_headers(
+    headers: dict[str, str], expected: list[cl.RateLimits]
+) -> None:
+    assert cl._rate_limits_from_headers(headers) == expected
 
 
 def test_completed_ends_reading_without_waiting_for_the_stream(
@@ -1287,7 +1364,11 @@ def test_litellm_style_stream_without_event_names(
     )
     server.then(reply(body=body))
     events = run(local_client(server, home).new_turn())
-    assert events == [cl.OutputTextDelta("ok"), cl.Completed("resp_1", None, None)]
+    assert events == [
+        cl.RateLimits("codex"),
+        cl.OutputTextDelta("ok"),
+        cl.Completed("resp_1", None, None),
+    ]
 
 
 def stream_retry_client(
@@ -1450,6 +1531,30 @@ def test_malformed_output_item_is_skipped(server: Loopback, home: pathlib.Path) 
     )
 
 
+def test_events_with_mistyped_fields_are_skipped(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    # upstream's event struct has `delta: Option<String>`, `summary_index: Option<i64>`
+    bad = [
+        {"type": "response.output_text.delta", "delta": 5},
+        {
+            "type": "response.reasoning_summary_text.delta",
+            "delta": "x",
+            "summary_index": "0",
+        },
+        {"type": "response.reasoning_text.delta", "delta": "x", "content_index": True},
+    ]
+    server.then(reply(body=sse(*bad) + text_stream("ok")))
+    events = run(local_client(server, home).new_turn())
+    assert [e for e in events if not isinstance(e, (cl.RateLimits, cl.Created))][
+        :1
+    ] == [cl.OutputTextDelta("ok", "msg_1")]
+    assert not any(
+        isinstance(e, (cl.ReasoningSummaryDelta, cl.ReasoningContentDelta))
+        for e in events
+    )
+
+
 # --- Providers and auth (wire-spec §6, §7, §8) ---------------------------------
 
 
@@ -1539,11 +1644,35 @@ def test_azure_default_store_attaches_ids_and_headers(
             "http_headers.x must not contain CR or LF",
         ),
         ({"base_url": 5}, "model_provider.base_url must be a string"),
+        (
+            {"env_http_headers": {"Bad Header": "ORG"}},
+            "model_provider.env_http_headers: 'Bad Header' is not a header name",
+        ),
+        (
+            {"auth": {"command": "print-token"}},
+            "model_provider.auth: command-backed auth is not supported",
+        ),
     ],
 )
 def test_provider_validation_names_the_key(table: dict[str, Any], message: str) -> None:
     with pytest.raises(cl.ConfigError, match=re.escape(message)):
         cl.ProviderInfo.from_toml(table)
+
+
+def test_a_request_requests_refuses_is_not_retried(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    # Only the connection is worth another attempt; a malformed URL is not.
+    cases = [("http://[::1/v1", "InvalidURL"), ("ftp://h/v1", "InvalidSchema")]
+    for base_url, kind in cases:
+        client = local_client(server, home, info={"base_url": base_url})
+        with Budget(2), pytest.raises(cl.ConfigError) as caught:
+            run(client.new_turn())
+        assert str(caught.value) == (
+            f"model provider 'local': the request could not be made ({kind}); "
+            "check its base_url and headers"
+        )
+    assert server.seen == []
 
 
 def test_retry_settings_are_capped(home: pathlib.Path) -> None:
@@ -1749,11 +1878,9 @@ def test_bedrock_bearer_token_wins_and_sets_region(home: pathlib.Path) -> None:
 
 def test_bedrock_region_resolution_and_refusal(home: pathlib.Path) -> None:
     creds = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret"}
-    assert (
-        bedrock(home, env=creds)
-        .base_url(bedrock(home, env=creds).auth())
-        .startswith("https://bedrock-mantle.us-east-1.")
-    )
+    unresolved = bedrock(home, env=creds)
+    with pytest.raises(cl.ConfigError, match="AWS SDK config did not resolve a region"):
+        unresolved.base_url(unresolved.auth())
     env = {**creds, "AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "eu-west-1"}
     assert "us-west-2" in bedrock(home, env=env).url_for_path(
         "responses", cl.AuthProvider()
@@ -1966,6 +2093,26 @@ def test_responses_lite_moves_tools_and_instructions_into_items(
     assert server.seen[0].header("x-openai-internal-codex-responses-lite") == "true"
 
 
+def test_responses_lite_without_tools_or_instructions(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    # wire-spec §11: the additional_tools item always leads; the instructions
+    # message only when there are instructions; configuration_update dropped.
+    server.then(reply(body=text_stream()))
+    client = local_client(server, home, info={"responses_lite": True})
+    update = cl.ConfigurationUpdate(reasoning={"effort": "high"})
+    run(client.new_turn(), user("hi"), update)
+    sent = server.seen[0].json()["input"]
+    namespace = uuid.uuid5(uuid.NAMESPACE_OID, client.thread_id)
+    assert sent[0] == {
+        "type": "additional_tools",
+        "id": f"at_{uuid.uuid5(namespace, '[]')}",
+        "role": "developer",
+        "tools": [],
+    }
+    assert [i["type"] for i in sent] == ["additional_tools", "message"]
+
+
 # --- Command line (subprocess against loopback) ---------------------------------
 
 
@@ -2034,14 +2181,23 @@ def test_cli_json_lines(server: Loopback, home: pathlib.Path) -> None:
     assert [e["type"] for e in events] == [
         "thread_started",
         "server_model",
+        "rate_limits",  # the codex snapshot comes with every response
         "created",
         "output_text_delta",
         "output_item_done",
         "completed",
     ]
-    assert events[3]["delta"] == "ok"
-    assert events[4]["item"]["content"][0]["text"] == "ok"
-    assert events[5]["usage"]["total_tokens"] == 4
+    assert events[2] == {
+        "type": "rate_limits",
+        "limit_id": "codex",
+        "primary": None,
+        "secondary": None,
+        "limit_name": None,
+        "credits": None,
+    }
+    assert events[4]["delta"] == "ok"
+    assert events[5]["item"]["content"][0]["text"] == "ok"
+    assert events[6]["usage"]["total_tokens"] == 4
 
 
 def test_cli_dry_run_sends_nothing_and_redacts(home: pathlib.Path) -> None:
@@ -2090,7 +2246,15 @@ def test_cli_dry_run_redacts_chatgpt_and_aws_secrets(home: pathlib.Path) -> None
         "AWS_SESSION_TOKEN": "aws-session-secret",
         "AWS_CONFIG_FILE": str(home / "none"),
     }
-    done = cli(home, "exec", "--dry-run", "--provider", "amazon-bedrock", "hi", env=aws)
+    done = cli(
+        home,
+        "exec",
+        "--dry-run",
+        "--provider",
+        "amazon-bedrock",
+        "hi",
+        env={**aws, "AWS_REGION": "us-east-1"},
+    )
     assert done.returncode == 0, done.stderr
     assert "x-amz-security-token: <redacted>" in done.stdout
     assert "authorization: AWS4-HMAC-SHA256 <redacted>" in done.stdout
@@ -2443,7 +2607,12 @@ def test_realtime_call_with_session_is_multipart(
             {"Location": "https://api.example.com/v1/realtime/calls/rtc_abc?x=1"},
         )
     )
-    session = {"id": "sess_drop", "type": "realtime", "model": "gpt-realtime"}
+    session = {
+        "id": "sess_drop",
+        "type": "realtime",
+        "model": "gpt-realtime",
+        "instructions": "Réponds en français",
+    }
     call = cl.create_realtime_call(
         openai_client(server, home), SDP_OFFER, session=session
     )
@@ -2461,16 +2630,19 @@ def test_realtime_call_with_session_is_multipart(
         "--codex-realtime-call-boundary\r\n"
         'Content-Disposition: form-data; name="session"\r\n'
         "Content-Type: application/json\r\n\r\n"
-        '{"type":"realtime","model":"gpt-realtime"}\r\n'
+        '{"type":"realtime","model":"gpt-realtime",'
+        '"instructions":"Réponds en français"}\r\n'  # UTF-8, as serde_json writes it
         "--codex-realtime-call-boundary--\r\n"
     )
-    assert seen.body.decode() == expected
+    assert seen.body == expected.encode()
 
 
 def test_realtime_call_errors(server: Loopback, home: pathlib.Path) -> None:
     server.then(
         reply(201, b"answer"),
         reply(201, b"answer", {"Location": "/v1/realtime/calls/nope"}),
+        reply(201, b"answer", {"Location": "/v1/realtime/calls/rtc_"}),
+        reply(201, b"answer", {"Location": "/backend-api/realtime/calls/rtc_fw/sdp"}),
     )
     client = openai_client(server, home)
     with pytest.raises(cl.ApiError, match="realtime call response missing Location"):
@@ -2480,6 +2652,10 @@ def test_realtime_call_errors(server: Loopback, home: pathlib.Path) -> None:
         match="Location does not contain a call id: /v1/realtime/calls/nope",
     ):
         cl.create_realtime_call(client, SDP_OFFER)
+    with pytest.raises(cl.ApiError, match="does not contain a call id"):
+        cl.create_realtime_call(client, SDP_OFFER)
+    # the last segment that starts with rtc_, not merely the last segment
+    assert cl.create_realtime_call(client, SDP_OFFER).call_id == "rtc_fw"
 
 
 def test_realtime_cli(
@@ -2654,6 +2830,40 @@ def test_conversation_run_turn_records_history(
     resumed.close()
 
 
+def test_conversation_stamps_turn_id_and_create_time(
+    server: Loopback, home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # wire-spec §1: create_time (fractional Unix seconds) only on user/developer
+    # messages, agent messages and *_output items; turn_id on every item.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    server.then(reply(body=text_stream("first")))
+    conversation = cl.Conversation.start(cl.load_config(home), ephemeral=True)
+    before = time.time()
+    conversation.run_turn(
+        [user("one"), cl.FunctionCallOutput(call_id="call_1", output="done")]
+    )
+    key = "internal_chat_message_metadata_passthrough"
+    sent = server.seen[0].json()["input"]
+    turn_id = sent[0][key]["turn_id"]
+    for item in sent:
+        assert item[key]["turn_id"] == turn_id
+        assert isinstance(item[key]["create_time"], float)
+        assert before <= item[key]["create_time"] <= time.time()
+    answer = cl.item_to_json(conversation.history[-1])
+    assert answer["role"] == "assistant"
+    assert answer[key] == {"turn_id": turn_id}
+
+
+def test_cli_dry_run_shows_the_input_as_it_would_be_sent(home: pathlib.Path) -> None:
+    done = cli(home, "exec", "--dry-run", "hello", env={"OPENAI_API_KEY": "sk-test"})
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout.partition("\n\n")[2])
+    metadata = body["input"][0]["internal_chat_message_metadata_passthrough"]
+    assert set(metadata) == {"turn_id", "create_time"}
+    assert body["client_metadata"]["turn_id"] == metadata["turn_id"]
+
+
 # --- Fault injection ------------------------------------------------------------
 #
 # Each case ends in success or a typed error, and the caller never waits much
@@ -2681,8 +2891,8 @@ def test_fault_5mb_single_event(server: Loopback, home: pathlib.Path) -> None:
     server.then(reply(body=[raw[i : i + 65536] for i in range(0, len(raw), 65536)]))
     with Budget(10):
         events = run(local_client(server, home).new_turn())
-    assert events[0] == cl.OutputTextDelta(delta) and isinstance(
-        events[1], cl.Completed
+    assert events[1] == cl.OutputTextDelta(delta) and isinstance(
+        events[2], cl.Completed
     )
     assert len(server.seen) == 1
 
@@ -3038,6 +3248,7 @@ request_max_retries = 1
 
 [model_providers.amazon-bedrock]
 base_url = "{server.url}"
+aws = {{ region = "us-east-1" }}
 """
     )
     (home / "auth.json").write_text(
