@@ -1877,10 +1877,11 @@ class AuthProvider:
     """Adds credentials to requests.  The base class sends none.
 
     `kind` says what the credentials are: "none", "api_key", "chatgpt",
-    "bedrock_bearer" or "sigv4".
+    "bedrock_bearer" or "sigv4"; `account_id` whose they are, when known.
     """
 
     kind: str = "none"
+    account_id: str | None = None
 
     def add_auth_headers(self, headers: dict[str, str]) -> None:
         """Add the body-independent auth headers."""
@@ -1909,13 +1910,13 @@ class BearerAuth(AuthProvider):
         self, token: str, *, account_id: str | None = None, kind: str = "api_key"
     ):
         self._token = token
-        self._account_id = account_id
+        self.account_id = account_id
         self.kind = kind
 
     def add_auth_headers(self, headers: dict[str, str]) -> None:
         headers["Authorization"] = f"Bearer {self._token}"
-        if self._account_id:
-            headers["ChatGPT-Account-ID"] = self._account_id
+        if self.account_id:
+            headers["ChatGPT-Account-ID"] = self.account_id
 
 
 class ChatGptAuth(BearerAuth):
@@ -1936,7 +1937,7 @@ class ChatGptAuth(BearerAuth):
         except (AuthError, OSError):
             return False
         fresh = token != self._token
-        self._token, self._account_id = token, account_id
+        self._token, self.account_id = token, account_id
         return fresh
 
 
@@ -2931,12 +2932,15 @@ class Turn:
                     return response
                 error = _http_error(response)
                 response.close()
+                owner = client.auth.account_id
                 if (
                     response.status_code == 401
                     and not retried_auth
                     and client.auth.reload()
                 ):
                     retried_auth = True
+                    if client.auth.account_id != owner:
+                        self.turn_state = None  # it was the other account's
                     continue
                 decision = _retry_decision(response, error, attempt + 1, policy)
                 if decision is None:

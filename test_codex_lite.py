@@ -1797,6 +1797,31 @@ def test_chatgpt_auth_rereads_auth_json_after_401(
     assert server.seen[0].body == server.seen[1].body
 
 
+def test_a_new_auth_owner_clears_the_turn_state(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    # wire-spec §4: "A change of auth owner also clears it."
+    auth = chatgpt_auth(home, "token-a")
+
+    def another_account_logged_in(handler: http.server.BaseHTTPRequestHandler) -> None:
+        (home / "auth.json").write_text(
+            json.dumps({"tokens": {"access_token": "token-b", "account_id": "acct_2"}})
+        )
+        reply(401, b'{"error":{"message":"token expired"}}')(handler)
+
+    server.then(
+        reply(body=text_stream()[:40], headers={"x-codex-turn-state": "ts-a"}),
+        another_account_logged_in,
+        reply(body=text_stream()),
+    )
+    run(openai_client(server, home, auth=auth).new_turn())
+    sent = [
+        (s.header("chatgpt-account-id"), s.header("x-codex-turn-state"))
+        for s in server.seen
+    ]
+    assert sent == [("acct_1", None), ("acct_1", "ts-a"), ("acct_2", None)]
+
+
 def test_401_without_fresher_credentials_is_reported(
     server: Loopback, home: pathlib.Path
 ) -> None:
