@@ -265,16 +265,12 @@ class UnknownItem:
         return str(self.data.get("type"))
 
 
+# fmt: off
 ContentItem = (
-    InputText
-    | InputImage
-    | InputAudio
-    | OutputText
-    | EncryptedContent
-    | SummaryText
-    | ReasoningText
-    | UnknownItem
+    InputText | InputImage | InputAudio | OutputText | EncryptedContent | SummaryText
+    | ReasoningText | UnknownItem
 )
+# fmt: on
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -489,26 +485,15 @@ class CompactionTrigger(_Wire):
     prefix: ClassVar[str | None] = None
 
 
+# fmt: off
 ResponseItem = (
-    Message
-    | AgentMessage
-    | Reasoning
-    | LocalShellCall
-    | FunctionCall
-    | FunctionCallOutput
-    | CustomToolCall
-    | CustomToolCallOutput
-    | ToolSearchCall
-    | ToolSearchOutput
-    | WebSearchCall
-    | ImageGenerationCall
-    | Compaction
-    | ContextCompaction
-    | AdditionalTools
-    | ConfigurationUpdate
-    | CompactionTrigger
-    | UnknownItem
+    Message | AgentMessage | Reasoning | LocalShellCall | FunctionCall
+    | FunctionCallOutput | CustomToolCall | CustomToolCallOutput
+    | ToolSearchCall | ToolSearchOutput | WebSearchCall | ImageGenerationCall
+    | Compaction | ContextCompaction | AdditionalTools | ConfigurationUpdate
+    | CompactionTrigger | UnknownItem
 )
+# fmt: on
 
 _ITEM_TYPES: dict[str, type[Any]] = {
     cls.type: cls for cls in typing.get_args(ResponseItem) if cls is not UnknownItem
@@ -598,12 +583,9 @@ def _decode_value(kind: Any, value: Any, where: str) -> Any:
 
 def _decode_object(cls: type[Any], obj: dict[str, Any], what: str) -> Any:
     kwargs: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
     specs = _field_specs(cls)
     known = {s.key for s in specs}
-    for key, value in obj.items():
-        if key != "type" and key not in known:
-            extra[key] = value
+    extra = {k: v for k, v in obj.items() if k != "type" and k not in known}
     for spec in specs:
         value = obj.get(spec.key)
         if value is None:
@@ -665,6 +647,8 @@ def item_from_json(obj: Any) -> ResponseItem:
 
 
 def _encode_object(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, UnknownItem):
+        return obj.data
     out: dict[str, Any] = {}
     tag = getattr(obj, "kind", None) or getattr(type(obj), "type", None)
     if tag is not None:
@@ -676,7 +660,7 @@ def _encode_object(obj: Any) -> dict[str, Any]:
                 out[spec.key] = None
             continue
         if isinstance(value, tuple):
-            value = [_content_to_json(v) for v in value]
+            value = [_encode_object(v) for v in value]
         elif isinstance(value, ItemMetadata):
             value = _encode_object(value)
         out[spec.key] = value
@@ -684,16 +668,8 @@ def _encode_object(obj: Any) -> dict[str, Any]:
     return out
 
 
-def _content_to_json(part: ContentItem) -> dict[str, Any]:
-    if isinstance(part, UnknownItem):
-        return part.data
-    return _encode_object(part)
-
-
 def item_to_json(item: ResponseItem) -> dict[str, Any]:
     """The JSON object upstream would serialize for `item`, keys in wire order."""
-    if isinstance(item, UnknownItem):
-        return item.data
     out = _encode_object(item)
     # Upstream never replays raw reasoning text; plain `text` parts are kept.
     if isinstance(item, Reasoning) and any(
@@ -729,6 +705,13 @@ def _is_prefixed_id(item_id: str) -> bool:
     return bool(head and sep and tail)
 
 
+def _replace(item: ResponseItem, **changes: Any) -> ResponseItem:
+    # `dataclasses.replace` on an item of any kind, typed as an item.
+    return typing.cast(
+        ResponseItem, dataclasses.replace(typing.cast(Any, item), **changes)
+    )
+
+
 def set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
     """Record `turn_id` in the item's metadata unless it already has a non-empty one."""
     if not hasattr(item, "metadata"):
@@ -736,13 +719,7 @@ def set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
     metadata: ItemMetadata = getattr(item, "metadata", None) or ItemMetadata()
     if metadata.turn_id:
         return item
-    return typing.cast(
-        ResponseItem,
-        dataclasses.replace(
-            typing.cast(Any, item),
-            metadata=dataclasses.replace(metadata, turn_id=turn_id),
-        ),
-    )
+    return _replace(item, metadata=dataclasses.replace(metadata, turn_id=turn_id))
 
 
 def _stamp_created(item: ResponseItem, now: float) -> ResponseItem:
@@ -754,13 +731,7 @@ def _stamp_created(item: ResponseItem, now: float) -> ResponseItem:
     ) or (isinstance(item, Message) and item.role in ("user", "developer"))
     if not dated or metadata is None or metadata.create_time is not None:
         return item
-    return typing.cast(
-        ResponseItem,
-        dataclasses.replace(
-            typing.cast(Any, item),
-            metadata=dataclasses.replace(metadata, create_time=now),
-        ),
-    )
+    return _replace(item, metadata=dataclasses.replace(metadata, create_time=now))
 
 
 _uuid7_lock = threading.Lock()
@@ -847,9 +818,7 @@ def prepare_conversation_items_for_history(
         if item_ids and not _item_id(item):
             prefix = item_id_prefix(item)
             if prefix is not None:
-                item = dataclasses.replace(
-                    typing.cast(Any, item), id=f"{prefix}_{_uuid7()}"
-                )
+                item = _replace(item, id=f"{prefix}_{_uuid7()}")
         prepared.append(item)
     return prepared
 
@@ -865,6 +834,10 @@ def default_codex_home() -> Path:
     """`$CODEX_HOME`, or `~/.codex`."""
     value = os.environ.get("CODEX_HOME", "").strip()
     return Path(value).expanduser() if value else Path.home() / ".codex"
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _utc_timestamp(now: datetime | None = None) -> str:
@@ -896,23 +869,14 @@ class RolloutWriter:
     ) -> RolloutWriter:
         """Start a new rollout for `thread_id` with its `session_meta` line."""
         local = (now or datetime.now(UTC)).astimezone()
-        stamp = local.strftime("%Y-%m-%dT%H-%M-%S")
-        path = (
-            home
-            / "sessions"
-            / local.strftime("%Y/%m/%d")
-            / f"rollout-{stamp}-{thread_id}.jsonl"
-        )
-        writer = cls(path)
+        name = f"rollout-{local.strftime('%Y-%m-%dT%H-%M-%S')}-{thread_id}.jsonl"
+        writer = cls(home / "sessions" / local.strftime("%Y/%m/%d") / name)
         writer.append("session_meta", {"id": thread_id, **meta})
         return writer
 
     def append(self, kind: str, payload: Any) -> None:
         line = {"timestamp": _utc_timestamp(), "type": kind, "payload": payload}
-        data = (
-            json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
-        ).encode()
-        view = memoryview(data)
+        view = memoryview(_dumps(line) + b"\n")
         while view:
             view = view[os.write(self._fd, view) :]
 
@@ -982,8 +946,7 @@ def read_rollout(path: Path | str) -> Rollout:
     path = Path(path)
     meta: dict[str, Any] = {}
     items: list[ResponseItem] = []
-    data = path.read_bytes()
-    lines = data.split(b"\n")
+    lines = path.read_bytes().split(b"\n")
     torn = lines.pop()  # b"" when the file ends with a newline
     if torn.strip():
         _log.warning("%s: ignoring a torn last line (%d bytes)", path, len(torn))
@@ -1096,12 +1059,8 @@ class SSEDecoder:
     def _lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
         # One loop over complete lines, state in locals: this is the hot path.
         events: list[ServerSentEvent] = []
-        event_type, data, retry, last_id = (
-            self._event,
-            self._data,
-            self._retry,
-            self._last_id,
-        )
+        event_type, data, retry = self._event, self._data, self._retry
+        last_id = self._last_id
         for line in lines:
             if not line:
                 if data:
@@ -1130,12 +1089,8 @@ class SSEDecoder:
             elif name == b"retry" and value.isdigit():  # bytes: ASCII digits only
                 retry = int(value)
             # anything else, a comment (no name) included, is ignored
-        self._event, self._data, self._retry, self._last_id = (
-            event_type,
-            data,
-            retry,
-            last_id,
-        )
+        self._event, self._data, self._retry = event_type, data, retry
+        self._last_id = last_id
         return events
 
 
@@ -1243,22 +1198,14 @@ class Completed:
     end_turn: bool | None = None
 
 
+# fmt: off
 ResponseEvent = (
-    ServerModel
-    | RateLimits
-    | ModelsEtag
-    | ServerReasoningIncluded
-    | Created
-    | OutputItemAdded
-    | OutputItemDone
-    | OutputTextDelta
-    | ToolCallInputDelta
-    | ReasoningSummaryDelta
-    | ReasoningContentDelta
-    | ReasoningSummaryPartAdded
-    | StreamRetry
-    | Completed
+    ServerModel | RateLimits | ModelsEtag | ServerReasoningIncluded | Created
+    | OutputItemAdded | OutputItemDone | OutputTextDelta | ToolCallInputDelta
+    | ReasoningSummaryDelta | ReasoningContentDelta | ReasoningSummaryPartAdded
+    | StreamRetry | Completed
 )
+# fmt: on
 
 
 def _header_str(headers: Mapping[str, str], name: str) -> str | None:
@@ -1283,9 +1230,7 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
 
 def _header_bool(headers: Mapping[str, str], name: str) -> bool | None:
     value = headers.get(name, "").lower()
-    return (
-        True if value in ("true", "1") else False if value in ("false", "0") else None
-    )
+    return {"true": True, "1": True, "false": False, "0": False}.get(value)
 
 
 def _rate_limit_window(
@@ -1514,10 +1459,6 @@ logging.addLevelName(TRACE, "TRACE")
 _transport_log = logging.getLogger("codex_lite.transport")
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def _zstd_compress(data: bytes) -> bytes:
     # Imported here: only compressed requests pay for loading zstd.
     try:
@@ -1632,22 +1573,13 @@ class _FragmentCache:
 # canonical request, string to sign, signing key, authorization header.
 # Amazon Bedrock Mantle signs the exact bytes sent, compressed or not.
 
-_SIGV4_UNSIGNED = frozenset(
-    {
-        "authorization",
-        "connection",
-        "expect",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "user-agent",
-        "x-amzn-trace-id",
-    }
-)
+# fmt: off
+_SIGV4_UNSIGNED = frozenset({
+    "authorization", "connection", "expect", "keep-alive", "proxy-authenticate",
+    "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+    "user-agent", "x-amzn-trace-id",
+})
+# fmt: on
 _SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
 
 
@@ -1682,17 +1614,16 @@ def _sigv4_canonical_uri(path: str, *, normalize: bool = True) -> str:
     return urllib.parse.quote(path or "/", safe="/~")
 
 
+def _sigv4_encode(text: str) -> str:
+    return urllib.parse.quote(urllib.parse.unquote(text), safe="-_.~")
+
+
 def _sigv4_canonical_query(query: str) -> str:
     pairs = []
     for part in query.split("&"):
         if part:
             key, _, value = part.partition("=")
-            pairs.append(
-                (
-                    urllib.parse.quote(urllib.parse.unquote(key), safe="-_.~"),
-                    urllib.parse.quote(urllib.parse.unquote(value), safe="-_.~"),
-                )
-            )
+            pairs.append((_sigv4_encode(key), _sigv4_encode(value)))
     return "&".join(f"{k}={v}" for k, v in sorted(pairs))
 
 
@@ -1719,19 +1650,10 @@ def _sigv4_canonical_request(
     """The canonical request and its signed-header list."""
     parts = urllib.parse.urlsplit(url)
     block, signed = _sigv4_canonical_headers(headers)
-    return (
-        "\n".join(
-            [
-                method.upper(),
-                _sigv4_canonical_uri(parts.path, normalize=normalize),
-                _sigv4_canonical_query(parts.query),
-                block,
-                signed,
-                payload_hash,
-            ]
-        ),
-        signed,
-    )
+    uri = _sigv4_canonical_uri(parts.path, normalize=normalize)
+    query = _sigv4_canonical_query(parts.query)
+    canonical = f"{method.upper()}\n{uri}\n{query}\n{block}\n{signed}\n{payload_hash}"
+    return canonical, signed
 
 
 def _sigv4_string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
@@ -1790,20 +1712,17 @@ def sigv4_sign(
     pairs.append(("x-amz-date", amz_date))
     if token and sign_session_token:
         pairs.append(("x-amz-security-token", token))
+    given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
     if payload_hash is None:
-        given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
         payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
-    if content_sha256_header and not any(
-        n.lower() == "x-amz-content-sha256" for n, _ in pairs
-    ):
+    if content_sha256_header and not given:
         pairs.append(("x-amz-content-sha256", payload_hash))
     canonical, signed = _sigv4_canonical_request(
         method, url, pairs, payload_hash, normalize=normalize_path
     )
-    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
-    key = _sigv4_signing_key(
-        credentials.secret_access_key, amz_date[:8], region, service
-    )
+    date = amz_date[:8]
+    scope = f"{date}/{region}/{service}/aws4_request"
+    key = _sigv4_signing_key(credentials.secret_access_key, date, region, service)
     string_to_sign = _sigv4_string_to_sign(amz_date, scope, canonical)
     signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     out: dict[str, str] = {}
@@ -2121,14 +2040,11 @@ def aws_credentials_resolver(
     env = os.environ if environ is None else environ
 
     def resolve() -> tuple[AwsCredentials, float | None]:
-        key, secret = (
-            env.get("AWS_ACCESS_KEY_ID", "").strip(),
-            env.get("AWS_SECRET_ACCESS_KEY", "").strip(),
-        )
+        key = env.get("AWS_ACCESS_KEY_ID", "").strip()
+        secret = env.get("AWS_SECRET_ACCESS_KEY", "").strip()
         if key and secret:
-            return AwsCredentials(
-                key, secret, env.get("AWS_SESSION_TOKEN", "").strip() or None
-            ), None
+            token = env.get("AWS_SESSION_TOKEN", "").strip() or None
+            return AwsCredentials(key, secret, token), None
         name = profile or env.get("AWS_PROFILE", "").strip() or "default"
         settings = _aws_profile(name, env)
         if settings.get("aws_access_key_id") and settings.get("aws_secret_access_key"):
@@ -2161,28 +2077,17 @@ def aws_credentials_resolver(
 # settings and the auth to use.
 
 _RETRY_CAP = 100
+# fmt: off
 _AZURE_MARKERS = (
-    "openai.azure.",
-    "cognitiveservices.azure.",
-    "aoai.azure.",
-    "azure-api.",
-    "azurefd.",
-    "windows.net/openai",
+    "openai.azure.", "cognitiveservices.azure.", "aoai.azure.", "azure-api.",
+    "azurefd.", "windows.net/openai",
 )
 BEDROCK_MANTLE_REGIONS = (
-    "us-east-2",
-    "us-east-1",
-    "us-west-2",
-    "ap-southeast-3",
-    "ap-south-1",
-    "ap-northeast-1",
-    "eu-central-1",
-    "eu-west-1",
-    "eu-west-2",
-    "eu-south-1",
-    "eu-north-1",
-    "sa-east-1",
+    "us-east-2", "us-east-1", "us-west-2", "ap-southeast-3", "ap-south-1",
+    "ap-northeast-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-south-1",
+    "eu-north-1", "sa-east-1",
 )
+# fmt: on
 _CHATGPT_BASE_URL = "https://chatgpt.com/backend-api/codex"
 _OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -2193,23 +2098,20 @@ class AwsAuthInfo:
     region: str | None = None
 
 
+# fmt: off
 _PROVIDER_KEYS: dict[str, type[Any]] = {
-    "name": str,
-    "base_url": str,
-    "env_key": str,
-    "env_key_instructions": str,
-    "experimental_bearer_token": str,
-    "wire_api": str,
-    "query_params": dict,
-    "http_headers": dict,
-    "env_http_headers": dict,
-    "request_max_retries": int,
-    "stream_max_retries": int,
+    "name": str, "base_url": str, "env_key": str, "env_key_instructions": str,
+    "experimental_bearer_token": str, "wire_api": str,
+    "query_params": dict, "http_headers": dict, "env_http_headers": dict,
+    "request_max_retries": int, "stream_max_retries": int,
     "stream_idle_timeout_ms": int,
-    "requires_openai_auth": bool,
-    "supports_websockets": bool,
-    "responses_lite": bool,
+    "requires_openai_auth": bool, "supports_websockets": bool, "responses_lite": bool,
 }
+# fmt: on
+
+
+# Provider keys that choose another kind of auth than AWS.
+_NOT_WITH_AWS = ("env_key", "experimental_bearer_token", "auth", "requires_openai_auth")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -2265,16 +2167,7 @@ class ProviderInfo:
                 profile=_typed(aws, "profile", str, f"{where}.aws"),
                 region=_typed(aws, "region", str, f"{where}.aws"),
             )
-            clashes = [
-                k
-                for k in (
-                    "env_key",
-                    "experimental_bearer_token",
-                    "auth",
-                    "requires_openai_auth",
-                )
-                if table.get(k) not in (None, False)
-            ]
+            clashes = [k for k in _NOT_WITH_AWS if table.get(k) not in (None, False)]
             if values.get("supports_websockets"):
                 clashes.append("supports_websockets")
             if clashes:
@@ -2298,19 +2191,15 @@ def _typed(table: Mapping[str, Any], key: str, kind: type[Any], where: str) -> A
     value = table.get(key)
     if value is None:
         return None
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = {
             str: "a string",
             int: "an integer",
             bool: "true or false",
             dict: "a table",
         }
-        expected = names.get(kind, "a number")
         raise ConfigError(
-            f"{where}.{key} must be {expected}, not {type(value).__name__}"
+            f"{where}.{key} must be {names[kind]}, not {type(value).__name__}"
         )
     return value
 
@@ -2510,6 +2399,8 @@ _DEFAULT_FEATURES: dict[str, bool] = {
     "enable_request_compression": True,
 }
 _SERVICE_TIERS = {"fast": "priority", "priority": "priority", "flex": "flex"}
+# Item keys that only OpenAI accepts in a request.
+_OPENAI_ONLY_KEYS = (_METADATA_KEY, "encrypted_function_args")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -2629,11 +2520,8 @@ class Client:
         self.session_id = session_id or self.thread_id
         self._installation_id = installation_id
         self.features = {**_DEFAULT_FEATURES, **(features or {})}
-        self.originator = (
-            originator
-            or os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE")
-            or "codex_lite"
-        )
+        override = os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE")
+        self.originator = originator or override or "codex_lite"
         self.subagent = subagent
         self.parent_thread_id = parent_thread_id
         self.reasoning_effort = reasoning_effort
@@ -2690,28 +2578,20 @@ class Client:
     def subagent_client(self, label: str) -> Client:
         """A client for a sub-agent: same session and settings, its own thread."""
         child = copy.copy(self)
-        child.thread_id, child.subagent, child.parent_thread_id = (
-            _uuid7(),
-            label,
-            self.thread_id,
-        )
+        child.thread_id, child.subagent = _uuid7(), label
+        child.parent_thread_id = self.thread_id
         child._fragments = _FragmentCache(child._request_item_json)
         return child
 
     def _request_item_json(self, item: ResponseItem) -> dict[str, Any]:
         """The copy of an item a request carries (wire-spec §2, §12)."""
         obj = item_to_json(item)
+        drop = set() if self.provider.is_openai else set(_OPENAI_ONLY_KEYS)
         item_id = obj.get("id")
         if isinstance(item_id, str) and not _is_prefixed_id(item_id):
-            obj = {k: v for k, v in obj.items() if k != "id"}
-        if not self.provider.is_openai and (
-            _METADATA_KEY in obj or "encrypted_function_args" in obj
-        ):
-            obj = {
-                k: v
-                for k, v in obj.items()
-                if k not in (_METADATA_KEY, "encrypted_function_args")
-            }
+            drop.add("id")
+        if drop.intersection(obj):
+            obj = {k: v for k, v in obj.items() if k not in drop}
         return obj
 
     @property
@@ -2790,11 +2670,10 @@ class Turn:
 
         namespace = uuid.uuid5(uuid.NAMESPACE_OID, self.client.thread_id)
         tools = prompt.tools or []
-        tools_json = json.dumps(tools, separators=(",", ":"), ensure_ascii=False)
         items: list[dict[str, Any]] = [
             {
                 "type": "additional_tools",
-                "id": f"at_{uuid.uuid5(namespace, tools_json)}",
+                "id": f"at_{uuid.uuid5(namespace, _dumps(tools).decode())}",
                 "role": "developer",
                 "tools": tools,
             }
@@ -2876,10 +2755,8 @@ class Turn:
 
     def _attempt(self, request: PreparedRequest) -> PreparedRequest:
         if self.turn_state is not None:
-            request = dataclasses.replace(
-                request,
-                headers={**request.headers, "x-codex-turn-state": self.turn_state},
-            )
+            headers = {**request.headers, "x-codex-turn-state": self.turn_state}
+            request = dataclasses.replace(request, headers=headers)
         return self.client.auth.apply_auth(request)
 
     def prepare(self, prompt: Prompt) -> PreparedRequest:
@@ -3025,13 +2902,11 @@ def _body_chunks(response: requests.Response) -> Iterator[bytes]:
     urllib3 decodes gzip and deflate; zstd only with a package we do not
     require, so a zstd body it leaves alone is decoded here.
     """
-    raw = response.raw
+    encoding = response.headers.get("content-encoding", "").strip().lower()
     decode = None
-    if response.headers.get(
-        "content-encoding", ""
-    ).strip().lower() == "zstd" and not getattr(urllib3.response, "HAS_ZSTD", False):
+    if encoding == "zstd" and not getattr(urllib3.response, "HAS_ZSTD", False):
         decode = _zstd_decompressor()
-    while chunk := raw.read1(65536, decode_content=True):
+    while chunk := response.raw.read1(65536, decode_content=True):
         yield decode(chunk) if decode is not None else chunk
 
 
@@ -3296,24 +3171,17 @@ def assistant_text(items: Iterable[ResponseItem]) -> str:
 
 def local_image_content(path: Path, number: int) -> list[ContentItem]:
     """A local image as upstream sends it: a tag, the inline image, a closing tag."""
+    unreadable = f"Codex could not read the local image at `{path}`"
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return [
-            InputText(
-                text=f"Codex could not read the local image at `{path}`: {exc.strerror}"
-            )
-        ]
+        return [InputText(text=f"{unreadable}: {exc.strerror}")]
     kinds = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif"}
     kind = next((k for magic, k in kinds.items() if raw.startswith(magic)), None)
     if kind is None and raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
         kind = "webp"
     if kind is None:
-        return [
-            InputText(
-                text=f"Codex could not read the local image at `{path}`: unsupported image format"
-            )
-        ]
+        return [InputText(text=f"{unreadable}: unsupported image format")]
     url = f"data:image/{kind};base64,{base64.b64encode(raw).decode()}"
     return [
         InputText(text=f'<image name=[Image #{number}] path="{path}">'),
@@ -3483,11 +3351,7 @@ def load_config(
     """Read `config.toml` from the Codex home; `-c` overrides > profile > file > defaults."""
     import tomllib
 
-    home = (
-        Path(codex_home).expanduser()
-        if codex_home is not None
-        else default_codex_home()
-    )
+    home = default_codex_home() if codex_home is None else Path(codex_home).expanduser()
     path = home / "config.toml"
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -3650,9 +3514,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _exec_parser() -> argparse.ArgumentParser:
-    parser = _parser(
-        prog="codex-lite exec", description="Run one turn and stream the answer."
-    )
+    parser = _parser("codex-lite exec", "Run one turn and stream the answer.")
     _common_options(parser)
     parser.add_argument(
         "--json", action="store_true", help="print every event as a JSON line"
@@ -3800,12 +3662,8 @@ def _stream_to_terminal(
 ) -> int:
     out, err = sys.stdout, sys.stderr
     if json_lines:
-        out.write(
-            json.dumps(
-                {"type": "thread_started", "thread_id": conversation.client.thread_id}
-            )
-            + "\n"
-        )
+        thread_id = conversation.client.thread_id
+        out.write(json.dumps({"type": "thread_started", "thread_id": thread_id}) + "\n")
     usage = None
     wrote_text = False
     for event in conversation.stream_turn(user_input, output_schema=schema):
@@ -3835,9 +3693,7 @@ def _stream_to_terminal(
 
 
 def _run_fast(argv: list[str]) -> int:
-    parser = _parser(
-        prog="codex-lite fast", description="Persist fast mode in config.toml."
-    )
+    parser = _parser("codex-lite fast", "Persist fast mode in config.toml.")
     parser.add_argument(
         "state", nargs="?", choices=("on", "off", "status"), default="status"
     )
@@ -3851,7 +3707,7 @@ def _run_fast(argv: list[str]) -> int:
 
 
 def _run_sessions(argv: list[str]) -> int:
-    parser = _parser(prog="codex-lite sessions", description="List recent rollouts.")
+    parser = _parser("codex-lite sessions", "List recent rollouts.")
     parser.add_argument("-n", "--limit", type=int, default=20)
     args = parser.parse_args(argv)
     home = default_codex_home()
@@ -3878,9 +3734,7 @@ def _run_sessions(argv: list[str]) -> int:
 
 
 def _run_realtime(argv: list[str]) -> int:
-    parser = _parser(
-        prog="codex-lite realtime", description="Start a WebRTC realtime call."
-    )
+    parser = _parser("codex-lite realtime", "Start a WebRTC realtime call.")
     _common_options(parser)
     parser.add_argument("--sdp-offer", required=True, metavar="FILE")
     parser.add_argument("--session-json", metavar="FILE")

@@ -2519,8 +2519,15 @@ def test_cli_ctrl_c_exits_130_and_keeps_the_rollout(
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))
     }
+    # A shell starts background jobs with SIGINT ignored and children inherit
+    # that; give the command line the disposition a terminal would.
+    run_cli = (
+        "import signal, sys, codex_lite; "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.exit(codex_lite.main(['exec', 'long task']))"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "codex_lite", "exec", "long task"],
+        [sys.executable, "-c", run_cli],
         env={**base, "CODEX_HOME": str(home), **openai_env(server)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
