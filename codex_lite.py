@@ -1554,15 +1554,15 @@ class _FragmentCache:
         self._cache: dict[int, tuple[ResponseItem, bytes]] = {}
 
     def encode(self, items: Sequence[ResponseItem]) -> list[bytes]:
-        cache: dict[int, tuple[ResponseItem, bytes]] = {}
+        old, cache = self._cache, {}
         out = []
         for item in items:
-            hit = self._cache.get(id(item))
-            fragment = hit[1] if hit is not None and hit[0] is item else None
-            if fragment is None:
-                fragment = _dumps(self._to_json(item))
-            cache[id(item)] = (item, fragment)
-            out.append(fragment)
+            key = id(item)
+            entry = old.get(key)
+            if entry is None or entry[0] is not item:
+                entry = (item, _dumps(self._to_json(item)))
+            cache[key] = entry
+            out.append(entry[1])
         self._cache = cache
         return out
 
