@@ -3094,7 +3094,7 @@ class Conversation:
         writer = None if ephemeral else RolloutWriter(rollout.path)
         return cls(client, history=rollout.items, rollout=writer)
 
-    def prepare(
+    def prepare_items(
         self, items: Iterable[ResponseItem], turn_id: str
     ) -> list[ResponseItem]:
         """Items as history keeps them: turn id and creation time stamped, ids
@@ -3107,7 +3107,7 @@ class Conversation:
 
     def record(self, items: Iterable[ResponseItem], turn_id: str) -> list[ResponseItem]:
         """Add items to history and the rollout."""
-        prepared = self.prepare(items, turn_id)
+        prepared = self.prepare_items(items, turn_id)
         self.history.extend(prepared)
         if self.rollout is not None:
             self.rollout.append_items(prepared)
@@ -3599,7 +3599,10 @@ def _print_dry_run(
     conversation: Conversation, user_input: list[ResponseItem], schema: Any
 ) -> None:
     turn = conversation.client.new_turn()
-    items = [*conversation.history, *conversation.prepare(user_input, turn.turn_id)]
+    items = [
+        *conversation.history,
+        *conversation.prepare_items(user_input, turn.turn_id),
+    ]
     prompt = Prompt(
         input=items, instructions=conversation.instructions, output_schema=schema
     )
