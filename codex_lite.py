@@ -546,7 +546,6 @@ def _strip_none(hint: Any) -> Any:
 
 
 def _decode_value(kind: Any, value: Any, where: str) -> Any:
-    """Check and convert one JSON value to the field's declared kind."""
     origin = typing.get_origin(kind)
     if kind is Any:
         return value
@@ -696,10 +695,6 @@ def item_id_prefix(item: ResponseItem) -> str | None:
     return item.prefix
 
 
-def _item_id(item: ResponseItem) -> str | None:
-    return getattr(item, "id", None)
-
-
 def _is_prefixed_id(item_id: str) -> bool:
     head, sep, tail = item_id.partition("_")
     return bool(head and sep and tail)
@@ -788,18 +783,14 @@ def _prepare_content(parts: tuple[ContentItem, ...]) -> tuple[ContentItem, ...]:
 def _prepare_images(item: ResponseItem) -> ResponseItem:
     if isinstance(item, Message):
         content = _prepare_content(item.content)
-        return (
-            item
-            if content is item.content
-            else dataclasses.replace(item, content=content)
-        )
-    if isinstance(item, (FunctionCallOutput, CustomToolCallOutput)) and isinstance(
+        if content is not item.content:
+            return dataclasses.replace(item, content=content)
+    elif isinstance(item, (FunctionCallOutput, CustomToolCallOutput)) and isinstance(
         item.output, tuple
     ):
         output = _prepare_content(item.output)
-        return (
-            item if output is item.output else dataclasses.replace(item, output=output)
-        )
+        if output is not item.output:
+            return dataclasses.replace(item, output=output)
     return item
 
 
@@ -815,7 +806,7 @@ def prepare_conversation_items_for_history(
     prepared = []
     for item in items:
         item = _prepare_images(item)
-        if item_ids and not _item_id(item):
+        if item_ids and not getattr(item, "id", None):
             prefix = item_id_prefix(item)
             if prefix is not None:
                 item = _replace(item, id=f"{prefix}_{_uuid7()}")
@@ -838,6 +829,11 @@ def default_codex_home() -> Path:
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _json_get(obj: Any, key: str) -> Any:
+    """`obj[key]` when `obj` is a JSON object, else None."""
+    return obj.get(key) if isinstance(obj, dict) else None
 
 
 def _utc_timestamp(now: datetime | None = None) -> str:
@@ -901,10 +897,9 @@ class RolloutWriter:
 
 def _cut_torn_tail(fd: int) -> None:
     """Drop a last line a crash left without its newline, so appends start clean."""
-    size = os.lseek(fd, 0, os.SEEK_END)
-    if size == 0 or _read_at(fd, size - 1, 1) == b"\n":
+    end = os.lseek(fd, 0, os.SEEK_END)
+    if end == 0 or _read_at(fd, end - 1, 1) == b"\n":
         return
-    end = size
     while end > 0:
         start = max(0, end - 65536)
         cut = _read_at(fd, start, end - start).rfind(b"\n")
@@ -972,16 +967,13 @@ def read_rollout(path: Path | str) -> Rollout:
 
 def find_rollout(home: Path, thread_id: str | None = None) -> Path:
     """The rollout of `thread_id`, or the newest one when `thread_id` is None."""
+    sessions = home / "sessions"
     pattern = f"rollout-*-{thread_id}.jsonl" if thread_id else "rollout-*.jsonl"
-    found = sorted(
-        (home / "sessions").glob(f"*/*/*/{pattern}"), key=lambda p: p.name[8:27]
-    )
+    found = sorted(sessions.glob(f"*/*/*/{pattern}"), key=lambda p: p.name[8:27])
+    if not found and thread_id:
+        raise CodexError(f"no rollout for thread {thread_id} under {sessions}")
     if not found:
-        raise CodexError(
-            f"no rollout for thread {thread_id} under {home / 'sessions'}"
-            if thread_id
-            else f"no rollouts under {home / 'sessions'}"
-        )
+        raise CodexError(f"no rollouts under {sessions}")
     return found[-1]
 
 
@@ -1209,8 +1201,7 @@ ResponseEvent = (
 
 
 def _header_str(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name, "").strip()
-    return value or None
+    return headers.get(name, "").strip() or None
 
 
 # Numbers as Rust parses them: no `_` separators, no NaN or infinity.
@@ -1317,7 +1308,7 @@ _ERROR_CODES: dict[str, tuple[type[ApiError], str]] = {
 
 def _failed_error(response: Any, request_id: str | None) -> CodexError:
     """The error a `response.failed` event stands for (wire-spec §13)."""
-    error = response.get("error") if isinstance(response, dict) else None
+    error = _json_get(response, "error")
     if not isinstance(error, dict):
         return StreamError("response.failed event received", request_id=request_id)
     code = error.get("code")
@@ -1336,7 +1327,7 @@ def _usage(raw: Any) -> TokenUsage | None:
         return None
 
     def number(obj: Any, key: str) -> int:
-        value = obj.get(key) if isinstance(obj, dict) else None
+        value = _json_get(obj, key)
         return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
     return TokenUsage(
@@ -1428,12 +1419,7 @@ class _ResponsesReader:
         if kind == "response.failed":
             self._stored = _failed_error(response, self.request_id)
         elif kind == "response.incomplete":
-            details = (
-                response.get("incomplete_details")
-                if isinstance(response, dict)
-                else None
-            )
-            reason = details.get("reason") if isinstance(details, dict) else None
+            reason = _json_get(_json_get(response, "incomplete_details"), "reason")
             self._stored = StreamError(
                 f"Incomplete response returned, reason: {reason or 'unknown'}",
                 request_id=self.request_id,
@@ -1512,9 +1498,8 @@ class EncodedBody:
             len(self.data),
             (time.perf_counter() - started) * 1000,
         )
-        self.json = (
-            json_bytes if keep_json or _transport_log.isEnabledFor(TRACE) else None
-        )
+        keep_json = keep_json or _transport_log.isEnabledFor(TRACE)
+        self.json = json_bytes if keep_json else None
 
     @classmethod
     def from_payload(cls, payload: Any, *, compress: bool = False) -> EncodedBody:
@@ -1872,13 +1857,12 @@ def _read_auth_json(path: Path) -> dict[str, Any]:
 
 def _chatgpt_tokens(data: Mapping[str, Any], path: Path) -> tuple[str, str | None]:
     tokens = data.get("tokens")
-    access = tokens.get("access_token") if isinstance(tokens, dict) else None
+    access = _json_get(tokens, "access_token")
     if not isinstance(access, str) or not access.strip():
         raise AuthError(f'{path} has no "tokens.access_token"')
-    account = tokens.get("account_id") if isinstance(tokens, dict) else None
-    return access.strip(), account.strip() if isinstance(
-        account, str
-    ) and account.strip() else None
+    account = _json_get(tokens, "account_id")
+    account = account.strip() if isinstance(account, str) else ""
+    return access.strip(), account or None
 
 
 class BedrockBearerAuth(BearerAuth):
@@ -1919,8 +1903,10 @@ def bedrock_token_region(token: str) -> str:
     return parts[2]
 
 
-# Gives current credentials and when they expire (a Unix time, or None).
-_CredentialSource = Callable[[], tuple[AwsCredentials, float | None]]
+# Current credentials and when they expire (a Unix time, or None), and what
+# gives them.
+_Credentials = tuple[AwsCredentials, float | None]
+_CredentialSource = Callable[[], _Credentials]
 
 
 class SigV4Auth(AuthProvider):
@@ -1955,13 +1941,10 @@ class SigV4Auth(AuthProvider):
         # The same bytes object comes back on every attempt: hash it once.
         if self._hashed is None or self._hashed[0] is not request.body:
             self._hashed = (request.body, hashlib.sha256(request.body).hexdigest())
-        headers = {
-            k: v for k, v in request.headers.items() if k.lower() != "session_id"
-        }
         signed = sigv4_sign(
             request.method,
             request.url,
-            headers,
+            {k: v for k, v in request.headers.items() if k.lower() != "session_id"},
             request.body,
             credentials=self._current(),
             region=self.region,
@@ -1969,13 +1952,6 @@ class SigV4Auth(AuthProvider):
             payload_hash=self._hashed[1],
         )
         return dataclasses.replace(request, headers=signed)
-
-
-def _aws_files(environ: Mapping[str, str]) -> tuple[Path, Path]:
-    aws = Path.home() / ".aws"
-    credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(aws / "credentials")
-    config = environ.get("AWS_CONFIG_FILE") or str(aws / "config")
-    return Path(credentials).expanduser(), Path(config).expanduser()
 
 
 def _aws_profile_section(path: Path, section: str) -> dict[str, str]:
@@ -1991,16 +1967,16 @@ def _aws_profile_section(path: Path, section: str) -> dict[str, str]:
 
 def _aws_profile(profile: str, environ: Mapping[str, str]) -> dict[str, str]:
     """The profile's settings: the credentials file over the config file."""
-    credentials_file, config_file = _aws_files(environ)
+    aws = Path.home() / ".aws"
+    credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(aws / "credentials")
+    config = environ.get("AWS_CONFIG_FILE") or str(aws / "config")
     section = "default" if profile == "default" else f"profile {profile}"
-    merged = _aws_profile_section(config_file, section)
-    merged.update(_aws_profile_section(credentials_file, profile))
+    merged = _aws_profile_section(Path(config).expanduser(), section)
+    merged.update(_aws_profile_section(Path(credentials).expanduser(), profile))
     return merged
 
 
-def _credential_process(
-    command: str, profile: str
-) -> tuple[AwsCredentials, float | None]:
+def _credential_process(command: str, profile: str) -> _Credentials:
     import shlex
     import subprocess
 
@@ -2039,7 +2015,7 @@ def aws_credentials_resolver(
     """
     env = os.environ if environ is None else environ
 
-    def resolve() -> tuple[AwsCredentials, float | None]:
+    def resolve() -> _Credentials:
         key = env.get("AWS_ACCESS_KEY_ID", "").strip()
         secret = env.get("AWS_SECRET_ACCESS_KEY", "").strip()
         if key and secret:
@@ -2274,17 +2250,14 @@ class ModelProvider:
 
     def retry_policy(self) -> RetryPolicy:
         info = self.info
-        policy = RetryPolicy()
-        return dataclasses.replace(
-            policy,
-            request_max_retries=min(
-                _pick(info.request_max_retries, policy.request_max_retries), _RETRY_CAP
-            ),
-            stream_max_retries=min(
-                _pick(info.stream_max_retries, policy.stream_max_retries), _RETRY_CAP
-            ),
-            stream_idle_timeout=_pick(info.stream_idle_timeout_ms, 300_000) / 1000,
-        )
+        changes: dict[str, Any] = {}
+        if info.request_max_retries is not None:
+            changes["request_max_retries"] = min(info.request_max_retries, _RETRY_CAP)
+        if info.stream_max_retries is not None:
+            changes["stream_max_retries"] = min(info.stream_max_retries, _RETRY_CAP)
+        if info.stream_idle_timeout_ms is not None:
+            changes["stream_idle_timeout"] = info.stream_idle_timeout_ms / 1000
+        return RetryPolicy(**changes)
 
     def _env(self, name: str) -> str | None:
         return self.environ.get(name, "").strip() or None
@@ -2302,15 +2275,10 @@ class ModelProvider:
         """The credentials for the next request (wire-spec §6 and §7 order)."""
         info = self.info
         if info.env_key:
-            token = self._env(info.env_key)
-            if token is None:
-                hint = (
-                    f" {info.env_key_instructions}" if info.env_key_instructions else ""
-                )
-                raise AuthError(
-                    f"environment variable {info.env_key} is not set.{hint}"
-                )
-            return BearerAuth(token)
+            if token := self._env(info.env_key):
+                return BearerAuth(token)
+            hint = f" {info.env_key_instructions}" if info.env_key_instructions else ""
+            raise AuthError(f"environment variable {info.env_key} is not set.{hint}")
         if info.experimental_bearer_token and info.experimental_bearer_token.strip():
             return BearerAuth(info.experimental_bearer_token.strip())
         if self.is_amazon_bedrock or info.aws is not None:
@@ -2328,14 +2296,10 @@ class ModelProvider:
             )
         data = _read_auth_json(path)
         api_key = data.get("OPENAI_API_KEY")
-        if (
-            isinstance(api_key, str)
-            and api_key.strip()
-            and (
-                data.get("auth_mode") in ("apikey", "api_key") or not data.get("tokens")
-            )
-        ):
-            return BearerAuth(api_key.strip())
+        api_key = api_key.strip() if isinstance(api_key, str) else ""
+        api_key_mode = data.get("auth_mode") in ("apikey", "api_key")
+        if api_key and (api_key_mode or not data.get("tokens")):
+            return BearerAuth(api_key)
         return ChatGptAuth(path)
 
     def _bedrock_auth(self) -> AuthProvider:
@@ -2381,10 +2345,6 @@ class ModelProvider:
         if self.info.query_params:
             url += "?" + "&".join(f"{k}={v}" for k, v in self.info.query_params.items())
         return url
-
-
-def _pick(value: int | None, default: int) -> int:
-    return default if value is None else value
 
 
 # --- Client and turn --------------------------------------------------------
@@ -2619,11 +2579,10 @@ class Turn:
         """The request body as head fields, encoded input items, tail fields (§11)."""
         client, provider = self.client, self.client.provider
         lite = provider.info.responses_lite
-        effort = prompt.reasoning_effort or client.reasoning_effort
-        summary = prompt.reasoning_summary or client.reasoning_summary
         reasoning: dict[str, Any] = {}
-        if effort:
+        if effort := prompt.reasoning_effort or client.reasoning_effort:
             reasoning["effort"] = effort
+        summary = prompt.reasoning_summary or client.reasoning_summary
         if summary and summary != "none":
             reasoning["summary"] = summary
         if lite:
@@ -2670,24 +2629,22 @@ class Turn:
 
         namespace = uuid.uuid5(uuid.NAMESPACE_OID, self.client.thread_id)
         tools = prompt.tools or []
-        items: list[dict[str, Any]] = [
-            {
-                "type": "additional_tools",
-                "id": f"at_{uuid.uuid5(namespace, _dumps(tools).decode())}",
-                "role": "developer",
-                "tools": tools,
-            }
-        ]
+        tools_item = {
+            "type": "additional_tools",
+            "id": f"at_{uuid.uuid5(namespace, _dumps(tools).decode())}",
+            "role": "developer",
+            "tools": tools,
+        }
+        fragments = [_dumps(tools_item)]
         if prompt.instructions:
-            items.append(
-                {
-                    "type": "message",
-                    "id": f"msg_{uuid.uuid5(namespace, prompt.instructions)}",
-                    "role": "developer",
-                    "content": [{"type": "input_text", "text": prompt.instructions}],
-                }
-            )
-        return [_dumps(item) for item in items]
+            message = {
+                "type": "message",
+                "id": f"msg_{uuid.uuid5(namespace, prompt.instructions)}",
+                "role": "developer",
+                "content": [{"type": "input_text", "text": prompt.instructions}],
+            }
+            fragments.append(_dumps(message))
+        return fragments
 
     def _client_metadata(self) -> dict[str, str]:
         client = self.client
@@ -2720,9 +2677,8 @@ class Turn:
         if provider.info.responses_lite:
             headers["x-openai-internal-codex-responses-lite"] = "true"
         if provider.is_openai and client.auth.kind == "chatgpt":
-            headers["x-codex-routing-hint"] = f"model={client.model}" + (
-                f";tier={tier}" if tier else ""
-            )
+            tier_part = f";tier={tier}" if tier else ""
+            headers["x-codex-routing-hint"] = f"model={client.model}{tier_part}"
         return headers
 
     def _build(self, prompt: Prompt, *, keep_json: bool = False) -> PreparedRequest:
@@ -2785,7 +2741,8 @@ class Turn:
             raise _unsendable(client.provider, exc) from None
         settings = http.merge_environment_settings(base.url, {}, True, None, None)
         timeout = (policy.connect_timeout, policy.stream_idle_timeout)
-        retried_auth = False
+        auth = client.auth
+        reloaded = False
         attempt = 0
         while True:
             signed = self._attempt(request)
@@ -2809,14 +2766,10 @@ class Turn:
                     return response
                 error = _http_error(response)
                 response.close()
-                owner = client.auth.account_id
-                if (
-                    response.status_code == 401
-                    and not retried_auth
-                    and client.auth.reload()
-                ):
-                    retried_auth = True
-                    if client.auth.account_id != owner:
+                owner = auth.account_id
+                if response.status_code == 401 and not reloaded and auth.reload():
+                    reloaded = True
+                    if auth.account_id != owner:
                         self.turn_state = None  # it was the other account's
                     continue
                 decision = _retry_decision(response, error, attempt + 1, policy)
@@ -2855,9 +2808,7 @@ class Turn:
                 if retries >= policy.stream_max_retries:
                     raise
                 retries += 1
-                delay = (
-                    error.delay if error.delay is not None else policy.backoff(retries)
-                )
+                delay = policy.backoff(retries) if error.delay is None else error.delay
                 yield StreamRetry(retries, policy.stream_max_retries, delay, error)
                 time.sleep(delay)
             finally:
@@ -2970,15 +2921,10 @@ def _retry_decision(
     if after is not None and after > policy.max_retry_after:
         return None
     status = response.status_code
-    told_when = after is not None or should_retry == "true"
-    if (
-        status >= 500
-        or status == 408
-        or should_retry == "true"
-        or (status in (409, 429) and told_when)
-    ):
-        return after if after is not None and after > 0 else policy.backoff(attempt)
-    return None
+    retryable = status >= 500 or status == 408 or should_retry == "true"
+    if not retryable and (status not in (409, 429) or after is None):
+        return None  # 409 and 429 only when the server says when
+    return after if after is not None and after > 0 else policy.backoff(attempt)
 
 
 def _http_error(response: requests.Response) -> ApiError:
@@ -2998,7 +2944,7 @@ def _http_error(response: requests.Response) -> ApiError:
         body = json.loads(raw)
     except ValueError:
         body = None
-    error = body.get("error") if isinstance(body, dict) else None
+    error = _json_get(body, "error")
     if isinstance(error, dict):
         message = str(error.get("message") or message)
         code = error.get("code") or error.get("type")
@@ -3007,13 +2953,12 @@ def _http_error(response: requests.Response) -> ApiError:
         message = error
     elif body is None and raw and b"<" not in raw[:1]:
         message = f"{message}: {raw[:200].decode('utf-8', 'replace').strip()}"
-    cls = _ERROR_CODES[code][0] if code in _ERROR_CODES else ApiError
-    if (
-        cls is ApiError
-        and 400 <= status < 500
-        and status not in (401, 403, 408, 409, 429)
-    ):
+    if code in _ERROR_CODES:
+        cls = _ERROR_CODES[code][0]
+    elif 400 <= status < 500 and status not in (401, 403, 408, 409, 429):
         cls = InvalidRequest
+    else:
+        cls = ApiError
     return cls(message, status=status, code=code, request_id=request_id)
 
 
@@ -3218,10 +3163,8 @@ class RealtimeStart:
                 raise ConfigError("a webrtc realtime start needs an SDP offer")
             transport["sdp"] = self.sdp
         out: dict[str, Any] = {"threadId": self.thread_id, "transport": transport}
-        if self.prompt is not None:
-            out["prompt"] = self.prompt
-        if self.voice is not None:
-            out["voice"] = self.voice
+        optional = {"prompt": self.prompt, "voice": self.voice}
+        out.update({k: v for k, v in optional.items() if v is not None})
         return out
 
 
@@ -3235,29 +3178,26 @@ def create_realtime_call(
     provider, auth = client.provider, client.auth
     url = provider.url_for_path("realtime/calls", auth)
     headers = {**provider.headers(), "originator": client.originator}
+    config = {k: v for k, v in (session or {}).items() if k != "id"}
     if session is None:
         headers["Content-Type"] = "application/sdp"
         body = sdp_offer.encode()
+    elif "/backend-api" in provider.base_url(auth):
+        headers["Content-Type"] = "application/json"
+        body = _dumps({"sdp": sdp_offer, "session": config})
     else:
-        config = {k: v for k, v in session.items() if k != "id"}
-        if "/backend-api" in provider.base_url(auth):
-            headers["Content-Type"] = "application/json"
-            body = _dumps({"sdp": sdp_offer, "session": config})
-        else:
-            headers["Content-Type"] = (
-                f"multipart/form-data; boundary={_REALTIME_BOUNDARY}"
-            )
-            body = (
-                f"--{_REALTIME_BOUNDARY}\r\n"
-                'Content-Disposition: form-data; name="sdp"\r\n'
-                "Content-Type: application/sdp\r\n\r\n"
-                f"{sdp_offer}\r\n"
-                f"--{_REALTIME_BOUNDARY}\r\n"
-                'Content-Disposition: form-data; name="session"\r\n'
-                "Content-Type: application/json\r\n\r\n"
-                f"{_dumps(config).decode()}\r\n"
-                f"--{_REALTIME_BOUNDARY}--\r\n"
-            ).encode()
+        headers["Content-Type"] = f"multipart/form-data; boundary={_REALTIME_BOUNDARY}"
+        body = (
+            f"--{_REALTIME_BOUNDARY}\r\n"
+            'Content-Disposition: form-data; name="sdp"\r\n'
+            "Content-Type: application/sdp\r\n\r\n"
+            f"{sdp_offer}\r\n"
+            f"--{_REALTIME_BOUNDARY}\r\n"
+            'Content-Disposition: form-data; name="session"\r\n'
+            "Content-Type: application/json\r\n\r\n"
+            f"{_dumps(config).decode()}\r\n"
+            f"--{_REALTIME_BOUNDARY}--\r\n"
+        ).encode()
     request = auth.apply_auth(PreparedRequest("POST", url, headers, body))
     policy = client.retry_policy
     try:
@@ -3310,10 +3250,9 @@ class Config:
     def provider(self, environ: Mapping[str, str] | None = None) -> ModelProvider:
         info = self.providers.get(self.model_provider)
         if info is None:
-            known = ", ".join(sorted(self.providers))
             raise ConfigError(
                 f"{self.path}: model_provider {self.model_provider!r} is not defined "
-                f"(known: {known})"
+                f"(known: {', '.join(sorted(self.providers))})"
             )
         return ModelProvider(self.model_provider, info, environ=environ, home=self.home)
 
@@ -3599,12 +3538,11 @@ def _print_dry_run(
     conversation: Conversation, user_input: list[ResponseItem], schema: Any
 ) -> None:
     turn = conversation.client.new_turn()
-    items = [
-        *conversation.history,
-        *conversation.prepare_items(user_input, turn.turn_id),
-    ]
+    stamped = conversation.prepare_items(user_input, turn.turn_id)
     prompt = Prompt(
-        input=items, instructions=conversation.instructions, output_schema=schema
+        input=[*conversation.history, *stamped],
+        instructions=conversation.instructions,
+        output_schema=schema,
     )
     request = turn.prepare(prompt)
     out = sys.stdout
@@ -3713,9 +3651,8 @@ def _run_sessions(argv: list[str]) -> int:
     parser = _parser("codex-lite sessions", "List recent rollouts.")
     parser.add_argument("-n", "--limit", type=int, default=20)
     args = parser.parse_args(argv)
-    home = default_codex_home()
     paths = sorted(
-        (home / "sessions").glob("*/*/*/rollout-*.jsonl"),
+        (default_codex_home() / "sessions").glob("*/*/*/rollout-*.jsonl"),
         key=lambda p: p.name,
         reverse=True,
     )
@@ -3744,11 +3681,9 @@ def _run_realtime(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         offer = Path(args.sdp_offer).read_text(encoding="utf-8")
-        session = (
-            json.loads(Path(args.session_json).read_text())
-            if args.session_json
-            else None
-        )
+        session = None
+        if args.session_json:
+            session = json.loads(Path(args.session_json).read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the realtime input: {exc}") from None
     client = Client.from_config(_config_from_args(args))
@@ -3759,17 +3694,15 @@ def _run_realtime(argv: list[str]) -> int:
 
 
 def _setup_logging(debug: bool) -> None:
-    level_name = (
-        "debug" if debug else os.environ.get("CODEX_LITE_LOG", "").strip().lower()
-    )
+    name = "debug" if debug else os.environ.get("CODEX_LITE_LOG", "").strip().lower()
     levels = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO}
-    if level_name in levels:
+    if name in levels:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
         _log.addHandler(handler)
-        _log.setLevel(levels[level_name])
+        _log.setLevel(levels[name])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -3798,12 +3731,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
-    except (ConfigError, AuthError, ItemError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except CodexError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, (ConfigError, AuthError, ItemError)) else 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
