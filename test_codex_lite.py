@@ -1774,20 +1774,25 @@ def test_openai_base_url_and_org_headers_from_env(home: pathlib.Path) -> None:
     }
 
 
+def login_elsewhere_then_401(home: pathlib.Path, token: str, account: str) -> Reply:
+    """Another process writes a fresh auth.json; this request still gets a 401."""
+
+    def send(handler: http.server.BaseHTTPRequestHandler) -> None:
+        tokens = {"access_token": token, "account_id": account}
+        (home / "auth.json").write_text(json.dumps({"tokens": tokens}))
+        reply(401, b'{"error":{"message":"token expired"}}')(handler)
+
+    return send
+
+
 def test_chatgpt_auth_rereads_auth_json_after_401(
     server: Loopback, home: pathlib.Path
 ) -> None:
     auth = chatgpt_auth(home, "stale-token")
-
-    def unauthorized_then_refresh(handler: http.server.BaseHTTPRequestHandler) -> None:
-        (home / "auth.json").write_text(
-            json.dumps(
-                {"tokens": {"access_token": "fresh-token", "account_id": "acct_1"}}
-            )
-        )
-        reply(401, b'{"error":{"message":"token expired"}}')(handler)
-
-    server.then(unauthorized_then_refresh, reply(body=text_stream()))
+    server.then(
+        login_elsewhere_then_401(home, "fresh-token", "acct_1"),
+        reply(body=text_stream()),
+    )
     events = run(openai_client(server, home, auth=auth).new_turn())
     assert isinstance(events[-1], cl.Completed)
     assert [s.header("authorization") for s in server.seen] == [
@@ -1802,16 +1807,9 @@ def test_a_new_auth_owner_clears_the_turn_state(
 ) -> None:
     # wire-spec §4: "A change of auth owner also clears it."
     auth = chatgpt_auth(home, "token-a")
-
-    def another_account_logged_in(handler: http.server.BaseHTTPRequestHandler) -> None:
-        (home / "auth.json").write_text(
-            json.dumps({"tokens": {"access_token": "token-b", "account_id": "acct_2"}})
-        )
-        reply(401, b'{"error":{"message":"token expired"}}')(handler)
-
     server.then(
         reply(body=text_stream()[:40], headers={"x-codex-turn-state": "ts-a"}),
-        another_account_logged_in,
+        login_elsewhere_then_401(home, "token-b", "acct_2"),
         reply(body=text_stream()),
     )
     run(openai_client(server, home, auth=auth).new_turn())
