@@ -831,6 +831,24 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
+    """Replace `path` with `data` by a temporary file and a rename: a reader
+    sees the old file or the new one, never a torn one."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _json_get(obj: Any, key: str) -> Any:
     """`obj[key]` when `obj` is a JSON object, else None."""
     return obj.get(key) if isinstance(obj, dict) else None
@@ -844,15 +862,22 @@ def _utc_timestamp(now: datetime | None = None) -> str:
 class RolloutWriter:
     """Appends `RolloutLine`s to one rollout file, one `write` call per line.
 
-    Each line reaches the kernel before `append` returns, so a crash loses at
-    most the line being written; `close` fsyncs.
+    Lines carry `ordinal`, the line's number from 0, whenever the file's
+    lines do (Codex 0.169 refuses to resume a file whose last line lacks
+    one); a file in the older format without ordinals keeps that format.
+    Appends hold an exclusive lock, so two writers never share a number or
+    interleave a line.  Each line reaches the kernel before `append`
+    returns, so a crash loses at most the line being written; `close` fsyncs.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        _cut_torn_tail(self._fd)
+        with _locked(self._fd):
+            _cut_torn_tail(self._fd)
+            self._ordinal = _next_ordinal(self._fd)
+            self._end = os.fstat(self._fd).st_size
 
     @classmethod
     def create(
@@ -871,10 +896,18 @@ class RolloutWriter:
         return writer
 
     def append(self, kind: str, payload: Any) -> None:
-        line = {"timestamp": _utc_timestamp(), "type": kind, "payload": payload}
-        view = memoryview(_dumps(line) + b"\n")
-        while view:
-            view = view[os.write(self._fd, view) :]
+        with _locked(self._fd):
+            if os.fstat(self._fd).st_size != self._end:  # another writer was here
+                self._ordinal = _next_ordinal(self._fd)
+            line: dict[str, Any] = {"timestamp": _utc_timestamp()}
+            if self._ordinal is not None:
+                line["ordinal"] = self._ordinal
+                self._ordinal += 1
+            line["type"], line["payload"] = kind, payload
+            view = memoryview(_dumps(line) + b"\n")
+            while view:
+                view = view[os.write(self._fd, view) :]
+            self._end = os.fstat(self._fd).st_size
 
     def append_items(self, items: Iterable[ResponseItem]) -> None:
         for item in items:
@@ -893,6 +926,31 @@ class RolloutWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _locked:
+    """An exclusive `flock` on an open file for the length of a `with` block.
+
+    Where there are no advisory locks (Windows, some Android builds) the
+    block runs unlocked: one writer per file is then the caller's promise.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._flock: Any = None
+
+    def __enter__(self) -> None:
+        try:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._flock = fcntl
+        except (ImportError, OSError):
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        if self._flock is not None:
+            self._flock.flock(self._fd, self._flock.LOCK_UN)
 
 
 def _cut_torn_tail(fd: int) -> None:
@@ -917,31 +975,89 @@ def _read_at(fd: int, offset: int, size: int) -> bytes:
     return os.read(fd, size)
 
 
+def _line_ordinal(raw: bytes) -> int | None:
+    try:
+        value = _json_get(json.loads(raw), "ordinal")
+    except (ValueError, RecursionError):
+        return None
+    return value if type(value) is int else None
+
+
+def _next_ordinal(fd: int) -> int | None:
+    """The ordinal the next line takes: 0 in an empty file, one past the
+    last numbered line (counting the unnumbered lines after it), or None
+    for a file in the format without ordinals."""
+    lines = _lines_backwards(fd)
+    after = 0
+    for raw in lines:
+        if (ordinal := _line_ordinal(raw)) is not None:
+            return ordinal + after + 1
+        if after == 0 and _line_ordinal(_read_first_line(fd)) is None:
+            return None  # neither the first nor the last line is numbered
+        after += 1
+    return 0 if after == 0 else None
+
+
+def _read_first_line(fd: int) -> bytes:
+    head = b""
+    while b"\n" not in head and (chunk := _read_at(fd, len(head), 65536)):
+        head += chunk
+    return head.split(b"\n", 1)[0]
+
+
+def _lines_backwards(fd: int) -> Iterator[bytes]:
+    """The complete non-blank lines of a file, last first, read in blocks."""
+    end = os.lseek(fd, 0, os.SEEK_END)
+    tail = b""
+    while end > 0:
+        start = max(0, end - 65536)
+        lines = (_read_at(fd, start, end - start) + tail).split(b"\n")
+        tail = lines.pop(0) if start > 0 else b""
+        for raw in reversed(lines):
+            if raw.strip():
+                yield raw
+        end = start
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rollout:
-    """A rollout read back: its `session_meta` payload and the rebuilt history."""
+    """A rollout read back: its `session_meta` payload, the rebuilt history,
+    and the thread's token usage so far (the last `token_count` total)."""
 
     path: Path
     meta: dict[str, Any]
     items: list[ResponseItem]
+    token_usage: dict[str, Any] | None = None
 
     @property
     def thread_id(self) -> str:
         return str(self.meta.get("id", ""))
 
+    @property
+    def base_instructions(self) -> str:
+        """The system prompt the thread was written under ("" if none was stored)."""
+        value = self.meta.get("base_instructions")
+        text = _json_get(value, "text") if isinstance(value, dict) else value
+        return text if isinstance(text, str) else ""
+
 
 def read_rollout(path: Path | str) -> Rollout:
-    """Rebuild history from a rollout file.
+    """Rebuild history from a rollout file (`.jsonl`, or `.jsonl.zst`).
 
-    `compacted` lines with a `replacement_history` replace what came before;
-    inline images are prepared again.  A torn last line (a crash mid-write)
+    History is the `response_item` lines, changed as Codex changes it: a
+    `compacted` line replaces what came before (with its
+    `replacement_history`, or else with the recent user messages and the
+    summary), a `thread_rolled_back` event drops the last user turns.
+    Inline images are prepared again.  A torn last line (a crash mid-write)
     is skipped with a warning; any other bad line is skipped with a warning
     that names its line number, so one bad line never costs the whole file.
     """
     path = Path(path)
     meta: dict[str, Any] = {}
     items: list[ResponseItem] = []
-    lines = path.read_bytes().split(b"\n")
+    usage = None
+    summaries: set[str] = set()
+    lines = _rollout_bytes(path).split(b"\n")
     torn = lines.pop()  # b"" when the file ends with a newline
     if torn.strip():
         _log.warning("%s: ignoring a torn last line (%d bytes)", path, len(torn))
@@ -951,30 +1067,174 @@ def read_rollout(path: Path | str) -> Rollout:
         try:
             line = json.loads(raw)
             kind, payload = line["type"], line["payload"]
+            event = _json_get(payload, "type") if kind == "event_msg" else None
             if kind == "session_meta" and not meta:
                 meta = dict(payload)
             elif kind == "response_item":
                 items.append(item_from_json(payload))
-            elif kind == "compacted" and payload.get("replacement_history") is not None:
-                items = [item_from_json(p) for p in payload["replacement_history"]]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            elif kind == "compacted":
+                items = _compacted_history(items, payload, summaries)
+            elif event == "thread_rolled_back":
+                items = _rolled_back(items, payload["num_turns"])
+            elif event == "token_count" and isinstance(payload.get("info"), dict):
+                usage = payload["info"].get("total_token_usage")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             _log.warning(
                 "%s:%d: skipping unreadable rollout line: %s", path, number, exc
             )
     items = prepare_conversation_items_for_history(items, item_ids=False)
-    return Rollout(path=path, meta=meta, items=items)
+    usage = usage if isinstance(usage, dict) else None
+    return Rollout(path=path, meta=meta, items=items, token_usage=usage)
 
 
-def find_rollout(home: Path, thread_id: str | None = None) -> Path:
-    """The rollout of `thread_id`, or the newest one when `thread_id` is None."""
+def _rollout_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if not path.name.endswith(".zst"):
+        return raw
+    try:
+        return _zstd_decompressor()(raw)
+    except ValueError as exc:
+        raise CodexError(f"{path}: {exc}") from None
+
+
+def _unpack_rollout(path: Path) -> Path:
+    """Before appending to a `.jsonl.zst` rollout: decompress it back to
+    `.jsonl` beside it (atomically), as Codex does, and remove the `.zst`."""
+    if not path.name.endswith(".zst"):
+        return path
+    plain = path.with_name(path.name.removesuffix(".zst"))
+    _write_atomically(plain, _rollout_bytes(path), mode=0o644)
+    path.unlink()
+    return plain
+
+
+# User messages that are context the harness adds, not a user's turn.
+_CONTEXT_PREFIXES = (
+    "<environment_context>",
+    "<user_instructions>",
+    "# AGENTS.md instructions",
+    "<skill>",
+    "<user_shell_command>",
+    "<turn_aborted>",
+    "<subagent_notification>",
+)
+
+
+def _user_text(item: ResponseItem) -> str | None:
+    """The text of a message a user typed, or None for anything else."""
+    if not isinstance(item, Message) or item.role != "user":
+        return None
+    text = "".join(p.text for p in item.content if isinstance(p, InputText))
+    return None if text.lstrip().startswith(_CONTEXT_PREFIXES) else text
+
+
+def _rolled_back(items: list[ResponseItem], num_turns: Any) -> list[ResponseItem]:
+    """History without its last `num_turns` user turns (`thread_rolled_back`)."""
+    if type(num_turns) is not int or num_turns < 0:
+        raise TypeError("thread_rolled_back num_turns must be a whole number")
+    starts = [i for i, item in enumerate(items) if _user_text(item) is not None]
+    if num_turns == 0 or not starts:
+        return items
+    return items[: starts[-min(num_turns, len(starts))]]
+
+
+# How many tokens of earlier user messages a compaction without a
+# replacement history keeps; Codex counts a token as four bytes.
+_COMPACT_USER_TOKENS = 20_000
+
+
+def _compacted_history(
+    items: list[ResponseItem], payload: Any, summaries: set[str]
+) -> list[ResponseItem]:
+    """History after a `compacted` line: its `replacement_history`, or else
+    the most recent user messages (the oldest one kept cut in the middle)
+    and then the summary, each as a user message."""
+    replacement = payload.get("replacement_history")
+    if replacement is not None:
+        return [item_from_json(p) for p in replacement]
+    summary = payload["message"]
+    if not isinstance(summary, str):
+        raise TypeError("compacted message must be a string")
+    texts = [t for i in items if (t := _user_text(i)) is not None]
+    texts = [t for t in texts if t not in summaries]  # earlier summaries
+    summaries.add(summary)
+    kept: list[str] = []
+    budget = _COMPACT_USER_TOKENS
+    for text in reversed(texts):
+        tokens = (len(text.encode()) + 3) // 4
+        if tokens > budget:
+            if budget > 0:
+                kept.append(_truncate_middle(text, budget))
+            break
+        kept.append(text)
+        budget -= tokens
+    messages = [*reversed(kept), summary or "(no summary available)"]
+    return [Message(role="user", content=(InputText(text=t),)) for t in messages]
+
+
+def _truncate_middle(text: str, tokens: int) -> str:
+    keep = tokens * 4 // 2
+    removed = (len(text.encode()) + 3) // 4 - tokens
+    return f"{text[:keep]}…{removed} tokens truncated…{text[-keep:]}"
+
+
+# What a thread id may look like: a UUID, as Codex makes them.  Anything
+# else would be matched as a file-name pattern.
+_THREAD_ID = re.compile(r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
+
+
+def find_rollout(
+    home: Path, thread_id: str | None = None, *, cwd: str | None = None
+) -> Path:
+    """The rollout of `thread_id`; or, when it is None, the most recently
+    updated one, of a thread started in `cwd` when that is given.
+
+    `.jsonl.zst` files are found too; the plain file wins when both exist.
+    """
     sessions = home / "sessions"
-    pattern = f"rollout-*-{thread_id}.jsonl" if thread_id else "rollout-*.jsonl"
-    found = sorted(sessions.glob(f"*/*/*/{pattern}"), key=lambda p: p.name[8:27])
-    if not found and thread_id:
-        raise CodexError(f"no rollout for thread {thread_id} under {sessions}")
-    if not found:
-        raise CodexError(f"no rollouts under {sessions}")
-    return found[-1]
+    if thread_id is not None:
+        if not _THREAD_ID.fullmatch(thread_id):
+            raise ConfigError(f"{thread_id!r} is not a thread id (a UUID)")
+        found = _rollout_files(sessions, f"rollout-*-{thread_id}")
+        if not found:
+            raise ConfigError(f"no rollout for thread {thread_id} under {sessions}")
+        return found[0]
+    for path in sorted(_rollout_files(sessions), key=_mtime, reverse=True):
+        if cwd is None or _session_cwd(path) == cwd:
+            return path
+    where = f" for {cwd}" if cwd is not None else ""
+    raise ConfigError(f"no rollouts{where} under {sessions}")
+
+
+def _rollout_files(sessions: Path, stem: str = "rollout-*") -> list[Path]:
+    """Rollout files under `sessions`, plain before compressed."""
+    plain = list(sessions.glob(f"*/*/*/{stem}.jsonl"))
+    names = {p.name for p in plain}
+    packed = sessions.glob(f"*/*/*/{stem}.jsonl.zst")
+    return [p for p in plain if p.is_file()] + [
+        p for p in packed if p.name[:-4] not in names and p.is_file()
+    ]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _session_cwd(path: Path) -> str | None:
+    """The `cwd` of a rollout's `session_meta`, reading only its first line."""
+    try:
+        if path.name.endswith(".zst"):
+            first = _rollout_bytes(path).split(b"\n", 1)[0]
+        else:
+            with path.open("rb") as f:
+                first = f.readline(1 << 20)
+        cwd = _json_get(_json_get(json.loads(first), "payload"), "cwd")
+    except (OSError, ValueError, RecursionError, CodexError):
+        return None
+    return cwd if isinstance(cwd, str) else None
 
 
 # --- Server-sent events -----------------------------------------------------
@@ -1457,16 +1717,28 @@ def _zstd_compress(data: bytes) -> bytes:
         return zstandard.ZstdCompressor(level=3).compress(data)
 
 
-def _zstd_decompressor() -> Any:
-    """An incremental zstd decoder: call it with each chunk, get bytes out."""
+def _zstd_decompressor() -> Callable[[bytes], bytes]:
+    """An incremental zstd decoder: call it with each chunk, get bytes out.
+
+    Corrupt input raises `ValueError`, whichever binding decodes it.
+    """
     try:
         from compression import zstd  # novermin
 
-        return zstd.ZstdDecompressor().decompress
+        decompress, error = zstd.ZstdDecompressor().decompress, zstd.ZstdError
     except ImportError:
         import zstandard
 
-        return zstandard.ZstdDecompressor().decompressobj().decompress
+        decompress = zstandard.ZstdDecompressor().decompressobj().decompress
+        error = zstandard.ZstdError
+
+    def decode(chunk: bytes) -> bytes:
+        try:
+            return typing.cast(bytes, decompress(chunk))
+        except error as exc:
+            raise ValueError(f"corrupt zstd data: {exc}") from None
+
+    return decode
 
 
 class EncodedBody:
@@ -2567,6 +2839,7 @@ class Turn:
         self.client = client
         self.turn_id = turn_id
         self.turn_state: str | None = None
+        self.started_at_ms = time.time_ns() // 1_000_000
 
     def __repr__(self) -> str:
         return f"Turn(turn_id={self.turn_id!r}, thread_id={self.client.thread_id!r})"
@@ -2574,7 +2847,7 @@ class Turn:
     # Building the request -------------------------------------------------
 
     def _body(
-        self, prompt: Prompt, tier: str | None
+        self, prompt: Prompt, tier: str | None, turn_metadata: str | None
     ) -> tuple[dict[str, Any], list[bytes], dict[str, Any]]:
         """The request body as head fields, encoded input items, tail fields (§11)."""
         client, provider = self.client, self.client.provider
@@ -2588,13 +2861,12 @@ class Turn:
         if lite:
             reasoning["context"] = "all_turns"
         head: dict[str, Any] = {"model": client.model}
-        if prompt.instructions and not lite:
-            head["instructions"] = prompt.instructions
+        fragments = self._leading_items(prompt)
         if lite:
             items = [i for i in prompt.input if not isinstance(i, ConfigurationUpdate)]
-            fragments = self._lite_items(prompt) + client._fragments.encode(items)
+            fragments += client._fragments.encode(items)
         else:
-            fragments = client._fragments.encode(prompt.input)
+            fragments += client._fragments.encode(prompt.input)
         tail: dict[str, Any] = {}
         if prompt.tools is not None and not lite:
             tail["tools"] = prompt.tools
@@ -2619,23 +2891,28 @@ class Turn:
             }
         if text:
             tail["text"] = text
-        if provider.is_openai:
-            tail["client_metadata"] = self._client_metadata()
+        if turn_metadata is not None:
+            tail["client_metadata"] = self._client_metadata(turn_metadata)
         return head, fragments, tail
 
-    def _lite_items(self, prompt: Prompt) -> list[bytes]:
-        """Responses Lite: tools and instructions as leading items with stable ids."""
+    def _leading_items(self, prompt: Prompt) -> list[bytes]:
+        """The items Codex puts before the history: in Responses Lite the
+        tools, then the instructions as a developer message.  Their ids are
+        UUIDv5s of the thread and the content, the same on every attempt,
+        turn and resume, as Codex 0.169 makes them."""
         import uuid
 
         namespace = uuid.uuid5(uuid.NAMESPACE_OID, self.client.thread_id)
-        tools = prompt.tools or []
-        tools_item = {
-            "type": "additional_tools",
-            "id": f"at_{uuid.uuid5(namespace, _dumps(tools).decode())}",
-            "role": "developer",
-            "tools": tools,
-        }
-        fragments = [_dumps(tools_item)]
+        fragments = []
+        if self.client.provider.info.responses_lite:
+            tools = prompt.tools or []
+            tools_item = {
+                "type": "additional_tools",
+                "id": f"at_{uuid.uuid5(namespace, _dumps(tools).decode())}",
+                "role": "developer",
+                "tools": tools,
+            }
+            fragments.append(_dumps(tools_item))
         if prompt.instructions:
             message = {
                 "type": "message",
@@ -2646,7 +2923,27 @@ class Turn:
             fragments.append(_dumps(message))
         return fragments
 
-    def _client_metadata(self) -> dict[str, str]:
+    def _turn_metadata(self, prompt: Prompt) -> str:
+        """`x-codex-turn-metadata`: who and what this request is, as one
+        ASCII JSON string (the header and `client_metadata` carry the same)."""
+        client = self.client
+        metadata: dict[str, Any] = {
+            "installation_id": client.installation_id,
+            "session_id": client.session_id,
+            "thread_id": client.thread_id,
+            "turn_id": self.turn_id,
+            "window_id": client.window_id,
+            "window_number": client.window_number,
+            "request_kind": "turn",
+            "root_turn_id": self.turn_id,
+            "turn_started_at_unix_ms": self.started_at_ms,
+            "model": client.model,
+        }
+        if effort := prompt.reasoning_effort or client.reasoning_effort:
+            metadata["reasoning_effort"] = effort
+        return json.dumps(metadata, separators=(",", ":"))
+
+    def _client_metadata(self, turn_metadata: str) -> dict[str, str]:
         client = self.client
         metadata = {
             "x-codex-installation-id": client.installation_id,
@@ -2654,6 +2951,7 @@ class Turn:
             "thread_id": client.thread_id,
             "x-codex-window-id": client.window_id,
             "turn_id": self.turn_id,
+            "x-codex-turn-metadata": turn_metadata,
         }
         if client.subagent:
             metadata["x-openai-subagent"] = client.subagent
@@ -2661,7 +2959,9 @@ class Turn:
             metadata["x-codex-parent-thread-id"] = client.parent_thread_id
         return metadata
 
-    def _headers(self, body: EncodedBody, tier: str | None) -> dict[str, str]:
+    def _headers(
+        self, body: EncodedBody, tier: str | None, turn_metadata: str | None
+    ) -> dict[str, str]:
         client, provider = self.client, self.client.provider
         headers = {"Accept": "text/event-stream", **body.headers, **provider.headers()}
         headers["originator"] = client.originator
@@ -2670,6 +2970,8 @@ class Turn:
         headers["session-id"] = client.session_id
         headers["thread-id"] = client.thread_id
         headers["x-codex-window-id"] = client.window_id
+        if turn_metadata is not None:
+            headers["x-codex-turn-metadata"] = turn_metadata
         if client.subagent:
             headers["x-openai-subagent"] = client.subagent
         if client.parent_thread_id:
@@ -2690,7 +2992,12 @@ class Turn:
             and client.provider.is_openai
         )
         tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
-        head, fragments, tail = self._body(prompt, tier)
+        # Codex sends turn metadata to every provider; we keep it, like
+        # client_metadata, to OpenAI.
+        turn_metadata = (
+            self._turn_metadata(prompt) if client.provider.is_openai else None
+        )
+        head, fragments, tail = self._body(prompt, tier, turn_metadata)
         json_bytes = _join_request(head, fragments, tail)
         body = EncodedBody(json_bytes, compress=compress, keep_json=keep_json)
         url = client.provider.url_for_path("responses", client.auth)
@@ -2706,7 +3013,7 @@ class Turn:
             _transport_log.log(
                 TRACE, "POST to %s: %s", _redact_url(url), json_bytes.decode()
             )
-        headers = self._headers(body, tier)
+        headers = self._headers(body, tier, turn_metadata)
         return PreparedRequest("POST", url, headers, body.data, body.json)
 
     def _attempt(self, request: PreparedRequest) -> PreparedRequest:
@@ -2878,7 +3185,12 @@ def _read_stream(response: requests.Response) -> Iterator[ResponseEvent]:
         raise StreamError(
             "idle timeout waiting for SSE", request_id=reader.request_id
         ) from None
-    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+    except (
+        urllib3.exceptions.HTTPError,
+        requests.RequestException,
+        OSError,
+        ValueError,  # a corrupt compressed body
+    ) as exc:
         raise StreamError(
             f"stream disconnected before completion: {type(exc).__name__}",
             request_id=reader.request_id,
@@ -2978,7 +3290,11 @@ class TurnResult:
 
 
 class Conversation:
-    """History, rollout and client of one thread."""
+    """History, rollout and client of one thread.
+
+    `token_usage` is the thread's running total, as the rollout's
+    `token_count` events carry it.
+    """
 
     def __init__(
         self,
@@ -2987,11 +3303,17 @@ class Conversation:
         history: list[ResponseItem] | None = None,
         rollout: RolloutWriter | None = None,
         instructions: str = "",
+        token_usage: Mapping[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.history = history if history is not None else []
         self.rollout = rollout
         self.instructions = instructions
+        self.token_usage = {k: 0 for k in _USAGE_KEYS}
+        for key in _USAGE_KEYS:
+            value = (token_usage or {}).get(key)
+            if type(value) is int:
+                self.token_usage[key] = value
         self.last_result = TurnResult("", [], None)
 
     @classmethod
@@ -3001,11 +3323,14 @@ class Conversation:
         *,
         ephemeral: bool = False,
         auth: AuthProvider | None = None,
+        instructions: str = "",
     ) -> Conversation:
+        """A new thread; `ephemeral` writes no rollout."""
         client = Client.from_config(config, auth=auth)
         rollout = None
         if not ephemeral:
-            meta = {
+            meta: dict[str, Any] = {
+                "session_id": client.session_id,
                 "timestamp": _utc_timestamp(),
                 "cwd": os.getcwd(),
                 "originator": client.originator,
@@ -3013,8 +3338,10 @@ class Conversation:
                 "source": "exec",
                 "model_provider": config.model_provider,
             }
+            if instructions:
+                meta["base_instructions"] = {"text": instructions}
             rollout = RolloutWriter.create(config.home, client.thread_id, meta)
-        return cls(client, rollout=rollout)
+        return cls(client, rollout=rollout, instructions=instructions)
 
     @classmethod
     def resume(
@@ -3023,13 +3350,19 @@ class Conversation:
         thread_id: str | None = None,
         *,
         last: bool = False,
+        cwd: str | None = None,
         ephemeral: bool = False,
         auth: AuthProvider | None = None,
     ) -> Conversation:
-        """Continue a thread from its rollout (`last`: the newest one)."""
+        """Continue a thread from its rollout, under the base instructions it
+        was written with.  `last` takes the most recently updated thread (of
+        those started in `cwd`, when given)."""
         if thread_id is None and not last:
             raise ConfigError("resume needs a thread id or --last")
-        rollout = read_rollout(find_rollout(config.home, thread_id))
+        path = find_rollout(config.home, thread_id, cwd=cwd)
+        if not ephemeral:
+            path = _unpack_rollout(path)
+        rollout = read_rollout(path)
         if not rollout.thread_id:
             raise CodexError(f"{rollout.path} has no session_meta line with an id")
         session_id = rollout.meta.get("session_id") or rollout.thread_id
@@ -3037,7 +3370,13 @@ class Conversation:
             config, thread_id=rollout.thread_id, session_id=session_id, auth=auth
         )
         writer = None if ephemeral else RolloutWriter(rollout.path)
-        return cls(client, history=rollout.items, rollout=writer)
+        return cls(
+            client,
+            history=rollout.items,
+            rollout=writer,
+            instructions=rollout.base_instructions,
+            token_usage=rollout.token_usage,
+        )
 
     def prepare_items(
         self, items: Iterable[ResponseItem], turn_id: str
@@ -3058,6 +3397,10 @@ class Conversation:
             self.rollout.append_items(prepared)
         return prepared
 
+    def _event(self, payload: dict[str, Any]) -> None:
+        if self.rollout is not None:
+            self.rollout.append("event_msg", payload)
+
     def stream_turn(
         self,
         user_input: str | Sequence[ResponseItem],
@@ -3066,9 +3409,13 @@ class Conversation:
     ) -> Iterator[ResponseEvent]:
         """Run one turn, yielding its events.
 
-        At `Completed` the output is recorded and `last_result` set.
+        At `Completed` the output is recorded and `last_result` set.  The
+        rollout gets the `task_started`, `token_count` and `task_complete`
+        events Codex writes, so tools that read rollouts see usage and timing.
         """
         turn = self.client.new_turn()
+        started = turn.started_at_ms / 1000
+        self._event(_task_started(turn.turn_id, started))
         if isinstance(user_input, str):
             user_input = [Message(role="user", content=(InputText(text=user_input),))]
         self.record(user_input, turn.turn_id)
@@ -3078,15 +3425,64 @@ class Conversation:
             output_schema=output_schema,
         )
         output: list[ResponseItem] = []
+        first_output: float | None = None
+        rate_limits: RateLimits | None = None
         for event in turn.stream(prompt):
             if isinstance(event, StreamRetry):
                 output.clear()
-            elif isinstance(event, OutputItemDone):
-                output.append(event.item)
+            elif isinstance(event, RateLimits) and event.limit_id == "codex":
+                rate_limits = event
+            elif isinstance(event, (OutputTextDelta, OutputItemAdded, OutputItemDone)):
+                first_output = first_output or time.time()
+                if isinstance(event, OutputItemDone):
+                    output.append(event.item)
             elif isinstance(event, Completed):
                 items = self.record(output, turn.turn_id)
                 self.last_result = TurnResult(assistant_text(items), items, event.usage)
+                self._event(self._token_count(event.usage, rate_limits))
+                done = time.time()
+                self._event(
+                    {
+                        "type": "task_complete",
+                        "root_turn_id": turn.turn_id,
+                        "turn_id": turn.turn_id,
+                        "last_agent_message": self.last_result.text or None,
+                        "started_at": int(started),
+                        "completed_at": int(done),
+                        "duration_ms": int((done - started) * 1000),
+                        "time_to_first_token_ms": int(
+                            ((first_output or done) - started) * 1000
+                        ),
+                    }
+                )
             yield event
+
+    def _token_count(
+        self, usage: TokenUsage | None, rate_limits: RateLimits | None
+    ) -> dict[str, Any]:
+        """A `token_count` event: this response's usage and the thread's total."""
+        info = None
+        if usage is not None:
+            last = {k: getattr(usage, k, 0) for k in _USAGE_KEYS}
+            for key, value in last.items():
+                self.token_usage[key] += value
+            info = {
+                "total_token_usage": dict(self.token_usage),
+                "last_token_usage": last,
+                "last_usage_includes_reasoning": False,
+                "model_context_window": None,
+            }
+        limits = None
+        if rate_limits is not None:
+            limits = {
+                "limit_id": rate_limits.limit_id,
+                "limit_name": rate_limits.limit_name,
+                "primary": _window_json(rate_limits.primary),
+                "secondary": _window_json(rate_limits.secondary),
+                "credits": rate_limits.credits,
+                "plan_type": None,
+            }
+        return {"type": "token_count", "info": info, "rate_limits": limits}
 
     def run_turn(
         self,
@@ -3101,6 +3497,39 @@ class Conversation:
     def close(self) -> None:
         if self.rollout is not None:
             self.rollout.close()
+
+
+# The token counts of a `token_count` event, in Codex's order.
+_USAGE_KEYS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_input_tokens",
+    "output_tokens",
+    "reasoning_output_tokens",
+    "total_tokens",
+)
+
+
+def _task_started(turn_id: str, started: float) -> dict[str, Any]:
+    return {
+        "type": "task_started",
+        "turn_attribution": {
+            "turn_id": turn_id,
+            "turn_trigger": "exec",
+            "parent_turn_id": None,
+            "initiating_agent_path": None,
+            "root_turn_id": turn_id,
+        },
+        "turn_id": turn_id,
+        "root_turn_id": turn_id,
+        "started_at": int(started),
+        "model_context_window": None,
+        "collaboration_mode_kind": "default",
+    }
+
+
+def _window_json(window: RateLimitWindow | None) -> dict[str, Any] | None:
+    return None if window is None else dataclasses.asdict(window)
 
 
 def assistant_text(items: Iterable[ResponseItem]) -> str:
@@ -3332,7 +3761,10 @@ def load_config(
         model=get("model") or DEFAULT_MODEL,
         model_provider=get("model_provider") or "openai",
         providers=_merge_providers(
-            get("model_providers", dict) or {}, f"{path}: model_providers", environ
+            get("model_providers", dict) or {},
+            f"{path}: model_providers",
+            environ,
+            openai_base_url=get("openai_base_url"),
         ),
         reasoning_effort=get("model_reasoning_effort"),
         reasoning_summary=get("model_reasoning_summary"),
@@ -3344,10 +3776,20 @@ def load_config(
 
 
 def _merge_providers(
-    tables: Mapping[str, Any], where: str, environ: Mapping[str, str] | None
+    tables: Mapping[str, Any],
+    where: str,
+    environ: Mapping[str, str] | None,
+    *,
+    openai_base_url: str | None = None,
 ) -> dict[str, ProviderInfo]:
-    """Built-ins plus the user's; of a built-in only Bedrock's aws and base_url may change."""
+    """Built-ins plus the user's; of a built-in only Bedrock's aws and base_url
+    may change, and the openai one's base URL by `openai_base_url` (which
+    wins over `OPENAI_BASE_URL`, as Codex reads only the config key)."""
     providers = built_in_providers(environ)
+    if openai_base_url and openai_base_url.strip():
+        providers["openai"] = dataclasses.replace(
+            providers["openai"], base_url=openai_base_url.strip()
+        )
     for provider_id, table in tables.items():
         key = f"{where}.{provider_id}"
         if not isinstance(table, dict):
@@ -3374,7 +3816,6 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
     Only that line changes; the rest of the file stays byte for byte.  The
     file is replaced atomically (a temporary file, then rename).
     """
-    import tempfile
     import tomllib
 
     path = home / "config.toml"
@@ -3395,18 +3836,8 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
     if check != ("fast" if enabled else None):
         raise ConfigError(f"{path}: cannot edit service_tier safely; edit it by hand")
     home.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=home, prefix=".config.toml.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(new)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    _write_atomically(path, new.encode(), mode=mode)
     return path
 
 
@@ -3468,7 +3899,12 @@ def _exec_parser() -> argparse.ArgumentParser:
     parser.add_argument("-i", "--image", action="append", default=[], metavar="FILE")
     parser.add_argument("--ephemeral", action="store_true", help="write no rollout")
     parser.add_argument(
-        "--last", action="store_true", help="with resume: the newest thread"
+        "--last",
+        action="store_true",
+        help="with resume: the most recently updated thread started here",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="with resume --last: of any directory"
     )
     parser.add_argument("words", nargs="*", help="[resume [THREAD_ID]] [PROMPT | -]")
     return parser
@@ -3566,6 +4002,8 @@ def _run_exec(args: argparse.Namespace) -> int:
             thread_id = words.pop(0)
     elif args.last:
         raise _UsageError("codex-lite exec: --last goes with resume")
+    if args.all and not args.last:
+        raise _UsageError("codex-lite exec: --all goes with resume --last")
     config = _config_from_args(args)
     user_input = _user_input(args, words)
     schema = _output_schema(args.output_schema)
@@ -3579,7 +4017,12 @@ def _run_exec(args: argparse.Namespace) -> int:
     ephemeral = args.ephemeral or args.dry_run
     if resume:
         conversation = Conversation.resume(
-            config, thread_id, last=args.last, ephemeral=ephemeral, auth=auth
+            config,
+            thread_id,
+            last=args.last,
+            cwd=None if args.all else os.getcwd(),
+            ephemeral=ephemeral,
+            auth=auth,
         )
     else:
         conversation = Conversation.start(config, ephemeral=ephemeral, auth=auth)

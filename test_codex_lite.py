@@ -589,11 +589,12 @@ def test_rollout_write_then_resume_keeps_history_and_ids(home: pathlib.Path) -> 
         "response_item",
         "response_item",
     ]
-    for line in lines:
+    for ordinal, line in enumerate(lines):
         assert re.fullmatch(
             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["timestamp"]
         )
-        assert list(line) == ["timestamp", "type", "payload"]
+        assert list(line) == ["timestamp", "ordinal", "type", "payload"]
+        assert line["ordinal"] == ordinal
     assert lines[0]["payload"]["id"] == thread_id
     rollout = cl.read_rollout(cl.find_rollout(home, thread_id))
     assert rollout.thread_id == thread_id
@@ -788,7 +789,6 @@ def test_body_fields_in_wire_order_for_openai(
     body = server.seen[0].json()
     assert list(body) == [
         "model",
-        "instructions",
         "input",
         "tools",
         "tool_choice",
@@ -808,14 +808,52 @@ def test_body_fields_in_wire_order_for_openai(
     )
     assert body["include"] == ["reasoning.encrypted_content"]
     assert body["prompt_cache_key"] == client.session_id
+    # Codex 0.169 sends the instructions as a leading developer message whose
+    # id is uuid5(uuid5(OID, thread id), text) (wire-spec §11, captured).
+    namespace = uuid.uuid5(uuid.NAMESPACE_OID, client.thread_id)
+    assert body["input"][0] == {
+        "type": "message",
+        "id": f"msg_{uuid.uuid5(namespace, 'be brief')}",
+        "role": "developer",
+        "content": [{"type": "input_text", "text": "be brief"}],
+    }
     installation_id = (home / "installation_id").read_text()
+    header = server.seen[0].header("x-codex-turn-metadata") or ""
+    assert header.isascii()
     assert body["client_metadata"] == {
         "x-codex-installation-id": installation_id,
         "session_id": client.session_id,
         "thread_id": client.thread_id,
         "x-codex-window-id": f"{client.thread_id}:0",
         "turn_id": turn.turn_id,
+        "x-codex-turn-metadata": header,
     }
+    metadata = json.loads(header)
+    assert {
+        k: metadata[k]
+        for k in (
+            "installation_id",
+            "session_id",
+            "thread_id",
+            "turn_id",
+            "window_id",
+            "window_number",
+            "request_kind",
+            "model",
+            "reasoning_effort",
+        )
+    } == {
+        "installation_id": installation_id,
+        "session_id": client.session_id,
+        "thread_id": client.thread_id,
+        "turn_id": turn.turn_id,
+        "window_id": f"{client.thread_id}:0",
+        "window_number": 0,
+        "request_kind": "turn",
+        "model": "gpt-test",
+        "reasoning_effort": "high",
+    }
+    assert abs(metadata["turn_started_at_unix_ms"] / 1000 - time.time()) < 60
     assert server.seen[0].header("authorization") == "Bearer sk-test"
     assert server.seen[0].header("version") == cl.__version__
 
@@ -827,6 +865,7 @@ def test_custom_provider_gets_no_codex_only_fields(
     run(local_client(server, home).new_turn())
     body = server.seen[0].json()
     assert "client_metadata" not in body
+    assert server.seen[0].header("x-codex-turn-metadata") is None
     assert body["reasoning"] is None
     assert not (home / "installation_id").exists()
     assert "authorization" not in server.seen[0].header_names()
@@ -2180,8 +2219,31 @@ def test_cli_exec_streams_text_and_usage(server: Loopback, home: pathlib.Path) -
     body = server.seen[0].json()
     assert body["input"][0]["content"] == [{"type": "input_text", "text": "say hi"}]
     (rollout,) = (home / "sessions").glob("*/*/*/rollout-*.jsonl")
-    kinds = [json.loads(line)["type"] for line in rollout.read_text().splitlines()]
-    assert kinds == ["session_meta", "response_item", "response_item"]
+    lines = [json.loads(line) for line in rollout.read_text().splitlines()]
+    kinds = [(line["type"], line["payload"].get("type")) for line in lines]
+    assert kinds == [
+        ("session_meta", None),
+        ("event_msg", "task_started"),
+        ("response_item", "message"),
+        ("response_item", "message"),
+        ("event_msg", "token_count"),
+        ("event_msg", "task_complete"),
+    ]
+    assert [line["ordinal"] for line in lines] == list(range(6))
+    started, count, complete = lines[1]["payload"], lines[4], lines[5]["payload"]
+    usage = {
+        "input_tokens": 3,
+        "cached_input_tokens": 0,
+        "cache_write_input_tokens": 0,
+        "output_tokens": 1,
+        "reasoning_output_tokens": 0,
+        "total_tokens": 4,
+    }
+    assert count["payload"]["info"]["last_token_usage"] == usage
+    assert count["payload"]["info"]["total_token_usage"] == usage
+    assert complete["turn_id"] == started["turn_id"]
+    assert complete["last_agent_message"] == "Hello from the model"
+    assert complete["duration_ms"] >= complete["time_to_first_token_ms"] >= 0
 
 
 def test_cli_exec_prompt_from_stdin_and_ephemeral(
