@@ -2096,25 +2096,206 @@ class BearerAuth(AuthProvider):
 
 
 class ChatGptAuth(BearerAuth):
-    """A ChatGPT login from `$CODEX_HOME/auth.json`.
+    """A ChatGPT login from `$CODEX_HOME/auth.json`, kept fresh as Codex keeps it.
 
-    Codex refreshes the token in that file; after a 401 the file is read
-    again, since another process may have refreshed it meanwhile.
+    Before a request whose access token expires within five minutes (or,
+    when its `exp` cannot be read, whose `last_refresh` is over eight days
+    old) the tokens are refreshed.  After a 401 the file is read again, as
+    another process may have refreshed it, and failing that refreshed.  A
+    refresh token the server will never take again is an `AuthError` asking
+    the user to sign in again, and nothing more is sent with it.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, refresh_url: str | None = None) -> None:
+        super().__init__("", kind="chatgpt")
         self.path = path
-        token, account_id = _chatgpt_tokens(_read_auth_json(path), path)
-        super().__init__(token, account_id=account_id, kind="chatgpt")
+        override = os.environ.get("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "").strip()
+        self.refresh_url = refresh_url or override or f"{_AUTH_ISSUER}/oauth/token"
+        self._adopt(_read_auth_json(path))
+
+    def _adopt(self, data: dict[str, Any]) -> None:
+        self._token, self.account_id = _chatgpt_tokens(data, self.path)
+        self._last_refresh = _rfc3339(data.get("last_refresh"))
+
+    def _stale(self) -> bool:
+        exp = _jwt_claims(self._token).get("exp")
+        now = time.time()
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            return exp - now < _REFRESH_BEFORE_EXPIRY
+        return self._last_refresh is not None and now - self._last_refresh > (
+            _REFRESH_AFTER_DAYS * 86400
+        )
+
+    def add_auth_headers(self, headers: dict[str, str]) -> None:
+        if self._stale():
+            self._refresh("proactive_expiry")
+        super().add_auth_headers(headers)
 
     def reload(self) -> bool:
+        token = self._token
         try:
-            token, account_id = _chatgpt_tokens(_read_auth_json(self.path), self.path)
+            self._adopt(_read_auth_json(self.path))
         except (AuthError, OSError):
             return False
-        fresh = token != self._token
-        self._token, self.account_id = token, account_id
-        return fresh
+        return self._token != token or self._refresh("unauthorized")
+
+    def _refresh(self, reason: str) -> bool:
+        """Refresh the tokens unless another process just did; True when the
+        access token changed.  Network trouble leaves things as they were."""
+        before = self._token
+
+        def refreshed(data: dict[str, Any] | None) -> dict[str, Any] | None:
+            if data is None:
+                raise AuthError(f"{self.path} is gone: sign in again")
+            self._adopt(data)
+            if self._token != before and not self._stale():
+                return None  # someone else refreshed while we waited
+            tokens: dict[str, Any] = data["tokens"]  # `_adopt` checked it
+            refresh_token = tokens.get("refresh_token")
+            if not isinstance(refresh_token, str) or not refresh_token:
+                return None
+            fresh = _request_refresh(self.refresh_url, refresh_token, reason, self.path)
+            if fresh is None:
+                return None
+            new = {
+                **data,
+                "tokens": {**tokens, **fresh},
+                "last_refresh": _rfc3339_now(),
+            }
+            self._adopt(new)
+            return new
+
+        _update_auth_json(self.path, refreshed)
+        return self._token != before
+
+
+_AUTH_ISSUER = "https://auth.openai.com"
+_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
+_REFRESH_BEFORE_EXPIRY = 300  # seconds
+_REFRESH_AFTER_DAYS = 8
+# The token endpoint's codes for a refresh token it will never take again,
+# and what that means for the user.
+_DEAD_REFRESH_TOKEN = {
+    "refresh_token_expired": "has expired",
+    "refresh_token_reused": "was already used",
+    "refresh_token_invalidated": "was revoked",
+    "invalid_grant": "is no longer valid",
+}
+
+
+def _request_refresh(
+    url: str, refresh_token: str, reason: str, path: Path
+) -> dict[str, str] | None:
+    """New tokens from the token endpoint: only those it sent back, or None
+    when it could not be reached or answered oddly (a warning says why)."""
+    body = {
+        "client_id": _CLIENT_ID,
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+        "refresh_reason": reason,
+    }
+    reply, status = _post_json(url, _dumps(body), "application/json")
+    if status is None:
+        return None
+    if status >= 300:
+        error = _json_get(reply, "error")
+        code = _json_get(error, "code") if isinstance(error, dict) else error
+        if isinstance(code, str) and code in _DEAD_REFRESH_TOKEN:
+            raise AuthError(
+                "Your access token could not be refreshed because your refresh "
+                f"token {_DEAD_REFRESH_TOKEN[code]}. Please sign in again "
+                f"(`codex login` or `codex-lite login`); {path} was left as it was."
+            )
+        _log.warning("token refresh failed: HTTP %d", status)
+        return None
+    fresh = {
+        key: value
+        for key in ("id_token", "access_token", "refresh_token")
+        if isinstance(value := _json_get(reply, key), str) and value
+    }
+    if "access_token" not in fresh:
+        _log.warning("token refresh answer has no access_token; ignored")
+        return None
+    return fresh
+
+
+def _post_json(url: str, body: bytes, content_type: str) -> tuple[Any, int | None]:
+    """POST to the sign-in service: the parsed JSON answer (None if it is not
+    JSON) and the status, or (None, None) when the service cannot be reached."""
+    originator = os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
+    headers = {
+        "Content-Type": content_type,
+        "originator": originator,
+        "User-Agent": _user_agent(originator),
+    }
+    try:
+        response = requests.post(
+            url, data=body, headers=headers, timeout=(15, 60), allow_redirects=False
+        )
+    except requests.RequestException as exc:
+        _log.warning("%s: %s", _redact_url(url), _describe(exc))
+        return None, None
+    try:
+        return response.json(), response.status_code
+    except ValueError:
+        return None, response.status_code
+
+
+def _update_auth_json(
+    path: Path, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+) -> None:
+    """Read auth.json, let `change` say what it becomes, and write that back
+    (mode 0600, by temporary file and rename), all under an exclusive lock
+    so that two processes never tear it or lose each other's refresh.
+    `change` gets None when there is no file, and returns None to leave it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        with _locked(fd):
+            data = _read_auth_json(path) if path.exists() else None
+            new = change(data)
+            if new is not None:
+                text = json.dumps(new, indent=2, ensure_ascii=False) + "\n"
+                _write_atomically(path, text.encode(), mode=0o600)
+    finally:
+        os.close(fd)
+
+
+def _jwt_claims(token: str) -> dict[str, Any]:
+    """A JWT's claims, read without checking its signature (as Codex reads
+    them: only to know when it expires and whose it is)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(raw)
+    except (binascii.Error, ValueError, RecursionError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: Any) -> float | None:
+    """An RFC 3339 time (any number of fraction digits) as a Unix time."""
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    base, fraction, zone = match.groups()
+    try:
+        when = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+    except ValueError:
+        return None
+    return when.timestamp() + float(fraction or 0)
+
+
+def _rfc3339_now() -> str:
+    """Now as Codex writes `last_refresh`: UTC, nanoseconds, `Z`."""
+    ns = time.time_ns()
+    moment = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ns % 1_000_000_000:09d}Z"
 
 
 def _read_auth_json(path: Path) -> dict[str, Any]:
@@ -3855,6 +4036,9 @@ commands:
   exec resume [--last | THREAD_ID] [PROMPT]
                                   continue a thread from its rollout
   fast [on | off | status]        persist fast mode (service_tier) in config.toml
+  login --with-api-key | --device-auth | status
+                                  sign in (auth.json, shared with Codex)
+  logout                          remove the stored sign-in
   sessions                        list recent rollouts, newest first
   realtime --sdp-offer FILE       start a WebRTC realtime call
 
@@ -4090,6 +4274,152 @@ def _run_fast(argv: list[str]) -> int:
     return 0
 
 
+def _run_login(argv: list[str]) -> int:
+    parser = _parser(
+        "codex-lite login", "Sign in into $CODEX_HOME/auth.json, as Codex does."
+    )
+    parser.add_argument("action", nargs="?", choices=("status",))
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
+        "--with-api-key", action="store_true", help="read an API key from stdin"
+    )
+    how.add_argument(
+        "--device-auth", action="store_true", help="sign in with ChatGPT by a code"
+    )
+    args = parser.parse_args(argv)
+    path = default_codex_home() / "auth.json"
+    if args.action == "status":
+        return _login_status(path)
+    if args.with_api_key:
+        if sys.stdin.isatty():
+            raise _UsageError(
+                "codex-lite login --with-api-key reads the key from stdin, e.g.\n"
+                "  printenv OPENAI_API_KEY | codex-lite login --with-api-key"
+            )
+        key = sys.stdin.read().strip()
+        if not key or not all(" " < c <= "~" for c in key):
+            raise _UsageError("codex-lite login: stdin holds no usable API key")
+        _update_auth_json(
+            path, lambda _: {"auth_mode": "apikey", "OPENAI_API_KEY": key}
+        )
+        print("Successfully logged in", file=sys.stderr)
+        return 0
+    if args.device_auth:
+        _device_login(path)
+        print("Successfully logged in", file=sys.stderr)
+        return 0
+    raise _UsageError(
+        "codex-lite login: use --with-api-key or --device-auth "
+        "(the browser sign-in is `codex login`)"
+    )
+
+
+def _login_status(path: Path) -> int:
+    data = _read_auth_json(path) if path.exists() else {}
+    key = data.get("OPENAI_API_KEY")
+    if (
+        isinstance(key, str)
+        and key
+        and (data.get("auth_mode") in ("apikey", "api_key") or not data.get("tokens"))
+    ):
+        masked = f"{key[:8]}***{key[-5:]}" if len(key) > 13 else "***"
+        print(f"Logged in using an API key - {masked}", file=sys.stderr)
+        return 0
+    if data.get("tokens"):
+        print("Logged in using ChatGPT", file=sys.stderr)
+        return 0
+    print("Not logged in", file=sys.stderr)
+    return 1
+
+
+def _run_logout(argv: list[str]) -> int:
+    _parser("codex-lite logout", "Remove $CODEX_HOME/auth.json.").parse_args(argv)
+    path = default_codex_home() / "auth.json"
+    gone = []
+
+    def remove(data: dict[str, Any] | None) -> None:
+        if data is not None:
+            path.unlink()
+            gone.append(path)
+
+    _update_auth_json(path, remove)
+    print("Successfully logged out" if gone else "Not logged in", file=sys.stderr)
+    return 0
+
+
+def _device_login(path: Path) -> None:
+    """Sign in with ChatGPT by a device code, for machines without a browser:
+    the user opens a page elsewhere and types the code shown here."""
+    override = os.environ.get("CODEX_LITE_AUTH_ISSUER", "").strip().rstrip("/")
+    issuer = override or _AUTH_ISSUER
+    api = f"{issuer}/api/accounts/deviceauth"
+    start, status = _post_json(
+        f"{api}/usercode", _dumps({"client_id": _CLIENT_ID}), "application/json"
+    )
+    device_auth_id, user_code = (
+        _json_get(start, "device_auth_id"),
+        _json_get(start, "user_code"),
+    )
+    if (
+        status != 200
+        or not isinstance(device_auth_id, str)
+        or not isinstance(user_code, str)
+    ):
+        raise AuthError(f"device sign-in could not start (HTTP {status}) at {issuer}")
+    try:
+        interval = min(max(float(_json_get(start, "interval") or 5), 1.0), 60.0)
+    except (TypeError, ValueError):
+        interval = 5.0
+    print(
+        f"To sign in, open {issuer}/codex/device and enter this code: {user_code}\n"
+        "(it expires in 15 minutes)",
+        file=sys.stderr,
+    )
+    poll = _dumps({"device_auth_id": device_auth_id, "user_code": user_code})
+    deadline = time.monotonic() + 15 * 60
+    while True:
+        time.sleep(interval)
+        answer, status = _post_json(f"{api}/token", poll, "application/json")
+        if status == 200:
+            break
+        if status not in (None, 403, 404):
+            raise AuthError(f"device sign-in failed (HTTP {status})")
+        if time.monotonic() > deadline:
+            raise AuthError("device sign-in timed out after 15 minutes")
+    code, verifier = (
+        _json_get(answer, "authorization_code"),
+        _json_get(answer, "code_verifier"),
+    )
+    if not isinstance(code, str) or not isinstance(verifier, str):
+        raise AuthError("device sign-in answer has no authorization code")
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": f"{issuer}/deviceauth/callback",
+            "client_id": _CLIENT_ID,
+            "code_verifier": verifier,
+        }
+    )
+    tokens, status = _post_json(
+        f"{issuer}/oauth/token", form.encode(), "application/x-www-form-urlencoded"
+    )
+    names = ("id_token", "access_token", "refresh_token")
+    if status != 200 or not all(isinstance(_json_get(tokens, n), str) for n in names):
+        raise AuthError(f"device sign-in: the token exchange failed (HTTP {status})")
+    claims = _json_get(_jwt_claims(tokens["id_token"]), "https://api.openai.com/auth")
+    login = {
+        "auth_mode": "chatgpt",
+        "OPENAI_API_KEY": None,
+        "tokens": {
+            **{n: tokens[n] for n in names},
+            "account_id": _json_get(claims, "chatgpt_account_id"),
+        },
+        "last_refresh": _rfc3339_now(),
+    }
+    _update_auth_json(path, lambda _: login)
+
+
 def _run_sessions(argv: list[str]) -> int:
     parser = _parser("codex-lite sessions", "List recent rollouts.")
     parser.add_argument("-n", "--limit", type=int, default=20)
@@ -4168,6 +4498,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_fast(rest)
         if command == "sessions":
             return _run_sessions(rest)
+        if command == "login":
+            return _run_login(rest)
+        if command == "logout":
+            return _run_logout(rest)
         if command == "realtime":
             return _run_realtime(rest)
         raise _UsageError(f"codex-lite: unknown command {command!r}\n\n{_USAGE}")

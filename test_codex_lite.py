@@ -9,6 +9,7 @@ is written by hand here.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -664,6 +665,198 @@ def test_rollout_resume_prepares_images_again(home: pathlib.Path) -> None:
     (item,) = cl.read_rollout(path).items
     assert isinstance(item, cl.Message)
     assert item.content == (cl.InputText(text=cl.IMAGE_OMITTED_TEXT),)
+
+
+# Ordinals, events and history changes as Codex 0.169 writes them ------------------
+
+CODEX_ROLLOUT = TESTS / "codex-0.169.0" / "custom-provider-two-turns.rollout.jsonl"
+
+
+def ordinals(path: pathlib.Path) -> list[int | None]:
+    return [json.loads(line).get("ordinal") for line in path.read_text().splitlines()]
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut=st.integers(min_value=1, max_value=24), torn=st.integers(0, 300))
+def test_appends_continue_codex_ordinals_at_any_cut(cut: int, torn: int) -> None:
+    """A Codex file cut after any line, with or without a torn tail, takes
+    appended lines numbered on from the last whole line; no line is rewritten."""
+    lines = CODEX_ROLLOUT.read_bytes().splitlines(keepends=True)
+    kept = b"".join(lines[:cut])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "rollout.jsonl"
+        tail = lines[cut][: torn % len(lines[cut])] if cut < len(lines) else b""
+        path.write_bytes(kept + tail.rstrip(b"\n"))
+        with cl.RolloutWriter(path) as writer:
+            writer.append_items([user("appended")])
+            writer.append("event_msg", {"type": "task_complete"})
+        assert path.read_bytes().startswith(kept)
+        assert ordinals(path) == list(range(cut + 2))
+
+
+def test_appends_to_an_old_file_without_ordinals_add_none(home: pathlib.Path) -> None:
+    path = home / "old.jsonl"
+    old = [{"timestamp": "t", "type": "session_meta", "payload": {"id": "x"}}] * 2
+    path.write_text("".join(json.dumps(line) + "\n" for line in old))
+    with cl.RolloutWriter(path) as writer:
+        writer.append_items([user("new")])
+    assert ordinals(path) == [None, None, None]
+
+
+def test_ordinals_resume_after_lines_an_older_writer_left_unnumbered(
+    home: pathlib.Path,
+) -> None:
+    """Lines without ordinals after numbered ones still count as lines."""
+    path = home / "mixed.jsonl"
+    lines = CODEX_ROLLOUT.read_text().splitlines(keepends=True)[:3]
+    path.write_text("".join(lines) + '{"timestamp":"t","type":"x","payload":{}}\n')
+    with cl.RolloutWriter(path) as writer:
+        writer.append("event_msg", {"type": "task_started"})
+    assert ordinals(path) == [0, 1, 2, None, 4]
+
+
+def test_two_writers_on_one_rollout_share_no_ordinal(home: pathlib.Path) -> None:
+    path, _ = write_rollout(home, [])
+    first, second = cl.RolloutWriter(path), cl.RolloutWriter(path)
+    for index in range(6):
+        (first if index % 2 else second).append_items([user(f"line {index}")])
+    first.close()
+    second.close()
+    assert ordinals(path) == list(range(7))
+
+
+def test_reading_the_captured_codex_rollout() -> None:
+    rollout = cl.read_rollout(CODEX_ROLLOUT)
+    assert rollout.thread_id == "01a23356-b23d-7353-bcdb-66b1f8a1e893"
+    assert rollout.base_instructions.startswith("You are a coding agent running in")
+    texts = [
+        "".join(getattr(p, "text", "") for p in i.content)
+        for i in rollout.items
+        if isinstance(i, cl.Message)
+    ]
+    assert texts[2:] == ["hello", "hello from capture", "again", "hello from capture"]
+    assert rollout.token_usage is not None
+    assert rollout.token_usage["total_tokens"] == 28
+
+
+def test_resume_sends_the_stored_base_instructions_first(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    thread_id = "01a23356-b23d-7353-bcdb-66b1f8a1e893"
+    folder = home / "sessions" / "2026" / "12" / "01"
+    folder.mkdir(parents=True)
+    path = folder / f"rollout-2026-12-01T20-40-49-{thread_id}.jsonl"
+    path.write_bytes(CODEX_ROLLOUT.read_bytes())
+    (home / "config.toml").write_text(
+        f'model_provider = "local"\n[model_providers.local]\nbase_url = "{server.url}"\n'
+    )
+    server.then(reply(body=text_stream("third answer")))
+    conversation = cl.Conversation.resume(cl.load_config(home), thread_id)
+    conversation.client.retry_policy = FAST
+    with contextlib.closing(conversation):
+        conversation.run_turn("third")
+    body = server.seen[0].json()
+    assert "instructions" not in body
+    namespace = uuid.uuid5(uuid.NAMESPACE_OID, thread_id)
+    base = cl.read_rollout(CODEX_ROLLOUT).base_instructions
+    assert body["input"][0] == {
+        "type": "message",
+        "id": f"msg_{uuid.uuid5(namespace, base)}",
+        "role": "developer",
+        "content": [{"type": "input_text", "text": base}],
+    }
+    assert body["input"][-1]["content"][0]["text"] == "third"
+    assert ordinals(path) == list(range(len(ordinals(path))))
+    usage = cl.read_rollout(path).token_usage or {}
+    assert usage["total_tokens"] == 28 + 4  # the thread's running total
+
+
+def user_turns(*texts: str) -> list[cl.ResponseItem]:
+    items: list[cl.ResponseItem] = [
+        user("<environment_context>here</environment_context>")
+    ]
+    for text in texts:
+        items.append(user(text))
+        items.append(
+            cl.Message(role="assistant", content=(cl.OutputText(text=f"re {text}"),))
+        )
+    return items
+
+
+def history_texts(path: pathlib.Path) -> list[str]:
+    return [
+        "".join(getattr(p, "text", "") for p in i.content)
+        for i in cl.read_rollout(path).items
+        if isinstance(i, cl.Message)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("num_turns", "left"),
+    [(0, ["one", "two", "three"]), (1, ["one", "two"]), (2, ["one"]), (9, [])],
+)
+def test_thread_rolled_back_drops_the_last_user_turns(
+    home: pathlib.Path, num_turns: int, left: list[str]
+) -> None:
+    path, _ = write_rollout(home, user_turns("one", "two", "three"))
+    with cl.RolloutWriter(path) as writer:
+        writer.append(
+            "event_msg", {"type": "thread_rolled_back", "num_turns": num_turns}
+        )
+    expected = ["<environment_context>here</environment_context>"]
+    for text in left:
+        expected += [text, f"re {text}"]
+    assert history_texts(path) == expected
+
+
+def test_compacted_without_replacement_history(home: pathlib.Path) -> None:
+    """Recent user messages within 20,000 tokens (4 bytes each), the oldest
+    kept cut in the middle, then the summary; context messages are left out."""
+    big = "a" * 40_000 + "b" * 40_000  # 20,000 tokens: more than is left
+    path, _ = write_rollout(home, user_turns("old", big, "recent " * 2000))
+    with cl.RolloutWriter(path) as writer:
+        writer.append("compacted", {"message": "the summary"})
+        writer.append_items([user("after")])
+    texts = history_texts(path)
+    assert texts[1] == "recent " * 2000 and texts[2:] == ["the summary", "after"]
+    cut = texts[0]  # 20,000 - 3,500 tokens left for the older message
+    assert cut.startswith("a" * 33_000) and cut.endswith("b" * 33_000)
+    assert "tokens truncated" in cut and len(cut) < 67_000
+    with cl.RolloutWriter(
+        path
+    ) as writer:  # a second compaction skips the first summary
+        writer.append("compacted", {"message": "second summary"})
+    assert history_texts(path)[-2:] == ["after", "second summary"]
+    assert "the summary" not in history_texts(path)
+
+
+def test_zstd_rollouts_are_read_and_unpacked_before_appending(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    path, thread_id = write_rollout(home, [user("packed question")])
+    packed = path.with_name(path.name + ".zst")
+    packed.write_bytes(zstandard.ZstdCompressor().compress(path.read_bytes()))
+    path.unlink()
+    assert history_texts(packed) == ["packed question"]
+    assert cl.find_rollout(home, thread_id) == packed
+    server.then(reply(body=text_stream("answer")))
+    done = cli(home, "exec", "resume", thread_id, "next", env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    assert not packed.exists() and path.exists()
+    assert history_texts(path) == ["packed question", "next", "answer"]
+    assert ordinals(path) == list(range(len(ordinals(path))))
+    packed.write_bytes(b"stale copy")  # the plain file wins when both exist
+    assert cl.find_rollout(home, thread_id) == path
+
+
+@pytest.mark.parametrize(
+    "bad", ["*", "**", "../x", "0199a213-81c0-7800-8aa1-bbab2a035a5?"]
+)
+def test_a_thread_id_is_not_a_pattern(home: pathlib.Path, bad: str) -> None:
+    write_rollout(home, [user("x")])
+    with pytest.raises(cl.ConfigError, match="not a thread id"):
+        cl.find_rollout(home, bad)
+    assert cli(home, "exec", "resume", bad, "hi").returncode == 2
 
 
 # --- Request headers and body (wire-spec §3, §4, §11, §12) ---------------------
@@ -1870,6 +2063,291 @@ def test_401_without_fresher_credentials_is_reported(
     assert len(server.seen) == 1
 
 
+# Sign in with ChatGPT that stays signed in -----------------------------------------
+
+
+def jwt(claims: dict[str, Any]) -> str:
+    """An unsigned JWT, as the captures use (Codex reads claims unverified)."""
+
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.sig"
+
+
+def chatgpt_login(
+    home: pathlib.Path,
+    *,
+    expires_in: float,
+    refresh_token: str = "rt-1",
+    last_refresh: str = "2026-11-01T00:00:00Z",
+) -> dict[str, Any]:
+    """An auth.json as codex-interop.md describes it, plus a key from a newer Codex."""
+    claims = {"https://api.openai.com/auth": {"chatgpt_account_id": "acc-1"}}
+    data = {
+        "auth_mode": "chatgpt",
+        "OPENAI_API_KEY": None,
+        "tokens": {
+            "id_token": jwt({"email": "me@example.com", **claims}),
+            "access_token": jwt({"exp": int(time.time() + expires_in), **claims}),
+            "refresh_token": refresh_token,
+            "account_id": "acc-1",
+        },
+        "last_refresh": last_refresh,
+        "agent_identity": {"from": "a newer Codex"},
+    }
+    (home / "auth.json").write_text(json.dumps(data))
+    return data
+
+
+def token_url(server: Loopback) -> str:
+    return server.url.removesuffix("/v1") + "/oauth/token"
+
+
+def new_tokens(tag: str = "new", refresh_token: str = "rt-2") -> Reply:
+    body = {"access_token": jwt({"exp": int(time.time()) + 3600, "tag": tag})}
+    body["refresh_token"] = refresh_token
+    return reply(
+        body=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "last_refresh_days", "stale"),
+    [
+        (600, None, False),  # exp more than 5 minutes away
+        (240, None, True),  # within 5 minutes
+        (-60, None, True),  # already expired
+        (None, 9, True),  # no readable exp: last_refresh over 8 days old
+        (None, 7, False),
+        (None, None, False),  # neither: nothing tells it is stale
+    ],
+)
+def test_refresh_decision(
+    home: pathlib.Path,
+    expires_in: float | None,
+    last_refresh_days: float | None,
+    stale: bool,
+) -> None:
+    when = datetime.datetime.now(datetime.UTC) - datetime.timedelta(
+        days=last_refresh_days or 0
+    )
+    tokens = {
+        "access_token": "opaque"
+        if expires_in is None
+        else jwt({"exp": time.time() + expires_in}),
+        "account_id": "acc-1",
+    }
+    data: dict[str, Any] = {"tokens": tokens}
+    if last_refresh_days is not None:  # nanoseconds and Z, as Codex writes it
+        data["last_refresh"] = when.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+    (home / "auth.json").write_text(json.dumps(data))
+    assert cl.ChatGptAuth(home / "auth.json")._stale() is stale
+
+
+def test_chatgpt_tokens_refreshed_before_a_request(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    before = chatgpt_login(home, expires_in=120)
+    server.then(new_tokens(), reply(body=text_stream()))
+    auth = cl.ChatGptAuth(home / "auth.json", refresh_url=token_url(server))
+    run(openai_client(server, home, auth=auth).new_turn())
+    refresh, request = server.seen
+    assert (refresh.method, refresh.path) == ("POST", "/oauth/token")
+    assert refresh.header("content-type") == "application/json"
+    assert refresh.header("originator") == "codex_lite"
+    assert refresh.json() == {  # the captured Codex 0.169 body
+        "client_id": "app_EMoamEEZ73f0CkXaXp7hrann",
+        "grant_type": "refresh_token",
+        "refresh_token": "rt-1",
+        "refresh_reason": "proactive_expiry",
+    }
+    after = json.loads((home / "auth.json").read_text())
+    assert (
+        request.header("authorization") == f"Bearer {after['tokens']['access_token']}"
+    )
+    assert after["tokens"]["access_token"] != before["tokens"]["access_token"]
+    assert after["tokens"]["refresh_token"] == "rt-2"
+    assert after["tokens"]["id_token"] == before["tokens"]["id_token"]  # not sent back
+    assert {k: v for k, v in after.items() if k not in ("tokens", "last_refresh")} == {
+        k: v for k, v in before.items() if k not in ("tokens", "last_refresh")
+    }
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", after["last_refresh"]
+    )
+    assert stat.S_IMODE((home / "auth.json").stat().st_mode) == 0o600
+
+
+def test_a_401_rereads_then_refreshes_then_resends_once(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    chatgpt_login(home, expires_in=3600)
+    server.then(
+        reply(401, b'{"error":{"message":"token revoked"}}'),
+        new_tokens(),
+        reply(body=text_stream()),
+    )
+    auth = cl.ChatGptAuth(home / "auth.json", refresh_url=token_url(server))
+    run(openai_client(server, home, auth=auth).new_turn())
+    first, refresh, second = server.seen
+    assert refresh.json()["refresh_reason"] == "unauthorized"
+    assert first.header("authorization") != second.header("authorization")
+    assert first.body == second.body
+    server.then(reply(401, b"{}"), reply(401, b"{}"))  # a second 401 is final
+    with pytest.raises(cl.ApiError, match="401"):
+        run(openai_client(server, home, auth=auth).new_turn())
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"error": {"code": "refresh_token_expired", "message": "expired"}},
+        {"error": {"code": "refresh_token_reused"}},
+        {"error": {"code": "refresh_token_invalidated"}},
+        {"error": "invalid_grant"},
+    ],
+)
+def test_a_dead_refresh_token_asks_to_sign_in_again(
+    server: Loopback, home: pathlib.Path, error: dict[str, Any]
+) -> None:
+    chatgpt_login(home, expires_in=-10)
+    before = (home / "auth.json").read_bytes()
+    server.then(reply(400, json.dumps(error).encode()))
+    env = {
+        "OPENAI_BASE_URL": server.url,
+        "CODEX_REFRESH_TOKEN_URL_OVERRIDE": token_url(server),
+    }
+    done = cli(home, "exec", "hi", env=env)
+    assert done.returncode == 2, done.stderr
+    assert "sign in again" in done.stderr
+    assert [s.path for s in server.seen] == ["/oauth/token"]  # nothing sent with it
+    assert (home / "auth.json").read_bytes() == before
+    assert "rt-1" not in done.stderr + done.stdout
+    assert before.decode().split('"access_token": "')[1][:20] not in done.stderr
+
+
+def test_two_processes_refreshing_at_once_refresh_once(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    """The second waits on the lock, then finds the fresh tokens the first
+    wrote; the server would refuse the rotated refresh token a second time."""
+    chatgpt_login(home, expires_in=-10)
+    used: list[str] = []
+
+    def rotate(handler: http.server.BaseHTTPRequestHandler) -> None:
+        token = json.loads(server.seen[-1].body)["refresh_token"]
+        if token in used:
+            reply(400, b'{"error":{"code":"refresh_token_reused"}}')(handler)
+            return
+        used.append(token)
+        time.sleep(0.5)  # long enough for the other process to be waiting
+        new_tokens(refresh_token=f"{token}-next")(handler)
+
+    server.then(rotate, rotate)
+    code = (
+        "import sys, codex_lite as cl\n"
+        "auth = cl.ChatGptAuth(cl.default_codex_home() / 'auth.json', refresh_url=sys.argv[1])\n"
+        "headers = {}\n"
+        "auth.add_auth_headers(headers)\n"
+        "print(headers['Authorization'])\n"
+    )
+    env = {**os.environ, "CODEX_HOME": str(home)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, token_url(server)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=30) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert used == ["rt-1"] and len(server.seen) == 1
+    stored = json.loads((home / "auth.json").read_text())
+    assert stored["tokens"]["refresh_token"] == "rt-1-next"
+    bearer = f"Bearer {stored['tokens']['access_token']}\n"
+    assert [out for out, _ in outs] == [bearer, bearer]
+
+
+def test_login_with_api_key_status_and_logout(home: pathlib.Path) -> None:
+    key = "sk-proj-abcdefghijklmnopABCDE"
+    done = cli(home, "login", "--with-api-key", stdin=key + "\n")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((home / "auth.json").read_text()) == {
+        "auth_mode": "apikey",
+        "OPENAI_API_KEY": key,
+    }
+    assert stat.S_IMODE((home / "auth.json").stat().st_mode) == 0o600
+    status = cli(home, "login", "status")
+    assert (status.returncode, status.stderr) == (
+        0,
+        "Logged in using an API key - sk-proj-***ABCDE\n",
+    )
+    assert cli(home, "login", "--with-api-key", stdin="\n").returncode == 2
+    assert cli(home, "logout").returncode == 0
+    assert not (home / "auth.json").exists()
+    status = cli(home, "login", "status")
+    assert (status.returncode, status.stderr) == (1, "Not logged in\n")
+    chatgpt_login(home, expires_in=3600)
+    assert cli(home, "login", "status").stderr == "Logged in using ChatGPT\n"
+
+
+def test_login_with_a_device_code(server: Loopback, home: pathlib.Path) -> None:
+    as_json = {"Content-Type": "application/json"}
+    id_token = jwt({"https://api.openai.com/auth": {"chatgpt_account_id": "acc-dev"}})
+    server.then(
+        reply(
+            body=b'{"device_auth_id":"dev-1","user_code":"ABCD-1234","interval":"1"}',
+            headers=as_json,
+        ),
+        reply(403, b"{}"),  # the user has not typed the code yet
+        reply(
+            body=b'{"authorization_code":"code-1","code_verifier":"ver-1"}',
+            headers=as_json,
+        ),
+        reply(
+            body=json.dumps(
+                {"id_token": id_token, "access_token": "at-1", "refresh_token": "rt-1"}
+            ).encode(),
+            headers=as_json,
+        ),
+    )
+    issuer = server.url.removesuffix("/v1")
+    done = cli(home, "login", "--device-auth", env={"CODEX_LITE_AUTH_ISSUER": issuer})
+    assert done.returncode == 0, done.stderr
+    assert "ABCD-1234" in done.stderr and f"{issuer}/codex/device" in done.stderr
+    paths = [s.path for s in server.seen]
+    assert paths == [
+        "/api/accounts/deviceauth/usercode",
+        "/api/accounts/deviceauth/token",
+        "/api/accounts/deviceauth/token",
+        "/oauth/token",
+    ]
+    assert server.seen[0].json() == {"client_id": "app_EMoamEEZ73f0CkXaXp7hrann"}
+    assert server.seen[1].json() == {
+        "device_auth_id": "dev-1",
+        "user_code": "ABCD-1234",
+    }
+    form = urllib.parse.parse_qs(server.seen[3].body.decode())
+    assert form == {
+        "grant_type": ["authorization_code"],
+        "code": ["code-1"],
+        "redirect_uri": [f"{issuer}/deviceauth/callback"],
+        "client_id": ["app_EMoamEEZ73f0CkXaXp7hrann"],
+        "code_verifier": ["ver-1"],
+    }
+    stored = json.loads((home / "auth.json").read_text())
+    assert stored["auth_mode"] == "chatgpt" and stored["OPENAI_API_KEY"] is None
+    assert stored["tokens"] == {
+        "id_token": id_token,
+        "access_token": "at-1",
+        "refresh_token": "rt-1",
+        "account_id": "acc-dev",
+    }
+
+
 # Amazon Bedrock -------------------------------------------------------------------
 
 
@@ -2184,6 +2662,7 @@ def cli(
     env: dict[str, str] | None = None,
     stdin: str | None = None,
     timeout: float = 60,
+    cwd: pathlib.Path = HERE,
 ) -> subprocess.CompletedProcess[str]:
     base = {
         k: v
@@ -2199,7 +2678,7 @@ def cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=HERE,
+        cwd=cwd,
     )
 
 
@@ -2386,6 +2865,44 @@ def test_cli_resume_continues_the_thread(server: Loopback, home: pathlib.Path) -
     done = cli(home, "exec", "--json", "resume", thread_id, "third question", env=env)
     assert done.returncode == 0, done.stderr
     assert len(server.seen[2].json()["input"]) == 5
+
+
+def test_cli_resume_last_is_the_newest_thread_of_this_directory(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    server.then(*[reply(body=text_stream()) for _ in range(4)])
+    env = openai_env(server)
+    assert cli(home, "exec", "asked here", env=env, cwd=here).returncode == 0
+    assert cli(home, "exec", "asked there", env=env, cwd=there).returncode == 0
+    done = cli(home, "exec", "resume", "--last", "again here", env=env, cwd=here)
+    assert done.returncode == 0, done.stderr
+    texts = [i["content"][0]["text"] for i in server.seen[2].json()["input"]]
+    assert texts[0] == "asked here"
+    done = cli(home, "exec", "resume", "--last", "--all", "newest", env=env, cwd=there)
+    assert done.returncode == 0, done.stderr
+    texts = [i["content"][0]["text"] for i in server.seen[3].json()["input"]]
+    assert texts[0] == "asked here"  # the thread updated last, wherever it started
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = cli(home, "exec", "resume", "--last", "x", env=env, cwd=elsewhere)
+    assert done.returncode == 2 and "no rollouts for" in done.stderr
+
+
+def test_openai_base_url_config_key(server: Loopback, home: pathlib.Path) -> None:
+    (home / "config.toml").write_text(f'openai_base_url = "{server.url}"\n')
+    assert cl.load_config(home).provider().base_url(cl.BearerAuth("k")) == server.url
+    server.then(reply(body=text_stream("via config")))
+    done = cli(home, "exec", "hi", env={"OPENAI_API_KEY": "sk-x"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "via config\n"
+    wrong = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}  # Codex reads the key only
+    assert (
+        cl.load_config(home, environ=wrong).provider(wrong).base_url(cl.BearerAuth("k"))
+        == server.url
+    )
 
 
 def test_cli_resumes_an_upstream_codex_rollout(
