@@ -4421,29 +4421,44 @@ def _device_login(path: Path) -> None:
 
 
 def _run_sessions(argv: list[str]) -> int:
-    parser = _parser("codex-lite sessions", "List recent rollouts.")
+    parser = _parser("codex-lite sessions", "List recent threads, newest first.")
     parser.add_argument("-n", "--limit", type=int, default=20)
     args = parser.parse_args(argv)
     paths = sorted(
-        (default_codex_home() / "sessions").glob("*/*/*/rollout-*.jsonl"),
-        key=lambda p: p.name,
-        reverse=True,
+        _rollout_files(default_codex_home() / "sessions"), key=_mtime, reverse=True
     )
     for path in paths[: args.limit]:
-        rollout = read_rollout(path)
-        first = next(
-            (
-                part.text
-                for item in rollout.items
-                if isinstance(item, Message) and item.role == "user"
-                for part in item.content
-                if isinstance(part, InputText) and not part.text.startswith("<")
-            ),
-            "",
-        )
+        thread_id, first = _rollout_summary(path)
         summary = " ".join(first.split())[:60]
-        print(f"{path.name[8:27]}  {rollout.thread_id}  {summary}")
+        print(f"{path.name[8:27]}  {thread_id}  {summary}")
     return 0
+
+
+def _rollout_summary(path: Path) -> tuple[str, str]:
+    """A rollout's thread id and first user message, from its first lines
+    only: listing a long thread must not read all of it."""
+    thread_id, text = "", ""
+    try:
+        if path.name.endswith(".zst"):
+            head = _rollout_bytes(path).split(b"\n", 64)[:64]
+        else:
+            with path.open("rb") as f:
+                head = [f.readline(1 << 20) for _ in range(64)]
+    except (OSError, CodexError):
+        return thread_id, text
+    for raw in head:
+        try:
+            line = json.loads(raw)
+            payload = line["payload"]
+            if line["type"] == "session_meta" and not thread_id:
+                thread_id = str(payload.get("id", ""))
+            elif line["type"] == "response_item":
+                text = _user_text(item_from_json(payload)) or ""
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            continue
+        if text:
+            break
+    return thread_id, text
 
 
 def _run_realtime(argv: list[str]) -> int:
