@@ -2249,7 +2249,8 @@ def _update_auth_json(
     so that two processes never tear it or lose each other's refresh.
     `change` gets None when there is no file, and returns None to leave it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    # The lock file's name is the one Codex leaves beside auth.json.
+    fd = os.open(path.with_name(f"{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         with _locked(fd):
             data = _read_auth_json(path) if path.exists() else None
@@ -3101,6 +3102,10 @@ class Turn:
                 "role": "developer",
                 "content": [{"type": "input_text", "text": prompt.instructions}],
             }
+            if self.client.provider.is_openai:
+                message[_METADATA_KEY] = {
+                    "content_item_kinds": ["model.base_instructions"]
+                }
             fragments.append(_dumps(message))
         return fragments
 
@@ -3555,7 +3560,7 @@ class Conversation:
             client,
             history=rollout.items,
             rollout=writer,
-            instructions=rollout.base_instructions,
+            instructions=_without_plan_tool(rollout.base_instructions),
             token_usage=rollout.token_usage,
         )
 
@@ -3678,6 +3683,19 @@ class Conversation:
     def close(self) -> None:
         if self.rollout is not None:
             self.rollout.close()
+
+
+# The sections of Codex's base instructions about its `update_plan` tool: a
+# level-2 heading and what follows up to the next heading of level 1 or 2.
+_PLAN_TOOL_SECTIONS = re.compile(
+    r"^## (?:Planning|`update_plan`)\n.*?(?=^#{1,2} |\Z)", re.MULTILINE | re.DOTALL
+)
+
+
+def _without_plan_tool(instructions: str) -> str:
+    """Base instructions as Codex sends them to a model it offers no
+    `update_plan` tool (codex-lite offers none): without the sections on it."""
+    return _PLAN_TOOL_SECTIONS.sub("", instructions)
 
 
 # The token counts of a `token_count` event, in Codex's order.
@@ -4296,13 +4314,17 @@ def _run_login(argv: list[str]) -> int:
                 "codex-lite login --with-api-key reads the key from stdin, e.g.\n"
                 "  printenv OPENAI_API_KEY | codex-lite login --with-api-key"
             )
+        print("Reading API key from stdin...", file=sys.stderr)
         key = sys.stdin.read().strip()
-        if not key or not all(" " < c <= "~" for c in key):
-            raise _UsageError("codex-lite login: stdin holds no usable API key")
+        if not key:
+            print("No API key provided via stdin.", file=sys.stderr)
+            return 1
+        if not all(" " < c <= "~" for c in key):
+            raise _UsageError("codex-lite login: the API key on stdin is not printable")
         _update_auth_json(
             path, lambda _: {"auth_mode": "apikey", "OPENAI_API_KEY": key}
         )
-        print("Successfully logged in", file=sys.stderr)
+        print(f"API key saved. {_CHECKED_LATER}", file=sys.stderr)
         return 0
     if args.device_auth:
         _device_login(path)
@@ -4314,7 +4336,11 @@ def _run_login(argv: list[str]) -> int:
     )
 
 
+_CHECKED_LATER = "Authentication is checked when you send a request."
+
+
 def _login_status(path: Path) -> int:
+    """What `codex login status` says of auth.json, in its words."""
     data = _read_auth_json(path) if path.exists() else {}
     key = data.get("OPENAI_API_KEY")
     if (
@@ -4323,7 +4349,7 @@ def _login_status(path: Path) -> int:
         and (data.get("auth_mode") in ("apikey", "api_key") or not data.get("tokens"))
     ):
         masked = f"{key[:8]}***{key[-5:]}" if len(key) > 13 else "***"
-        print(f"Logged in using an API key - {masked}", file=sys.stderr)
+        print(f"API key configured - {masked}\n{_CHECKED_LATER}", file=sys.stderr)
         return 0
     if data.get("tokens"):
         print("Logged in using ChatGPT", file=sys.stderr)
