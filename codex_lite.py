@@ -3096,7 +3096,7 @@ class Turn:
             }
             fragments.append(_dumps(tools_item))
         if prompt.instructions:
-            message = {
+            message: dict[str, Any] = {
                 "type": "message",
                 "id": f"msg_{uuid.uuid5(namespace, prompt.instructions)}",
                 "role": "developer",
