@@ -93,6 +93,60 @@ __version__ = "0.1.0"
 _log = logging.getLogger("codex_lite")
 
 
+# --- Secrets ----------------------------------------------------------------
+#
+# Every credential this process reads (keys, tokens, AWS keys, secret query
+# parameters, header values from the config or the environment) is
+# remembered, so that whatever is shown or raised can be shown without it:
+# servers do echo an `Authorization` header back in their error pages.
+
+_SECRETS: set[str] = set()
+_SHORTEST_SECRET = 8  # shorter values are too likely to be ordinary text
+
+
+def _secret(value: str) -> str:
+    """Remember `value` as a secret; return it."""
+    if len(value) >= _SHORTEST_SECRET:
+        _SECRETS.add(value)
+    return value
+
+
+def _scrub(text: str) -> str:
+    """`text` with every known secret replaced by `<redacted>`."""
+    for value in sorted(_SECRETS, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, "<redacted>")
+    return text
+
+
+def _header_secret(value: str, where: str) -> str:
+    """A credential bound for a header, remembered as a secret.  One a header
+    cannot carry is refused by the name of its source, never by its value."""
+    if not all(" " <= c <= "~" or "\xa0" <= c <= "\xff" for c in value):
+        raise ConfigError(
+            f"{where} holds a character an HTTP header cannot carry "
+            "(a line break, a control character or non-Latin-1 text); "
+            "the value is not shown"
+        )
+    return _secret(value)
+
+
+class _ScrubSecrets(logging.Filter):
+    """Log records without secrets: urllib3 logs URLs, query keys and all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SECRETS:
+            message = record.getMessage()
+            clean = _scrub(message)
+            if clean != message:
+                record.msg, record.args = clean, ()
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.util.retry", "codex_lite"):
+    logging.getLogger(_name).addFilter(_ScrubSecrets())
+
+
 # --- Errors -----------------------------------------------------------------
 
 
@@ -127,6 +181,7 @@ class ApiError(CodexError):
         code: str | None = None,
         request_id: str | None = None,
     ) -> None:
+        message = _scrub(message)  # server text may quote our credentials
         self.message = message
         self.status = status
         self.code = code
@@ -1848,7 +1903,9 @@ class AwsCredentials:
 
     def __repr__(self) -> str:
         token = ", session_token=<hidden>" if self.session_token else ""
-        return f"AwsCredentials(access_key_id={self.access_key_id!r}, secret_access_key=<hidden>{token})"
+        return (
+            f"AwsCredentials(access_key_id=<hidden>, secret_access_key=<hidden>{token})"
+        )
 
 
 def _remove_dot_segments(path: str) -> str:
@@ -2028,10 +2085,11 @@ _SECRET_QUERY = re.compile(r"key|token|sig|secret|credential|password", re.IGNOR
 
 
 def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers safe to print: secret values hidden, the auth scheme kept."""
+    """Headers safe to print: values that are or hold a secret hidden (by
+    name and by value), the auth scheme kept."""
     out = {}
     for name, value in headers.items():
-        if _SECRET_HEADER.search(name):
+        if _SECRET_HEADER.search(name) or _scrub(value) != value:
             scheme = value.split(" ", 1)[0] if " " in value else ""
             value = f"{scheme} <redacted>" if scheme else "<redacted>"
         out[name] = value
@@ -2039,14 +2097,20 @@ def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _redact_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if not parts.query:
-        return url
-    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    """A URL safe to print: no user info, no secret query values."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "<a URL that does not parse>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "<redacted>@" + netloc.rpartition("@")[2]
     query = "&".join(
-        f"{k}={'<redacted>' if _SECRET_QUERY.search(k) else v}" for k, v in pairs
+        f"{k}={'<redacted>' if _SECRET_QUERY.search(k) or _scrub(v) != v else v}"
+        for k, v in pairs
     )
-    return urllib.parse.urlunsplit(parts._replace(query=query))
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class AuthProvider:
@@ -2083,9 +2147,14 @@ class BearerAuth(AuthProvider):
     """`Authorization: Bearer <token>`, plus `ChatGPT-Account-ID` when known."""
 
     def __init__(
-        self, token: str, *, account_id: str | None = None, kind: str = "api_key"
+        self,
+        token: str,
+        *,
+        account_id: str | None = None,
+        kind: str = "api_key",
+        source: str = "the bearer token",
     ):
-        self._token = token
+        self._token = _header_secret(token, source)
         self.account_id = account_id
         self.kind = kind
 
@@ -2314,16 +2383,24 @@ def _chatgpt_tokens(data: Mapping[str, Any], path: Path) -> tuple[str, str | Non
     access = _json_get(tokens, "access_token")
     if not isinstance(access, str) or not access.strip():
         raise AuthError(f'{path} has no "tokens.access_token"')
+    for name in ("id_token", "refresh_token"):
+        if isinstance(other := _json_get(tokens, name), str):
+            _secret(other)
     account = _json_get(tokens, "account_id")
     account = account.strip() if isinstance(account, str) else ""
-    return access.strip(), account or None
+    if account:
+        _header_secret(account, f"{path} tokens.account_id")
+    return _header_secret(
+        access.strip(), f"{path} tokens.access_token"
+    ), account or None
 
 
 class BedrockBearerAuth(BearerAuth):
     """An Amazon Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`); it names its region."""
 
     def __init__(self, token: str) -> None:
-        super().__init__(token, kind="bedrock_bearer")
+        source = "environment variable AWS_BEARER_TOKEN_BEDROCK"
+        super().__init__(token, kind="bedrock_bearer", source=source)
         self.region = bedrock_token_region(token)
 
 
@@ -2381,14 +2458,14 @@ class SigV4Auth(AuthProvider):
     ) -> None:
         self._resolve = credentials
         # Resolved now, so missing credentials show before anything is sent.
-        self._credentials, self._expires = credentials()
+        self._credentials, self._expires = _checked_aws(*credentials())
         self.region = region
         self.service = service
         self._hashed: tuple[bytes, str] | None = None
 
     def _current(self) -> AwsCredentials:
         if self._expires is not None and time.time() > self._expires - 60:
-            self._credentials, self._expires = self._resolve()
+            self._credentials, self._expires = _checked_aws(*self._resolve())
         return self._credentials
 
     def apply_auth(self, request: PreparedRequest) -> PreparedRequest:
@@ -2406,6 +2483,15 @@ class SigV4Auth(AuthProvider):
             payload_hash=self._hashed[1],
         )
         return dataclasses.replace(request, headers=signed)
+
+
+def _checked_aws(creds: AwsCredentials, expires: float | None) -> _Credentials:
+    """Credentials remembered as secrets; the parts that go into headers checked."""
+    _header_secret(creds.access_key_id, "the AWS access key id")
+    _secret(creds.secret_access_key)
+    if creds.session_token:
+        _header_secret(creds.session_token, "the AWS session token")
+    return creds, expires
 
 
 def _aws_profile_section(path: Path, section: str) -> dict[str, str]:
@@ -2717,12 +2803,17 @@ class ModelProvider:
         return self.environ.get(name, "").strip() or None
 
     def headers(self) -> dict[str, str]:
-        """The provider's static headers and those taken from the environment."""
+        """The provider's static headers and those taken from the environment.
+
+        All their values count as secrets: an `Ocp-Apim-Subscription-Key`
+        or an `X-Auth` header is as secret as an `Authorization` one.
+        """
         headers = dict(self.info.http_headers or {})
+        for static in headers.values():
+            _secret(static)
         for header, var in (self.info.env_http_headers or {}).items():
-            value = self._env(var)
-            if value and "\r" not in value and "\n" not in value:
-                headers[header] = value
+            if value := self._env(var):
+                headers[header] = _header_secret(value, f"environment variable {var}")
         return headers
 
     def auth(self) -> AuthProvider:
@@ -2730,18 +2821,21 @@ class ModelProvider:
         info = self.info
         if info.env_key:
             if token := self._env(info.env_key):
-                return BearerAuth(token)
+                return BearerAuth(token, source=f"environment variable {info.env_key}")
             hint = f" {info.env_key_instructions}" if info.env_key_instructions else ""
             raise AuthError(f"environment variable {info.env_key} is not set.{hint}")
         if info.experimental_bearer_token and info.experimental_bearer_token.strip():
-            return BearerAuth(info.experimental_bearer_token.strip())
+            return BearerAuth(
+                info.experimental_bearer_token.strip(),
+                source=f"model_providers.{self.id}.experimental_bearer_token",
+            )
         if self.is_amazon_bedrock or info.aws is not None:
             return self._bedrock_auth()
         if not info.requires_openai_auth:
             return AuthProvider()
         for var in ("CODEX_API_KEY", "OPENAI_API_KEY"):
             if key := self._env(var):
-                return BearerAuth(key)
+                return BearerAuth(key, source=f"environment variable {var}")
         path = self.home / "auth.json"
         if not path.exists():
             raise AuthError(
@@ -2753,7 +2847,7 @@ class ModelProvider:
         api_key = api_key.strip() if isinstance(api_key, str) else ""
         api_key_mode = data.get("auth_mode") in ("apikey", "api_key")
         if api_key and (api_key_mode or not data.get("tokens")):
-            return BearerAuth(api_key)
+            return BearerAuth(api_key, source=f"{path} OPENAI_API_KEY")
         return ChatGptAuth(path)
 
     def _bedrock_auth(self) -> AuthProvider:
@@ -2795,9 +2889,23 @@ class ModelProvider:
         raise ConfigError(f"model provider {self.id!r} has no base_url")
 
     def url_for_path(self, path: str, auth: AuthProvider) -> str:
-        url = f"{self.base_url(auth).rstrip('/')}/{path.lstrip('/')}"
-        if self.info.query_params:
-            url += "?" + "&".join(f"{k}={v}" for k, v in self.info.query_params.items())
+        """The URL of an endpoint, `query_params` percent-encoded after it."""
+        base = self.base_url(auth)
+        try:
+            password = urllib.parse.urlsplit(base).password
+        except ValueError:
+            raise ConfigError(
+                f"model provider {self.id!r}: base_url is not a valid URL"
+            ) from None
+        if password:
+            _secret(password)
+        url = f"{base.rstrip('/')}/{path.lstrip('/')}"
+        if params := self.info.query_params:
+            for key, value in params.items():
+                if _SECRET_QUERY.search(key):
+                    _secret(value)
+                    _secret(urllib.parse.quote(value, safe=""))
+            url += "?" + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
         return url
 
 

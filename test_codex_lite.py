@@ -1899,15 +1899,18 @@ def test_a_request_requests_refuses_is_not_retried(
     server: Loopback, home: pathlib.Path
 ) -> None:
     # Only the connection is worth another attempt; a malformed URL is not.
-    cases = [("http://[::1/v1", "InvalidURL"), ("ftp://h/v1", "InvalidSchema")]
-    for base_url, kind in cases:
+    cases = [
+        ("http://[::1/v1", "base_url is not a valid URL"),
+        (
+            "ftp://h/v1",
+            "the request could not be made (InvalidSchema); check its base_url and headers",
+        ),
+    ]
+    for base_url, message in cases:
         client = local_client(server, home, info={"base_url": base_url})
         with Budget(2), pytest.raises(cl.ConfigError) as caught:
             run(client.new_turn())
-        assert str(caught.value) == (
-            f"model provider 'local': the request could not be made ({kind}); "
-            "check its base_url and headers"
-        )
+        assert str(caught.value) == f"model provider 'local': {message}"
     assert server.seen == []
 
 
@@ -3986,6 +3989,104 @@ def test_no_secret_in_reprs_errors_or_log_records(
     text = "\n".join(repr(o) + str(o) for o in objects)
     text += "\n".join(r.getMessage() for r in caplog.records)
     assert_no_secret(text)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"OPENAI_API_KEY": "sk-line\r\nX-Evil: 1"}, "OPENAI_API_KEY"),
+        ({"CODEX_API_KEY": "sk-\u2603-snowman-key"}, "CODEX_API_KEY"),
+        (
+            {"OPENAI_ORGANIZATION": "org\nsecret-part", "OPENAI_API_KEY": "sk-ok-1234"},
+            "OPENAI_ORGANIZATION",
+        ),
+    ],
+)
+def test_a_credential_a_header_cannot_carry_is_named_not_shown(
+    server: Loopback, home: pathlib.Path, env: dict[str, str], named: str
+) -> None:
+    done = cli(home, "exec", "hi", env={"OPENAI_BASE_URL": server.url, **env})
+    assert done.returncode == 2, done.stderr
+    assert f"environment variable {named}" in done.stderr
+    assert "Traceback" not in done.stderr
+    for value in env.values():
+        for part in re.split(r"[\r\n]", value):
+            assert len(part) < 8 or part not in done.stderr + done.stdout
+    assert server.seen == []
+
+
+def test_credentials_a_server_echoes_are_scrubbed(
+    server: Loopback, home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every known secret is cut out of server text before it is shown or raised."""
+    key, header, query = "SECRET-echo-key-1", "SECRET-echo-hdr-2", "SECRET-echo-q#3"
+    info = {
+        "env_key": "ECHO_KEY",
+        "env_http_headers": {"Ocp-Apim-Subscription-Key": "ECHO_HEADER"},
+        "query_params": {"api-key": query},
+    }
+    environ = {"ECHO_KEY": key, "ECHO_HEADER": header}
+    provider = cl.ModelProvider(
+        "echo",
+        cl.ProviderInfo(name="echo", base_url=server.url, **info),
+        environ=environ,
+        home=home,
+    )
+    echo = f"got Authorization: Bearer {key}, {header} and ?api-key={query}".encode()
+    failed = {
+        "type": "response.failed",
+        "response": {"error": {"message": echo.decode()}},
+    }
+    server.then(reply(500, echo), reply(body=sse(failed)), reply(401, echo))
+    client = cl.Client(provider, model="m", retry_policy=FAST)
+    events: list[Any] = []
+    stream = client.new_turn().stream(cl.Prompt(input=[user("hi")]))
+    with caplog.at_level(logging.DEBUG), pytest.raises(cl.ApiError) as caught:
+        events.extend(stream)  # keeps what came before the error
+    assert server.seen[0].path == "/v1/responses?api-key=SECRET-echo-q%233"
+    assert server.seen[0].header("ocp-apim-subscription-key") == header
+    retry = next(e for e in events if isinstance(e, cl.StreamRetry))
+    shown = [str(caught.value), caught.value.message, str(retry.error)]
+    shown += [r.getMessage() for r in caplog.records]
+    assert any("<redacted>" in text for text in shown)
+    for text in shown:
+        for secret in (key, header, query, "SECRET-echo-q%233"):
+            assert secret not in text, text
+
+
+def test_dry_run_hides_secrets_by_value_and_url_user_info(home: pathlib.Path) -> None:
+    (home / "config.toml").write_text(
+        """
+[model_providers.gw]
+base_url = "https://user:SECRET-url-password@gw.example.com/v1"
+env_key = "GW_KEY"
+http_headers = { "X-Auth" = "SECRET-static-x-auth" }
+env_http_headers = { "apikey" = "GW_APIKEY" }
+"""
+    )
+    env = {"GW_KEY": "SECRET-gw-key-1", "GW_APIKEY": "SECRET-gw-apikey"}
+    done = cli(home, "exec", "--dry-run", "--provider", "gw", "hi", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "POST https://<redacted>@gw.example.com/v1/responses" in done.stdout
+    assert "X-Auth: <redacted>" in done.stdout and "apikey: <redacted>" in done.stdout
+    for secret in ("SECRET-url-password", "SECRET-static-x-auth", *env.values()):
+        assert secret not in done.stdout + done.stderr
+    creds = cl.AwsCredentials("AKIDSECRETKEYID1", "s", "t")
+    assert "AKIDSECRETKEYID1" not in repr(creds)
+
+
+def test_urllib3_log_records_carry_no_query_secrets(
+    server: Loopback, home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.then(reply(body=text_stream()))
+    client = local_client(
+        server, home, info={"query_params": {"api-key": "SECRET-in-the-url-9"}}
+    )
+    with caplog.at_level(logging.DEBUG, logger="urllib3"):
+        run(client.new_turn())
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+    assert any("/v1/responses?api-key=<redacted>" in line for line in lines), lines
+    assert not any("SECRET-in-the-url-9" in line for line in lines)
 
 
 # --- SSE decoder (WHATWG event-stream rules, cases written from the spec) -------
