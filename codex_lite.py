@@ -22,6 +22,7 @@ import hmac
 import importlib
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -883,7 +884,10 @@ def default_codex_home() -> Path:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON; text UTF-8 cannot carry (a lone surrogate from an
+    undecodable file name or argument) is written as `?`, never dropped."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "replace")
 
 
 def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
@@ -1311,15 +1315,23 @@ class ServerSentEvent:
     retry: int | None = None
 
 
+_MAX_EVENT_BYTES = 64 << 20
+
+
 class SSEDecoder:
     """Incremental event-stream decoder: `feed` bytes, get events.
 
     Results do not depend on how the stream is split into chunks.  An event
-    left unterminated when the stream ends is discarded (`flush`).
+    left unterminated when the stream ends is discarded (`flush`).  A line
+    or an event's data longer than `max_size` bytes is a `StreamError`, so
+    a server cannot make the client hold an unbounded buffer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_size: int = _MAX_EVENT_BYTES) -> None:
+        self.max_size = max_size
         self._partial: list[bytes] = []  # the line being received
+        self._partial_size = 0
+        self._data_size = 0  # of the event being received
         self._at_start = True  # a BOM may still come
         self._after_cr = False  # the last chunk ended in CR: a leading LF belongs to it
         self._event: bytes | None = None
@@ -1347,27 +1359,36 @@ class SSEDecoder:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if b"\n" not in chunk:
             self._partial.append(chunk)
+            self._partial_size += len(chunk)
+            if self._partial_size > self.max_size:
+                raise StreamError(f"an SSE line is longer than {self.max_size} bytes")
             return []
         if self._partial:
             self._partial.append(chunk)
             chunk = b"".join(self._partial)
             self._partial = []
         lines = chunk.split(b"\n")
-        if tail := lines.pop():
+        tail = lines.pop()
+        self._partial_size = len(tail)
+        if tail:
             self._partial.append(tail)
+        if self._partial_size > self.max_size or (
+            len(chunk) > self.max_size and any(len(ln) > self.max_size for ln in lines)
+        ):
+            raise StreamError(f"an SSE line is longer than {self.max_size} bytes")
         return self._lines(lines)
 
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: an unterminated line or event is discarded."""
-        self._partial, self._after_cr = [], False
-        self._event, self._data, self._retry = None, [], None
+        self._partial, self._partial_size, self._after_cr = [], 0, False
+        self._event, self._data, self._data_size, self._retry = None, [], 0, None
         return []
 
     def _lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
         # One loop over complete lines, state in locals: this is the hot path.
         events: list[ServerSentEvent] = []
         event_type, data, retry = self._event, self._data, self._retry
-        last_id = self._last_id
+        last_id, size = self._last_id, self._data_size
         for line in lines:
             if not line:
                 if data:
@@ -1382,22 +1403,27 @@ class SSEDecoder:
                             retry,
                         )
                     )
-                event_type, data, retry = None, [], None
+                event_type, data, retry, size = None, [], None, 0
                 continue
             name, _, value = line.partition(b":")
             if value[:1] == b" ":
                 value = value[1:]
             if name == b"data":
                 data.append(value)
+                size += len(value)
+                if size > self.max_size:
+                    raise StreamError(
+                        f"an SSE event is larger than {self.max_size} bytes"
+                    )
             elif name == b"event":
                 event_type = value
             elif name == b"id" and b"\0" not in value:
                 last_id = value.decode("utf-8", "replace")
-            elif name == b"retry" and value.isdigit():  # bytes: ASCII digits only
-                retry = int(value)
+            elif name == b"retry" and value.isdigit() and len(value) <= 4300:
+                retry = int(value)  # ASCII digits; Python converts up to 4,300
             # anything else, a comment (no name) included, is ignored
         self._event, self._data, self._retry = event_type, data, retry
-        self._last_id = last_id
+        self._last_id, self._data_size = last_id, size
         return events
 
 
@@ -1519,14 +1545,16 @@ def _header_str(headers: Mapping[str, str], name: str) -> str | None:
     return headers.get(name, "").strip() or None
 
 
-# Numbers as Rust parses them: no `_` separators, no NaN or infinity.
+# Numbers as Rust parses them: no `_` separators, no NaN or infinity, and
+# integers that fit in 64 bits.
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?\d{1,18}")
 
 
 def _header_float(headers: Mapping[str, str], name: str) -> float | None:
     value = headers.get(name, "")
-    return float(value) if _FLOAT.fullmatch(value) else None
+    number = float(value) if _FLOAT.fullmatch(value) else None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -1667,6 +1695,18 @@ def _field(obj: dict[str, Any], key: str, kind: type[_T]) -> _T:
     return value
 
 
+def _without_lone_surrogates(value: Any) -> Any:
+    """JSON with each lone surrogate escape (`"\\ud800"`, not a character,
+    and not writable as UTF-8) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
 class _ResponsesReader:
     """Responses stream semantics over decoded SSE events (sans-IO).
 
@@ -1686,11 +1726,13 @@ class _ResponsesReader:
             return None
         try:
             obj = json.loads(sse.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             _log.debug("skipping SSE data that is not JSON: %.200r", sse.data)
             return None
         if not isinstance(obj, dict):
             return None
+        if "\\ud" in sse.data or "\\uD" in sse.data:
+            obj = _without_lone_surrogates(obj)
         kind = obj.get("type")
         try:
             return self._event(kind, obj)
@@ -2932,6 +2974,11 @@ class RetryPolicy:
     Requests are retried on 5xx, 408 and transport errors, with `base_delay`
     doubling and ±10% jitter; 409 and 429 only when the server says when.
     A stream that breaks is sent again up to `stream_max_retries` times.
+    The budgets nest: each stream attempt is a request with its own retries,
+    so a turn sends at most (request_max_retries + 1) * (stream_max_retries
+    + 1) requests, 30 by default.  A wait the server asks for longer than
+    `max_retry_after` is not waited: the error is raised.  `turn_timeout`,
+    when set, bounds the whole turn, retries and waits included.
     """
 
     request_max_retries: int = 4
@@ -2940,6 +2987,7 @@ class RetryPolicy:
     max_retry_after: float = 120.0
     connect_timeout: float = 15.0
     stream_idle_timeout: float = 300.0
+    turn_timeout: float | None = None
 
     def backoff(self, attempt: int) -> float:
         """The delay before retry number `attempt` (1 for the first retry)."""
@@ -3012,7 +3060,8 @@ class Client:
     """One conversation thread with one provider; use one per thread of execution.
 
     `thread_id` and `session_id` are UUIDv7 strings; a root thread's session
-    id is its thread id, a sub-agent (`subagent`) shares its root's.
+    id is its thread id, a sub-agent (`subagent`) shares its root's.  A
+    streamed line or event over `max_event_bytes` is a `StreamError`.
     """
 
     def __init__(
@@ -3034,6 +3083,7 @@ class Client:
         service_tier: str | None = None,
         retry_policy: RetryPolicy | None = None,
         http: requests.Session | None = None,
+        max_event_bytes: int = _MAX_EVENT_BYTES,
     ) -> None:
         self.provider = provider
         self.model = model
@@ -3051,6 +3101,7 @@ class Client:
         self.verbosity = verbosity
         self.service_tier = service_tier
         self.retry_policy = retry_policy or provider.retry_policy()
+        self.max_event_bytes = max_event_bytes
         self.window_number = 0
         self.http = http or requests.Session()
         self._fragments = _FragmentCache(self._request_item_json)
@@ -3130,6 +3181,7 @@ class Turn:
         self.turn_id = turn_id
         self.turn_state: str | None = None
         self.started_at_ms = time.time_ns() // 1_000_000
+        self._deadline: float | None = None  # time.monotonic(), with turn_timeout
 
     def __repr__(self) -> str:
         return f"Turn(turn_id={self.turn_id!r}, thread_id={self.client.thread_id!r})"
@@ -3389,7 +3441,7 @@ class Turn:
                 delay,
                 error,
             )
-            time.sleep(delay)
+            self._wait(delay, error)
 
     def stream(self, prompt: Prompt) -> Iterator[ResponseEvent]:
         """Send the prompt and yield events until `Completed`.
@@ -3399,21 +3451,33 @@ class Turn:
         """
         request = self._build(prompt)
         policy = self.client.retry_policy
+        if policy.turn_timeout is not None:
+            self._deadline = time.monotonic() + policy.turn_timeout
         retries = 0
         while True:
             response = self._send(request)
             try:
-                yield from _read_stream(response)
+                yield from _read_stream(
+                    response, self.client.max_event_bytes, self._deadline
+                )
                 return
             except StreamError as error:
                 if retries >= policy.stream_max_retries:
                     raise
+                if error.delay is not None and error.delay > policy.max_retry_after:
+                    raise
                 retries += 1
                 delay = policy.backoff(retries) if error.delay is None else error.delay
                 yield StreamRetry(retries, policy.stream_max_retries, delay, error)
-                time.sleep(delay)
+                self._wait(delay, error)
             finally:
                 response.close()
+
+    def _wait(self, delay: float, error: CodexError) -> None:
+        """Sleep before a retry, unless that would pass the turn's deadline."""
+        if self._deadline is not None and time.monotonic() + delay > self._deadline:
+            raise RetryLimitExceeded("the turn's deadline came", error) from error
+        time.sleep(delay)
 
 
 # What a retry can cure: the connection, not the request.
@@ -3451,24 +3515,37 @@ def _describe(exc: BaseException) -> str:
 def _body_chunks(response: requests.Response) -> Iterator[bytes]:
     """The decoded body as it arrives (not waiting for full reads).
 
-    urllib3 decodes gzip and deflate; zstd only with a package we do not
-    require, so a zstd body it leaves alone is decoded here.
+    urllib3 decodes the encodings requests asks for (gzip and deflate, and
+    brotli or zstd where it has them), each read bounded to 64 KiB of output
+    however small the input.  A body in an encoding not asked for is refused:
+    decoding it would be unbounded.
     """
     encoding = response.headers.get("content-encoding", "").strip().lower()
-    decode = None
-    if encoding == "zstd" and not getattr(urllib3.response, "HAS_ZSTD", False):
-        decode = _zstd_decompressor()
+    decoders = response.raw.CONTENT_DECODERS
+    for part in filter(None, (e.strip() for e in encoding.split(","))):
+        if part != "identity" and part not in decoders:
+            raise StreamError(
+                f"the response body is {part}-encoded, which was not asked for",
+                request_id=response.headers.get("x-request-id"),
+            )
     while chunk := response.raw.read1(65536, decode_content=True):
-        yield decode(chunk) if decode is not None else chunk
+        yield chunk
 
 
-def _read_stream(response: requests.Response) -> Iterator[ResponseEvent]:
+def _read_stream(
+    response: requests.Response, max_event_bytes: int, deadline: float | None
+) -> Iterator[ResponseEvent]:
     """Header events, then the body's events until `Completed` (wire-spec §13)."""
     reader = _ResponsesReader(response.headers.get("x-request-id"))
     yield from _events_from_headers(response.headers)
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_size=max_event_bytes)
     try:
         for chunk in _body_chunks(response):
+            if deadline is not None and time.monotonic() > deadline:
+                raise RetryLimitExceeded(
+                    "the turn's deadline came",
+                    StreamError("still streaming", request_id=reader.request_id),
+                )
             for sse in decoder.feed(chunk):
                 event = reader.read(sse)
                 if event is not None:
@@ -3479,12 +3556,7 @@ def _read_stream(response: requests.Response) -> Iterator[ResponseEvent]:
         raise StreamError(
             "idle timeout waiting for SSE", request_id=reader.request_id
         ) from None
-    except (
-        urllib3.exceptions.HTTPError,
-        requests.RequestException,
-        OSError,
-        ValueError,  # a corrupt compressed body
-    ) as exc:
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
         raise StreamError(
             f"stream disconnected before completion: {type(exc).__name__}",
             request_id=reader.request_id,
@@ -3496,22 +3568,24 @@ def _read_stream(response: requests.Response) -> Iterator[ResponseEvent]:
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
     try:
-        return float(headers["retry-after-ms"]) / 1000
+        after = float(headers["retry-after-ms"]) / 1000
     except (KeyError, ValueError):
-        pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        import email.utils
-
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        value = headers.get("retry-after")
+        if value is None:
             return None
-        return (when - datetime.now(UTC)).total_seconds()
+        try:
+            after = float(value)
+        except ValueError:
+            import email.utils
+
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, OverflowError):
+                return None
+            if when.tzinfo is None:  # "-0000": UTC, with no zone said
+                when = when.replace(tzinfo=UTC)
+            after = (when - datetime.now(UTC)).total_seconds()
+    return after if math.isfinite(after) else None
 
 
 def _retry_decision(
@@ -3548,7 +3622,7 @@ def _http_error(response: requests.Response) -> ApiError:
     message, code = response.reason or f"HTTP {status}", None
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     error = _json_get(body, "error")
     if isinstance(error, dict):

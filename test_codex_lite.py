@@ -31,6 +31,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -3518,18 +3519,14 @@ def test_fault_5mb_single_event(server: Loopback, home: pathlib.Path) -> None:
     assert len(server.seen) == 1
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_fault_compressed_response_body(
     server: Loopback, home: pathlib.Path, encoding: str
 ) -> None:
     import gzip
 
     raw = text_stream("compressed")
-    packed = (
-        gzip.compress(raw)
-        if encoding == "gzip"
-        else zstandard.ZstdCompressor().compress(raw)
-    )
+    packed = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
     chunks = [packed[i : i + 7] for i in range(0, len(packed), 7)]
     server.then(reply(body=chunks, headers={"Content-Encoding": encoding}))
     events = run(local_client(server, home).new_turn())
@@ -3633,6 +3630,132 @@ def test_tls_verification_is_on_by_default(
         assert client.http.verify is True
     finally:
         loop.close()
+
+
+# --- Hostile servers: every byte ends in success, a skipped event or a typed error
+
+
+def one_try(server: Loopback, home: pathlib.Path, **kwargs: Any) -> cl.Client:
+    policy = dataclasses.replace(FAST, stream_max_retries=0, request_max_retries=0)
+    return local_client(server, home, retry_policy=policy, **kwargs)
+
+
+def test_hostile_json_is_skipped(server: Loopback, home: pathlib.Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    surrogate = '{"type":"response.output_text.delta","delta":"a\\ud800b\\udfffc"}'
+    body = (
+        f"data: {deep}\n\n".encode()
+        + f"data: {surrogate}\n\n".encode()
+        + b"retry: "
+        + b"9" * 5000
+        + b"\n\n"
+        + sse(completed())
+    )
+    server.then(reply(body=body, headers={"x-codex-primary-used-percent": "1e999"}))
+    events = run(one_try(server, home).new_turn())
+    assert cl.OutputTextDelta("a\ufffd\ufffd\ufffdb\ufffd\ufffd\ufffdc") in events
+    (limits,) = [e for e in events if isinstance(e, cl.RateLimits)]
+    assert limits.primary is None  # infinity is no percentage
+    assert isinstance(events[-1], cl.Completed)
+    huge = {"x-codex-primary-used-percent": "5", "x-codex-primary-reset-at": "9" * 5000}
+    window = cl._rate_limit_window(huge, "x-codex-primary")
+    assert window is not None and window.resets_at is None
+
+
+def test_hostile_text_reaches_terminal_json_and_rollout(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    item = {
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "bad \ud800 text"}],
+    }
+    raw = sse(
+        {"type": "response.output_text.delta", "delta": "bad \ud800 text"},
+        {"type": "response.output_item.done", "item": item},
+        completed(),
+    )
+    assert b"\\ud800" in raw  # json.dumps escapes it: the wire form of the attack
+    for json_lines in (False, True):
+        server.then(reply(body=raw))
+        args = ["exec", *(["--json"] if json_lines else []), "hi"]
+        done = cli(home, *args, env=openai_env(server))
+        assert done.returncode == 0, done.stderr
+        assert "bad \ufffd\ufffd\ufffd text" in done.stdout
+        if json_lines:
+            for line in done.stdout.splitlines():
+                json.loads(line)
+    for path in (home / "sessions").glob("*/*/*/*.jsonl"):
+        assert "bad \ufffd\ufffd\ufffd text" in history_texts(path)
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_lines_and_events_over_the_cap_are_stream_errors(
+    server: Loopback, home: pathlib.Path, split: bool
+) -> None:
+    """One endless line, or one event of many lines: bounded either way."""
+    endless = b"data: " + b"x" * (3 << 20)
+    many = b"data: " + b"y" * 1000 + b"\n"
+    chunks = [endless[i : i + 65536] for i in range(0, len(endless), 65536)]
+    body = chunks if not split else [many * 64] * 50
+    server.then(reply(body=body))
+    client = one_try(server, home, max_event_bytes=1 << 20)
+    with pytest.raises(cl.StreamError, match="longer than|larger than"):
+        run(client.new_turn())
+    decoder = cl.SSEDecoder()
+    assert decoder.max_size == 64 << 20
+
+
+def test_decompression_is_bounded_and_unasked_encodings_refused(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    import gzip
+    import tracemalloc
+
+    bomb = gzip.compress(b"\0" * (200 << 20), compresslevel=1)  # about 200 KB
+    assert len(bomb) < 1 << 20
+    server.then(reply(body=bomb, headers={"Content-Encoding": "gzip"}))
+    client = one_try(server, home, max_event_bytes=1 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(cl.StreamError, match="longer than"):
+            run(client.new_turn())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak  # the body inflates to 200 MiB
+    packed = zstandard.ZstdCompressor().compress(text_stream())
+    corrupt = gzip.compress(text_stream())[:-12] + b"\xff" * 12
+    for encoding, body in (("zstd", packed), ("gzip", corrupt)):
+        server.then(reply(body=body, headers={"Content-Encoding": encoding}))
+        with pytest.raises(cl.StreamError):
+            run(one_try(server, home).new_turn())
+    assert "accept-encoding" in server.seen[-1].header_names()
+    assert "zstd" not in (server.seen[-1].header("accept-encoding") or "")
+
+
+def test_hostile_waits_are_bounded(server: Loopback, home: pathlib.Path) -> None:
+    server.then(reply(503, b"", {"Retry-After": "Tue, 01 Dec 2026 00:00:00 -0000"}))
+    server.then(reply(body=text_stream()))
+    with Budget(3):
+        assert isinstance(run(local_client(server, home).new_turn())[-1], cl.Completed)
+    server.then(reply(body=sse(failed("rate_limit_exceeded", "Try again in 1e20s."))))
+    server.then(reply(body=text_stream()))  # not a delay it gives: retried as usual
+    with Budget(3):
+        assert isinstance(run(local_client(server, home).new_turn())[-1], cl.Completed)
+    for delay in ("86400s", "100000000000000000000s"):
+        server.then(
+            reply(body=sse(failed("rate_limit_exceeded", f"Try again in {delay}.")))
+        )
+        with Budget(3), pytest.raises(cl.StreamError):
+            run(local_client(server, home).new_turn())
+    policy = dataclasses.replace(FAST, turn_timeout=1.0, base_delay=0.4)
+    server.then(*[reply(503, b"")] * 10)
+    with Budget(3), pytest.raises(cl.RetryLimitExceeded, match="deadline"):
+        run(local_client(server, home, retry_policy=policy).new_turn())
+    server.then(reply(body=[b": keep-alive\n"] * 40, pause=0.1))
+    with Budget(3), pytest.raises(cl.RetryLimitExceeded, match="deadline"):
+        run(local_client(server, home, retry_policy=policy).new_turn())
 
 
 # --- Fuzzing ---------------------------------------------------------------------
