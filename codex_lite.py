@@ -3029,8 +3029,8 @@ def resolve_installation_id(home: Path | None = None) -> str:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except (ImportError, OSError):
             pass  # no advisory locks here (Windows, Termux): go on without
-        if os.name == "posix" and os.fstat(fd).st_mode & 0o777 != 0o644:
-            os.chmod(path, 0o644)
+        if os.name == "posix" and os.fstat(fd).st_mode & 0o022:
+            os.chmod(path, 0o644)  # as upstream makes it; a stricter mode is kept
         text = _read_at(fd, 0, 128).decode("utf-8", "replace").strip()
         try:
             return str(uuid.UUID(text))
@@ -4191,34 +4191,59 @@ def _merge_providers(
     return providers
 
 
+# A top-level `service_tier = "..."` line: what comes before the value, the
+# value, and what follows it (a comment, the line end).
+_TIER_LINE = re.compile(
+    r"""(?P<head>[ \t]*service_tier[ \t]*=[ \t]*)(?:"(?:[^"\\\n]|\\.)*"|'[^'\n]*')(?P<rest>.*)""",
+    re.DOTALL,
+)
+
+
 def set_fast_mode(home: Path, enabled: bool) -> Path:
     """Set or remove the top-level `service_tier = "fast"` in config.toml.
 
-    Only that line changes; the rest of the file stays byte for byte.  The
-    file is replaced atomically (a temporary file, then rename).
+    An existing top-level `service_tier` line takes the new value where it
+    stands, its comment kept (or goes, turning fast mode off); else the line
+    is added at the top.  Nothing else changes, byte for byte: each possible
+    edit is checked by parsing, so a look-alike line inside a multi-line
+    string or a table is left alone.  A symlinked config.toml is edited at
+    its target.  The file is replaced atomically (a temporary file, then
+    rename) with its mode kept.
     """
     import tomllib
 
     path = home / "config.toml"
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    lines = text.splitlines(keepends=True)
-    top = next(
-        (i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines)
-    )
-    key = re.compile(r"\s*service_tier\s*=")
-    lines = [line for i, line in enumerate(lines) if i >= top or not key.match(line)]
-    if enabled:
-        lines.insert(0, 'service_tier = "fast"\n')
-    new = "".join(lines)
+    target = path.resolve() if path.is_symlink() else path
+    text = target.read_text(encoding="utf-8") if target.exists() else ""
     try:
-        check = tomllib.loads(new).get("service_tier")
+        before = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: cannot edit service_tier safely: {exc}") from None
-    if check != ("fast" if enabled else None):
+    if before.get("service_tier") == ("fast" if enabled else None):
+        return path
+    expected = {k: v for k, v in before.items() if k != "service_tier"}
+    if enabled:
+        expected["service_tier"] = "fast"
+    lines = text.splitlines(keepends=True)
+    edits = []
+    for i, line in enumerate(lines):
+        if match := _TIER_LINE.fullmatch(line):
+            value = [f'{match["head"]}"fast"{match["rest"]}'] if enabled else []
+            edits.append([*lines[:i], *value, *lines[i + 1 :]])
+    if enabled:
+        edits.append(['service_tier = "fast"\n', *lines])
+    for edit in edits:
+        new = "".join(edit)
+        try:
+            if tomllib.loads(new) == expected:
+                break
+        except tomllib.TOMLDecodeError:
+            continue
+    else:
         raise ConfigError(f"{path}: cannot edit service_tier safely; edit it by hand")
-    home.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    _write_atomically(path, new.encode(), mode=mode)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+    _write_atomically(target, new.encode(), mode=mode)
     return path
 
 

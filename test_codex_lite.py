@@ -1315,7 +1315,7 @@ def test_installation_id_rewrites_corrupt_file(tmp_path: pathlib.Path) -> None:
     path.chmod(0o600)
     fresh = cl.resolve_installation_id(tmp_path)
     assert path.read_text() == fresh and uuid.UUID(fresh)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # stricter than 0644: kept
 
 
 # --- Retry loop -----------------------------------------------------------------
@@ -3013,10 +3013,9 @@ def test_cli_fast_toggle_round_trips_the_config(
     config.write_text(FAST_CONFIG)
     done = cli(home, "fast", "on")
     assert (done.returncode, done.stdout) == (0, "fast mode is on\n")
-    text = config.read_text()
-    assert text.startswith('service_tier = "fast"\n')
-    assert text.replace('service_tier = "fast"\n', "", 1) == FAST_CONFIG.replace(
-        'service_tier = "flex"\n', "", 1
+    # the value changes where it stands; nothing else does
+    assert config.read_text() == FAST_CONFIG.replace(
+        'service_tier = "flex"\n', 'service_tier = "fast"\n', 1
     )
     assert cli(home, "fast", "status").stdout == "fast mode is on\n"
     server.then(reply(body=text_stream()))
@@ -3034,6 +3033,42 @@ def test_cli_fast_toggle_round_trips_the_config(
     )
     assert server.seen[1].json()["service_tier"] == "priority"
     assert "service_tier" not in server.seen[2].json()
+
+
+def test_fast_edits_only_the_setting_line(
+    home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    real = tmp_path / "dotfiles" / "codex.toml"
+    real.parent.mkdir()
+    text = (
+        'notes = """\nservice_tier = "flex"\n"""\n'  # a look-alike inside a string
+        'service_tier = "flex"  # mine\n'
+        "[profiles.x]\n"
+        'service_tier = "flex"\n'
+    )
+    real.write_text(text)
+    real.chmod(0o600)
+    (home / "config.toml").symlink_to(real)
+    assert cli(home, "fast", "on").returncode == 0
+    assert (home / "config.toml").is_symlink()
+    assert real.read_text() == text.replace('"flex"  # mine', '"fast"  # mine')
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert cli(home, "fast", "off").returncode == 0
+    assert real.read_text() == text.replace('service_tier = "flex"  # mine\n', "")
+    assert cli(home, "fast", "on").returncode == 0  # no line left: added on top
+    assert real.read_text().startswith('service_tier = "fast"\nnotes = """')
+    assert cl.load_config(home).service_tier == "fast"
+
+
+def test_a_stricter_installation_id_mode_is_kept(home: pathlib.Path) -> None:
+    path = home / "installation_id"
+    path.write_text("4f5d3a43-93d9-4d5b-8b57-1b9a2a8e6c1e")
+    path.chmod(0o600)
+    assert cl.resolve_installation_id(home) == "4f5d3a43-93d9-4d5b-8b57-1b9a2a8e6c1e"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.chmod(0o666)
+    cl.resolve_installation_id(home)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_cli_sessions_lists_newest_first(server: Loopback, home: pathlib.Path) -> None:
