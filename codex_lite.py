@@ -20,6 +20,7 @@ import enum
 import hashlib
 import hmac
 import importlib
+import io
 import json
 import logging
 import math
@@ -903,6 +904,9 @@ def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, say: name the file, leave it whole
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -964,8 +968,11 @@ class RolloutWriter:
                 self._ordinal += 1
             line["type"], line["payload"] = kind, payload
             view = memoryview(_dumps(line) + b"\n")
-            while view:
-                view = view[os.write(self._fd, view) :]
+            try:
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError as exc:  # a full disk, say: name the file
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
             self._end = os.fstat(self._fd).st_size
 
     def append_items(self, items: Iterable[ResponseItem]) -> None:
@@ -2544,6 +2551,8 @@ def _aws_profile_section(path: Path, section: str) -> dict[str, str]:
         parser.read(path, encoding="utf-8")
     except configparser.Error as exc:
         raise AuthError(f"{path}: cannot parse: {exc}") from None
+    except UnicodeDecodeError:
+        raise AuthError(f"{path}: not UTF-8 text") from None
     return dict(parser[section]) if parser.has_section(section) else {}
 
 
@@ -2581,8 +2590,13 @@ def _credential_process(command: str, profile: str) -> _Credentials:
             f"credential_process of AWS profile {profile!r} failed: {type(exc).__name__}"
         ) from None
     expires = None
-    if isinstance(data.get("Expiration"), str):
-        expires = datetime.fromisoformat(data["Expiration"]).timestamp()
+    if "Expiration" in data:
+        expires = _rfc3339(data["Expiration"])
+        if expires is None:
+            raise AuthError(
+                f"credential_process of AWS profile {profile!r} gave an Expiration "
+                "that is not an RFC 3339 time"
+            )
     return creds, expires
 
 
@@ -2712,6 +2726,12 @@ class ProviderInfo:
                     raise ConfigError(f"{where}.{name}.{key} must not contain CR or LF")
                 if name != "query_params" and not _HEADER_NAME.fullmatch(key):
                     raise ConfigError(f"{where}.{name}: {key!r} is not a header name")
+        idle = values.get("stream_idle_timeout_ms")
+        if idle is not None and not 0 < idle <= _MAX_IDLE_MS:
+            raise ConfigError(
+                f"{where}.stream_idle_timeout_ms must be from 1 to {_MAX_IDLE_MS} "
+                f"(a day), not {idle}"
+            )
         if values.get("wire_api", "responses") != "responses":
             if values["wire_api"] == "chat":
                 raise ConfigError(
@@ -2739,6 +2759,8 @@ class ProviderInfo:
             )
         return cls(**values)
 
+
+_MAX_IDLE_MS = 86_400_000
 
 # An RFC 9110 token: what a header name may be.
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -3163,6 +3185,9 @@ class Client:
         item_id = obj.get("id")
         if isinstance(item_id, str) and not _is_prefixed_id(item_id):
             drop.add("id")
+        takes_no_id = item_id_prefix(item) is None and not isinstance(item, UnknownItem)
+        if takes_no_id:  # a request control such as compaction_trigger: the API
+            drop.add("id")  # refuses an id there, even one read back from JSON
         if drop.intersection(obj):
             obj = {k: v for k, v in obj.items() if k not in drop}
         return obj
@@ -4276,10 +4301,13 @@ class _UsageError(Exception):
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """An argument parser; argparse is loaded only by the command line."""
+    """An argument parser, with `--debug` as every command has it; argparse is
+    loaded only by the command line."""
     import argparse
 
-    return argparse.ArgumentParser(prog=prog, description=description)
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--debug", action="store_true", help="log to stderr")
+    return parser
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -4289,7 +4317,6 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         "-c", "--config", action="append", default=[], metavar="KEY=VALUE"
     )
     parser.add_argument("--provider", metavar="ID", help="model provider id")
-    parser.add_argument("--debug", action="store_true", help="log to stderr")
 
 
 def _exec_parser() -> argparse.ArgumentParser:
@@ -4337,16 +4364,20 @@ def _user_input(args: argparse.Namespace, words: list[str]) -> list[ResponseItem
         raise _UsageError("codex-lite exec: give the prompt as one argument (quote it)")
     text = words[0] if words else "-"
     if text == "-":
-        if sys.stdin.isatty():
+        if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
             raise _UsageError(
                 "codex-lite exec: no prompt given (pass one, or pipe it on stdin)"
             )
-        text = sys.stdin.read()
+        text = sys.stdin.buffer.read().decode("utf-8", "replace")
     if not text.strip():
         raise _UsageError("codex-lite exec: the prompt is empty")
     content: list[ContentItem] = []
     for number, image in enumerate(args.image, start=1):
-        content.extend(local_image_content(Path(image), number))
+        parts = local_image_content(Path(image), number)
+        if not any(isinstance(p, InputImage) for p in parts):
+            note = parts[0].text if isinstance(parts[0], InputText) else ""
+            print(f"warning: {note}; the model is told so instead", file=sys.stderr)
+        content.extend(parts)
     content.append(InputText(text=text))
     return [Message(role="user", content=tuple(content))]
 
@@ -4356,8 +4387,11 @@ def _output_schema(path: str | None) -> dict[str, Any] | None:
         return None
     try:
         schema = json.loads(Path(path).read_text(encoding="utf-8"))
+        _dumps(schema)  # what could not be sent is refused now
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--output-schema {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"--output-schema {path}: nested too deeply") from None
     if not isinstance(schema, dict):
         raise ConfigError(f"--output-schema {path}: the schema must be a JSON object")
     return schema
@@ -4704,9 +4738,13 @@ def _run_realtime(argv: list[str]) -> int:
         offer = Path(args.sdp_offer).read_text(encoding="utf-8")
         session = None
         if args.session_json:
-            session = json.loads(Path(args.session_json).read_text())
-    except (OSError, ValueError) as exc:
+            session = json.loads(Path(args.session_json).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(f"cannot read the realtime input: {exc}") from None
+    if session is not None and not isinstance(session, dict):
+        raise ConfigError(
+            f"--session-json {args.session_json}: must hold a JSON object"
+        )
     client = Client.from_config(_config_from_args(args))
     call = create_realtime_call(client, offer, session=session)
     sys.stdout.write(call.sdp_answer)
@@ -4736,6 +4774,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"codex-lite {__version__}")
         return 0
     command, rest = args_list[0], args_list[1:]
+    for stream in (sys.stdout, sys.stderr):  # text no encoding can carry: replaced
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     try:
         if command == "exec":
             parsed = _exec_parser().parse_intermixed_args(rest)
@@ -4764,6 +4805,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as exc:  # a local file: unreadable, read-only, a full disk
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

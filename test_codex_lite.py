@@ -3793,6 +3793,197 @@ def test_hostile_waits_are_bounded(server: Loopback, home: pathlib.Path) -> None
         run(local_client(server, home, retry_policy=policy).new_turn())
 
 
+# --- Bad local input and damaged files: a message naming the thing, exit 2 ------
+
+
+def raw_cli(
+    home: pathlib.Path, *args: str, env: dict[str, str], **kwargs: Any
+) -> subprocess.CompletedProcess[bytes]:
+    """The command line with bytes in and out, and `subprocess.run` options."""
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))
+    }
+    kwargs.setdefault("cwd", HERE)
+    return subprocess.run(
+        [sys.executable, "-m", "codex_lite", *args],
+        check=False,
+        env={**base, "CODEX_HOME": str(home), **env},
+        capture_output=True,
+        timeout=60,
+        **kwargs,
+    )
+
+
+def test_concurrent_appenders_never_tear_or_share_a_line(home: pathlib.Path) -> None:
+    path, _ = write_rollout(home, [])
+    code = (
+        "import sys, codex_lite as cl\n"
+        "w = cl.RolloutWriter(cl.Path(sys.argv[1]))\n"
+        "for i in range(150):\n"
+        "    w.append('event_msg', {'type': 'x', 'pad': sys.argv[2] * 20000})\n"
+        "w.close()\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(path), tag]) for tag in "ab"
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 301
+    assert [line["ordinal"] for line in lines] == list(range(301))
+
+
+def test_damaged_rollouts_do_not_stop_resume_or_sessions(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    path, thread_id = write_rollout(home, [user("kept question")])
+    with path.open("a") as f:
+        f.write(
+            '{"type":"response_item","payload":' + "[" * 50_000 + "]" * 50_000 + "}\n"
+        )
+    folder = path.parent
+    os.mkfifo(folder / f"rollout-2099-01-01T00-00-00-{uuid.uuid4()}.jsonl")
+    (folder / f"rollout-2099-01-02T00-00-00-{uuid.uuid4()}.jsonl").mkdir()
+    sparse = folder / f"rollout-2026-01-01T00-00-00-{uuid.uuid4()}.jsonl"
+    with sparse.open("wb") as f:  # a huge rollout: listing reads only its head
+        f.write(
+            json.dumps({"type": "session_meta", "payload": {"id": "big"}}).encode()
+            + b"\n"
+        )
+        f.truncate(8 << 30)
+    with Budget(20):
+        listed = cli(home, "sessions")
+        assert listed.returncode == 0, listed.stderr
+        assert "kept question" in listed.stdout and "big" in listed.stdout
+        server.then(reply(body=text_stream()))
+        done = cli(home, "exec", "resume", thread_id, "next", env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    texts = [i["content"][0]["text"] for i in server.seen[0].json()["input"]]
+    assert texts == ["kept question", "next"]
+
+
+def test_broken_local_files_name_the_path(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    env = openai_env(server)
+    (home / "config.toml").mkdir()
+    done = cli(home, "exec", "hi", env=env)
+    assert (done.returncode, "Traceback" in done.stderr) == (2, False)
+    assert f"{home / 'config.toml'}" in done.stderr
+    (home / "config.toml").rmdir()
+    (home / "auth.json").mkdir()
+    done = cli(home, "exec", "hi", env={"OPENAI_BASE_URL": server.url})
+    assert done.returncode == 2 and f"{home / 'auth.json'}" in done.stderr
+    (home / "auth.json").rmdir()
+    (home / "sessions").symlink_to(tmp_path / "gone")
+    done = cli(home, "exec", "hi", env=env)
+    assert done.returncode == 2 and f"{home / 'sessions'}" in done.stderr
+    (home / "sessions").unlink()
+
+    def small_files() -> None:  # a disk that fills up after 200 bytes
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+
+    full = raw_cli(home, "exec", "hi", env=env, preexec_fn=small_files)
+    assert full.returncode == 2, full.stderr
+    assert b"File too large" in full.stderr and b"rollout-" in full.stderr
+    assert server.seen == []
+
+
+def test_bad_local_input_is_a_usage_error_or_replaced(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    env = openai_env(server)
+    odd = tmp_path / os.fsdecode(b"dir-\xff")
+    odd.mkdir()
+    server.then(reply(body=text_stream()), reply(body=text_stream()))
+    piped = raw_cli(home, "exec", "-", env=env, input=b"caf\xe9 \xff", cwd=odd)
+    assert piped.returncode == 0, piped.stderr
+    argv = raw_cli(home, "exec", os.fsdecode(b"arg \xfe"), env=env, cwd=odd)
+    assert argv.returncode == 0, argv.stderr
+    sent = [s.json()["input"][0]["content"][0]["text"] for s in server.seen]
+    assert sent == ["caf\ufffd \ufffd", "arg ?"]
+    rollouts = (home / "sessions").glob("*/*/*/*.jsonl")
+    cwds = [
+        json.loads(p.read_bytes().split(b"\n")[0])["payload"]["cwd"] for p in rollouts
+    ]
+    assert cwds == [str(tmp_path / "dir-?")] * 2
+    closed = raw_cli(home, "exec", "-", env=env, preexec_fn=lambda: os.close(0))
+    assert closed.returncode == 2 and b"no prompt given" in closed.stderr
+
+
+@pytest.mark.parametrize("idle", [0, -5, 10**12])
+def test_idle_timeouts_out_of_range_are_refused(idle: int) -> None:
+    with pytest.raises(cl.ConfigError, match="stream_idle_timeout_ms must be from 1"):
+        cl.ProviderInfo.from_toml({"stream_idle_timeout_ms": idle})
+
+
+def test_more_bad_local_input(home: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    (home / "config.toml").write_text(
+        '[model_providers.v6]\nbase_url = "http://[::1/v1"\n'
+        '[model_providers.aws]\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'aws = { profile = "p", region = "us-east-1" }\n'
+    )
+    done = cli(home, "exec", "--dry-run", "--provider", "v6", "hi")
+    assert done.returncode == 2 and "'v6': base_url is not a valid URL" in done.stderr
+    aws_config = tmp_path / "aws-config"
+    aws_config.write_bytes(b"[profile p]\nregion = \xff\n")
+    env = {
+        "AWS_CONFIG_FILE": str(aws_config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    done = cli(home, "exec", "--provider", "aws", "hi", env=env)
+    assert done.returncode == 2 and f"{aws_config}: not UTF-8 text" in done.stderr
+    creds = json.dumps(
+        {"AccessKeyId": "AKIDX12345", "SecretAccessKey": "s" * 20, "Expiration": "soon"}
+    )
+    aws_config.write_text(f"[profile p]\ncredential_process = echo {creds!r}\n")
+    done = cli(home, "exec", "--provider", "aws", "hi", env=env)
+    assert done.returncode == 2 and "Expiration" in done.stderr, done.stderr
+    schema = tmp_path / "schema.json"
+    schema.write_text("[" * 100_000 + "]" * 100_000)
+    done = cli(home, "exec", "--dry-run", "--output-schema", str(schema), "hi")
+    assert done.returncode == 2 and str(schema) in done.stderr
+    session = tmp_path / "session.json"
+    session.write_text("[1, 2]")
+    offer = tmp_path / "offer.sdp"
+    offer.write_text(SDP_OFFER)
+    done = cli(
+        home, "realtime", "--sdp-offer", str(offer), "--session-json", str(session)
+    )
+    assert done.returncode == 2 and "must hold a JSON object" in done.stderr
+    for command in (
+        ["sessions", "--debug"],
+        ["fast", "--debug"],
+        ["login", "status", "--debug"],
+    ):
+        assert cli(home, *command).returncode in (0, 1), command
+    assert "Traceback" not in done.stderr
+
+
+def test_not_an_image_warns_and_says_so(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    fake = tmp_path / "notanimage.png"
+    fake.write_text("hello")
+    server.then(reply(body=text_stream()))
+    done = cli(home, "exec", "-i", str(fake), "look", env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    assert "warning:" in done.stderr and "unsupported image format" in done.stderr
+    content = server.seen[0].json()["input"][0]["content"]
+    assert "unsupported image format" in content[0]["text"]
+
+
+def test_a_compaction_trigger_read_with_an_id_is_sent_without(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    trigger = cl.item_from_json({"type": "compaction_trigger", "id": "ct_1"})
+    server.then(reply(body=text_stream()))
+    run(local_client(server, home).new_turn(), user("hi"), trigger)
+    assert server.seen[0].json()["input"][1] == {"type": "compaction_trigger"}
+
+
 # --- Fuzzing ---------------------------------------------------------------------
 
 
@@ -3915,6 +4106,54 @@ def test_config_override_fuzz(overrides: list[tuple[list[str], str]]) -> None:
             config.provider()
         except cl.ConfigError:
             pass
+
+
+def rollout_line() -> st.SearchStrategy[bytes]:
+    kinds = st.sampled_from(
+        ["session_meta", "response_item", "compacted", "event_msg", "turn_context", "x"]
+    )
+    payload = st.one_of(
+        item_like(),
+        json_values(),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["thread_rolled_back", "token_count"])},
+            optional={"num_turns": json_values(), "info": json_values()},
+        ),
+        st.fixed_dictionaries(
+            {"message": json_values()},
+            optional={"replacement_history": st.lists(item_like(), max_size=3)},
+        ),
+    )
+    line = st.builds(
+        lambda kind, body, ordinal: json.dumps(
+            {"timestamp": "t", "ordinal": ordinal, "type": kind, "payload": body}
+        ).encode(),
+        kinds,
+        payload,
+        json_values(),
+    )
+    return line | st.binary(max_size=40)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(rollout_line(), max_size=12), st.booleans())
+def test_rollout_reading_and_appending_never_crash(
+    lines: list[bytes], torn: bool
+) -> None:
+    """Any file under sessions/ reads as some history and takes appends."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "rollout.jsonl"
+        path.write_bytes(b"\n".join(lines) + (b"" if torn else b"\n"))
+        logging.getLogger("codex_lite").disabled = True
+        try:
+            cl.read_rollout(path)
+            with cl.RolloutWriter(path) as writer:
+                writer.append_items([user("more")])
+            rollout = cl.read_rollout(path)
+        finally:
+            logging.getLogger("codex_lite").disabled = False
+        assert rollout.items[-1] == user("more")
+        cl._rollout_summary(path)  # what `sessions` reads: no exception either
 
 
 # --- Durability --------------------------------------------------------------------
