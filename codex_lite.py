@@ -1418,10 +1418,6 @@ class SSEDecoder:
             if name == b"data":
                 data.append(value)
                 size += len(value)
-                if size > self.max_size:
-                    raise StreamError(
-                        f"an SSE event is larger than {self.max_size} bytes"
-                    )
             elif name == b"event":
                 event_type = value
             elif name == b"id" and b"\0" not in value:
@@ -1429,6 +1425,8 @@ class SSEDecoder:
             elif name == b"retry" and value.isdigit() and len(value) <= 4300:
                 retry = int(value)  # ASCII digits; Python converts up to 4,300
             # anything else, a comment (no name) included, is ignored
+        if size > self.max_size:  # once a chunk: what can grow is across chunks
+            raise StreamError(f"an SSE event is larger than {self.max_size} bytes")
         self._event, self._data, self._retry = event_type, data, retry
         self._last_id, self._data_size = last_id, size
         return events
@@ -1702,18 +1700,6 @@ def _field(obj: dict[str, Any], key: str, kind: type[_T]) -> _T:
     return value
 
 
-def _without_lone_surrogates(value: Any) -> Any:
-    """JSON with each lone surrogate escape (`"\\ud800"`, not a character,
-    and not writable as UTF-8) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    if isinstance(value, list):
-        return [_without_lone_surrogates(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _without_lone_surrogates(v) for k, v in value.items()}
-    return value
-
-
 class _ResponsesReader:
     """Responses stream semantics over decoded SSE events (sans-IO).
 
@@ -1738,8 +1724,6 @@ class _ResponsesReader:
             return None
         if not isinstance(obj, dict):
             return None
-        if "\\ud" in sse.data or "\\uD" in sse.data:
-            obj = _without_lone_surrogates(obj)
         kind = obj.get("type")
         try:
             return self._event(kind, obj)
