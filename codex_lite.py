@@ -17,8 +17,6 @@ import binascii
 import copy
 import dataclasses
 import enum
-import hashlib
-import hmac
 import importlib
 import io
 import json
@@ -26,7 +24,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import sys
 import threading
 import time
@@ -39,11 +36,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Union
 
-import requests
-import urllib3
+if typing.TYPE_CHECKING:  # imported where used: loading requests costs more
+    import argparse  # than this whole module, and `--help` needs neither
 
-if typing.TYPE_CHECKING:
-    import argparse
+    import requests
 
 # In reading order, a section a group.
 # fmt: off
@@ -227,6 +223,11 @@ class StreamError(ApiError):
     ) -> None:
         super().__init__(message, request_id=request_id)
         self.delay = delay
+
+
+class TransportError(CodexError):
+    """No answer came: the connection failed, timed out or broke before the
+    response headers (retried; see `RetryLimitExceeded.last_error`)."""
 
 
 class RetryLimitExceeded(CodexError):
@@ -562,8 +563,7 @@ _CONTENT_TYPES: dict[str, type[Any]] = {
 _CONTENT_TYPES["text"] = ReasoningText
 
 
-@dataclass(frozen=True, slots=True)
-class _FieldSpec:
+class _FieldSpec(typing.NamedTuple):
     attr: str
     key: str
     required: bool
@@ -796,7 +796,8 @@ def _uuid7() -> str:
     with _uuid7_lock:
         # 48 bits of Unix milliseconds, then 74 random bits; when the clock
         # has not moved on, count up from the last value instead.
-        value = (time.time_ns() // 1_000_000) << 74 | secrets.randbits(74)
+        rand = int.from_bytes(os.urandom(10), "big") >> 6  # 74 bits
+        value = (time.time_ns() // 1_000_000) << 74 | rand
         if value <= _uuid7_last:
             value = _uuid7_last + 1
         _uuid7_last = value
@@ -1085,8 +1086,7 @@ def _lines_backwards(fd: int) -> Iterator[bytes]:
         end = start
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rollout:
+class Rollout(typing.NamedTuple):
     """A rollout read back: its `session_meta` payload, the rebuilt history,
     and the thread's token usage so far (the last `token_count` total)."""
 
@@ -1312,8 +1312,7 @@ def _session_cwd(path: Path) -> str | None:
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
+class ServerSentEvent(typing.NamedTuple):
     """One dispatched event; `id` is the last event id in force, if any was set."""
 
     event: str = "message"
@@ -1432,8 +1431,7 @@ class SSEDecoder:
         return events
 
 
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
+class TokenUsage(typing.NamedTuple):
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
@@ -1441,15 +1439,13 @@ class TokenUsage:
     total_tokens: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitWindow:
+class RateLimitWindow(typing.NamedTuple):
     used_percent: float
     window_minutes: int | None = None
     resets_at: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimits:
+class RateLimits(typing.NamedTuple):
     """One rate-limit family from the response headers (`codex` for the main one)."""
 
     limit_id: str
@@ -1459,68 +1455,56 @@ class RateLimits:
     credits: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ServerModel:
+class ServerModel(typing.NamedTuple):
     model: str
 
 
-@dataclass(frozen=True, slots=True)
-class ModelsEtag:
+class ModelsEtag(typing.NamedTuple):
     etag: str
 
 
-@dataclass(frozen=True, slots=True)
-class ServerReasoningIncluded:
+class ServerReasoningIncluded(typing.NamedTuple):
     included: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Created:
+class Created(typing.NamedTuple):
     response_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OutputItemAdded:
+class OutputItemAdded(typing.NamedTuple):
     item: ResponseItem
 
 
-@dataclass(frozen=True, slots=True)
-class OutputItemDone:
+class OutputItemDone(typing.NamedTuple):
     item: ResponseItem
 
 
-@dataclass(frozen=True, slots=True)
-class OutputTextDelta:
+class OutputTextDelta(typing.NamedTuple):
     delta: str
     item_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ToolCallInputDelta:
+class ToolCallInputDelta(typing.NamedTuple):
     item_id: str | None
     call_id: str | None
     delta: str
 
 
-@dataclass(frozen=True, slots=True)
-class ReasoningSummaryDelta:
+class ReasoningSummaryDelta(typing.NamedTuple):
     delta: str
     summary_index: int
 
 
-@dataclass(frozen=True, slots=True)
-class ReasoningContentDelta:
+class ReasoningContentDelta(typing.NamedTuple):
     delta: str
     content_index: int
 
 
-@dataclass(frozen=True, slots=True)
-class ReasoningSummaryPartAdded:
+class ReasoningSummaryPartAdded(typing.NamedTuple):
     summary_index: int
 
 
-@dataclass(frozen=True, slots=True)
-class StreamRetry:
+class StreamRetry(typing.NamedTuple):
     """The stream failed and will be sent again: drop partial deltas seen so far."""
 
     attempt: int
@@ -1529,8 +1513,7 @@ class StreamRetry:
     error: CodexError
 
 
-@dataclass(frozen=True, slots=True)
-class Completed:
+class Completed(typing.NamedTuple):
     response_id: str | None
     usage: TokenUsage | None = None
     end_turn: bool | None = None
@@ -1837,13 +1820,12 @@ class EncodedBody:
     headers that go with them.
     """
 
-    __slots__ = ("_sha256", "data", "headers", "json")
+    __slots__ = ("data", "headers", "json")
 
     def __init__(
         self, json_bytes: bytes, *, compress: bool = False, keep_json: bool = False
     ) -> None:
         self.headers = {"Content-Type": "application/json"}
-        self._sha256: str | None = None
         if not compress:
             self.json: bytes | None = json_bytes
             self.data = json_bytes
@@ -1864,12 +1846,6 @@ class EncodedBody:
     @classmethod
     def from_payload(cls, payload: Any, *, compress: bool = False) -> EncodedBody:
         return cls(_dumps(payload), compress=compress)
-
-    def payload_sha256(self) -> str:
-        """Hex SHA-256 of `data`, computed once however many times it is signed."""
-        if self._sha256 is None:
-            self._sha256 = hashlib.sha256(self.data).hexdigest()
-        return self._sha256
 
     def __repr__(self) -> str:
         return f"EncodedBody({len(self.data)} bytes, {self.headers})"
@@ -1928,8 +1904,7 @@ _SIGV4_UNSIGNED = frozenset({
 _SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
 
 
-@dataclass(frozen=True, slots=True)
-class AwsCredentials:
+class AwsCredentials(typing.NamedTuple):
     access_key_id: str
     secret_access_key: str
     session_token: str | None = None
@@ -2004,11 +1979,16 @@ def _sigv4_canonical_request(
 
 
 def _sigv4_string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
+    import hashlib
+
     digest = hashlib.sha256(canonical_request.encode()).hexdigest()
     return f"{_SIGV4_ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 
 def _sigv4_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    import hashlib
+    import hmac
+
     key = f"AWS4{secret}".encode()
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
@@ -2046,6 +2026,9 @@ def sigv4_sign(
     `x-amz-security-token` when the credentials carry a token.  No `x-amz-content-sha256` header is added unless
     `content_sha256_header` asks for it (Bedrock does not want one).
     """
+    import hashlib
+    import hmac
+
     token = credentials.session_token
     replaced = {"authorization", "x-amz-date"} | (
         {"x-amz-security-token"} if token else set()
@@ -2091,8 +2074,7 @@ def sigv4_sign(
 # bytes and a fresh timestamp.
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedRequest:
+class PreparedRequest(typing.NamedTuple):
     """One request as it goes on the wire: what `--dry-run` prints.
 
     `json` is the body before compression, when it was kept for display.
@@ -2166,7 +2148,7 @@ class AuthProvider:
         """
         headers = dict(request.headers)
         self.add_auth_headers(headers)
-        return dataclasses.replace(request, headers=headers)
+        return request._replace(headers=headers)
 
     def reload(self) -> bool:
         """After a 401: look for fresher credentials; True if found."""
@@ -2324,6 +2306,8 @@ def _request_refresh(
 def _post_json(url: str, body: bytes, content_type: str) -> tuple[Any, int | None]:
     """POST to the sign-in service: the parsed JSON answer (None if it is not
     JSON) and the status, or (None, None) when the service cannot be reached."""
+    import requests
+
     originator = os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
     headers = {
         "Content-Type": content_type,
@@ -2502,6 +2486,8 @@ class SigV4Auth(AuthProvider):
         return self._credentials
 
     def apply_auth(self, request: PreparedRequest) -> PreparedRequest:
+        import hashlib
+
         # The same bytes object comes back on every attempt: hash it once.
         if self._hashed is None or self._hashed[0] is not request.body:
             self._hashed = (request.body, hashlib.sha256(request.body).hexdigest())
@@ -2515,7 +2501,7 @@ class SigV4Auth(AuthProvider):
             service=self.service,
             payload_hash=self._hashed[1],
         )
-        return dataclasses.replace(request, headers=signed)
+        return request._replace(headers=signed)
 
 
 def _checked_aws(creds: AwsCredentials, expires: float | None) -> _Credentials:
@@ -2648,8 +2634,7 @@ _CHATGPT_BASE_URL = "https://chatgpt.com/backend-api/codex"
 _OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AwsAuthInfo:
+class AwsAuthInfo(typing.NamedTuple):
     profile: str | None = None
     region: str | None = None
 
@@ -2997,7 +2982,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """The delay before retry number `attempt` (1 for the first retry)."""
-        jitter = 0.9 + secrets.randbelow(20_001) / 100_000
+        jitter = 0.9 + int.from_bytes(os.urandom(4), "big") % 20_001 / 100_000
         return float(self.base_delay * 2 ** (attempt - 1) * jitter)
 
 
@@ -3109,7 +3094,7 @@ class Client:
         self.retry_policy = retry_policy or provider.retry_policy()
         self.max_event_bytes = max_event_bytes
         self.window_number = 0
-        self.http = http or requests.Session()
+        self._http = http
         self._fragments = _FragmentCache(self._request_item_json)
 
     def __repr__(self) -> str:
@@ -3137,6 +3122,15 @@ class Client:
             verbosity=config.verbosity,
             service_tier=config.service_tier,
         )
+
+    @property
+    def http(self) -> requests.Session:
+        """The requests session, made when the first request is sent."""
+        if self._http is None:
+            import requests
+
+            self._http = requests.Session()
+        return self._http
 
     @property
     def auth(self) -> AuthProvider:
@@ -3374,7 +3368,7 @@ class Turn:
     def _attempt(self, request: PreparedRequest) -> PreparedRequest:
         if self.turn_state is not None:
             headers = {**request.headers, "x-codex-turn-state": self.turn_state}
-            request = dataclasses.replace(request, headers=headers)
+            request = request._replace(headers=headers)
         return self.client.auth.apply_auth(request)
 
     def prepare(self, prompt: Prompt) -> PreparedRequest:
@@ -3388,38 +3382,42 @@ class Turn:
         if value and self.turn_state is None:
             self.turn_state = value
 
-    def _send(self, request: PreparedRequest) -> requests.Response:
-        """POST with retries until a 2xx arrives; raise a typed error otherwise."""
-        client, policy = self.client, self.client.retry_policy
+    def _send(self, unsigned: PreparedRequest) -> requests.Response:
+        """POST with retries until a 2xx arrives; raise a typed error otherwise.
+
+        Each attempt signs the unsigned request afresh (auth, turn state) and
+        sends the same body bytes; what to do after a failure is `_next_step`.
+        """
+        import requests
+
+        client, policy, auth = self.client, self.client.retry_policy, self.client.auth
         # What requests would redo on every attempt and which cannot change
         # between attempts (session headers and cookies, proxies and CA
         # bundle from the environment) is done once.
         http = client.http
         try:
             base = http.prepare_request(
-                requests.Request(request.method, request.url, data=request.body)
+                requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
             )
         except requests.RequestException as exc:
             raise _unsendable(client.provider, exc) from None
         settings = http.merge_environment_settings(base.url, {}, True, None, None)
         timeout = (policy.connect_timeout, policy.stream_idle_timeout)
-        auth = client.auth
-        reloaded = False
-        attempt = 0
+        attempt, reloaded = 1, False
         while True:
-            signed = self._attempt(request)
-            prepared = base.copy()
-            prepared.headers.update(signed.headers)
-            if signed.url != request.url:
-                prepared.prepare_url(signed.url, None)
-            error: CodexError
+            signed = self._attempt(unsigned)
+            wire = base.copy()
+            wire.headers.update(signed.headers)
+            if signed.url != unsigned.url:
+                wire.prepare_url(signed.url, None)
+            status: int | None = None
+            headers: Mapping[str, str] = {}
             try:
                 response = http.send(
-                    prepared, timeout=timeout, allow_redirects=False, **settings
+                    wire, timeout=timeout, allow_redirects=False, **settings
                 )
-            except _TRANSPORT_ERRORS as exc:
-                error = StreamError(f"request failed: {_describe(exc)}")
-                delay = policy.backoff(attempt + 1)
+            except _transport_errors() as exc:
+                error: CodexError = TransportError(f"request failed: {_describe(exc)}")
             except requests.RequestException as exc:
                 raise _unsendable(client.provider, exc) from None
             else:
@@ -3428,29 +3426,30 @@ class Turn:
                     return response
                 error = _http_error(response)
                 response.close()
-                owner = auth.account_id
-                if response.status_code == 401 and not reloaded and auth.reload():
-                    reloaded = True
+                status, headers = response.status_code, response.headers
+            step = _next_step(error, status, headers, attempt, reloaded, policy)
+            if step == "reload":
+                reloaded, owner = True, auth.account_id
+                if auth.reload():
                     if auth.account_id != owner:
                         self.turn_state = None  # it was the other account's
                     continue
-                decision = _retry_decision(response, error, attempt + 1, policy)
-                if decision is None:
-                    raise error
-                delay = decision
-            if attempt >= policy.request_max_retries:
+                step = _next_step(error, status, headers, attempt, reloaded, policy)
+            if step == "exhausted":
                 raise RetryLimitExceeded(
-                    f"request failed after {attempt + 1} attempts", error
+                    f"request failed after {attempt} attempts", error
                 ) from error
-            attempt += 1
+            if isinstance(step, str):  # "raise"; after a reload never "reload"
+                raise error
             _log.info(
                 "retrying request (%d/%d) in %.2fs: %s",
                 attempt,
                 policy.request_max_retries,
-                delay,
+                step,
                 error,
             )
-            self._wait(delay, error)
+            attempt += 1
+            self._wait(step, error)
 
     def stream(self, prompt: Prompt) -> Iterator[ResponseEvent]:
         """Send the prompt and yield events until `Completed`.
@@ -3489,12 +3488,15 @@ class Turn:
         time.sleep(delay)
 
 
-# What a retry can cure: the connection, not the request.
-_TRANSPORT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """What a retry can cure: the connection, not the request."""
+    import requests
+
+    return (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+    )
 
 
 def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
@@ -3508,6 +3510,8 @@ def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
 
 def _describe(exc: BaseException) -> str:
     """A one-line reason for a transport error, without URLs or headers."""
+    import requests
+
     for kind, text in (
         (requests.ConnectTimeout, "connect timeout"),
         (requests.ReadTimeout, "read timeout"),
@@ -3545,6 +3549,9 @@ def _read_stream(
     response: requests.Response, max_event_bytes: int, deadline: float | None
 ) -> Iterator[ResponseEvent]:
     """Header events, then the body's events until `Completed` (wire-spec §13)."""
+    import requests
+    import urllib3
+
     reader = _ResponsesReader(response.headers.get("x-request-id"))
     yield from _events_from_headers(response.headers)
     decoder = SSEDecoder(max_size=max_event_bytes)
@@ -3597,27 +3604,49 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return after if math.isfinite(after) else None
 
 
-def _retry_decision(
-    response: requests.Response, error: CodexError, attempt: int, policy: RetryPolicy
-) -> float | None:
-    """The delay before retrying this response, or None to give up now."""
-    if isinstance(error, QuotaExceeded):
-        return None
-    should_retry = response.headers.get("x-should-retry")
-    if should_retry == "false":
-        return None
-    after = _retry_after(response.headers)
-    if after is not None and after > policy.max_retry_after:
-        return None
-    status = response.status_code
-    retryable = status >= 500 or status == 408 or should_retry == "true"
-    if not retryable and (status not in (409, 429) or after is None):
-        return None  # 409 and 429 only when the server says when
+_Step = float | Literal["reload", "raise", "exhausted"]
+
+
+def _next_step(
+    error: CodexError,
+    status: int | None,
+    headers: Mapping[str, str],
+    attempt: int,
+    reloaded: bool,
+    policy: RetryPolicy,
+) -> _Step:
+    """What to do after attempt number `attempt` failed with `error`: wait so
+    many seconds and send again, reload the credentials and send again at
+    once (a first 401), raise `error`, or raise that the attempts ran out.
+
+    `status` and `headers` are the response's (None and {} when no response
+    came).  Pure: it reads nothing but its arguments and the jitter.
+    """
+    if status == 401 and not reloaded:
+        return "reload"
+    after = None
+    if status is not None:
+        if isinstance(error, QuotaExceeded):
+            return "raise"
+        should_retry = headers.get("x-should-retry")
+        if should_retry == "false":
+            return "raise"
+        after = _retry_after(headers)
+        if after is not None and after > policy.max_retry_after:
+            return "raise"
+        retryable = status >= 500 or status == 408 or should_retry == "true"
+        if not retryable and (status not in (409, 429) or after is None):
+            return "raise"  # 409 and 429 only when the server says when
+    if attempt > policy.request_max_retries:
+        return "exhausted"
     return after if after is not None and after > 0 else policy.backoff(attempt)
 
 
 def _http_error(response: requests.Response) -> ApiError:
     """The typed error for a non-2xx response, from its JSON error body if any."""
+    import requests
+    import urllib3
+
     status = response.status_code
     request_id = response.headers.get("x-request-id")
     raw = b""
@@ -3657,8 +3686,7 @@ def _http_error(response: requests.Response) -> ApiError:
 # command line runs turns on.  The realtime call start is a single request.
 
 
-@dataclass(frozen=True, slots=True)
-class TurnResult:
+class TurnResult(typing.NamedTuple):
     """What a turn produced: the assistant text, the items, the token usage."""
 
     text: str
@@ -3919,7 +3947,7 @@ def _task_started(turn_id: str, started: float) -> dict[str, Any]:
 
 
 def _window_json(window: RateLimitWindow | None) -> dict[str, Any] | None:
-    return None if window is None else dataclasses.asdict(window)
+    return None if window is None else window._asdict()
 
 
 def assistant_text(items: Iterable[ResponseItem]) -> str:
@@ -3954,8 +3982,7 @@ def local_image_content(path: Path, number: int) -> list[ContentItem]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class RealtimeCall:
+class RealtimeCall(typing.NamedTuple):
     sdp_answer: str
     call_id: str
 
@@ -3994,6 +4021,8 @@ def create_realtime_call(
     client: Client, sdp_offer: str, *, session: Mapping[str, Any] | None = None
 ) -> RealtimeCall:
     """Start a WebRTC realtime call: POST the SDP offer, get the answer and call id."""
+    import requests
+
     provider, auth = client.provider, client.auth
     url = provider.url_for_path("realtime/calls", auth)
     headers = {**provider.headers(), "originator": client.originator}
@@ -4382,19 +4411,36 @@ def _output_schema(path: str | None) -> dict[str, Any] | None:
 
 
 def _event_json(event: ResponseEvent) -> dict[str, Any]:
-    """An event as a JSON object whose `type` is the event's snake_case name."""
-    name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(event).__name__).lower()
-    out: dict[str, Any] = {"type": name}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
+    """An event as a `--json` line: its `type` from `_EVENT_NAMES`, its fields."""
+    out: dict[str, Any] = {"type": _EVENT_NAMES[type(event)]}
+    for name, value in event._asdict().items():
         if isinstance(value, CodexError):
             value = str(value)
-        elif f.name == "item":
+        elif name == "item":
             value = item_to_json(value)
-        elif dataclasses.is_dataclass(value):
-            value = dataclasses.asdict(value)  # type: ignore[arg-type]
-        out[f.name] = value
+        elif isinstance(value, (TokenUsage, RateLimitWindow)):
+            value = value._asdict()
+        out[name] = value
     return out
+
+
+# The `type` of each event's `--json` line.
+_EVENT_NAMES: dict[type[Any], str] = {
+    ServerModel: "server_model",
+    RateLimits: "rate_limits",
+    ModelsEtag: "models_etag",
+    ServerReasoningIncluded: "server_reasoning_included",
+    Created: "created",
+    OutputItemAdded: "output_item_added",
+    OutputItemDone: "output_item_done",
+    OutputTextDelta: "output_text_delta",
+    ToolCallInputDelta: "tool_call_input_delta",
+    ReasoningSummaryDelta: "reasoning_summary_delta",
+    ReasoningContentDelta: "reasoning_content_delta",
+    ReasoningSummaryPartAdded: "reasoning_summary_part_added",
+    StreamRetry: "stream_retry",
+    Completed: "completed",
+}
 
 
 def _print_dry_run(
