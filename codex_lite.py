@@ -371,6 +371,16 @@ class Message(_Wire):
     phase: MessagePhase | None = None
     metadata: ItemMetadata | None = None
 
+    @classmethod
+    def user(cls, text: str) -> Message:
+        """A user message of one text part."""
+        return cls(role="user", content=(InputText(text=text),))
+
+    @classmethod
+    def developer(cls, text: str) -> Message:
+        """A developer message of one text part."""
+        return cls(role="developer", content=(InputText(text=text),))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentMessage(_Wire):
@@ -3005,6 +3015,33 @@ class Prompt:
     service_tier: str | None = None
 
 
+class _Rules(typing.NamedTuple):
+    """What differs per provider, in one place, worked out once per client."""
+
+    chatgpt_backend: bool  # the openai provider signed in with ChatGPT
+    openai_metadata: bool  # client_metadata, turn metadata, OpenAI-only item keys
+    store: bool  # Azure keeps responses (wire-spec §2)
+    compress: bool  # zstd request bodies (§5)
+    service_tier: bool  # a tier may be asked for: not on Bedrock (§10)
+    responses_lite: bool  # tools and instructions as items (§11)
+    transport: Literal["http"]  # HTTP+SSE; the seam a WebSocket transport fills
+
+
+def _rules(client: Client) -> _Rules:
+    provider = client.provider
+    chatgpt = provider.is_openai and client.auth.kind == "chatgpt"
+    compress = client.features.get("enable_request_compression", False)
+    return _Rules(
+        chatgpt_backend=chatgpt,
+        openai_metadata=provider.is_openai,
+        store=provider.is_azure,
+        compress=chatgpt and compress,
+        service_tier=not provider.is_amazon_bedrock,
+        responses_lite=provider.info.responses_lite,
+        transport="http",
+    )
+
+
 def resolve_installation_id(home: Path | None = None) -> str:
     """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) if missing or corrupt."""
     import uuid
@@ -3095,10 +3132,30 @@ class Client:
         self.max_event_bytes = max_event_bytes
         self.window_number = 0
         self._http = http
+        self._owns_http = http is None
+        self._rules: _Rules | None = None
         self._fragments = _FragmentCache(self._request_item_json)
 
     def __repr__(self) -> str:
         return f"Client({self.provider!r}, model={self.model!r}, thread_id={self.thread_id!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session it made (its pooled connections)."""
+        if self._http is not None and self._owns_http:
+            self._http.close()
+
+    @property
+    def rules(self) -> _Rules:
+        """What this client's provider and credentials change on the wire."""
+        if self._rules is None:
+            self._rules = _rules(self)
+        return self._rules
+
+    def __enter__(self) -> typing.Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @classmethod
     def from_config(
@@ -3154,12 +3211,13 @@ class Client:
         child.thread_id, child.subagent = _uuid7(), label
         child.parent_thread_id = self.thread_id
         child._fragments = _FragmentCache(child._request_item_json)
+        child._http, child._owns_http = self.http, False  # one pool for the tree
         return child
 
     def _request_item_json(self, item: ResponseItem) -> dict[str, Any]:
         """The copy of an item a request carries (wire-spec §2, §12)."""
         obj = item_to_json(item)
-        drop = set() if self.provider.is_openai else set(_OPENAI_ONLY_KEYS)
+        drop = set() if self.rules.openai_metadata else set(_OPENAI_ONLY_KEYS)
         item_id = obj.get("id")
         if isinstance(item_id, str) and not _is_prefixed_id(item_id):
             drop.add("id")
@@ -3195,8 +3253,8 @@ class Turn:
         self, prompt: Prompt, tier: str | None, turn_metadata: str | None
     ) -> tuple[dict[str, Any], list[bytes], dict[str, Any]]:
         """The request body as head fields, encoded input items, tail fields (§11)."""
-        client, provider = self.client, self.client.provider
-        lite = provider.info.responses_lite
+        client, rules = self.client, self.client.rules
+        lite = rules.responses_lite
         reasoning: dict[str, Any] = {}
         if effort := prompt.reasoning_effort or client.reasoning_effort:
             reasoning["effort"] = effort
@@ -3218,10 +3276,10 @@ class Turn:
         tail["tool_choice"] = "auto"
         tail["parallel_tool_calls"] = prompt.parallel_tool_calls and not lite
         tail["reasoning"] = reasoning or None
-        tail["store"] = provider.is_azure
+        tail["store"] = rules.store
         tail["stream"] = True
         tail["include"] = ["reasoning.encrypted_content"]
-        if tier and not provider.is_amazon_bedrock:
+        if tier and rules.service_tier:
             tail["service_tier"] = tier
         tail["prompt_cache_key"] = client.session_id
         text: dict[str, Any] = {}
@@ -3249,7 +3307,7 @@ class Turn:
 
         namespace = uuid.uuid5(uuid.NAMESPACE_OID, self.client.thread_id)
         fragments = []
-        if self.client.provider.info.responses_lite:
+        if self.client.rules.responses_lite:
             tools = prompt.tools or []
             tools_item = {
                 "type": "additional_tools",
@@ -3265,7 +3323,7 @@ class Turn:
                 "role": "developer",
                 "content": [{"type": "input_text", "text": prompt.instructions}],
             }
-            if self.client.provider.is_openai:
+            if self.client.rules.openai_metadata:
                 message[_METADATA_KEY] = {
                     "content_item_kinds": ["model.base_instructions"]
                 }
@@ -3311,8 +3369,12 @@ class Turn:
     def _headers(
         self, body: EncodedBody, tier: str | None, turn_metadata: str | None
     ) -> dict[str, str]:
-        client, provider = self.client, self.client.provider
-        headers = {"Accept": "text/event-stream", **body.headers, **provider.headers()}
+        client, rules = self.client, self.client.rules
+        headers = {
+            "Accept": "text/event-stream",
+            **body.headers,
+            **client.provider.headers(),
+        }
         headers["originator"] = client.originator
         headers["User-Agent"] = _user_agent(client.originator)
         headers["x-client-request-id"] = client.thread_id
@@ -3325,30 +3387,23 @@ class Turn:
             headers["x-openai-subagent"] = client.subagent
         if client.parent_thread_id:
             headers["x-codex-parent-thread-id"] = client.parent_thread_id
-        if provider.info.responses_lite:
+        if rules.responses_lite:
             headers["x-openai-internal-codex-responses-lite"] = "true"
-        if provider.is_openai and client.auth.kind == "chatgpt":
+        if rules.chatgpt_backend:
             tier_part = f";tier={tier}" if tier else ""
             headers["x-codex-routing-hint"] = f"model={client.model}{tier_part}"
         return headers
 
     def _build(self, prompt: Prompt, *, keep_json: bool = False) -> PreparedRequest:
         """The request without auth or turn state: what every attempt starts from."""
-        client = self.client
-        compress = (
-            client.features.get("enable_request_compression", False)
-            and client.auth.kind == "chatgpt"
-            and client.provider.is_openai
-        )
+        client, rules = self.client, self.client.rules
         tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
         # Codex sends turn metadata to every provider; we keep it, like
         # client_metadata, to OpenAI.
-        turn_metadata = (
-            self._turn_metadata(prompt) if client.provider.is_openai else None
-        )
+        turn_metadata = self._turn_metadata(prompt) if rules.openai_metadata else None
         head, fragments, tail = self._body(prompt, tier, turn_metadata)
         json_bytes = _join_request(head, fragments, tail)
-        body = EncodedBody(json_bytes, compress=compress, keep_json=keep_json)
+        body = EncodedBody(json_bytes, compress=rules.compress, keep_json=keep_json)
         url = client.provider.url_for_path("responses", client.auth)
         large = len(json_bytes) >= 8 << 20
         _log.log(
@@ -3822,7 +3877,7 @@ class Conversation:
         started = turn.started_at_ms / 1000
         self._event(_task_started(turn.turn_id, started))
         if isinstance(user_input, str):
-            user_input = [Message(role="user", content=(InputText(text=user_input),))]
+            user_input = [Message.user(user_input)]
         self.record(user_input, turn.turn_id)
         prompt = Prompt(
             input=list(self.history),
@@ -3900,8 +3955,18 @@ class Conversation:
         return self.last_result
 
     def close(self) -> None:
-        if self.rollout is not None:
-            self.rollout.close()
+        """Flush and close the rollout, and the client's connections."""
+        try:
+            if self.rollout is not None:
+                self.rollout.close()
+        finally:
+            self.client.close()
+
+    def __enter__(self) -> typing.Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # The sections of Codex's base instructions about its `update_plan` tool: a
