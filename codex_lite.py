@@ -91,60 +91,6 @@ __version__ = "0.1.0"
 _log = logging.getLogger("codex_lite")
 
 
-# --- Secrets ----------------------------------------------------------------
-#
-# Every credential this process reads (keys, tokens, AWS keys, secret query
-# parameters, header values from the config or the environment) is
-# remembered, so that whatever is shown or raised can be shown without it:
-# servers do echo an `Authorization` header back in their error pages.
-
-_SECRETS: set[str] = set()
-_SHORTEST_SECRET = 8  # shorter values are too likely to be ordinary text
-
-
-def _secret(value: str) -> str:
-    """Remember `value` as a secret; return it."""
-    if len(value) >= _SHORTEST_SECRET:
-        _SECRETS.add(value)
-    return value
-
-
-def _scrub(text: str) -> str:
-    """`text` with every known secret replaced by `<redacted>`."""
-    for value in sorted(_SECRETS, key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, "<redacted>")
-    return text
-
-
-def _header_secret(value: str, where: str) -> str:
-    """A credential bound for a header, remembered as a secret.  One a header
-    cannot carry is refused by the name of its source, never by its value."""
-    if not all(" " <= c <= "~" or "\xa0" <= c <= "\xff" for c in value):
-        raise ConfigError(
-            f"{where} holds a character an HTTP header cannot carry "
-            "(a line break, a control character or non-Latin-1 text); "
-            "the value is not shown"
-        )
-    return _secret(value)
-
-
-class _ScrubSecrets(logging.Filter):
-    """Log records without secrets: urllib3 logs URLs, query keys and all."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _SECRETS:
-            message = record.getMessage()
-            clean = _scrub(message)
-            if clean != message:
-                record.msg, record.args = clean, ()
-        return True
-
-
-for _name in ("urllib3.connectionpool", "urllib3.util.retry", "codex_lite"):
-    logging.getLogger(_name).addFilter(_ScrubSecrets())
-
-
 # --- Errors -----------------------------------------------------------------
 
 
@@ -236,6 +182,149 @@ class RetryLimitExceeded(CodexError):
     def __init__(self, message: str, last_error: BaseException) -> None:
         super().__init__(f"{message}: {last_error}")
         self.last_error = last_error
+
+
+# --- Helpers used everywhere ------------------------------------------------
+#
+# JSON in and out, files replaced whole, the TRACE log level, and secrets:
+# every credential this process reads (keys, tokens, AWS keys, secret query
+# parameters, header values from the config or the environment) is
+# remembered, so that whatever is shown or raised can be shown without it:
+# servers do echo an `Authorization` header back in their error pages.
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON; text UTF-8 cannot carry (a lone surrogate from an
+    undecodable file name or argument) is written as `?`, never dropped."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "replace")
+
+
+def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
+    """Replace `path` with `data` by a temporary file and a rename: a reader
+    sees the old file or the new one, never a torn one."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk, say: name the file, leave it whole
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_get(obj: Any, key: str, kind: type[Any] | None = None) -> Any:
+    """The one way a field of parsed JSON is read: `obj[key]` when `obj` is
+    an object and, given a `kind`, the value is exactly of that JSON type (a
+    bool is no int); else None."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if kind is None or type(value) is kind else None
+
+
+_T = typing.TypeVar("_T")
+
+
+def _field(obj: dict[str, Any], key: str, kind: type[_T]) -> _T:
+    """A field an event cannot go without: `_json_get`, or a TypeError."""
+    value = _json_get(obj, key, kind)
+    if value is None:
+        raise TypeError(f"{key} is missing or not a {kind.__name__}")
+    return typing.cast(_T, value)
+
+
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+_transport_log = logging.getLogger("codex_lite.transport")
+
+
+_SECRETS: set[str] = set()
+_SHORTEST_SECRET = 8  # shorter values are too likely to be ordinary text
+
+
+def _secret(value: str) -> str:
+    """Remember `value` as a secret; return it."""
+    if len(value) >= _SHORTEST_SECRET:
+        _SECRETS.add(value)
+    return value
+
+
+def _scrub(text: str) -> str:
+    """`text` with every known secret replaced by `<redacted>`."""
+    for value in sorted(_SECRETS, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, "<redacted>")
+    return text
+
+
+def _header_secret(value: str, where: str) -> str:
+    """A credential bound for a header, remembered as a secret.  One a header
+    cannot carry is refused by the name of its source, never by its value."""
+    if not all(" " <= c <= "~" or "\xa0" <= c <= "\xff" for c in value):
+        raise ConfigError(
+            f"{where} holds a character an HTTP header cannot carry "
+            "(a line break, a control character or non-Latin-1 text); "
+            "the value is not shown"
+        )
+    return _secret(value)
+
+
+class _ScrubSecrets(logging.Filter):
+    """Log records without secrets: urllib3 logs URLs, query keys and all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SECRETS:
+            message = record.getMessage()
+            clean = _scrub(message)
+            if clean != message:
+                record.msg, record.args = clean, ()
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.util.retry", "codex_lite"):
+    logging.getLogger(_name).addFilter(_ScrubSecrets())
+
+
+_SECRET_HEADER = re.compile(
+    r"authorization|api-key|token|secret|cookie|signature|account-id", re.IGNORECASE
+)
+_SECRET_QUERY = re.compile(r"key|token|sig|secret|credential|password", re.IGNORECASE)
+
+
+def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers safe to print: values that are or hold a secret hidden (by
+    name and by value), the auth scheme kept."""
+    out = {}
+    for name, value in headers.items():
+        if _SECRET_HEADER.search(name) or _scrub(value) != value:
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            value = f"{scheme} <redacted>" if scheme else "<redacted>"
+        out[name] = value
+    return out
+
+
+def _redact_url(url: str) -> str:
+    """A URL safe to print: no user info, no secret query values."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "<a URL that does not parse>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "<redacted>@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{k}={'<redacted>' if _SECRET_QUERY.search(k) or _scrub(v) != v else v}"
+        for k, v in pairs
+    )
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 # --- Items and ids ----------------------------------------------------------
@@ -893,39 +982,6 @@ def default_codex_home() -> Path:
     """`$CODEX_HOME`, or `~/.codex`."""
     value = os.environ.get("CODEX_HOME", "").strip()
     return Path(value).expanduser() if value else Path.home() / ".codex"
-
-
-def _dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON; text UTF-8 cannot carry (a lone surrogate from an
-    undecodable file name or argument) is written as `?`, never dropped."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8", "replace")
-
-
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    """Replace `path` with `data` by a temporary file and a rename: a reader
-    sees the old file or the new one, never a torn one."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:  # a full disk, say: name the file, leave it whole
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_get(obj: Any, key: str) -> Any:
-    """`obj[key]` when `obj` is a JSON object, else None."""
-    return obj.get(key) if isinstance(obj, dict) else None
 
 
 def _utc_timestamp(now: datetime | None = None) -> str:
@@ -1666,31 +1722,14 @@ def _failed_error(response: Any, request_id: str | None) -> CodexError:
 def _usage(raw: Any) -> TokenUsage | None:
     if not isinstance(raw, dict):
         return None
-
-    def number(obj: Any, key: str) -> int:
-        value = _json_get(obj, key)
-        return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
+    details = raw.get("input_tokens_details"), raw.get("output_tokens_details")
     return TokenUsage(
-        input_tokens=number(raw, "input_tokens"),
-        cached_input_tokens=number(raw.get("input_tokens_details"), "cached_tokens"),
-        output_tokens=number(raw, "output_tokens"),
-        reasoning_output_tokens=number(
-            raw.get("output_tokens_details"), "reasoning_tokens"
-        ),
-        total_tokens=number(raw, "total_tokens"),
+        input_tokens=_json_get(raw, "input_tokens", int) or 0,
+        cached_input_tokens=_json_get(details[0], "cached_tokens", int) or 0,
+        output_tokens=_json_get(raw, "output_tokens", int) or 0,
+        reasoning_output_tokens=_json_get(details[1], "reasoning_tokens", int) or 0,
+        total_tokens=_json_get(raw, "total_tokens", int) or 0,
     )
-
-
-_T = typing.TypeVar("_T")
-
-
-def _field(obj: dict[str, Any], key: str, kind: type[_T]) -> _T:
-    """`obj[key]` when it has the JSON type upstream's event struct expects."""
-    value = obj[key]
-    if type(value) is not kind:
-        raise TypeError(f"{key} is {type(value).__name__}, not {kind.__name__}")
-    return value
 
 
 class _ResponsesReader:
@@ -1780,10 +1819,6 @@ class _ResponsesReader:
 # A request body is serialized once and compressed once, before the retry
 # loop; every attempt sends the same bytes object.  Items keep their encoded
 # JSON between turns, so turn N+1 only encodes what is new and joins bytes.
-
-TRACE = 5
-logging.addLevelName(TRACE, "TRACE")
-_transport_log = logging.getLogger("codex_lite.transport")
 
 
 def _zstd_compress(data: bytes) -> bytes:
@@ -2101,41 +2136,6 @@ class PreparedRequest(typing.NamedTuple):
             f"PreparedRequest({self.method} {_redact_url(self.url)}, "
             f"headers={_redact_headers(self.headers)}, body={len(self.body)} bytes)"
         )
-
-
-_SECRET_HEADER = re.compile(
-    r"authorization|api-key|token|secret|cookie|signature|account-id", re.IGNORECASE
-)
-_SECRET_QUERY = re.compile(r"key|token|sig|secret|credential|password", re.IGNORECASE)
-
-
-def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers safe to print: values that are or hold a secret hidden (by
-    name and by value), the auth scheme kept."""
-    out = {}
-    for name, value in headers.items():
-        if _SECRET_HEADER.search(name) or _scrub(value) != value:
-            scheme = value.split(" ", 1)[0] if " " in value else ""
-            value = f"{scheme} <redacted>" if scheme else "<redacted>"
-        out[name] = value
-    return out
-
-
-def _redact_url(url: str) -> str:
-    """A URL safe to print: no user info, no secret query values."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    except ValueError:
-        return "<a URL that does not parse>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "<redacted>@" + netloc.rpartition("@")[2]
-    query = "&".join(
-        f"{k}={'<redacted>' if _SECRET_QUERY.search(k) or _scrub(v) != v else v}"
-        for k, v in pairs
-    )
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class AuthProvider:
