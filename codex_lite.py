@@ -5,9 +5,32 @@ items and their ids, session and turn headers, request bodies encoded and
 compressed once, a blocking retry loop that re-applies auth on every attempt,
 streamed events, and rollouts on disk.
 
-The module reads top to bottom in the order data flows: items and ids, history
-and rollouts, server-sent events, body encoding, SigV4, auth, providers, client
-and turn, config, command line.
+The module reads top to bottom in the order data flows, a section each:
+
+    Errors                      what is raised, all under CodexError
+    Helpers used everywhere     JSON, atomic files, TRACE, secrets, redaction
+    Items and ids               response items as frozen dataclasses, one codec
+    History and rollouts        rollout files: write, read back, find
+    Server-sent events          bytes -> SSE events -> Responses events (sans-IO)
+    Body encoding               a body encoded and compressed once per request
+    SigV4                       AWS Signature Version 4 as named steps
+    Auth                        API keys, ChatGPT sign-in and refresh, SigV4
+    Providers                   [model_providers.<id>] and what it means
+    Client and turn             per-provider rules, the body, the retry loop
+    Conversation and realtime   history + rollout + client; realtime calls
+    Config                      config.toml, profiles, -c overrides, fast mode
+    Command line                codex-lite exec, resume, login, sessions, ...
+
+One turn's path, in call order:
+
+    Conversation.stream_turn    records the user input (Conversation.record)
+      -> Turn.stream            one request, sent again if the stream breaks
+        -> Turn._build          _body + _headers -> EncodedBody, once
+        -> Turn._send           each attempt: Turn._attempt (turn state, auth),
+                                send; on failure _next_step decides; sleep
+        -> _read_stream         _body_chunks -> SSEDecoder -> _ResponsesReader
+      -> Conversation.record    output items into history
+        -> RolloutWriter.append the rollout lines, with their ordinals
 """
 
 from __future__ import annotations
@@ -341,6 +364,16 @@ class _Wire:
 
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        # `content=[...]` would neither hash, nor equal, nor encode as the
+        # tuple the codec makes: it is taken as that tuple, or refused, here.
+        for spec in _field_specs(type(self)):
+            value = getattr(self, spec.attr)
+            if spec.parts and isinstance(value, list):
+                object.__setattr__(self, spec.attr, tuple(value))
+            elif spec.parts and not isinstance(value, (tuple, str, type(None))):
+                raise TypeError(f"{type(self).__name__}.{spec.attr} must be a tuple")
+
 
 def _null_when_absent() -> Any:
     # Upstream serializes these few optional fields as `null` instead of
@@ -662,12 +695,26 @@ _CONTENT_TYPES: dict[str, type[Any]] = {
 _CONTENT_TYPES["text"] = ReasoningText
 
 
+# The codec's rules, read once from each dataclass's annotations:
+#   an attribute          is the JSON key of its name, except that
+#     `metadata`          is "internal_chat_message_metadata_passthrough",
+#     `extra`             holds every key the class does not model (kept as is),
+#     `kind`              is the wire tag where one class has two (ReasoningText);
+#   `type` (a ClassVar)   is the tag the class reads and writes;
+#   `tuple[...]`          is content parts, each read by its own `type`;
+#   `str | tuple[...]`    is a string, or else content parts (tool outputs);
+#   `Literal[...]`        is a known value; an unknown one is kept in `extra`;
+#   a default             makes it optional: None is left out, or written as
+#                         `null` where `_null_when_absent` says so.
+
+
 class _FieldSpec(typing.NamedTuple):
     attr: str
     key: str
     required: bool
     null_when_absent: bool
     kind: Any  # the field's annotation with `| None` removed
+    parts: bool  # it holds content parts (a tuple, maybe or a string)
 
 
 _SPECS: dict[type[Any], tuple[_FieldSpec, ...]] = {}
@@ -685,6 +732,7 @@ def _field_specs(cls: type[Any]) -> tuple[_FieldSpec, ...]:
                 required=f.default is dataclasses.MISSING,
                 null_when_absent=bool(f.metadata.get("null")),
                 kind=_strip_none(hints[f.name]),
+                parts="tuple[" in str(hints[f.name]),
             )
             for f in dataclasses.fields(cls)
             if f.name not in ("extra", "kind")
@@ -1913,7 +1961,13 @@ def _join_request(
 
 
 class _FragmentCache:
-    """Encoded request copies of items, kept while the items stay in the prompt."""
+    """Encoded request copies of items, kept while the items stay in the prompt.
+
+    Keyed on `id(item)`, checked with `is`: items are frozen, so the same
+    object always encodes the same, and hashing a large item (its whole
+    content) would cost what the cache saves.  An entry holds its item, so
+    an id is never reused while its entry lives.
+    """
 
     def __init__(self, to_request_json: Any) -> None:
         self._to_json = to_request_json

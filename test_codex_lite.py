@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 import urllib.parse
 import uuid
 import zlib
@@ -291,26 +292,23 @@ def test_item_round_trip_matches_spec_json(case: dict[str, Any]) -> None:
 def test_every_item_type_is_covered_by_the_spec_cases() -> None:
     tags = {c["item"]["type"] for c in ITEM_CASES}
     modelled = {
-        "message",
-        "agent_message",
-        "reasoning",
-        "local_shell_call",
-        "function_call",
-        "function_call_output",
-        "custom_tool_call",
-        "custom_tool_call_output",
-        "tool_search_call",
-        "tool_search_output",
-        "web_search_call",
-        "image_generation_call",
-        "compaction",
-        "context_compaction",
-        "additional_tools",
-        "configuration_update",
-        "compaction_trigger",
+        cls.type
+        for cls in typing.get_args(cl.ResponseItem)
+        if cls is not cl.UnknownItem
     }
-    assert modelled <= tags
+    assert len(modelled) == 17  # wire-spec §1's item types
+    assert modelled <= tags, modelled - tags
     assert tags - modelled, "an unknown item type is covered too"
+
+
+def test_content_given_as_a_list_is_taken_as_a_tuple_or_refused() -> None:
+    listed = cl.Message(role="user", content=[cl.InputText(text="hi")])  # type: ignore[arg-type]
+    assert listed == cl.Message.user("hi") and isinstance(listed.content, tuple)
+    assert cl.Message.developer("be brief").role == "developer"
+    output = cl.FunctionCallOutput(call_id="c", output=[cl.InputText(text="x")])  # type: ignore[arg-type]
+    assert cl.item_to_json(output)["output"] == [{"type": "input_text", "text": "x"}]
+    with pytest.raises(TypeError, match="Message.content must be a tuple"):
+        cl.Message(role="user", content=5)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("case", LENIENT_CASES, ids=[c["name"] for c in LENIENT_CASES])
@@ -1444,8 +1442,70 @@ def test_connection_refused_is_retried_then_reported(home: pathlib.Path) -> None
     with pytest.raises(
         cl.RetryLimitExceeded,
         match="after 3 attempts: request failed: connection error",
-    ):
+    ) as caught:
         run(client.new_turn())
+    assert isinstance(caught.value.last_error, cl.TransportError)
+    assert not isinstance(caught.value.last_error, cl.ApiError)  # nothing answered
+
+
+POLICY = cl.RetryPolicy(request_max_retries=2, base_delay=1.0)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "attempt", "reloaded", "step"),
+    [
+        (None, {}, 1, False, "backoff"),  # no answer: the connection is retried
+        (None, {}, 3, False, "exhausted"),
+        (503, {}, 1, False, "backoff"),
+        (503, {}, 3, False, "exhausted"),
+        (408, {}, 2, False, "backoff"),
+        (401, {}, 1, False, "reload"),
+        (401, {}, 1, True, "raise"),  # a second 401 is final
+        (400, {}, 1, False, "raise"),
+        (429, {}, 1, False, "raise"),  # 429 only when the server says when
+        (429, {"retry-after": "7"}, 1, False, 7.0),
+        (409, {"retry-after-ms": "250"}, 1, False, 0.25),
+        (429, {"retry-after": "121"}, 1, False, "raise"),  # over max_retry_after
+        (503, {"x-should-retry": "false"}, 1, False, "raise"),
+        (400, {"x-should-retry": "true"}, 1, False, "backoff"),
+        (503, {"retry-after": "nan"}, 1, False, "backoff"),
+    ],
+)
+def test_next_step_is_decided_from_the_outcome_alone(
+    status: int | None,
+    headers: dict[str, str],
+    attempt: int,
+    reloaded: bool,
+    step: Any,
+) -> None:
+    error = cl.ApiError("x", status=status)
+    got = cl._next_step(error, status, headers, attempt, reloaded, POLICY)
+    if step == "backoff":  # base_delay doubling, ±10%
+        assert isinstance(got, float)
+        assert 0.9 * 2 ** (attempt - 1) <= got <= 1.1 * 2 ** (attempt - 1)
+    else:
+        assert got == step
+    quota = cl.QuotaExceeded("q", status=429, code="insufficient_quota")
+    assert cl._next_step(quota, 429, {"retry-after": "1"}, 1, False, POLICY) == "raise"
+
+
+def test_client_and_conversation_close_what_they_open(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    (home / "config.toml").write_text(
+        f'model_provider = "local"\n[model_providers.local]\nbase_url = "{server.url}"\n'
+    )
+    server.then(reply(body=text_stream("closed")))
+    with cl.Conversation.start(cl.load_config(home)) as conversation:
+        assert conversation.run_turn("hi").text == "closed"
+        rollout = conversation.rollout
+    assert rollout is not None and rollout._fd == -1  # flushed and closed
+    server.then(reply(body=text_stream()))
+    with cl.Client.from_config(cl.load_config(home)) as client:
+        run(client.new_turn())
+        pools = client.http.get_adapter(server.url).poolmanager.pools  # type: ignore[attr-defined]
+        assert len(pools) == 1  # a pooled connection to close
+    assert len(pools) == 0
 
 
 def test_reset_before_headers_is_retried(server: Loopback, home: pathlib.Path) -> None:
