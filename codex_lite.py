@@ -25,7 +25,7 @@ One turn's path, in call order:
 
     Conversation.stream_turn    records the user input (Conversation.record)
       -> Turn.stream            one request, sent again if the stream breaks
-        -> Turn._build          _body + _headers -> EncodedBody, once
+        -> Turn._build          _body + _headers -> _EncodedBody, once
         -> Turn._send           each attempt: Turn._attempt (turn state, auth),
                                 send; on failure _next_step decides; sleep
         -> _read_stream         _body_chunks -> SSEDecoder -> _ResponsesReader
@@ -64,48 +64,41 @@ if typing.TYPE_CHECKING:  # imported where used: loading requests costs more
 
     import requests
 
-# In reading order, a section a group.
+# The core a script needs comes first: the README documents it.  Then the
+# parts for building on the protocol yourself, in the module's order.
 # fmt: off
 __all__ = [  # noqa: RUF022
-    # errors
-    "CodexError", "ItemError", "ConfigError", "AuthError", "ApiError",
+    # core: a conversation, its client and turns, config, errors
+    "Conversation", "TurnResult", "Client", "Turn", "Prompt", "RetryPolicy",
+    "Config", "load_config", "CodexError", "ConfigError", "AuthError", "ItemError",
+    "ApiError", "TransportError", "StreamError", "RetryLimitExceeded",
     "ContextWindowExceeded", "QuotaExceeded", "UsageNotIncluded", "InvalidRequest",
-    "CyberPolicy", "ServerOverloaded", "StreamError", "RetryLimitExceeded",
-    # items and ids
-    "InputText", "InputImage", "InputAudio", "OutputText", "EncryptedContent",
-    "SummaryText", "ReasoningText", "UnknownItem", "ContentItem", "ItemMetadata",
-    "MessagePhase", "Message", "AgentMessage", "Reasoning", "LocalShellCall",
-    "FunctionCall", "FunctionCallOutput", "CustomToolCall", "CustomToolCallOutput",
-    "ToolSearchCall", "ToolSearchOutput", "WebSearchCall", "ImageGenerationCall",
-    "Compaction", "ContextCompaction", "AdditionalTools", "ConfigurationUpdate",
-    "CompactionTrigger", "ResponseItem", "item_from_json", "item_to_json",
-    "item_id_prefix", "set_turn_id_if_missing", "IMAGE_OMITTED_TEXT",
-    "prepare_conversation_items_for_history",
-    # history and rollouts
-    "default_codex_home", "RolloutWriter", "Rollout", "read_rollout", "find_rollout",
-    # server-sent events
-    "ServerSentEvent", "SSEDecoder", "ResponseEvent", "ServerModel", "RateLimits",
-    "RateLimitWindow", "ModelsEtag", "ServerReasoningIncluded", "Created",
-    "OutputItemAdded", "OutputItemDone", "OutputTextDelta", "ToolCallInputDelta",
-    "ReasoningSummaryDelta", "ReasoningContentDelta", "ReasoningSummaryPartAdded",
-    "StreamRetry", "Completed", "TokenUsage",
-    # body encoding
-    "TRACE", "EncodedBody",
-    # SigV4
-    "AwsCredentials", "sigv4_sign",
-    # auth
-    "PreparedRequest", "AuthProvider", "BearerAuth", "ChatGptAuth", "BedrockBearerAuth",
-    "bedrock_token_region", "SigV4Auth", "aws_credentials_resolver",
-    # providers
-    "BEDROCK_MANTLE_REGIONS", "AwsAuthInfo", "ProviderInfo", "built_in_providers",
-    "ModelProvider",
-    # client and turn
-    "RetryPolicy", "Prompt", "resolve_installation_id", "Client", "Turn",
-    # conversation and realtime
-    "TurnResult", "Conversation", "assistant_text", "local_image_content",
+    "CyberPolicy", "ServerOverloaded",
+    # core: items (the API's response items and content parts) and their JSON
+    "ResponseItem", "ContentItem", "Message", "MessagePhase", "InputText",
+    "InputImage", "InputAudio", "OutputText", "EncryptedContent", "SummaryText",
+    "ReasoningText", "ItemMetadata", "UnknownItem", "AgentMessage", "Reasoning",
+    "LocalShellCall", "FunctionCall", "FunctionCallOutput", "CustomToolCall",
+    "CustomToolCallOutput", "ToolSearchCall", "ToolSearchOutput", "WebSearchCall",
+    "ImageGenerationCall", "Compaction", "ContextCompaction", "AdditionalTools",
+    "ConfigurationUpdate", "CompactionTrigger", "item_from_json", "item_to_json",
+    # core: streamed events
+    "ResponseEvent", "Created", "OutputItemAdded", "OutputItemDone",
+    "OutputTextDelta", "ToolCallInputDelta", "ReasoningSummaryDelta",
+    "ReasoningContentDelta", "ReasoningSummaryPartAdded", "StreamRetry", "Completed",
+    "TokenUsage", "RateLimits", "RateLimitWindow", "ServerModel", "ModelsEtag",
+    "ServerReasoningIncluded",
+    # building blocks: history, rollouts, images
+    "prepare_conversation_items_for_history", "IMAGE_OMITTED_TEXT",
+    "local_image_content", "default_codex_home", "RolloutWriter", "Rollout",
+    "read_rollout", "find_rollout",
+    # building blocks: the decoder, logging, SigV4, auth, providers
+    "SSEDecoder", "ServerSentEvent", "TRACE", "AwsCredentials", "sigv4_sign",
+    "PreparedRequest", "AuthProvider", "BearerAuth", "ChatGptAuth", "SigV4Auth",
+    "aws_credentials_resolver", "AwsAuthInfo", "ProviderInfo", "ModelProvider",
+    # realtime, config files, the command line
     "RealtimeCall", "RealtimeTransport", "RealtimeStart", "create_realtime_call",
-    # config and command line
-    "DEFAULT_MODEL", "Config", "load_config", "set_fast_mode", "main",
+    "DEFAULT_MODEL", "set_fast_mode", "main",
 ]
 # fmt: on
 
@@ -883,7 +876,7 @@ def item_to_json(item: ResponseItem) -> dict[str, Any]:
     return out
 
 
-def item_id_prefix(item: ResponseItem) -> str | None:
+def _item_id_prefix(item: ResponseItem) -> str | None:
     """The id prefix the Responses API expects for this item, or None if it takes no id."""
     if isinstance(item, UnknownItem):
         return None
@@ -911,7 +904,7 @@ def _replace(item: ResponseItem, **changes: Any) -> ResponseItem:
     )
 
 
-def set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
+def _set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
     """Record `turn_id` in the item's metadata unless it already has a non-empty one."""
     if not hasattr(item, "metadata"):
         return item
@@ -1012,7 +1005,7 @@ def prepare_conversation_items_for_history(
     for item in items:
         item = _prepare_images(item)
         if item_ids and not getattr(item, "id", None):
-            prefix = item_id_prefix(item)
+            prefix = _item_id_prefix(item)
             if prefix is not None:
                 item = _replace(item, id=f"{prefix}_{_uuid7()}")
         prepared.append(item)
@@ -1905,7 +1898,7 @@ def _zstd_decompressor() -> Callable[[bytes], bytes]:
     return decode
 
 
-class EncodedBody:
+class _EncodedBody:
     """A request body ready to send on every attempt.
 
     `json` is the compact UTF-8 JSON (kept after compression only when TRACE
@@ -1937,11 +1930,11 @@ class EncodedBody:
         self.json = json_bytes if keep_json else None
 
     @classmethod
-    def from_payload(cls, payload: Any, *, compress: bool = False) -> EncodedBody:
+    def from_payload(cls, payload: Any, *, compress: bool = False) -> _EncodedBody:
         return cls(_dumps(payload), compress=compress)
 
     def __repr__(self) -> str:
-        return f"EncodedBody({len(self.data)} bytes, {self.headers})"
+        return f"_EncodedBody({len(self.data)} bytes, {self.headers})"
 
 
 def _join_request(
@@ -2476,16 +2469,16 @@ def _chatgpt_tokens(data: Mapping[str, Any], path: Path) -> tuple[str, str | Non
     ), account or None
 
 
-class BedrockBearerAuth(BearerAuth):
+class _BedrockBearerAuth(BearerAuth):
     """An Amazon Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`); it names its region."""
 
     def __init__(self, token: str) -> None:
         source = "environment variable AWS_BEARER_TOKEN_BEDROCK"
         super().__init__(token, kind="bedrock_bearer", source=source)
-        self.region = bedrock_token_region(token)
+        self.region = _bedrock_token_region(token)
 
 
-def bedrock_token_region(token: str) -> str:
+def _bedrock_token_region(token: str) -> str:
     """The region an Amazon Bedrock API key was made for.
 
     The key is `bedrock-api-key-` and a base64 presigned URL; the region is
@@ -2688,7 +2681,7 @@ _AZURE_MARKERS = (
     "openai.azure.", "cognitiveservices.azure.", "aoai.azure.", "azure-api.",
     "azurefd.", "windows.net/openai",
 )
-BEDROCK_MANTLE_REGIONS = (
+_BEDROCK_MANTLE_REGIONS = (
     "us-east-2", "us-east-1", "us-west-2", "ap-southeast-3", "ap-south-1",
     "ap-northeast-1", "eu-central-1", "eu-west-1", "eu-west-2", "eu-south-1",
     "eu-north-1", "sa-east-1",
@@ -2817,7 +2810,7 @@ def _typed(table: Mapping[str, Any], key: str, kind: type[Any], where: str) -> A
     return value
 
 
-def built_in_providers(
+def _built_in_providers(
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, ProviderInfo]:
     env = os.environ if environ is None else environ
@@ -2949,7 +2942,7 @@ class ModelProvider:
 
     def _bedrock_auth(self) -> AuthProvider:
         if token := self._env("AWS_BEARER_TOKEN_BEDROCK"):
-            return BedrockBearerAuth(token)
+            return _BedrockBearerAuth(token)
         aws = self.info.aws or AwsAuthInfo()
         return SigV4Auth(
             aws_credentials_resolver(aws.profile, self.environ),
@@ -2978,7 +2971,7 @@ class ModelProvider:
             return _CHATGPT_BASE_URL if auth.kind == "chatgpt" else _OPENAI_BASE_URL
         if self.is_amazon_bedrock:
             region = getattr(auth, "region", None) or self._aws_region()
-            if region not in BEDROCK_MANTLE_REGIONS:
+            if region not in _BEDROCK_MANTLE_REGIONS:
                 raise ConfigError(
                     f"Amazon Bedrock Mantle does not support region `{region}`"
                 )
@@ -3096,7 +3089,7 @@ def _rules(client: Client) -> _Rules:
     )
 
 
-def resolve_installation_id(home: Path | None = None) -> str:
+def _resolve_installation_id(home: Path | None = None) -> str:
     """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) if missing or corrupt."""
     import uuid
 
@@ -3184,7 +3177,7 @@ class Client:
         self.service_tier = service_tier
         self.retry_policy = retry_policy or provider.retry_policy()
         self.max_event_bytes = max_event_bytes
-        self.window_number = 0
+        self._window_number = 0
         self._http = http
         self._owns_http = http is None
         self._rules: _Rules | None = None
@@ -3253,7 +3246,7 @@ class Client:
     @property
     def installation_id(self) -> str:
         if self._installation_id is None:
-            self._installation_id = resolve_installation_id(self.provider.home)
+            self._installation_id = _resolve_installation_id(self.provider.home)
         return self._installation_id
 
     def new_turn(self, turn_id: str | None = None) -> Turn:
@@ -3275,7 +3268,9 @@ class Client:
         item_id = obj.get("id")
         if isinstance(item_id, str) and not _is_prefixed_id(item_id):
             drop.add("id")
-        takes_no_id = item_id_prefix(item) is None and not isinstance(item, UnknownItem)
+        takes_no_id = _item_id_prefix(item) is None and not isinstance(
+            item, UnknownItem
+        )
         if takes_no_id:  # a request control such as compaction_trigger: the API
             drop.add("id")  # refuses an id there, even one read back from JSON
         if drop.intersection(obj):
@@ -3284,7 +3279,7 @@ class Client:
 
     @property
     def window_id(self) -> str:
-        return f"{self.thread_id}:{self.window_number}"
+        return f"{self.thread_id}:{self._window_number}"
 
 
 class Turn:
@@ -3394,7 +3389,7 @@ class Turn:
             "thread_id": client.thread_id,
             "turn_id": self.turn_id,
             "window_id": client.window_id,
-            "window_number": client.window_number,
+            "window_number": client._window_number,
             "request_kind": "turn",
             "root_turn_id": self.turn_id,
             "turn_started_at_unix_ms": self.started_at_ms,
@@ -3421,7 +3416,7 @@ class Turn:
         return metadata
 
     def _headers(
-        self, body: EncodedBody, tier: str | None, turn_metadata: str | None
+        self, body: _EncodedBody, tier: str | None, turn_metadata: str | None
     ) -> dict[str, str]:
         client, rules = self.client, self.client.rules
         headers = {
@@ -3457,7 +3452,7 @@ class Turn:
         turn_metadata = self._turn_metadata(prompt) if rules.openai_metadata else None
         head, fragments, tail = self._body(prompt, tier, turn_metadata)
         json_bytes = _join_request(head, fragments, tail)
-        body = EncodedBody(json_bytes, compress=rules.compress, keep_json=keep_json)
+        body = _EncodedBody(json_bytes, compress=rules.compress, keep_json=keep_json)
         url = client.provider.url_for_path("responses", client.auth)
         large = len(json_bytes) >= 8 << 20
         _log.log(
@@ -3899,7 +3894,7 @@ class Conversation:
         and images prepared as configured."""
         now = time.time()
         return prepare_conversation_items_for_history(
-            [_stamp_created(set_turn_id_if_missing(i, turn_id), now) for i in items],
+            [_stamp_created(_set_turn_id_if_missing(i, turn_id), now) for i in items],
             item_ids=self.client.features.get("item_ids", False),
         )
 
@@ -3952,7 +3947,9 @@ class Conversation:
                     output.append(event.item)
             elif isinstance(event, Completed):
                 items = self.record(output, turn.turn_id)
-                self.last_result = TurnResult(assistant_text(items), items, event.usage)
+                self.last_result = TurnResult(
+                    _assistant_text(items), items, event.usage
+                )
                 self._event(self._token_count(event.usage, rate_limits))
                 done = time.time()
                 self._event(
@@ -4069,7 +4066,7 @@ def _window_json(window: RateLimitWindow | None) -> dict[str, Any] | None:
     return None if window is None else window._asdict()
 
 
-def assistant_text(items: Iterable[ResponseItem]) -> str:
+def _assistant_text(items: Iterable[ResponseItem]) -> str:
     """The text of the assistant messages among `items`."""
     return "".join(
         part.text
@@ -4323,7 +4320,7 @@ def _merge_providers(
     """Built-ins plus the user's; of a built-in only Bedrock's aws and base_url
     may change, and the openai one's base URL by `openai_base_url` (which
     wins over `OPENAI_BASE_URL`, as Codex reads only the config key)."""
-    providers = built_in_providers(environ)
+    providers = _built_in_providers(environ)
     if openai_base_url and openai_base_url.strip():
         providers["openai"] = dataclasses.replace(
             providers["openai"], base_url=openai_base_url.strip()

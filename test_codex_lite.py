@@ -259,7 +259,9 @@ def openai_client(
     auth: cl.AuthProvider | None = None,
     **kwargs: Any,
 ) -> cl.Client:
-    info = dataclasses.replace(cl.built_in_providers({})["openai"], base_url=server.url)
+    info = dataclasses.replace(
+        cl._built_in_providers({})["openai"], base_url=server.url
+    )
     provider = cl.ModelProvider("openai", info, home=home)
     kwargs.setdefault("retry_policy", FAST)
     return cl.Client(
@@ -321,7 +323,7 @@ def test_unknown_item_round_trips_verbatim() -> None:
     item = cl.item_from_json(raw)
     assert isinstance(item, cl.UnknownItem)
     assert cl.item_to_json(item) == raw
-    assert cl.item_id_prefix(item) is None
+    assert cl._item_id_prefix(item) is None
 
 
 def test_unknown_content_part_round_trips() -> None:
@@ -408,18 +410,18 @@ def test_metadata_output_only_keys_and_bad_kinds_are_dropped() -> None:
 
 
 def test_set_turn_id_if_missing() -> None:
-    fresh = cl.set_turn_id_if_missing(user("a"), "turn_2")
+    fresh = cl._set_turn_id_if_missing(user("a"), "turn_2")
     assert isinstance(fresh, cl.Message) and fresh.metadata is not None
     assert fresh.metadata.turn_id == "turn_2"
-    kept = cl.set_turn_id_if_missing(fresh, "turn_3")
+    kept = cl._set_turn_id_if_missing(fresh, "turn_3")
     assert isinstance(kept, cl.Message) and kept.metadata is not None
     assert kept.metadata.turn_id == "turn_2"
     empty = user("b", metadata=cl.ItemMetadata(turn_id=""))
-    filled = cl.set_turn_id_if_missing(empty, "turn_4")
+    filled = cl._set_turn_id_if_missing(empty, "turn_4")
     assert isinstance(filled, cl.Message) and filled.metadata is not None
     assert filled.metadata.turn_id == "turn_4"
     trigger = cl.CompactionTrigger()
-    assert cl.set_turn_id_if_missing(trigger, "turn_5") is trigger
+    assert cl._set_turn_id_if_missing(trigger, "turn_5") is trigger
 
 
 # --- Item ids -------------------------------------------------------------------
@@ -1277,10 +1279,10 @@ def test_turn_bodies_reuse_item_encodings_and_match_one_shot(
 
 
 def test_encoded_body_headers() -> None:
-    plain = cl.EncodedBody.from_payload({"model": "test-model"})
+    plain = cl._EncodedBody.from_payload({"model": "test-model"})
     assert plain.data == b'{"model":"test-model"}' and plain.json is plain.data
     assert plain.headers == {"Content-Type": "application/json"}
-    packed = cl.EncodedBody.from_payload({"model": "test-model"}, compress=True)
+    packed = cl._EncodedBody.from_payload({"model": "test-model"}, compress=True)
     assert packed.headers["Content-Encoding"] == "zstd"
     assert zstandard.ZstdDecompressor().decompress(packed.data) == plain.data
     assert packed.json is None  # not kept without TRACE
@@ -1290,12 +1292,12 @@ def test_encoded_body_headers() -> None:
 
 
 def test_installation_id_is_created_and_reused(tmp_path: pathlib.Path) -> None:
-    first = cl.resolve_installation_id(tmp_path)
+    first = cl._resolve_installation_id(tmp_path)
     path = tmp_path / "installation_id"
     assert uuid.UUID(first).version == 4
     assert path.read_text() == first  # no trailing newline
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
-    assert cl.resolve_installation_id(tmp_path) == first
+    assert cl._resolve_installation_id(tmp_path) == first
 
 
 def test_installation_id_uppercase_is_accepted_without_rewrite(
@@ -1303,7 +1305,7 @@ def test_installation_id_uppercase_is_accepted_without_rewrite(
 ) -> None:
     value = "A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF"
     (tmp_path / "installation_id").write_text(value + "\n")
-    assert cl.resolve_installation_id(tmp_path) == value.lower()
+    assert cl._resolve_installation_id(tmp_path) == value.lower()
     assert (tmp_path / "installation_id").read_text() == value + "\n"
 
 
@@ -1311,7 +1313,7 @@ def test_installation_id_rewrites_corrupt_file(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "installation_id"
     path.write_text("not-a-uuid")
     path.chmod(0o600)
-    fresh = cl.resolve_installation_id(tmp_path)
+    fresh = cl._resolve_installation_id(tmp_path)
     assert path.read_text() == fresh and uuid.UUID(fresh)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # stricter than 0644: kept
 
@@ -2033,7 +2035,7 @@ def test_openai_keys_never_go_to_other_providers(
 def test_openai_token_precedence(
     home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    openai = cl.ModelProvider("openai", cl.built_in_providers({})["openai"], home=home)
+    openai = cl.ModelProvider("openai", cl._built_in_providers({})["openai"], home=home)
 
     def bearer() -> str:
         headers: dict[str, str] = {}
@@ -2065,7 +2067,7 @@ def test_openai_base_url_and_org_headers_from_env(home: pathlib.Path) -> None:
         "OPENAI_ORGANIZATION": "org-1",
         "OPENAI_PROJECT": " ",
     }
-    info = cl.built_in_providers(env)["openai"]
+    info = cl._built_in_providers(env)["openai"]
     provider = cl.ModelProvider("openai", info, environ=env, home=home)
     assert provider.base_url(cl.BearerAuth("k")) == "http://proxy.local/v1"
     assert provider.headers() == {
@@ -2439,7 +2441,7 @@ def bedrock(
     table: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
 ) -> cl.ModelProvider:
-    info = cl.built_in_providers({})["amazon-bedrock"]
+    info = cl._built_in_providers({})["amazon-bedrock"]
     if table:
         override = cl.ProviderInfo.from_toml(table)
         info = dataclasses.replace(info, aws=override.aws, base_url=override.base_url)
@@ -2452,22 +2454,23 @@ def bedrock(
 
 
 def test_bedrock_token_region_decoding() -> None:
-    assert cl.bedrock_token_region(bedrock_token("eu-west-1")) == "eu-west-1"
+    assert cl._bedrock_token_region(bedrock_token("eu-west-1")) == "eu-west-1"
     assert (
-        cl.bedrock_token_region(bedrock_token("us-west-2", prefix=False)) == "us-west-2"
+        cl._bedrock_token_region(bedrock_token("us-west-2", prefix=False))
+        == "us-west-2"
     )
     with pytest.raises(cl.AuthError, match="Amazon Bedrock bearer token is invalid: "):
-        cl.bedrock_token_region("bedrock-api-key-!!!not base64!!!")
+        cl._bedrock_token_region("bedrock-api-key-!!!not base64!!!")
     no_credential = base64.b64encode(b"bedrock.amazonaws.com/?Action=x").decode()
     with pytest.raises(cl.AuthError, match="missing X-Amz-Credential"):
-        cl.bedrock_token_region("bedrock-api-key-" + no_credential)
+        cl._bedrock_token_region("bedrock-api-key-" + no_credential)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text())
 def test_bedrock_token_decoder_never_crashes(token: str) -> None:
     try:
-        assert isinstance(cl.bedrock_token_region(token), str)
+        assert isinstance(cl._bedrock_token_region(token), str)
     except cl.AuthError as exc:
         assert str(exc).startswith("Amazon Bedrock bearer token is invalid: ")
 
@@ -3124,10 +3127,10 @@ def test_a_stricter_installation_id_mode_is_kept(home: pathlib.Path) -> None:
     path = home / "installation_id"
     path.write_text("4f5d3a43-93d9-4d5b-8b57-1b9a2a8e6c1e")
     path.chmod(0o600)
-    assert cl.resolve_installation_id(home) == "4f5d3a43-93d9-4d5b-8b57-1b9a2a8e6c1e"
+    assert cl._resolve_installation_id(home) == "4f5d3a43-93d9-4d5b-8b57-1b9a2a8e6c1e"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     path.chmod(0o666)
-    cl.resolve_installation_id(home)
+    cl._resolve_installation_id(home)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
@@ -3473,7 +3476,7 @@ def test_config_overrides_parse_as_toml_else_string(home: pathlib.Path) -> None:
 def test_config_providers_merge(home: pathlib.Path) -> None:
     (home / "config.toml").write_text(CONFIG)
     providers = cl.load_config(home).providers
-    assert providers["openai"] == cl.built_in_providers()["openai"]
+    assert providers["openai"] == cl._built_in_providers()["openai"]
     assert providers["mine"].env_key == "MINE_KEY"
     assert providers["amazon-bedrock"].name == "Amazon Bedrock"
     assert providers["amazon-bedrock"].base_url == "https://gw.example.com/openai/v1"
@@ -4252,7 +4255,7 @@ def test_rollout_survives_sigkill_mid_append(tmp_path: pathlib.Path) -> None:
 
 
 def test_concurrent_installation_id_creation(tmp_path: pathlib.Path) -> None:
-    script = "import sys, pathlib, codex_lite as cl; print(cl.resolve_installation_id(pathlib.Path(sys.argv[1])))"
+    script = "import sys, pathlib, codex_lite as cl; print(cl._resolve_installation_id(pathlib.Path(sys.argv[1])))"
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(tmp_path)],
