@@ -1967,16 +1967,15 @@ class _FragmentCache:
         self._cache: dict[int, tuple[ResponseItem, bytes]] = {}
 
     def encode(self, items: Sequence[ResponseItem]) -> list[bytes]:
-        old, cache = self._cache, {}
-        out = []
+        cache, out = self._cache, []
         for item in items:
-            key = id(item)
-            entry = old.get(key)
+            entry = cache.get(id(item))
             if entry is None or entry[0] is not item:
-                entry = (item, _dumps(self._to_json(item)))
-            cache[key] = entry
+                entry = cache[id(item)] = (item, _dumps(self._to_json(item)))
             out.append(entry[1])
-        self._cache = cache
+        if len(cache) > 2 * len(items) + 64:  # items left the prompt: forget them
+            kept = {id(item) for item in items}
+            self._cache = {k: v for k, v in cache.items() if k in kept}
         return out
 
 
