@@ -3302,27 +3302,25 @@ class Turn:
     ) -> tuple[dict[str, Any], list[bytes], dict[str, Any]]:
         """The request body as head fields, encoded input items, tail fields (§11)."""
         client, rules = self.client, self.client.rules
-        lite = rules.responses_lite
         reasoning: dict[str, Any] = {}
         if effort := prompt.reasoning_effort or client.reasoning_effort:
             reasoning["effort"] = effort
         summary = prompt.reasoning_summary or client.reasoning_summary
         if summary and summary != "none":
             reasoning["summary"] = summary
-        if lite:
-            reasoning["context"] = "all_turns"
+        leading, items = [], prompt.input
+        if rules.responses_lite:
+            prompt, items, tools_item = self._responses_lite(prompt, reasoning)
+            leading.append(tools_item)
+        if prompt.instructions:
+            leading.append(self._instructions_item(prompt.instructions))
         head: dict[str, Any] = {"model": client.model}
-        fragments = self._leading_items(prompt)
-        if lite:
-            items = [i for i in prompt.input if not isinstance(i, ConfigurationUpdate)]
-            fragments += client._fragments.encode(items)
-        else:
-            fragments += client._fragments.encode(prompt.input)
+        fragments = leading + client._fragments.encode(items)
         tail: dict[str, Any] = {}
-        if prompt.tools is not None and not lite:
+        if prompt.tools is not None:
             tail["tools"] = prompt.tools
         tail["tool_choice"] = "auto"
-        tail["parallel_tool_calls"] = prompt.parallel_tool_calls and not lite
+        tail["parallel_tool_calls"] = prompt.parallel_tool_calls
         tail["reasoning"] = reasoning or None
         tail["store"] = rules.store
         tail["stream"] = True
@@ -3346,37 +3344,46 @@ class Turn:
             tail["client_metadata"] = self._client_metadata(turn_metadata)
         return head, fragments, tail
 
-    def _leading_items(self, prompt: Prompt) -> list[bytes]:
-        """The items Codex puts before the history: in Responses Lite the
-        tools, then the instructions as a developer message.  Their ids are
-        UUIDv5s of the thread and the content, the same on every attempt,
-        turn and resume, as Codex 0.169 makes them."""
+    def _responses_lite(
+        self, prompt: Prompt, reasoning: dict[str, Any]
+    ) -> tuple[Prompt, list[ResponseItem], bytes]:
+        """Responses Lite (wire-spec §11) as one step: the tools move into a
+        leading `additional_tools` item, parallel tool calls are off, the
+        reasoning covers all turns, configuration updates are left out."""
+        reasoning["context"] = "all_turns"
+        tools = prompt.tools or []
+        tools_item = {
+            "type": "additional_tools",
+            "id": self._stable_id("at", _dumps(tools).decode()),
+            "role": "developer",
+            "tools": tools,
+        }
+        items: list[ResponseItem] = [
+            i for i in prompt.input if not isinstance(i, ConfigurationUpdate)
+        ]
+        lite = dataclasses.replace(prompt, tools=None, parallel_tool_calls=False)
+        return lite, items, _dumps(tools_item)
+
+    def _instructions_item(self, instructions: str) -> bytes:
+        """The instructions as Codex 0.169 sends them: a developer message
+        before the history."""
+        message: dict[str, Any] = {
+            "type": "message",
+            "id": self._stable_id("msg", instructions),
+            "role": "developer",
+            "content": [{"type": "input_text", "text": instructions}],
+        }
+        if self.client.rules.openai_metadata:
+            message[_METADATA_KEY] = {"content_item_kinds": ["model.base_instructions"]}
+        return _dumps(message)
+
+    def _stable_id(self, prefix: str, content: str) -> str:
+        """An id that is the same on every attempt, turn and resume: a UUIDv5
+        of the thread and the content, as Codex makes them."""
         import uuid
 
         namespace = uuid.uuid5(uuid.NAMESPACE_OID, self.client.thread_id)
-        fragments = []
-        if self.client.rules.responses_lite:
-            tools = prompt.tools or []
-            tools_item = {
-                "type": "additional_tools",
-                "id": f"at_{uuid.uuid5(namespace, _dumps(tools).decode())}",
-                "role": "developer",
-                "tools": tools,
-            }
-            fragments.append(_dumps(tools_item))
-        if prompt.instructions:
-            message: dict[str, Any] = {
-                "type": "message",
-                "id": f"msg_{uuid.uuid5(namespace, prompt.instructions)}",
-                "role": "developer",
-                "content": [{"type": "input_text", "text": prompt.instructions}],
-            }
-            if self.client.rules.openai_metadata:
-                message[_METADATA_KEY] = {
-                    "content_item_kinds": ["model.base_instructions"]
-                }
-            fragments.append(_dumps(message))
-        return fragments
+        return f"{prefix}_{uuid.uuid5(namespace, content)}"
 
     def _turn_metadata(self, prompt: Prompt) -> str:
         """`x-codex-turn-metadata`: who and what this request is, as one
@@ -3566,11 +3573,8 @@ class Turn:
             self._deadline = time.monotonic() + policy.turn_timeout
         retries = 0
         while True:
-            response = self._send(request)
             try:
-                yield from _read_stream(
-                    response, self.client.max_event_bytes, self._deadline
-                )
+                yield from self._exchange(request)
                 return
             except StreamError as error:
                 if retries >= policy.stream_max_retries:
@@ -3581,8 +3585,19 @@ class Turn:
                 delay = policy.backoff(retries) if error.delay is None else error.delay
                 yield StreamRetry(retries, policy.stream_max_retries, delay, error)
                 self._wait(delay, error)
-            finally:
-                response.close()
+
+    def _exchange(self, unsigned: PreparedRequest) -> Iterator[ResponseEvent]:
+        """One request and the events of its answer, over the client's
+        transport: the seam.  HTTP+SSE here: a POST (retried by `_send`) and
+        its streamed body; a WebSocket transport would send a frame and read
+        frames, through the same `_ResponsesReader`."""
+        response = self._send(unsigned)
+        try:
+            yield from _read_stream(
+                response, self.client.max_event_bytes, self._deadline
+            )
+        finally:
+            response.close()
 
     def _wait(self, delay: float, error: CodexError) -> None:
         """Sleep before a retry, unless that would pass the turn's deadline."""
