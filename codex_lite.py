@@ -26,9 +26,10 @@ One turn's path, in call order:
     Conversation.stream_turn    records the user input (Conversation.record)
       -> Turn.stream            one request, sent again if the stream breaks
         -> Turn._build          _body + _headers -> _EncodedBody, once
-        -> Turn._send           each attempt: Turn._attempt (turn state, auth),
+        -> Turn._exchange       the transport seam (HTTP+SSE):
+          -> Turn._send         each attempt: Turn._attempt (turn state, auth),
                                 send; on failure _next_step decides; sleep
-        -> _read_stream         _body_chunks -> SSEDecoder -> _ResponsesReader
+          -> _read_stream       _body_chunks -> SSEDecoder -> _ResponsesReader
       -> Conversation.record    output items into history
         -> RolloutWriter.append the rollout lines, with their ordinals
 """
@@ -3070,7 +3071,6 @@ class _Rules(typing.NamedTuple):
     compress: bool  # zstd request bodies (§5)
     service_tier: bool  # a tier may be asked for: not on Bedrock (§10)
     responses_lite: bool  # tools and instructions as items (§11)
-    transport: Literal["http"]  # HTTP+SSE; the seam a WebSocket transport fills
 
 
 def _rules(client: Client) -> _Rules:
@@ -3084,7 +3084,6 @@ def _rules(client: Client) -> _Rules:
         compress=chatgpt and compress,
         service_tier=not provider.is_amazon_bedrock,
         responses_lite=provider.info.responses_lite,
-        transport="http",
     )
 
 
