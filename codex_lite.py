@@ -305,7 +305,16 @@ class _ScrubSecrets(logging.Filter):
         return True
 
 
-for _name in ("urllib3.connectionpool", "urllib3.util.retry", "codex_lite"):
+# A logger's filter does not see what its children log, so each is named.
+for _name in (
+    "codex_lite",
+    "codex_lite.transport",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.response",
+    "urllib3.poolmanager",
+    "urllib3.util.retry",
+):
     logging.getLogger(_name).addFilter(_ScrubSecrets())
 
 
@@ -359,8 +368,8 @@ class _Wire:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        # `content=[...]` would neither hash, nor equal, nor encode as the
-        # tuple the codec makes: it is taken as that tuple, or refused, here.
+        # `content=[...]` would neither equal nor encode as the tuple the
+        # codec makes: it is taken as that tuple, or refused, here.
         for spec in _field_specs(type(self)):
             value = getattr(self, spec.attr)
             if spec.parts and isinstance(value, list):
@@ -1046,10 +1055,14 @@ class RolloutWriter:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        with _locked(self._fd):
-            _cut_torn_tail(self._fd)
-            self._ordinal = _next_ordinal(self._fd)
-            self._end = os.fstat(self._fd).st_size
+        try:
+            with _locked(self._fd):
+                _cut_torn_tail(self._fd)
+                self._ordinal = _next_ordinal(self._fd)
+                self._end = os.fstat(self._fd).st_size
+        except BaseException:
+            os.close(self._fd)
+            raise
 
     @classmethod
     def create(
@@ -1070,7 +1083,9 @@ class RolloutWriter:
     def append(self, kind: str, payload: Any) -> None:
         with _locked(self._fd):
             if os.fstat(self._fd).st_size != self._end:  # another writer was here
+                _cut_torn_tail(self._fd)  # a line a crash, or Codex, left half
                 self._ordinal = _next_ordinal(self._fd)
+                self._end = os.fstat(self._fd).st_size
             line: dict[str, Any] = {"timestamp": _utc_timestamp()}
             if self._ordinal is not None:
                 line["ordinal"] = self._ordinal
@@ -1080,7 +1095,8 @@ class RolloutWriter:
             try:
                 while view:
                     view = view[os.write(self._fd, view) :]
-            except OSError as exc:  # a full disk, say: name the file
+            except OSError as exc:  # a full disk, say: no half line, name the file
+                os.ftruncate(self._fd, self._end)
                 raise OSError(exc.errno, exc.strerror, str(self.path)) from None
             self._end = os.fstat(self._fd).st_size
 
@@ -1183,11 +1199,14 @@ def _read_first_line(fd: int) -> bytes:
 def _lines_backwards(fd: int) -> Iterator[bytes]:
     """The complete non-blank lines of a file, last first, read in blocks."""
     end = os.lseek(fd, 0, os.SEEK_END)
-    tail = b""
+    tail, last = b"", True
     while end > 0:
         start = max(0, end - 65536)
         lines = (_read_at(fd, start, end - start) + tail).split(b"\n")
         tail = lines.pop(0) if start > 0 else b""
+        if last:  # what follows the last newline is no complete line
+            lines.pop()
+            last = False
         for raw in reversed(lines):
             if raw.strip():
                 yield raw
@@ -1266,9 +1285,9 @@ def _rollout_bytes(path: Path) -> bytes:
     if not path.name.endswith(".zst"):
         return raw
     try:
-        return _zstd_decompressor()(raw)
-    except ValueError as exc:
-        raise CodexError(f"{path}: {exc}") from None
+        return _zstd_decompress_all(raw)
+    except ValueError as exc:  # found before anything is sent: exit 2
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _unpack_rollout(path: Path) -> Path:
@@ -1369,6 +1388,7 @@ def find_rollout(
     if thread_id is not None:
         if not _THREAD_ID.fullmatch(thread_id):
             raise ConfigError(f"{thread_id!r} is not a thread id (a UUID)")
+        thread_id = thread_id.lower()  # as file names spell it
         found = _rollout_files(sessions, f"rollout-*-{thread_id}")
         if not found:
             raise ConfigError(f"no rollout for thread {thread_id} under {sessions}")
@@ -1524,7 +1544,7 @@ class SSEDecoder:
                 value = value[1:]
             if name == b"data":
                 data.append(value)
-                size += len(value)
+                size += len(value) + 1  # and the newline joining it
             elif name == b"event":
                 event_type = value
             elif name == b"id" and b"\0" not in value:
@@ -1847,7 +1867,9 @@ class _ResponsesReader:
                 request_id=self.request_id,
             )
         elif kind == "error":
-            _log.warning("server sent an error event: %.500s", json.dumps(obj))
+            _log.warning(
+                "server sent an error event: %s", _scrub(json.dumps(obj))[:500]
+            )
         return None
 
     def end_error(self) -> CodexError:
@@ -1875,28 +1897,30 @@ def _zstd_compress(data: bytes) -> bytes:
         return zstandard.ZstdCompressor(level=3).compress(data)
 
 
-def _zstd_decompressor() -> Callable[[bytes], bytes]:
-    """An incremental zstd decoder: call it with each chunk, get bytes out.
-
-    Corrupt input raises `ValueError`, whichever binding decodes it.
-    """
+def _zstd_decompress_all(data: bytes) -> bytes:
+    """A whole zstd file, every frame of it; a truncated one is a ValueError
+    (the incremental decoders would just stop, and a file be cut short)."""
     try:
         from compression import zstd  # novermin
 
-        decompress, error = zstd.ZstdDecompressor().decompress, zstd.ZstdError
+        try:
+            return typing.cast(bytes, zstd.decompress(data))
+        except zstd.ZstdError as exc:
+            raise ValueError(f"corrupt zstd data: {exc}") from None
     except ImportError:
         import zstandard
 
-        decompress = zstandard.ZstdDecompressor().decompressobj().decompress
-        error = zstandard.ZstdError
-
-    def decode(chunk: bytes) -> bytes:
+    out = []
+    while data:
+        decoder = zstandard.ZstdDecompressor().decompressobj()
         try:
-            return typing.cast(bytes, decompress(chunk))
-        except error as exc:
+            out.append(decoder.decompress(data))
+        except zstandard.ZstdError as exc:
             raise ValueError(f"corrupt zstd data: {exc}") from None
-
-    return decode
+        if not decoder.eof:
+            raise ValueError("truncated zstd data")
+        data = decoder.unused_data
+    return b"".join(out)
 
 
 class _EncodedBody:
@@ -1996,7 +2020,8 @@ _SIGV4_UNSIGNED = frozenset({
 _SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
 
 
-class AwsCredentials(typing.NamedTuple):
+@dataclass(frozen=True, slots=True)
+class AwsCredentials:  # a dataclass, not a tuple: it must not unpack its secret
     access_key_id: str
     secret_access_key: str
     session_token: str | None = None
@@ -2207,6 +2232,11 @@ class AuthProvider:
         self.add_auth_headers(headers)
         return request._replace(headers=headers)
 
+    def refresh_if_stale(self) -> None:
+        """Before a request goes out: renew credentials about to expire.  The
+        one auth step that may use the network; `Turn.prepare` (a dry run)
+        does not call it."""
+
     def reload(self) -> bool:
         """After a 401: look for fresher credentials; True if found."""
         return False
@@ -2267,16 +2297,15 @@ class ChatGptAuth(BearerAuth):
             _REFRESH_AFTER_DAYS * 86400
         )
 
-    def add_auth_headers(self, headers: dict[str, str]) -> None:
+    def refresh_if_stale(self) -> None:
         if self._stale():
             self._refresh("proactive_expiry")
-        super().add_auth_headers(headers)
 
     def reload(self) -> bool:
         token = self._token
         try:
             self._adopt(_read_auth_json(self.path))
-        except (AuthError, OSError):
+        except (CodexError, OSError):
             return False
         return self._token != token or self._refresh("unauthorized")
 
@@ -2306,7 +2335,10 @@ class ChatGptAuth(BearerAuth):
             self._adopt(new)
             return new
 
-        _update_auth_json(self.path, refreshed)
+        try:
+            _update_auth_json(self.path, refreshed)
+        except OSError as exc:  # the lock or the file: the token may still do
+            _log.warning("%s: cannot refresh the sign-in: %s", self.path, exc.strerror)
         return self._token != before
 
 
@@ -2380,27 +2412,38 @@ def _post_json(url: str, body: bytes, content_type: str) -> tuple[Any, int | Non
         return None, None
     try:
         return response.json(), response.status_code
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, response.status_code
 
 
 def _update_auth_json(
-    path: Path, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    path: Path,
+    change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    *,
+    read: bool = True,
 ) -> None:
     """Read auth.json, let `change` say what it becomes, and write that back
     (mode 0600, by temporary file and rename), all under an exclusive lock
     so that two processes never tear it or lose each other's refresh.
-    `change` gets None when there is no file, and returns None to leave it."""
+    `change` gets None when there is no file (or `read` is off, for a new
+    sign-in that replaces whatever is there), and returns None to leave it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # The lock file's name is the one Codex leaves beside auth.json.
     fd = os.open(path.with_name(f"{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         with _locked(fd):
-            data = _read_auth_json(path) if path.exists() else None
+            data = _read_auth_json(path) if read and path.exists() else None
             new = change(data)
             if new is not None:
-                text = json.dumps(new, indent=2, ensure_ascii=False) + "\n"
-                _write_atomically(path, text.encode(), mode=0o600)
+                text = (json.dumps(new, indent=2, ensure_ascii=False) + "\n").encode()
+                target = path.resolve()  # a symlinked auth.json stays a link
+                try:
+                    _write_atomically(target, text, mode=0o600)
+                except OSError:  # a file mounted on its own cannot be renamed
+                    with open(target, "wb") as f:  # over: write it in place
+                        f.write(text)
+                        f.flush()
+                        os.fsync(f.fileno())
     finally:
         os.close(fd)
 
@@ -2717,7 +2760,7 @@ class ProviderInfo:
     """One model provider as configured (`[model_providers.<id>]`)."""
 
     name: str = ""
-    base_url: str | None = None
+    base_url: str | None = field(default=None, repr=False)  # may hold a password
     env_key: str | None = None
     env_key_instructions: str | None = None
     experimental_bearer_token: str | None = field(default=None, repr=False)
@@ -2938,7 +2981,9 @@ class ModelProvider:
         api_key_mode = data.get("auth_mode") in ("apikey", "api_key")
         if api_key and (api_key_mode or not data.get("tokens")):
             return BearerAuth(api_key, source=f"{path} OPENAI_API_KEY")
-        return ChatGptAuth(path)
+        return ChatGptAuth(
+            path, refresh_url=self._env("CODEX_REFRESH_TOKEN_URL_OVERRIDE")
+        )
 
     def _bedrock_auth(self) -> AuthProvider:
         if token := self._env("AWS_BEARER_TOKEN_BEDROCK"):
@@ -3511,9 +3556,9 @@ class Turn:
         except requests.RequestException as exc:
             raise _unsendable(client.provider, exc) from None
         settings = http.merge_environment_settings(base.url, {}, True, None, None)
-        timeout = (policy.connect_timeout, policy.stream_idle_timeout)
         attempt, reloaded = 1, False
         while True:
+            auth.refresh_if_stale()
             signed = self._attempt(unsigned)
             wire = base.copy()
             wire.headers.update(signed.headers)
@@ -3521,6 +3566,10 @@ class Turn:
                 wire.prepare_url(signed.url, None)
             status: int | None = None
             headers: Mapping[str, str] = {}
+            timeout = (policy.connect_timeout, policy.stream_idle_timeout)
+            if self._deadline is not None:  # no wait, read or connect past it
+                left = max(0.1, self._deadline - time.monotonic())
+                timeout = (min(timeout[0], left), min(timeout[1], left))
             try:
                 response = http.send(
                     wire, timeout=timeout, allow_redirects=False, **settings
@@ -3786,8 +3835,8 @@ def _http_error(response: requests.Response) -> ApiError:
         code = code if isinstance(code, str) else None
     elif isinstance(error, str):
         message = error
-    elif body is None and raw and b"<" not in raw[:1]:
-        message = f"{message}: {raw[:200].decode('utf-8', 'replace').strip()}"
+    elif body is None and raw and b"<" not in raw[:1]:  # scrubbed, then cut
+        message = f"{message}: {_scrub(raw.decode('utf-8', 'replace'))[:200].strip()}"
     if code in _ERROR_CODES:
         cls = _ERROR_CODES[code][0]
     elif 400 <= status < 500 and status not in (401, 403, 408, 409, 429):
@@ -4175,6 +4224,7 @@ def create_realtime_call(
             f"{_dumps(config).decode()}\r\n"
             f"--{_REALTIME_BOUNDARY}--\r\n"
         ).encode()
+    auth.refresh_if_stale()
     request = auth.apply_auth(PreparedRequest("POST", url, headers, body))
     policy = client.retry_policy
     try:
@@ -4381,10 +4431,10 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
 
     path = home / "config.toml"
     target = path.resolve() if path.is_symlink() else path
-    text = target.read_text(encoding="utf-8") if target.exists() else ""
     try:
+        text = target.read_text(encoding="utf-8") if target.exists() else ""
         before = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot edit service_tier safely: {exc}") from None
     if before.get("service_tier") == ("fast" if enabled else None):
         return path
@@ -4709,21 +4759,20 @@ def _run_login(argv: list[str]) -> int:
     if args.action == "status":
         return _login_status(path)
     if args.with_api_key:
-        if sys.stdin.isatty():
+        if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
             raise _UsageError(
                 "codex-lite login --with-api-key reads the key from stdin, e.g.\n"
                 "  printenv OPENAI_API_KEY | codex-lite login --with-api-key"
             )
         print("Reading API key from stdin...", file=sys.stderr)
-        key = sys.stdin.read().strip()
+        key = sys.stdin.buffer.read().decode("utf-8", "replace").strip()
         if not key:
             print("No API key provided via stdin.", file=sys.stderr)
             return 1
         if not all(" " < c <= "~" for c in key):
             raise _UsageError("codex-lite login: the API key on stdin is not printable")
-        _update_auth_json(
-            path, lambda _: {"auth_mode": "apikey", "OPENAI_API_KEY": key}
-        )
+        login = {"auth_mode": "apikey", "OPENAI_API_KEY": key}
+        _update_auth_json(path, lambda _: login, read=False)
         print(f"API key saved. {_CHECKED_LATER}", file=sys.stderr)
         return 0
     if args.device_auth:
@@ -4763,12 +4812,12 @@ def _run_logout(argv: list[str]) -> int:
     path = default_codex_home() / "auth.json"
     gone = []
 
-    def remove(data: dict[str, Any] | None) -> None:
-        if data is not None:
+    def remove(_: dict[str, Any] | None) -> None:
+        if path.exists() or path.is_symlink():
             path.unlink()
             gone.append(path)
 
-    _update_auth_json(path, remove)
+    _update_auth_json(path, remove, read=False)
     print("Successfully logged out" if gone else "Not logged in", file=sys.stderr)
     return 0
 
@@ -4793,9 +4842,10 @@ def _device_login(path: Path) -> None:
     ):
         raise AuthError(f"device sign-in could not start (HTTP {status}) at {issuer}")
     try:
-        interval = min(max(float(_json_get(start, "interval") or 5), 1.0), 60.0)
+        interval = float(_json_get(start, "interval") or 5)
     except (TypeError, ValueError):
         interval = 5.0
+    interval = min(max(interval, 1.0), 60.0) if math.isfinite(interval) else 5.0
     print(
         f"To sign in, open {issuer}/codex/device and enter this code: {user_code}\n"
         "(it expires in 15 minutes)",
@@ -4808,7 +4858,7 @@ def _device_login(path: Path) -> None:
         answer, status = _post_json(f"{api}/token", poll, "application/json")
         if status == 200:
             break
-        if status not in (None, 403, 404):
+        if status is not None and status < 500 and status not in (403, 404, 429):
             raise AuthError(f"device sign-in failed (HTTP {status})")
         if time.monotonic() > deadline:
             raise AuthError("device sign-in timed out after 15 minutes")
@@ -4843,7 +4893,7 @@ def _device_login(path: Path) -> None:
         },
         "last_refresh": _rfc3339_now(),
     }
-    _update_auth_json(path, lambda _: login)
+    _update_auth_json(path, lambda _: login, read=False)
 
 
 def _run_sessions(argv: list[str]) -> int:
@@ -4919,6 +4969,7 @@ def _setup_logging(debug: bool) -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
+        handler.addFilter(_ScrubSecrets())  # whatever logger a record came from
         _log.addHandler(handler)
         _log.setLevel(levels[name])
 

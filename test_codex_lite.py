@@ -2318,6 +2318,7 @@ def test_two_processes_refreshing_at_once_refresh_once(
         "import sys, codex_lite as cl\n"
         "auth = cl.ChatGptAuth(cl.default_codex_home() / 'auth.json', refresh_url=sys.argv[1])\n"
         "headers = {}\n"
+        "auth.refresh_if_stale()\n"
         "auth.add_auth_headers(headers)\n"
         "print(headers['Authorization'])\n"
     )
@@ -4047,6 +4048,98 @@ def test_a_compaction_trigger_read_with_an_id_is_sent_without(
     assert server.seen[0].json()["input"][1] == {"type": "compaction_trigger"}
 
 
+# --- Found in review: each case failed before its fix ------------------------------
+
+
+def test_a_cut_or_multi_frame_zstd_rollout_is_read_whole_or_refused(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    path, thread_id = write_rollout(home, [user("first"), user("second")])
+    raw = path.read_bytes()
+    half = len(raw) // 2
+    packed = path.with_name(path.name + ".zst")
+    frames = zstandard.ZstdCompressor().compress(raw[:half])
+    frames += zstandard.ZstdCompressor().compress(raw[half:])
+    packed.write_bytes(frames)
+    path.unlink()
+    assert history_texts(packed) == ["first", "second"]  # both frames
+    packed.write_bytes(zstandard.ZstdCompressor().compress(raw)[:-10])
+    done = cli(home, "exec", "resume", thread_id, "x", env=openai_env(server))
+    assert done.returncode == 2 and "truncated zstd data" in done.stderr
+    assert packed.exists() and not path.exists()  # nothing destroyed
+    assert server.seen == []
+
+
+def test_a_dry_run_never_refreshes_the_sign_in(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    chatgpt_login(home, expires_in=-10)
+    before = (home / "auth.json").read_bytes()
+    env = {"CODEX_REFRESH_TOKEN_URL_OVERRIDE": token_url(server)}
+    done = cli(home, "exec", "--dry-run", "hi", env=env)
+    assert done.returncode == 0, done.stderr
+    assert server.seen == [] and (home / "auth.json").read_bytes() == before
+
+
+def test_a_refresh_that_cannot_lock_goes_on_with_the_token(
+    server: Loopback, home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    chatgpt_login(home, expires_in=120)  # stale, but not yet expired
+    (home / "auth.json.lock").mkdir()
+    server.then(reply(body=text_stream()))
+    auth = cl.ChatGptAuth(home / "auth.json", refresh_url=token_url(server))
+    with caplog.at_level(logging.WARNING, logger="codex_lite"):
+        events = run(openai_client(server, home, auth=auth).new_turn())
+    assert isinstance(events[-1], cl.Completed)
+    assert "cannot refresh the sign-in" in caplog.text
+
+
+def test_appends_after_a_foreign_torn_line_cut_it_first(home: pathlib.Path) -> None:
+    path, _ = write_rollout(home, [user("one")])
+    writer = cl.RolloutWriter(path)
+    with path.open("ab") as f:  # another program, killed mid-line
+        f.write(b'{"timestamp":"t","ordinal":2,"type":"resp')
+    writer.append_items([user("two")])
+    writer.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["ordinal"] for line in lines] == [0, 1, 2]
+
+
+def test_secrets_are_scrubbed_before_text_is_cut_and_in_child_loggers(
+    server: Loopback, home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "SECRET-straddling-the-cut-1"
+    body = ("x" * 190 + secret).encode()  # the first 200 bytes end inside it
+    server.then(reply(400, body, {"Content-Type": "text/plain"}))
+    client = local_client(server, home, info={"experimental_bearer_token": secret})
+    with pytest.raises(cl.InvalidRequest) as caught:
+        run(client.new_turn())
+    assert "SECRET-strad" not in str(caught.value)
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("codex_lite.transport").warning("child: %s", secret)
+    assert secret not in caplog.text and "<redacted>" in caplog.text
+
+
+def test_empty_data_lines_count_toward_the_event_cap() -> None:
+    decoder = cl.SSEDecoder(max_size=1000)
+    with pytest.raises(cl.StreamError, match="larger than"):
+        for _ in range(10):
+            decoder.feed(b"data:\n" * 200)
+
+
+def test_a_corrupt_auth_json_can_still_be_replaced_or_removed(
+    home: pathlib.Path,
+) -> None:
+    (home / "auth.json").write_text("{bad")
+    done = cli(home, "login", "--with-api-key", stdin="sk-proj-replacement-key\n")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((home / "auth.json").read_text())["OPENAI_API_KEY"].startswith(
+        "sk-proj"
+    )
+    (home / "auth.json").write_text("{bad")
+    assert cli(home, "logout").returncode == 0 and not (home / "auth.json").exists()
+
+
 # --- Fuzzing ---------------------------------------------------------------------
 
 
@@ -5261,7 +5354,7 @@ def test_sigv4_botocore_suite(case: pathlib.Path) -> None:
         url,
         headers,
         body,
-        credentials=EXAMPLE_CREDENTIALS._replace(session_token=token),
+        credentials=dataclasses.replace(EXAMPLE_CREDENTIALS, session_token=token),
         region="us-east-1",
         service="service",
         now=SIGNING_TIME,
@@ -5327,7 +5420,7 @@ def test_sigv4_bedrock_like_request() -> None:
         "Content-Encoding": "zstd",
         "User-Agent": "ua",
     }
-    creds = EXAMPLE_CREDENTIALS._replace(session_token="tok/en+=")
+    creds = dataclasses.replace(EXAMPLE_CREDENTIALS, session_token="tok/en+=")
     signed = cl.sigv4_sign(
         "POST",
         url,
