@@ -1806,7 +1806,8 @@ class _ResponsesReader:
     def __init__(self, request_id: str | None) -> None:
         self.request_id = request_id
         self.done = False
-        self._stored: CodexError | None = None
+        self.failure: CodexError | None = None  # what the stream ends in, if not done
+        self.turn_state: str | None = None  # from a WebSocket `response.metadata`
 
     def read(self, sse: ServerSentEvent) -> ResponseEvent | None:
         if self.done or not sse.data or sse.data == "[DONE]":
@@ -1859,13 +1860,21 @@ class _ResponsesReader:
                 end_turn if isinstance(end_turn, bool) else None,
             )
         if kind == "response.failed":
-            self._stored = _failed_error(response, self.request_id)
+            self.failure = _failed_error(response, self.request_id)
         elif kind == "response.incomplete":
             reason = _json_get(_json_get(response, "incomplete_details"), "reason")
-            self._stored = StreamError(
+            self.failure = StreamError(
                 f"Incomplete response returned, reason: {reason or 'unknown'}",
                 request_id=self.request_id,
             )
+        elif kind == "response.metadata":
+            state = _json_get(_json_get(obj, "headers"), "x-codex-turn-state", str)
+            self.turn_state = self.turn_state or state
+        elif kind == "error" and type(obj.get("status")) is int:
+            # A WebSocket error frame: the HTTP status the request would have had.
+            headers = _json_get(obj, "headers", dict) or {}
+            headers = {k: v for k, v in headers.items() if isinstance(v, str)}
+            self.failure = _status_error(obj["status"], headers, obj)
         elif kind == "error":
             _log.warning(
                 "server sent an error event: %s", _scrub(json.dumps(obj))[:500]
@@ -1873,7 +1882,7 @@ class _ResponsesReader:
         return None
 
     def end_error(self) -> CodexError:
-        return self._stored or StreamError(
+        return self.failure or StreamError(
             "stream closed before response.completed", request_id=self.request_id
         )
 
@@ -1976,6 +1985,46 @@ def _join_request(
         parts.pop()
     parts.append(b"]" + (b"," + _dumps(dict(tail))[1:] if tail else b"}"))
     return b"".join(parts)
+
+
+class _RequestParts(typing.NamedTuple):
+    """A Responses request before it is joined: what both transports send.
+
+    `input` holds the encoded items, `input_ids` their ids (None for the
+    `leading` ones the client adds: instructions, Responses Lite tools).
+    """
+
+    url: str
+    headers: dict[str, str]  # without auth, turn state or body headers
+    head: dict[str, Any]
+    input: list[bytes]
+    input_ids: list[str | None]
+    tail: dict[str, Any]
+    leading: int
+
+    def settings(self) -> bytes:
+        """Every field but the input and the per-request metadata: what must
+        stay the same for a request to continue the last one."""
+        tail = {k: v for k, v in self.tail.items() if k != "client_metadata"}
+        return _dumps([self.head, tail])
+
+
+def _log_request(
+    transport: str, items: int, body_bytes: int, reused: bool | None, mode: str
+) -> None:
+    """Codex's "Responses request prepared" line (wire-spec §5)."""
+    large = body_bytes >= 8 << 20
+    _log.log(
+        logging.WARNING if large else logging.INFO,
+        "%sResponses request prepared transport=%s request.mode=%s "
+        "request.input_items=%d request.body_bytes=%d transport.connection_reused=%s",
+        "large " if large else "",
+        transport,
+        mode,
+        items,
+        body_bytes,
+        reused,
+    )
 
 
 class _FragmentCache:
@@ -3053,6 +3102,7 @@ class ModelProvider:
 
 _DEFAULT_FEATURES: dict[str, bool] = {
     "item_ids": False,
+    "responses_websockets": True,
     "enable_request_compression": True,
 }
 _SERVICE_TIERS = {"fast": "priority", "priority": "priority", "flex": "flex"}
@@ -3180,6 +3230,8 @@ class Client:
     `thread_id` and `session_id` are UUIDv7 strings; a root thread's session
     id is its thread id, a sub-agent (`subagent`) shares its root's.  A
     streamed line or event over `max_event_bytes` is a `StreamError`.
+    `prewarm` opens each WebSocket with a request that generates nothing
+    (as Codex does), so the first turn on it is already incremental.
     """
 
     def __init__(
@@ -3202,6 +3254,7 @@ class Client:
         retry_policy: RetryPolicy | None = None,
         http: requests.Session | None = None,
         max_event_bytes: int = _MAX_EVENT_BYTES,
+        prewarm: bool = False,
     ) -> None:
         self.provider = provider
         self.model = model
@@ -3220,6 +3273,9 @@ class Client:
         self.service_tier = service_tier
         self.retry_policy = retry_policy or provider.retry_policy()
         self.max_event_bytes = max_event_bytes
+        self.prewarm = prewarm
+        self._socket: _ResponsesSocket | None = None
+        self._over_http = False  # latched: never a WebSocket again
         self._window_number = 0
         self._http = http
         self._owns_http = http is None
@@ -3230,9 +3286,45 @@ class Client:
         return f"Client({self.provider!r}, model={self.model!r}, thread_id={self.thread_id!r})"
 
     def close(self) -> None:
-        """Close the HTTP session it made (its pooled connections)."""
+        """Close its WebSocket and the HTTP session it made (its pooled connections)."""
+        self._drop_socket()
         if self._http is not None and self._owns_http:
             self._http.close()
+
+    def _websocket_ready(self) -> bool:
+        """Whether the next request goes over a WebSocket: on a provider that
+        supports them (the built-in `openai`), unless turned off
+        (`features.responses_websockets`), signed with SigV4, or without the
+        `websockets` package (then HTTP, quietly)."""
+        if self._over_http:
+            return False
+        wanted = (
+            self.provider.info.supports_websockets
+            and self.features.get("responses_websockets")
+            and not isinstance(self.auth, SigV4Auth)
+        )
+        if wanted:
+            try:
+                import websockets.sync.client  # noqa: F401
+                from websockets.version import version
+            except ImportError:
+                version = ""
+            major = version.partition(".")[0]
+            if major.isdigit() and int(major) >= 15:
+                return True  # the first with proxies and `send(text=)`
+            _log.debug("Responses over HTTP: no websockets package >= 15")
+        self._over_http = True
+        return False
+
+    def _use_http(self, why: str) -> None:
+        _log.info("Responses over HTTP from now on: %s", why)
+        self._over_http = True
+        self._drop_socket()
+
+    def _drop_socket(self) -> None:
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            socket.connection.close()
 
     @property
     def rules(self) -> _Rules:
@@ -3301,6 +3393,7 @@ class Client:
         child.thread_id, child.subagent = _uuid7(), label
         child.parent_thread_id = self.thread_id
         child._fragments = _FragmentCache(child._request_item_json)
+        child._socket = None  # a connection holds one thread's last response
         child._http, child._owns_http = self.http, False  # one pool for the tree
         return child
 
@@ -3343,8 +3436,9 @@ class Turn:
 
     def _body(
         self, prompt: Prompt, tier: str | None, turn_metadata: str | None
-    ) -> tuple[dict[str, Any], list[bytes], dict[str, Any]]:
-        """The request body as head fields, encoded input items, tail fields (§11)."""
+    ) -> tuple[dict[str, Any], list[bytes], list[str | None], dict[str, Any], int]:
+        """The request body as head fields, encoded input items and their
+        ids, tail fields (§11), and how many items lead the prompt's."""
         client, rules = self.client, self.client.rules
         reasoning: dict[str, Any] = {}
         if effort := prompt.reasoning_effort or client.reasoning_effort:
@@ -3360,6 +3454,7 @@ class Turn:
             leading.append(self._instructions_item(prompt.instructions))
         head: dict[str, Any] = {"model": client.model}
         fragments = leading + client._fragments.encode(items)
+        ids = [None] * len(leading) + [getattr(i, "id", None) for i in items]
         tail: dict[str, Any] = {}
         if prompt.tools is not None:
             tail["tools"] = prompt.tools
@@ -3386,7 +3481,7 @@ class Turn:
             tail["text"] = text
         if turn_metadata is not None:
             tail["client_metadata"] = self._client_metadata(turn_metadata)
-        return head, fragments, tail
+        return head, fragments, ids, tail, len(leading)
 
     def _responses_lite(
         self, prompt: Prompt, reasoning: dict[str, Any]
@@ -3457,6 +3552,7 @@ class Turn:
             "thread_id": client.thread_id,
             "x-codex-window-id": client.window_id,
             "turn_id": self.turn_id,
+            "root_turn_id": self.turn_id,
             "x-codex-turn-metadata": turn_metadata,
         }
         if client.subagent:
@@ -3465,15 +3561,9 @@ class Turn:
             metadata["x-codex-parent-thread-id"] = client.parent_thread_id
         return metadata
 
-    def _headers(
-        self, body: _EncodedBody, tier: str | None, turn_metadata: str | None
-    ) -> dict[str, str]:
+    def _headers(self, tier: str | None, turn_metadata: str | None) -> dict[str, str]:
         client, rules = self.client, self.client.rules
-        headers = {
-            "Accept": "text/event-stream",
-            **body.headers,
-            **client.provider.headers(),
-        }
+        headers = {"Accept": "text/event-stream", **client.provider.headers()}
         headers["originator"] = client.originator
         headers["User-Agent"] = _user_agent(client.originator)
         headers["x-client-request-id"] = client.thread_id
@@ -3493,31 +3583,36 @@ class Turn:
             headers["x-codex-routing-hint"] = f"model={client.model}{tier_part}"
         return headers
 
-    def _build(self, prompt: Prompt, *, keep_json: bool = False) -> PreparedRequest:
-        """The request without auth or turn state: what every attempt starts from."""
-        client, rules = self.client, self.client.rules
+    def _parts(self, prompt: Prompt) -> _RequestParts:
+        """The request before it is joined, without auth or turn state: what
+        every attempt, over either transport, starts from."""
+        client = self.client
         tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
         # Codex sends turn metadata to every provider; we keep it, like
         # client_metadata, to OpenAI.
-        turn_metadata = self._turn_metadata(prompt) if rules.openai_metadata else None
-        head, fragments, tail = self._body(prompt, tier, turn_metadata)
-        json_bytes = _join_request(head, fragments, tail)
-        body = _EncodedBody(json_bytes, compress=rules.compress, keep_json=keep_json)
+        openai = client.rules.openai_metadata
+        turn_metadata = self._turn_metadata(prompt) if openai else None
+        head, fragments, ids, tail, leading = self._body(prompt, tier, turn_metadata)
         url = client.provider.url_for_path("responses", client.auth)
-        large = len(json_bytes) >= 8 << 20
-        _log.log(
-            logging.WARNING if large else logging.INFO,
-            "%sResponses request prepared input_items=%d body_bytes=%d",
-            "large " if large else "",
-            len(fragments),
-            len(json_bytes),
-        )
+        headers = self._headers(tier, turn_metadata)
+        return _RequestParts(url, headers, head, fragments, ids, tail, leading)
+
+    def _build(self, prompt: Prompt, *, keep_json: bool = False) -> PreparedRequest:
+        """The HTTP request without auth or turn state."""
+        return self._http_request(self._parts(prompt), keep_json=keep_json)
+
+    def _http_request(
+        self, parts: _RequestParts, *, keep_json: bool = False
+    ) -> PreparedRequest:
+        json_bytes = _join_request(parts.head, parts.input, parts.tail)
+        compress = self.client.rules.compress
+        body = _EncodedBody(json_bytes, compress=compress, keep_json=keep_json)
+        _log_request("responses_http", len(parts.input), len(json_bytes), None, "full")
         if _transport_log.isEnabledFor(TRACE):
-            _transport_log.log(
-                TRACE, "POST to %s: %s", _redact_url(url), json_bytes.decode()
-            )
-        headers = self._headers(body, tier, turn_metadata)
-        return PreparedRequest("POST", url, headers, body.data, body.json)
+            url = _redact_url(parts.url)
+            _transport_log.log(TRACE, "POST to %s: %s", url, json_bytes.decode())
+        headers = {**parts.headers, **body.headers}
+        return PreparedRequest("POST", parts.url, headers, body.data, body.json)
 
     def _attempt(self, request: PreparedRequest) -> PreparedRequest:
         if self.turn_state is not None:
@@ -3531,60 +3626,75 @@ class Turn:
 
     # Sending ---------------------------------------------------------------
 
-    def _capture_turn_state(self, response: requests.Response) -> None:
-        value = response.headers.get("x-codex-turn-state")
+    def _capture_turn_state(self, headers: Mapping[str, str]) -> None:
+        value = headers.get("x-codex-turn-state")
         if value and self.turn_state is None:
             self.turn_state = value
 
-    def _send(self, unsigned: PreparedRequest) -> requests.Response:
-        """POST with retries until a 2xx arrives; raise a typed error otherwise.
-
-        Each attempt signs the unsigned request afresh (auth, turn state) and
-        sends the same body bytes; what to do after a failure is `_next_step`.
-        """
+    def _post(self, unsigned: PreparedRequest) -> requests.Response:
+        """POST with retries until a 2xx arrives; raise a typed error otherwise."""
         import requests
 
-        client, policy, auth = self.client, self.client.retry_policy, self.client.auth
+        http, provider = self.client.http, self.client.provider
         # What requests would redo on every attempt and which cannot change
         # between attempts (session headers and cookies, proxies and CA
         # bundle from the environment) is done once.
-        http = client.http
         try:
             base = http.prepare_request(
                 requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
             )
         except requests.RequestException as exc:
-            raise _unsendable(client.provider, exc) from None
+            raise _unsendable(provider, exc) from None
         settings = http.merge_environment_settings(base.url, {}, True, None, None)
-        attempt, reloaded = 1, False
-        while True:
-            auth.refresh_if_stale()
-            signed = self._attempt(unsigned)
+
+        def send_once(
+            signed: PreparedRequest, timeout: tuple[float, float]
+        ) -> requests.Response | _Failure:
             wire = base.copy()
             wire.headers.update(signed.headers)
             if signed.url != unsigned.url:
                 wire.prepare_url(signed.url, None)
-            status: int | None = None
-            headers: Mapping[str, str] = {}
-            timeout = (policy.connect_timeout, policy.stream_idle_timeout)
-            if self._deadline is not None:  # no wait, read or connect past it
-                left = max(0.1, self._deadline - time.monotonic())
-                timeout = (min(timeout[0], left), min(timeout[1], left))
             try:
                 response = http.send(
                     wire, timeout=timeout, allow_redirects=False, **settings
                 )
             except _transport_errors() as exc:
-                error: CodexError = TransportError(f"request failed: {_describe(exc)}")
+                failed = TransportError(f"request failed: {_describe(exc)}")
+                return _Failure(failed, None, {})
             except requests.RequestException as exc:
-                raise _unsendable(client.provider, exc) from None
-            else:
-                if response.status_code < 300:
-                    self._capture_turn_state(response)
-                    return response
-                error = _http_error(response)
-                response.close()
-                status, headers = response.status_code, response.headers
+                raise _unsendable(provider, exc) from None
+            if response.status_code < 300:
+                self._capture_turn_state(response.headers)
+                return response
+            error = _http_error(response)
+            response.close()
+            return _Failure(error, response.status_code, response.headers)
+
+        return self._send(unsigned, send_once)
+
+    def _send(
+        self,
+        unsigned: PreparedRequest,
+        send_once: Callable[[PreparedRequest, tuple[float, float]], _T | _Failure],
+    ) -> _T:
+        """Attempts until one succeeds; raise a typed error otherwise.
+
+        Each attempt signs the unsigned request afresh (auth, turn state) and
+        sends the same body bytes with `send_once(signed, timeouts)`; what to
+        do after a failure is `_next_step`.
+        """
+        policy, auth = self.client.retry_policy, self.client.auth
+        attempt, reloaded = 1, False
+        while True:
+            auth.refresh_if_stale()
+            timeout = (policy.connect_timeout, policy.stream_idle_timeout)
+            if self._deadline is not None:  # no wait, read or connect past it
+                left = max(0.1, self._deadline - time.monotonic())
+                timeout = (min(timeout[0], left), min(timeout[1], left))
+            outcome = send_once(self._attempt(unsigned), timeout)
+            if not isinstance(outcome, _Failure):
+                return outcome
+            error, status, headers = outcome
             step = _next_step(error, status, headers, attempt, reloaded, policy)
             if step == "reload":
                 reloaded, owner = True, auth.account_id
@@ -3613,19 +3723,32 @@ class Turn:
         """Send the prompt and yield events until `Completed`.
 
         A stream that breaks is sent again (same bytes); a `StreamRetry`
-        event comes first, so a consumer can drop what it had so far.
+        event comes first, so a consumer can drop what it had so far.  Past
+        the stream retry budget a WebSocket client goes over to HTTP, with a
+        budget of its own.
         """
-        request = self._build(prompt)
-        policy = self.client.retry_policy
+        parts = self._parts(prompt)
+        policy, request = self.client.retry_policy, None
         if policy.turn_timeout is not None:
             self._deadline = time.monotonic() + policy.turn_timeout
         retries = 0
         while True:
+            websocket = self.client._websocket_ready()
             try:
+                if websocket:
+                    yield from self._ws_exchange(parts)
+                    return
+                request = request or self._http_request(parts)
                 yield from self._exchange(request)
                 return
+            except _UseHttp as reason:
+                self.client._use_http(str(reason))
+                continue
             except StreamError as error:
-                if retries >= policy.stream_max_retries:
+                if retries >= policy.stream_max_retries and websocket:
+                    self.client._use_http(f"the stream failed {retries + 1} times")
+                    retries = 0
+                elif retries >= policy.stream_max_retries:
                     raise
                 if error.delay is not None and error.delay > policy.max_retry_after:
                     raise
@@ -3635,17 +3758,185 @@ class Turn:
                 self._wait(delay, error)
 
     def _exchange(self, unsigned: PreparedRequest) -> Iterator[ResponseEvent]:
-        """One request and the events of its answer, over the client's
-        transport: the seam.  HTTP+SSE here: a POST (retried by `_send`) and
-        its streamed body; a WebSocket transport would send a frame and read
-        frames, through the same `_ResponsesReader`."""
-        response = self._send(unsigned)
+        """One HTTP request and the events of its answer: a POST (retried by
+        `_send`) and its streamed body."""
+        response = self._post(unsigned)
         try:
             yield from _read_stream(
                 response, self.client.max_event_bytes, self._deadline
             )
         finally:
             response.close()
+
+    def _ws_exchange(self, parts: _RequestParts) -> Iterator[ResponseEvent]:
+        """One request over the client's WebSocket, opened (and prewarmed)
+        first if need be: a `response.create` frame, then a frame per event."""
+        client = self.client
+        socket = client._socket
+        if socket is None:
+            socket = client._socket = self._ws_connect(parts)
+            if client.prewarm:
+                for _ in self._ws_request(socket, parts, generate=False):
+                    pass
+        yield from self._ws_request(socket, parts, generate=True)
+
+    def _ws_connect(self, parts: _RequestParts) -> _ResponsesSocket:
+        """The handshake, retried like a POST: auth applied on each attempt."""
+        from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+        from websockets.sync.client import connect
+
+        client = self.client
+        url = "ws" + parts.url.removeprefix("http")  # ws:// or wss://
+        headers = {k: v for k, v in parts.headers.items() if k != "Accept"}
+        unsigned = PreparedRequest("GET", url, headers, b"")
+        context = None
+        if url.startswith("wss:"):
+            import ssl
+
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+                "CURL_CA_BUNDLE"
+            )  # what the HTTP path trusts, as requests reads it
+            context = ssl.create_default_context(cafile=bundle or None)
+
+        def send_once(
+            signed: PreparedRequest, timeout: tuple[float, float]
+        ) -> Any | _Failure:
+            wire = {
+                k: v for k, v in signed.headers.items() if k != "x-codex-turn-state"
+            }
+            wire["OpenAI-Beta"] = _RESPONSES_WEBSOCKETS_BETA
+            try:
+                connection = connect(
+                    signed.url,
+                    additional_headers=wire,
+                    user_agent_header=wire.pop("User-Agent"),
+                    open_timeout=timeout[0],
+                    close_timeout=1,
+                    max_size=client.max_event_bytes,
+                    ssl=context,
+                )
+            except InvalidStatus as exc:
+                status, answer = exc.response.status_code, exc.response.headers
+                if status in (401, 403, 408, 429) or status >= 500:
+                    raw = bytes(exc.response.body or b"")
+                    try:
+                        body = json.loads(raw)
+                    except (ValueError, RecursionError):
+                        body = None
+                    error = _status_error(status, answer, body, raw)
+                    return _Failure(error, status, answer)
+                raise _UseHttp(f"the WebSocket handshake was answered {status}")
+            except InvalidURI:
+                raise _unsendable(client.provider, ValueError()) from None
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                failed = TransportError(
+                    f"WebSocket connect failed: {type(exc).__name__}"
+                )
+                return _Failure(failed, None, {})
+            connection.__enter__()  # as the library asks (17.1 warns otherwise)
+            return connection
+
+        try:
+            socket = _ResponsesSocket(self._send(unsigned, send_once))
+        except RetryLimitExceeded as exc:
+            if isinstance(exc.last_error, TransportError):
+                raise _UseHttp(str(exc.last_error)) from None
+            raise
+        if socket.connection.response is not None:
+            answer = socket.connection.response.headers
+            self._capture_turn_state(answer)
+            socket.header_events = _events_from_headers(answer)
+        return socket
+
+    def _ws_request(
+        self, socket: _ResponsesSocket, parts: _RequestParts, *, generate: bool
+    ) -> Iterator[ResponseEvent]:
+        from websockets.exceptions import ConnectionClosed
+
+        client, policy = self.client, self.client.retry_policy
+        if not generate:  # a prewarm: the leading items, nothing generated
+            leading = parts.leading
+            parts = parts._replace(
+                input=parts.input[:leading], input_ids=parts.input_ids[:leading]
+            )
+        new_input = _new_input(socket.last, parts)
+        previous = socket.last.response_id if socket.last else None
+        metadata = {"x-codex-ws-stream-request-start-ms": str(time.time_ns() // 10**6)}
+        if self.turn_state is not None:
+            metadata["x-codex-turn-state"] = self.turn_state
+        frame = _response_create(
+            parts, new_input, previous, metadata, generate=generate
+        )
+        mode = "full" if new_input is None else "incremental"
+        items = len(parts.input if new_input is None else new_input)
+        _log_request("responses_websocket", items, len(frame), socket.used, mode)
+        socket.last, socket.used = None, True  # until this one completes
+        reader, output_ids, completed = _ResponsesReader(None), [], False
+        if generate:  # what the handshake's answer said, once per connection
+            yield from socket.header_events
+            socket.header_events = []
+        try:
+            socket.connection.send(frame, text=True)
+            while True:
+                idle = policy.stream_idle_timeout
+                if self._deadline is not None:
+                    idle = min(idle, self._deadline - time.monotonic())
+                    if idle <= 0:
+                        error = StreamError("still streaming")
+                        raise RetryLimitExceeded("the turn's deadline came", error)
+                message = socket.connection.recv(timeout=idle)
+                if not isinstance(message, str):
+                    continue  # Responses events are text frames
+                event = reader.read(ServerSentEvent(data=message))
+                if reader.turn_state is not None:
+                    self._capture_turn_state({"x-codex-turn-state": reader.turn_state})
+                if reader.failure is not None:
+                    raise self._ws_failure(reader.failure)
+                if event is None:
+                    continue
+                if isinstance(event, OutputItemDone):
+                    output_ids.append(getattr(event.item, "id", None))
+                if generate:
+                    yield event
+                if isinstance(event, Completed):
+                    completed = True
+                    if event.response_id:
+                        socket.last = _LastExchange(
+                            parts.settings(), parts.input, event.response_id, output_ids
+                        )
+                    return
+        except TimeoutError:
+            raise StreamError("idle timeout waiting for WebSocket events") from None
+        except (ConnectionClosed, OSError) as exc:
+            close = getattr(exc, "rcvd", None) or getattr(exc, "sent", None)
+            why = f" (close code {close.code})" if close is not None else ""
+            raise StreamError(
+                f"WebSocket closed before response.completed{why}"
+            ) from None
+        finally:
+            if not completed:  # a response may still be coming: never read it
+                client._drop_socket()
+
+    def _ws_failure(self, failure: CodexError) -> CodexError:
+        """What a failed request on the socket becomes: a stream error to
+        retry (on a fresh connection: the failed one is dropped), or the
+        typed error to raise."""
+        client = self.client
+        if (
+            isinstance(failure, ApiError)
+            and failure.code == "previous_response_not_found"
+        ):
+            # The server forgot: a fresh connection starts over, in full.
+            return StreamError(failure.message, request_id=failure.request_id)
+        if not isinstance(failure, ApiError) or failure.status is None:
+            return failure  # a `response.failed` or `.incomplete`: as over HTTP
+        policy = client.retry_policy
+        step = _next_step(failure, failure.status, {}, 1, False, policy)
+        if step == "reload":
+            client.auth.reload()
+        elif not isinstance(step, float):
+            return failure
+        return StreamError(str(failure), request_id=failure.request_id)
 
     def _wait(self, delay: float, error: CodexError) -> None:
         """Sleep before a retry, unless that would pass the turn's deadline."""
@@ -3813,8 +4104,6 @@ def _http_error(response: requests.Response) -> ApiError:
     import requests
     import urllib3
 
-    status = response.status_code
-    request_id = response.headers.get("x-request-id")
     raw = b""
     try:
         for chunk in response.iter_content(65536):
@@ -3823,11 +4112,25 @@ def _http_error(response: requests.Response) -> ApiError:
                 break
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
         pass
-    message, code = response.reason or f"HTTP {status}", None
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
         body = None
+    status, headers = response.status_code, response.headers
+    return _status_error(status, headers, body, raw, response.reason)
+
+
+def _status_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: Any,
+    raw: bytes = b"",
+    reason: str | None = None,
+) -> ApiError:
+    """The typed error an HTTP status and error body (parsed, and `raw`)
+    stand for; a WebSocket error frame is read the same way."""
+    request_id = headers.get("x-request-id")
+    message, code = reason or f"HTTP {status}", None
     error = _json_get(body, "error")
     if isinstance(error, dict):
         message = str(error.get("message") or message)
@@ -3844,6 +4147,84 @@ def _http_error(response: requests.Response) -> ApiError:
     else:
         cls = ApiError
     return cls(message, status=status, code=code, request_id=request_id)
+
+
+class _Failure(typing.NamedTuple):
+    """An attempt that failed, and the status and headers of the answer
+    (None and {} when none came)."""
+
+    error: CodexError
+    status: int | None
+    headers: Mapping[str, str]
+
+
+# --- Responses over WebSocket -----------------------------------------------
+#
+# Codex's first choice for OpenAI (codex-interop.md): one connection per
+# client, one text frame per request and per event.  The server keeps the
+# last response of the connection, so a request that only adds to the last
+# one names it (`previous_response_id`) and sends just the new items.
+
+_RESPONSES_WEBSOCKETS_BETA = "responses_websockets=2026-02-06"
+
+
+class _UseHttp(Exception):
+    """The server does not take WebSockets here: HTTP from now on."""
+
+
+class _LastExchange(typing.NamedTuple):
+    """What the server holds of a connection: the last request and its answer."""
+
+    settings: bytes
+    input: list[bytes]
+    response_id: str
+    output_ids: list[str | None]
+
+
+class _ResponsesSocket:
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection  # a websockets.sync ClientConnection
+        self.last: _LastExchange | None = None
+        self.used = False  # whether a request went over it yet
+        self.header_events: list[ResponseEvent] = []
+
+
+def _new_input(last: _LastExchange | None, parts: _RequestParts) -> list[bytes] | None:
+    """The items a request adds to the last exchange, or None when it does
+    not continue it: other settings, or an input that is not the last input
+    followed by the last response's output (matched by item id)."""
+    if last is None or parts.settings() != last.settings:
+        return None
+    known, output = len(last.input), len(last.output_ids)
+    if parts.input[:known] != last.input or None in last.output_ids:
+        return None
+    if parts.input_ids[known : known + output] != last.output_ids:
+        return None
+    return parts.input[known + output :]
+
+
+def _response_create(
+    parts: _RequestParts,
+    new_input: list[bytes] | None,
+    previous_response_id: str | None,
+    metadata: dict[str, str],
+    *,
+    generate: bool,
+) -> bytes:
+    """The `response.create` frame: the HTTP body with its `type`, in full or
+    continuing `previous_response_id`; `metadata` joins `client_metadata`
+    (over a WebSocket the turn state travels there)."""
+    head: dict[str, Any] = {"type": "response.create", **parts.head}
+    if new_input is not None and previous_response_id is not None:
+        head["previous_response_id"] = previous_response_id
+    tail = {
+        **parts.tail,
+        "client_metadata": {**parts.tail.get("client_metadata", {}), **metadata},
+    }
+    if not generate:
+        tail["generate"] = False
+    items = parts.input if new_input is None else new_input
+    return _join_request(head, items, tail)
 
 
 # --- Conversation and realtime ---------------------------------------------

@@ -95,15 +95,17 @@ def completed(response_id: str = "resp_1", **extra: Any) -> dict[str, Any]:
     return {"type": "response.completed", "response": {"id": response_id, **extra}}
 
 
-def text_stream(text: str = "Hello", response_id: str = "resp_1") -> bytes:
-    return sse(
+def text_events(
+    text: str = "Hello", response_id: str = "resp_1", item_id: str = "msg_1"
+) -> list[dict[str, Any]]:
+    return [
         {"type": "response.created", "response": {"id": response_id}},
-        {"type": "response.output_text.delta", "delta": text, "item_id": "msg_1"},
+        {"type": "response.output_text.delta", "delta": text, "item_id": item_id},
         {
             "type": "response.output_item.done",
             "item": {
                 "type": "message",
-                "id": "msg_1",
+                "id": item_id,
                 "role": "assistant",
                 "content": [{"type": "output_text", "text": text, "annotations": []}],
             },
@@ -112,7 +114,11 @@ def text_stream(text: str = "Hello", response_id: str = "resp_1") -> bytes:
             response_id,
             usage={"input_tokens": 3, "output_tokens": 1, "total_tokens": 4},
         ),
-    )
+    ]
+
+
+def text_stream(text: str = "Hello", response_id: str = "resp_1") -> bytes:
+    return sse(*text_events(text, response_id))
 
 
 def reply(
@@ -161,11 +167,57 @@ def reset_connection(handler: http.server.BaseHTTPRequestHandler) -> None:
     handler.close_connection = True
 
 
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+
+
+class RawWebSocket:
+    """RFC 6455 frames read and written by hand (section 5.2), for what a
+    library server hides: the client's masking, fragments, control frames."""
+
+    def __init__(self, rfile: Any, wfile: Any) -> None:
+        self.rfile, self.wfile = rfile, wfile
+
+    def read(self) -> tuple[int, bool, bool, bytes]:
+        """The next frame: opcode, FIN, whether it was masked, payload."""
+        first, second = self.rfile.read(2)
+        size = second & 0x7F
+        if size >= 126:
+            size = int.from_bytes(self.rfile.read(2 if size == 126 else 8), "big")
+        mask = self.rfile.read(4) if second & 0x80 else b""
+        data = self.rfile.read(size)
+        if mask:
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        return first & 0x0F, bool(first & 0x80), bool(mask), data
+
+    def write(self, opcode: int, payload: bytes, *, fin: bool = True) -> None:
+        size = len(payload)
+        head = bytes([(0x80 if fin else 0) | opcode])
+        if size < 126:
+            head += bytes([size])
+        elif size < 1 << 16:
+            head += bytes([126]) + size.to_bytes(2, "big")
+        else:
+            head += bytes([127]) + size.to_bytes(8, "big")
+        self.wfile.write(head + payload)
+        self.wfile.flush()
+
+    def send_events(self, *events: dict[str, Any]) -> None:
+        for event in events:
+            self.write(0x1, json.dumps(event).encode())
+
+
 class Loopback:
-    """A real HTTP server on 127.0.0.1 answering from a script."""
+    """A real HTTP server on 127.0.0.1 answering from a script.
+
+    WebSocket handshakes are answered `upgrade_status` (426, as OpenAI tells
+    a client it does not let use WebSockets), or taken by `websocket`.
+    """
 
     def __init__(self) -> None:
         self.seen: list[Seen] = []
+        self.upgrades: list[Seen] = []  # WebSocket handshakes
+        self.upgrade_status = 426  # what they get, unless `websocket` takes them
+        self.websocket: Callable[[RawWebSocket], None] | None = None
         self.script: list[Reply] = []
         outer = self
 
@@ -181,7 +233,27 @@ class Loopback:
                 step = outer.script.pop(0) if outer.script else reply(500, b"no script")
                 step(self)
 
-            do_GET = do_POST
+            def do_GET(self) -> None:
+                if self.headers.get("Upgrade", "").lower() != "websocket":
+                    return self.do_POST()
+                outer.upgrades.append(
+                    Seen(self.command, self.path, list(self.headers.items()), b"")
+                )
+                if outer.websocket is None:
+                    status = outer.upgrade_status
+                    reply(
+                        status, b"no WebSockets here", {"Content-Type": "text/plain"}
+                    )(self)
+                    return None
+                key = self.headers["Sec-WebSocket-Key"] + WS_GUID
+                self.send_response(101)
+                self.send_header("Upgrade", "websocket")
+                self.send_header("Connection", "Upgrade")
+                accept = base64.b64encode(hashlib.sha1(key.encode()).digest())
+                self.send_header("Sec-WebSocket-Accept", accept.decode())
+                self.end_headers()
+                self.close_connection = True
+                return outer.websocket(RawWebSocket(self.rfile, self.wfile))
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -1024,6 +1096,7 @@ def test_body_fields_in_wire_order_for_openai(
         "thread_id": client.thread_id,
         "x-codex-window-id": f"{client.thread_id}:0",
         "turn_id": turn.turn_id,
+        "root_turn_id": turn.turn_id,  # as in the captured 0.169 requests
         "x-codex-turn-metadata": header,
     }
     metadata = json.loads(header)
@@ -5582,3 +5655,450 @@ def test_sigv4_query_sorting_and_repeated_headers() -> None:
     )
     assert canonical.split("\n")[2] == "a=0&a=1&a-b=2&b="
     assert "x-a:two words,b\n" in canonical and signed == "host;x-a"
+
+
+# --- Responses over WebSocket -------------------------------------------------
+#
+# `WsBackend` is the websockets library's server side: real frames, masked by
+# the client and deflated when both agree.  `RawWebSocket` (in `Loopback`)
+# shows what that library hides.  Expected headers and keys come from the
+# frames Codex 0.169 sent (tests/codex-0.169.0/openai-websocket-*.json).
+
+WsStep = Callable[[Any, dict[str, Any], int], None]
+CODEX_WS = json.loads(
+    (TESTS / "codex-0.169.0" / "openai-websocket-two-turns.requests.json").read_text()
+)
+
+
+def ws_answer(text: str = "ok") -> WsStep:
+    """A text stream; a prewarm (`generate: false`) gets a response without output."""
+
+    def step(connection: Any, request: dict[str, Any], number: int) -> None:
+        events = text_events(text, f"resp_{number}", f"msg_{number}")
+        if request.get("generate") is False:
+            events = [events[0], completed(f"resp_{number}")]
+        for event in events:
+            connection.send(json.dumps(event))
+
+    return step
+
+
+def ws_events(*events: dict[str, Any], close: bool = False) -> WsStep:
+    def step(connection: Any, request: dict[str, Any], number: int) -> None:
+        for event in events:
+            connection.send(json.dumps(event))
+        if close:
+            connection.close()
+
+    return step
+
+
+def ws_stall(connection: Any, request: dict[str, Any], number: int) -> None:
+    """Read the request and answer nothing."""
+
+
+class WsBackend:
+    """A Responses WebSocket server on 127.0.0.1, answering from a script."""
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve
+
+        self.handshakes: list[Seen] = []
+        self.frames: list[str] = []  # each response.create, as it arrived
+        self.script: list[WsStep] = []
+        self.answer_headers: dict[str, str] = {}
+
+        def process_request(connection: Any, request: Any) -> None:
+            headers = list(request.headers.raw_items())
+            self.handshakes.append(Seen("GET", request.path, headers, b""))
+
+        def process_response(connection: Any, request: Any, response: Any) -> None:
+            for name, value in self.answer_headers.items():
+                response.headers[name] = value
+
+        def handler(connection: Any) -> None:
+            with contextlib.suppress(Exception):  # a client that hangs up
+                for message in connection:
+                    self.frames.append(message)
+                    step = self.script.pop(0) if self.script else ws_answer()
+                    step(connection, json.loads(message), len(self.frames))
+
+        self.server = serve(
+            handler,
+            "127.0.0.1",
+            0,
+            process_request=process_request,
+            process_response=process_response,
+            max_size=None,
+        )
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.socket.getsockname()[1]}/v1"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return [json.loads(frame) for frame in self.frames]
+
+    def then(self, *steps: WsStep) -> WsBackend:
+        self.script.extend(steps)
+        return self
+
+
+@pytest.fixture
+def ws() -> Iterator[WsBackend]:
+    backend = WsBackend()
+    yield backend
+    backend.server.shutdown()
+
+
+def input_texts(request: dict[str, Any]) -> list[str]:
+    return [i["content"][0]["text"] for i in request["input"]]
+
+
+def test_ws_handshake_headers_and_frame_keys_are_codexs(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    client = openai_client(ws, home, prewarm=True)
+    with client:
+        events = run(client.new_turn(), instructions="Be brief.")
+    assert isinstance(events[-1], cl.Completed)
+    (shake,) = ws.handshakes
+    codex_open, codex_prewarm, codex_turn = CODEX_WS["records"][:3]
+    assert shake.path == codex_open["path"] == "/v1/responses"
+    # x-codex-beta-features names Codex's own features
+    codex_names = {k.lower() for k, _ in codex_open["headers"]}
+    assert set(shake.header_names()) == codex_names - {"x-codex-beta-features"}
+    assert shake.header("openai-beta") == "responses_websockets=2026-02-06"
+    assert "permessage-deflate" in (shake.header("sec-websocket-extensions") or "")
+    assert shake.header("authorization") == "Bearer sk-test"
+    assert shake.header("x-client-request-id") == client.thread_id
+    prewarm, turn = ws.requests
+    assert set(prewarm) == set(codex_prewarm["json"]) - {"tools", "text"}
+    assert set(turn) == set(codex_turn["json"]) - {"tools", "text"}
+    assert prewarm["generate"] is False and prewarm["type"] == "response.create"
+    assert input_texts(prewarm) == ["Be brief."]
+    assert turn["previous_response_id"] == "resp_1"
+    assert input_texts(turn) == ["hi"]
+    codex_metadata = set(codex_turn["json"]["client_metadata"]) - {"mcp_attribution"}
+    assert set(turn["client_metadata"]) == codex_metadata
+
+
+def test_ws_later_turns_send_only_the_new_items(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    with cl.Conversation(openai_client(ws, home), instructions="Be brief.") as convo:
+        for n in range(1, 4):
+            assert convo.run_turn(f"question {n}").text == "ok"
+    first, second, third = ws.requests
+    assert "previous_response_id" not in first
+    assert input_texts(first) == ["Be brief.", "question 1"]
+    assert second["previous_response_id"] == "resp_1"
+    assert input_texts(second) == ["question 2"]
+    assert third["previous_response_id"] == "resp_2"
+    assert input_texts(third) == ["question 3"]
+    assert len(ws.handshakes) == 1
+    assistant = [m.id for m in convo.history if getattr(m, "role", "") == "assistant"]
+    assert assistant == ["msg_1", "msg_2", "msg_3"]
+
+
+def test_ws_changed_settings_or_history_send_the_full_request(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    with cl.Conversation(openai_client(ws, home)) as convo:
+        convo.run_turn("one")
+        convo.run_turn("two", output_schema={"type": "object"})
+        del convo.history[-1]  # history that does not extend the last request
+        convo.run_turn("three", output_schema={"type": "object"})
+    _, second, third = ws.requests
+    assert "previous_response_id" not in second
+    assert input_texts(second) == ["one", "ok", "two"]
+    assert "previous_response_id" not in third
+    assert input_texts(third) == ["one", "ok", "two", "three"]
+
+
+def test_ws_turn_state_from_the_handshake_travels_in_client_metadata(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    ws.answer_headers = {"x-codex-turn-state": "ts-1"}
+    with cl.Conversation(openai_client(ws, home)) as convo:
+        convo.run_turn("one")
+        convo.run_turn("two")
+    first, second = ws.requests
+    assert first["client_metadata"]["x-codex-turn-state"] == "ts-1"
+    assert "x-codex-turn-state" not in second["client_metadata"]  # a new turn
+    assert ws.handshakes[0].header("x-codex-turn-state") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [
+        (429, "insufficient_quota", cl.QuotaExceeded),
+        (400, "invalid_request_error", cl.InvalidRequest),
+        (400, "context_length_exceeded", cl.ContextWindowExceeded),
+    ],
+)
+def test_ws_error_frames_are_the_errors_of_their_status(
+    ws: WsBackend, home: pathlib.Path, status: int, code: str, error: type[Exception]
+) -> None:
+    frame = {
+        "type": "error",
+        "status": status,
+        "error": {"type": code, "code": code, "message": f"it says {code}"},
+    }
+    ws.then(ws_events(frame))
+    with pytest.raises(error, match=f"it says {code}") as raised:
+        run(openai_client(ws, home).new_turn())
+    assert getattr(raised.value, "status", None) == status
+    assert len(ws.frames) == 1
+
+
+def test_ws_server_errors_stalls_and_closes_are_retried_on_a_fresh_connection(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    busy = {"type": "error", "status": 503, "error": {"message": "busy"}}
+    started = {"type": "response.created", "response": {"id": "resp_x"}}
+    ws.then(ws_events(busy), ws_stall, ws_events(started, close=True))
+    policy = dataclasses.replace(FAST, stream_idle_timeout=0.5)
+    with cl.Conversation(openai_client(ws, home, retry_policy=policy)) as convo:
+        events = list(convo.stream_turn("hi"))
+    retries = [e for e in events if isinstance(e, cl.StreamRetry)]
+    assert [str(r.error) for r in retries] == [
+        "503: busy",
+        "idle timeout waiting for WebSocket events",
+        "WebSocket closed before response.completed (close code 1000)",
+    ]
+    assert convo.last_result.text == "ok"
+    assert len(ws.handshakes) == 4
+    assert all("previous_response_id" not in r for r in ws.requests)
+
+
+def test_ws_a_forgotten_previous_response_is_sent_again_in_full(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    forgot = {
+        "type": "error",
+        "status": 400,
+        "error": {"code": "previous_response_not_found", "message": "not found"},
+    }
+    ws.then(ws_answer(), ws_events(forgot))
+    with cl.Conversation(openai_client(ws, home)) as convo:
+        convo.run_turn("one")
+        assert convo.run_turn("two").text == "ok"
+    assert input_texts(ws.requests[1]) == ["two"]
+    assert input_texts(ws.requests[2]) == ["one", "ok", "two"]
+
+
+def test_ws_events_of_20_mb_arrive_and_over_the_cap_are_stream_errors(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    big = "x" * (20 << 20)
+    events = text_events(big, "resp_big", "msg_big")
+    ws.then(ws_events(*events), ws_events(*events))
+    with cl.Conversation(openai_client(ws, home)) as convo:
+        assert convo.run_turn("big").text == big
+    policy = dataclasses.replace(FAST, stream_max_retries=0)
+    small = openai_client(ws, home, retry_policy=policy, max_event_bytes=1 << 20)
+    stream = small.new_turn().stream(cl.Prompt(input=[user("big")]))
+    retry = next(e for e in stream if isinstance(e, cl.StreamRetry))
+    assert "close code 1009" in str(retry.error)  # message too big
+
+
+def test_ws_426_switches_the_client_to_http_for_good(
+    server: Loopback, home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.then(reply(body=text_stream("one")), reply(body=text_stream("two")))
+    caplog.set_level(logging.INFO, logger="codex_lite")
+    with cl.Conversation(openai_client(server, home)) as convo:
+        assert convo.run_turn("a").text == "one"
+        assert convo.run_turn("b").text == "two"
+    assert len(server.upgrades) == 1 and len(server.seen) == 2
+    switched = [r for r in caplog.records if "over HTTP from now on" in r.message]
+    assert len(switched) == 1 and switched[0].levelno == logging.INFO
+    # what the captured Codex did: the same request, over HTTP
+    codex = json.loads(
+        (
+            TESTS / "codex-0.169.0/openai-websocket-426-fallback.requests.json"
+        ).read_text()
+    )
+    assert codex["records"][0]["kind"] == "ws-open"
+    assert codex["records"][1]["method"] == server.seen[0].method == "POST"
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_ws_a_server_that_never_upgrades_gets_http(
+    server: Loopback, home: pathlib.Path, status: int
+) -> None:
+    server.upgrade_status = status
+    server.then(reply(body=text_stream("plain")))
+    events = run(openai_client(server, home).new_turn())
+    assert [e.delta for e in events if isinstance(e, cl.OutputTextDelta)] == ["plain"]
+    assert len(server.upgrades) == 1 and server.seen[0].method == "POST"
+
+
+def test_ws_401_on_the_handshake_reloads_the_credentials(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.upgrade_status = 401
+    server.then(reply(body=text_stream()))
+    # a 401 is not "no WebSockets here": the handshake is sent again after a
+    # reload, then the 401 is the error (BearerAuth cannot reload)
+    with pytest.raises(cl.ApiError) as raised:
+        run(openai_client(server, home).new_turn())
+    assert raised.value.status == 401 and len(server.upgrades) == 1
+
+
+def test_ws_client_frames_are_masked_and_fragments_and_pings_are_handled(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    seen: list[tuple[int, bool, bool, bytes]] = []
+
+    def websocket(raw: RawWebSocket) -> None:
+        seen.append(raw.read())  # response.create
+        created, delta, done, end = text_events("split", "resp_f", "msg_f")
+        raw.send_events(created)
+        text = json.dumps(delta).encode()
+        raw.write(0x1, text[:10], fin=False)  # a text message in three frames,
+        raw.write(0x9, b"are you there", fin=True)  # a ping between them
+        raw.write(0x0, text[10:20], fin=False)
+        raw.write(0x0, text[20:], fin=True)
+        seen.append(raw.read())  # the pong
+        raw.send_events(done, end)
+
+    server.websocket = websocket
+    events = run(openai_client(server, home).new_turn())
+    assert [e.delta for e in events if isinstance(e, cl.OutputTextDelta)] == ["split"]
+    (opcode, fin, masked, data), pong = seen
+    assert (opcode, fin, masked) == (0x1, True, True)
+    assert json.loads(data)["type"] == "response.create"
+    assert pong == (0xA, True, True, b"are you there")
+
+
+def test_ws_failures_past_the_stream_budget_switch_to_http(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    def hang_up(raw: RawWebSocket) -> None:
+        raw.read()
+        raw.write(0x8, (1011).to_bytes(2, "big"))  # close: internal error
+
+    server.websocket = hang_up
+    server.then(reply(body=text_stream("over http")), reply(body=text_stream("again")))
+    policy = dataclasses.replace(FAST, stream_max_retries=1)
+    with cl.Conversation(openai_client(server, home, retry_policy=policy)) as convo:
+        events = list(convo.stream_turn("hi"))
+        assert convo.last_result.text == "over http"
+        assert convo.run_turn("more").text == "again"
+    assert len(server.upgrades) == 2  # the budget: one try and one retry
+    assert [s.method for s in server.seen] == ["POST", "POST"]
+    assert sum(isinstance(e, cl.StreamRetry) for e in events) == 2
+
+
+def connect_proxy() -> tuple[int, list[str], Callable[[], None]]:
+    """An HTTP CONNECT proxy on 127.0.0.1: its port, the requests it saw, a stop."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[str] = []
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(4096)
+                line = head.split(b"\r\n")[0].decode()
+                seen.append(line)
+                host, port = line.split()[1].rsplit(":", 1)
+                upstream = socket.create_connection((host, int(port)))
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                for a, b in ((conn, upstream), (upstream, conn)):
+                    threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], seen, listener.close
+
+
+def test_ws_goes_through_the_proxy_the_environment_names(
+    ws: WsBackend, home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, seen, stop = connect_proxy()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        assert cl.Conversation(openai_client(ws, home)).run_turn("hi").text == "ok"
+    finally:
+        stop()
+    ws_port = ws.url.split(":")[2].split("/")[0]
+    assert seen == [f"CONNECT 127.0.0.1:{ws_port} HTTP/1.1"]
+
+
+def rollout_shape(home: pathlib.Path) -> list[Any]:
+    """A thread's rollout lines without what differs per run: ids, times."""
+    (path,) = (home / "sessions").rglob("rollout-*.jsonl")
+    volatile = {"id", "timestamp", "turn_id", "root_turn_id", "metadata", "cwd"}
+    shape = []
+    uuid_text = re.compile(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    )
+    for line in path.read_text().splitlines():
+        line = re.sub(r'"create_time":[0-9.]+', '"create_time":0', line)
+        record = json.loads(uuid_text.sub("<uuid>", line))
+        payload = record["payload"]
+        if record["type"] == "session_meta":
+            continue
+        kept = {k: v for k, v in payload.items() if k not in volatile}
+        kept = {k: v for k, v in kept.items() if not k.endswith(("_at", "_ms"))}
+        shape.append((record["type"], kept))
+    return shape
+
+
+def test_ws_rollouts_are_the_same_whichever_transport_ran(
+    ws: WsBackend, server: Loopback, tmp_path: pathlib.Path
+) -> None:
+    server.then(reply(body=text_stream("ok")), reply(body=text_stream("ok")))
+    homes = []
+    for backend in (ws, server):
+        home = tmp_path / f"home-{len(homes)}"
+        home.mkdir()
+        for args in (("exec", "first"), ("exec", "resume", "--last", "second")):
+            done = cli(home, *args, env=openai_env(backend))  # type: ignore[arg-type]
+            assert done.returncode == 0, done.stderr
+        homes.append(home)
+    assert len(ws.frames) == 2 and len(server.seen) == 2
+    assert rollout_shape(homes[0]) == rollout_shape(homes[1])
+
+
+def test_ws_off_by_feature_or_without_the_package_and_on_by_provider_key(
+    ws: WsBackend, server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(reply(body=text_stream()), reply(body=text_stream()))
+    off = ("-c", "features.responses_websockets=false")
+    done = cli(home, "exec", *off, "hi", env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    hidden = "import sys; sys.modules['websockets'] = None; import codex_lite; "
+    done = subprocess.run(
+        [sys.executable, "-c", hidden + "sys.exit(codex_lite.main(['exec', 'hi']))"],
+        env={**os.environ, "CODEX_HOME": str(home), **openai_env(server)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=HERE,
+    )
+    assert done.returncode == 0, done.stderr
+    assert server.upgrades == [] and len(server.seen) == 2
+    (home / "config.toml").write_text(
+        "model_provider = 'mine'\n[model_providers.mine]\nname = 'mine'\n"
+        f"base_url = '{ws.url}'\nsupports_websockets = true\n"
+    )
+    done = cli(home, "exec", "hi")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ok\n" and len(ws.frames) == 1
