@@ -19,7 +19,9 @@ Codex facts these tests rest on (seen with 0.169.0 on this server):
   message with id `msg_<uuid5(uuid5(NAMESPACE_OID, thread_id), text)>`, and
   no `instructions` field, for custom providers and the openai one;
 - the built-in openai provider tries a WebSocket first (GET with Upgrade,
-  answered 426 here) and then POSTs over HTTP;
+  answered 426 here) and then POSTs over HTTP; on a server that takes the
+  WebSocket it opens each connection with a prewarm (`generate: false`) and
+  sends the turn with `previous_response_id` and only the new items;
 - `codex login status` prints to stderr and exits 1 when not logged in;
 - `codex exec` with ChatGPT auth refreshes an expiring access token before
   anything else; the ChatGPT turn itself then needs more backend than this
@@ -29,6 +31,7 @@ Codex facts these tests rest on (seen with 0.169.0 on this server):
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import os
@@ -1124,3 +1127,96 @@ def test_resume_last_picks_newest_thread_of_this_directory(interop: Interop) -> 
         f"(here: {here_id}, elsewhere: {there_id})"
     )
     assert_conversation(local, [("user", "started here"), ("user", "x")])
+
+
+# --- f: Responses over WebSocket ---------------------------------------------
+
+
+class _WsServer:
+    """A Responses WebSocket server (the websockets library's server side):
+    each handshake's header names, each `response.create`, answered with
+    the events `_sse` sends, one frame each; a prewarm gets no output."""
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve
+
+        self.handshakes: list[dict[str, str]] = []
+        self.frames: list[dict[str, Any]] = []
+
+        def process_request(connection: Any, request: Any) -> None:
+            headers = {k.lower(): v for k, v in request.headers.raw_items()}
+            self.handshakes.append({"path": request.path, **headers})
+
+        def handler(connection: Any) -> None:
+            with contextlib.suppress(Exception):  # a client that hangs up
+                for message in connection:
+                    frame = json.loads(message)
+                    self.frames.append(frame)
+                    n = len(self.frames)
+                    data = _sse(f"ws-answer-{n}", n).decode()
+                    events = [
+                        json.loads(line[6:])
+                        for line in data.splitlines()
+                        if line.startswith("data: ")
+                    ]
+                    if frame.get("generate") is False:  # nothing generated
+                        created = events[0]
+                        events = [
+                            created,
+                            {**events[-1], **created, "type": "response.completed"},
+                        ]
+                    for event in events:
+                        connection.send(json.dumps(event))
+
+        self.server = serve(handler, "127.0.0.1", 0, process_request=process_request)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.socket.getsockname()[1])
+
+    def take(self) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+        taken = self.handshakes, self.frames
+        self.handshakes, self.frames = [], []
+        return taken
+
+
+def test_websocket_handshake_and_frames_match_codex(interop: Interop) -> None:
+    server = _WsServer()
+    work = interop.workdir("ws")
+    try:
+        interop.write_config(
+            f'model = "{MODEL}"\n'
+            f'openai_base_url = "http://127.0.0.1:{server.port}/v1"\n'
+        )
+        interop.extra_env["CODEX_API_KEY"] = "sk-interop-openai"
+        codex_run = interop.codex(*exec_args("hi over ws"), cwd=work)
+        codex_shakes, codex_frames = server.take()
+        lite_run = interop.lite("exec", "resume", "--last", "and again", cwd=work)
+        lite_shakes, lite_frames = server.take()
+        interop.codex(*exec_args("resume", "--last", "once more"), cwd=work)
+        _, codex_again = server.take()
+    finally:
+        server.server.shutdown()
+    assert "ws-answer-2" in codex_run.stdout, codex_run.describe()
+    assert "ws-answer-1" in lite_run.stdout, lite_run.describe()
+    print(json.dumps({"codex": codex_shakes, "codex-lite": lite_shakes}, indent=1))
+    (codex_shake,), (lite_shake,) = codex_shakes, lite_shakes
+    assert lite_shake["path"] == codex_shake["path"] == "/v1/responses"
+    # x-codex-beta-features names features of Codex's own
+    assert set(lite_shake) == set(codex_shake) - {"x-codex-beta-features"}
+    for name in ("openai-beta", "authorization", "session-id", "thread-id"):
+        assert lite_shake[name] == codex_shake[name], name
+    assert "permessage-deflate" in lite_shake["sec-websocket-extensions"]
+    # Codex prewarms each connection (generate: false), then continues it
+    codex_prewarm, codex_turn = codex_frames
+    assert codex_prewarm["generate"] is False
+    assert codex_turn["previous_response_id"] == "resp_interop_1"
+    (lite_turn,) = lite_frames  # codex-lite prewarms only when asked to
+    not_ours = {"tools", "text", "previous_response_id"}  # README: differences
+    assert set(lite_turn) == set(codex_turn) - not_ours
+    codex_metadata = set(codex_turn["client_metadata"]) - {"mcp_attribution"}
+    assert set(lite_turn["client_metadata"]) == codex_metadata
+    # what codex-lite sent over the socket is the thread Codex goes on with
+    texts = [m for m in messages(codex_again[-1]) if m[0] != "developer"]
+    assert ("assistant", "ws-answer-1") in texts and ("user", "and again") in texts
