@@ -99,6 +99,8 @@ __all__ = [  # noqa: RUF022
     "aws_credentials_resolver", "AwsAuthInfo", "ProviderInfo", "ModelProvider",
     # realtime, config files, the command line
     "RealtimeCall", "RealtimeTransport", "RealtimeStart", "create_realtime_call",
+    "RealtimeSession", "RealtimeEvent", "RealtimeTextDelta", "RealtimeDone",
+    "RealtimeServerEvent",
     "DEFAULT_MODEL", "set_fast_mode", "main",
 ]
 # fmt: on
@@ -3783,20 +3785,11 @@ class Turn:
     def _ws_connect(self, parts: _RequestParts) -> _ResponsesSocket:
         """The handshake, retried like a POST: auth applied on each attempt."""
         from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
-        from websockets.sync.client import connect
 
         client = self.client
         url = "ws" + parts.url.removeprefix("http")  # ws:// or wss://
         headers = {k: v for k, v in parts.headers.items() if k != "Accept"}
         unsigned = PreparedRequest("GET", url, headers, b"")
-        context = None
-        if url.startswith("wss:"):
-            import ssl
-
-            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
-                "CURL_CA_BUNDLE"
-            )  # what the HTTP path trusts, as requests reads it
-            context = ssl.create_default_context(cafile=bundle or None)
 
         def send_once(
             signed: PreparedRequest, timeout: tuple[float, float]
@@ -3806,25 +3799,11 @@ class Turn:
             }
             wire["OpenAI-Beta"] = _RESPONSES_WEBSOCKETS_BETA
             try:
-                connection = connect(
-                    signed.url,
-                    additional_headers=wire,
-                    user_agent_header=wire.pop("User-Agent"),
-                    open_timeout=timeout[0],
-                    close_timeout=1,
-                    max_size=client.max_event_bytes,
-                    ssl=context,
-                )
+                return _open_websocket(signed.url, wire, timeout[0], client)
             except InvalidStatus as exc:
                 status, answer = exc.response.status_code, exc.response.headers
                 if status in (401, 403, 408, 429) or status >= 500:
-                    raw = bytes(exc.response.body or b"")
-                    try:
-                        body = json.loads(raw)
-                    except (ValueError, RecursionError):
-                        body = None
-                    error = _status_error(status, answer, body, raw)
-                    return _Failure(error, status, answer)
+                    return _Failure(_handshake_error(exc.response), status, answer)
                 raise _UseHttp(f"the WebSocket handshake was answered {status}")
             except InvalidURI:
                 raise _unsendable(client.provider, ValueError()) from None
@@ -3833,8 +3812,6 @@ class Turn:
                     f"WebSocket connect failed: {type(exc).__name__}"
                 )
                 return _Failure(failed, None, {})
-            connection.__enter__()  # as the library asks (17.1 warns otherwise)
-            return connection
 
         try:
             socket = _ResponsesSocket(self._send(unsigned, send_once))
@@ -4187,6 +4164,46 @@ class _ResponsesSocket:
         self.last: _LastExchange | None = None
         self.used = False  # whether a request went over it yet
         self.header_events: list[ResponseEvent] = []
+
+
+def _open_websocket(
+    url: str, headers: Mapping[str, str], open_timeout: float, client: Client
+) -> Any:
+    """A websockets.sync connection with `headers` on the handshake, through
+    the proxy the environment names, TLS verified against what the HTTP
+    path trusts (requests' CA bundle variables, else the system's)."""
+    from websockets.sync.client import connect
+
+    context = None
+    if url.startswith("wss:"):
+        import ssl
+
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+            "CURL_CA_BUNDLE"
+        )
+        context = ssl.create_default_context(cafile=bundle or None)
+    wire = dict(headers)
+    connection = connect(
+        url,
+        additional_headers=wire,
+        user_agent_header=wire.pop("User-Agent", None),
+        open_timeout=open_timeout,
+        close_timeout=1,
+        max_size=client.max_event_bytes,
+        ssl=context,
+    )
+    connection.__enter__()  # as the library asks (17.1 warns otherwise)
+    return connection
+
+
+def _handshake_error(answer: Any) -> ApiError:
+    """The typed error a refused handshake's answer stands for."""
+    raw = bytes(answer.body or b"")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        body = None
+    return _status_error(answer.status_code, answer.headers, body, raw)
 
 
 def _new_input(last: _LastExchange | None, parts: _RequestParts) -> list[bytes] | None:
@@ -4628,6 +4645,126 @@ def create_realtime_call(
     if call_id is None:
         raise ApiError(f"realtime call Location does not contain a call id: {location}")
     return RealtimeCall(response.content.decode("utf-8", "replace"), call_id)
+
+
+class RealtimeTextDelta(typing.NamedTuple):
+    """Text of the response as it streams; `transcript` when it is the
+    transcript of spoken output."""
+
+    text: str
+    transcript: bool = False
+
+
+class RealtimeDone(typing.NamedTuple):
+    response: dict[str, Any]
+
+
+class RealtimeServerEvent(typing.NamedTuple):
+    """Any other server event, kept as it came."""
+
+    type: str
+    data: dict[str, Any]
+
+
+RealtimeEvent = RealtimeTextDelta | RealtimeDone | RealtimeServerEvent
+# Text and transcript deltas, by their GA names and the beta ones.
+_REALTIME_DELTAS = {
+    "response.output_text.delta": False,
+    "response.text.delta": False,
+    "response.output_audio_transcript.delta": True,
+    "response.audio_transcript.delta": True,
+}
+
+
+class RealtimeSession:
+    """A realtime session over a WebSocket, `wss://<base>/realtime?model=`,
+    with the auth and headers of `create_realtime_call`; `session` (without
+    its `id`) goes first, as `session.update`.  Needs `codex-lite[ws]`."""
+
+    def __init__(
+        self, client: Client, *, session: Mapping[str, Any] | None = None
+    ) -> None:
+        try:
+            from websockets.exceptions import InvalidHandshake, InvalidStatus
+        except ImportError:
+            raise ConfigError(
+                "realtime over a WebSocket needs the websockets package: "
+                "pip install 'codex-lite[ws]'"
+            ) from None
+        provider, auth, policy = client.provider, client.auth, client.retry_policy
+        url = "ws" + provider.url_for_path("realtime", auth).removeprefix("http")
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode(
+            {"model": client.model}
+        )
+        headers = {
+            **provider.headers(),
+            "originator": client.originator,
+            "User-Agent": _user_agent(client.originator),
+        }
+        auth.refresh_if_stale()
+        request = auth.apply_auth(PreparedRequest("GET", url, headers, b""))
+        self._idle_timeout = policy.stream_idle_timeout
+        try:
+            self.connection = _open_websocket(
+                request.url, request.headers, policy.connect_timeout, client
+            )
+        except InvalidStatus as exc:
+            raise _handshake_error(exc.response) from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise TransportError(
+                f"realtime WebSocket connect failed: {type(exc).__name__}"
+            ) from None
+        if session is not None:
+            config = {k: v for k, v in session.items() if k != "id"}
+            self._send({"type": "session.update", "session": config})
+
+    def _send(self, event: dict[str, Any]) -> None:
+        self.connection.send(_dumps(event), text=True)
+
+    def send_text(self, text: str) -> None:
+        """`text` as a user message, and a request for a response to it."""
+        content = [{"type": "input_text", "text": text}]
+        item = {"type": "message", "role": "user", "content": content}
+        self._send({"type": "conversation.item.create", "item": item})
+        self._send({"type": "response.create"})
+
+    def events(self) -> Iterator[RealtimeEvent]:
+        """The server's events up to `response.done`; an `error` event is raised."""
+        from websockets.exceptions import ConnectionClosed
+
+        while True:
+            try:
+                message = self.connection.recv(timeout=self._idle_timeout)
+            except TimeoutError:
+                raise StreamError("idle timeout waiting for realtime events") from None
+            except ConnectionClosed:
+                raise StreamError("the realtime WebSocket closed") from None
+            try:
+                event = json.loads(message)
+            except (ValueError, RecursionError):
+                continue
+            kind = _json_get(event, "type", str)
+            if kind is None:
+                continue
+            if kind == "error":
+                raise _failed_error(event, None)
+            delta = event.get("delta")
+            if kind in _REALTIME_DELTAS and isinstance(delta, str):
+                yield RealtimeTextDelta(delta, _REALTIME_DELTAS[kind])
+            elif kind == "response.done":
+                yield RealtimeDone(_json_get(event, "response", dict) or {})
+                return
+            else:
+                yield RealtimeServerEvent(kind, event)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> typing.Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --- Config -----------------------------------------------------------------
@@ -5319,13 +5456,30 @@ def _rollout_summary(path: Path) -> tuple[str, str]:
 
 
 def _run_realtime(argv: list[str]) -> int:
-    parser = _parser("codex-lite realtime", "Start a WebRTC realtime call.")
+    parser = _parser(
+        "codex-lite realtime",
+        "Start a realtime session: over a WebSocket, send --text and print the "
+        "streamed answer; over WebRTC, post --sdp-offer and print the SDP answer.",
+    )
     _common_options(parser)
-    parser.add_argument("--sdp-offer", required=True, metavar="FILE")
-    parser.add_argument("--session-json", metavar="FILE")
+    parser.add_argument(
+        "--transport",
+        choices=[t.value for t in RealtimeTransport],
+        help="websocket (the default) or webrtc (the default with --sdp-offer)",
+    )
+    parser.add_argument("--text", help="the user message to send (websocket)")
+    parser.add_argument("--sdp-offer", metavar="FILE", help="the SDP offer (webrtc)")
+    parser.add_argument(
+        "--session-json", metavar="FILE", help="the session configuration to send"
+    )
     args = parser.parse_args(argv)
+    transport = args.transport or ("webrtc" if args.sdp_offer else "websocket")
+    if transport == "webrtc" and not args.sdp_offer:
+        raise _UsageError("codex-lite realtime: webrtc needs --sdp-offer FILE")
+    if transport == "websocket" and args.text is None:
+        raise _UsageError("codex-lite realtime: websocket needs --text TEXT")
     try:
-        offer = Path(args.sdp_offer).read_text(encoding="utf-8")
+        offer = Path(args.sdp_offer).read_text("utf-8") if args.sdp_offer else ""
         session = None
         if args.session_json:
             session = json.loads(Path(args.session_json).read_text(encoding="utf-8"))
@@ -5336,9 +5490,18 @@ def _run_realtime(argv: list[str]) -> int:
             f"--session-json {args.session_json}: must hold a JSON object"
         )
     client = Client.from_config(_config_from_args(args))
-    call = create_realtime_call(client, offer, session=session)
-    sys.stdout.write(call.sdp_answer)
-    print(f"call id: {call.call_id}", file=sys.stderr)
+    if transport == "webrtc":
+        call = create_realtime_call(client, offer, session=session)
+        sys.stdout.write(call.sdp_answer)
+        print(f"call id: {call.call_id}", file=sys.stderr)
+        return 0
+    with RealtimeSession(client, session=session) as realtime:
+        realtime.send_text(args.text)
+        for event in realtime.events():
+            if isinstance(event, RealtimeTextDelta):
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+    sys.stdout.write("\n")
     return 0
 
 

@@ -324,8 +324,15 @@ def local_client(
     return cl.Client(provider, model="test-model", **kwargs)
 
 
+class Served(typing.Protocol):
+    """A loopback server of any kind here."""
+
+    @property
+    def url(self) -> str: ...
+
+
 def openai_client(
-    server: Loopback,
+    server: Served,
     home: pathlib.Path,
     *,
     auth: cl.AuthProvider | None = None,
@@ -376,13 +383,13 @@ def test_every_item_type_is_covered_by_the_spec_cases() -> None:
 
 
 def test_content_given_as_a_list_is_taken_as_a_tuple_or_refused() -> None:
-    listed = cl.Message(role="user", content=[cl.InputText(text="hi")])  # type: ignore[arg-type]
+    listed = cl.Message(role="user", content=[cl.InputText(text="hi")])
     assert listed == cl.Message.user("hi") and isinstance(listed.content, tuple)
     assert cl.Message.developer("be brief").role == "developer"
-    output = cl.FunctionCallOutput(call_id="c", output=[cl.InputText(text="x")])  # type: ignore[arg-type]
+    output = cl.FunctionCallOutput(call_id="c", output=[cl.InputText(text="x")])
     assert cl.item_to_json(output)["output"] == [{"type": "input_text", "text": "x"}]
     with pytest.raises(TypeError, match="Message.content must be a tuple"):
-        cl.Message(role="user", content=5)  # type: ignore[arg-type]
+        cl.Message(role="user", content=5)
 
 
 @pytest.mark.parametrize("case", LENIENT_CASES, ids=[c["name"] for c in LENIENT_CASES])
@@ -2832,7 +2839,7 @@ def cli(
     )
 
 
-def openai_env(server: Loopback, key: str = "sk-cli-secret-1234") -> dict[str, str]:
+def openai_env(server: Served, key: str = "sk-cli-secret-1234") -> dict[str, str]:
     return {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": key}
 
 
@@ -6069,7 +6076,7 @@ def test_ws_rollouts_are_the_same_whichever_transport_ran(
         home = tmp_path / f"home-{len(homes)}"
         home.mkdir()
         for args in (("exec", "first"), ("exec", "resume", "--last", "second")):
-            done = cli(home, *args, env=openai_env(backend))  # type: ignore[arg-type]
+            done = cli(home, *args, env=openai_env(backend))
             assert done.returncode == 0, done.stderr
         homes.append(home)
     assert len(ws.frames) == 2 and len(server.seen) == 2
@@ -6102,3 +6109,121 @@ def test_ws_off_by_feature_or_without_the_package_and_on_by_provider_key(
     done = cli(home, "exec", "hi")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ok\n" and len(ws.frames) == 1
+
+
+class RealtimeBackend:
+    """A realtime WebSocket server on 127.0.0.1: it records the handshake and
+    every client event, and answers `response.create` with `answer`."""
+
+    def __init__(self, answer: list[dict[str, Any]]) -> None:
+        from websockets.sync.server import serve
+
+        self.handshakes: list[Seen] = []
+        self.received: list[dict[str, Any]] = []
+
+        def process_request(connection: Any, request: Any) -> None:
+            headers = list(request.headers.raw_items())
+            self.handshakes.append(Seen("GET", request.path, headers, b""))
+
+        def handler(connection: Any) -> None:
+            connection.send(json.dumps({"type": "session.created", "session": {}}))
+            with contextlib.suppress(Exception):
+                for message in connection:
+                    self.received.append(json.loads(message))
+                    if self.received[-1]["type"] == "response.create":
+                        for event in answer:
+                            connection.send(json.dumps(event))
+
+        self.server = serve(handler, "127.0.0.1", 0, process_request=process_request)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.socket.getsockname()[1]}/v1"
+
+
+REALTIME_ANSWER = [
+    {"type": "response.created", "response": {"id": "resp_rt"}},
+    {"type": "response.output_text.delta", "delta": "Hel"},
+    {"type": "rate_limits.updated", "rate_limits": []},
+    {"type": "response.output_audio_transcript.delta", "delta": "lo"},
+    {"type": "response.done", "response": {"id": "resp_rt", "status": "completed"}},
+]
+
+
+def test_realtime_over_websocket_sends_session_and_text_and_types_events(
+    home: pathlib.Path,
+) -> None:
+    backend = RealtimeBackend(REALTIME_ANSWER)
+    client = openai_client(backend, home)
+    session = {"id": "sess_1", "type": "realtime", "output_modalities": ["text"]}
+    try:
+        with cl.RealtimeSession(client, session=session) as realtime:
+            realtime.send_text("hello")
+            events = list(realtime.events())
+    finally:
+        backend.server.shutdown()
+    (shake,) = backend.handshakes
+    assert shake.path == "/v1/realtime?model=gpt-test"
+    assert shake.header("authorization") == "Bearer sk-test"
+    assert shake.header("originator") == "codex_lite"
+    assert backend.received == [
+        {
+            "type": "session.update",
+            "session": {"type": "realtime", "output_modalities": ["text"]},
+        },
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "hello"}],
+            },
+        },
+        {"type": "response.create"},
+    ]
+    assert events == [
+        cl.RealtimeServerEvent(
+            "session.created", {"type": "session.created", "session": {}}
+        ),
+        cl.RealtimeServerEvent("response.created", REALTIME_ANSWER[0]),
+        cl.RealtimeTextDelta("Hel"),
+        cl.RealtimeServerEvent("rate_limits.updated", REALTIME_ANSWER[2]),
+        cl.RealtimeTextDelta("lo", transcript=True),
+        cl.RealtimeDone({"id": "resp_rt", "status": "completed"}),
+    ]
+
+
+def test_realtime_error_events_are_raised_typed(home: pathlib.Path) -> None:
+    error = {"type": "error", "error": {"code": "invalid_prompt", "message": "no"}}
+    backend = RealtimeBackend([error])
+    try:
+        with cl.RealtimeSession(openai_client(backend, home)) as realtime:
+            realtime.send_text("hello")
+            with pytest.raises(cl.InvalidRequest, match="no"):
+                list(realtime.events())
+    finally:
+        backend.server.shutdown()
+
+
+def test_realtime_cli_over_websocket_prints_the_streamed_text(
+    home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    backend = RealtimeBackend(REALTIME_ANSWER)
+    session = tmp_path / "session.json"
+    session.write_text('{"type": "realtime"}')
+    try:
+        args = ("realtime", "--text", "hello", "--session-json", str(session))
+        done = cli(home, *args, env=openai_env(backend))
+        refused = cli(
+            home, "realtime", "--transport", "webrtc", env=openai_env(backend)
+        )
+    finally:
+        backend.server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Hello\n"
+    assert backend.received[0] == {
+        "type": "session.update",
+        "session": {"type": "realtime"},
+    }
+    assert refused.returncode == 2 and "--sdp-offer" in refused.stderr
