@@ -17,7 +17,8 @@ The module reads top to bottom in the order data flows, a section each:
     Auth                        API keys, ChatGPT sign-in and refresh, SigV4
     Providers                   [model_providers.<id>] and what it means
     Client and turn             per-provider rules, the body, the retry loop
-    Conversation and realtime   history + rollout + client; realtime calls
+    Responses over WebSocket    one connection per client, incremental requests
+    Conversation and realtime   history + rollout + client; realtime sessions
     Config                      config.toml, profiles, -c overrides, fast mode
     Command line                codex-lite exec, resume, login, sessions, ...
 
@@ -25,11 +26,14 @@ One turn's path, in call order:
 
     Conversation.stream_turn    records the user input (Conversation.record)
       -> Turn.stream            one request, sent again if the stream breaks
-        -> Turn._build          _body + _headers -> _EncodedBody, once
-        -> Turn._exchange       the transport seam (HTTP+SSE):
-          -> Turn._send         each attempt: Turn._attempt (turn state, auth),
+        -> Turn._parts          _body + _headers -> _RequestParts, once
+        -> Turn._exchange       HTTP+SSE: _http_request (-> _EncodedBody), then
+          -> Turn._post/_send   each attempt: Turn._attempt (turn state, auth),
                                 send; on failure _next_step decides; sleep
           -> _read_stream       _body_chunks -> SSEDecoder -> _ResponsesReader
+        or Turn._ws_exchange    WebSocket: _ws_connect (the same _send), then
+          -> Turn._ws_request   _new_input -> _response_create frame; frames
+                                -> _ResponsesReader
       -> Conversation.record    output items into history
         -> RolloutWriter.append the rollout lines, with their ordinals
 """
@@ -2796,7 +2800,7 @@ _PROVIDER_KEYS: dict[str, type[Any]] = {
     "experimental_bearer_token": str, "wire_api": str,
     "query_params": dict, "http_headers": dict, "env_http_headers": dict,
     "request_max_retries": int, "stream_max_retries": int,
-    "stream_idle_timeout_ms": int,
+    "stream_idle_timeout_ms": int, "websocket_connect_timeout_ms": int,
     "requires_openai_auth": bool, "supports_websockets": bool, "responses_lite": bool,
 }
 # fmt: on
@@ -2824,6 +2828,7 @@ class ProviderInfo:
     request_max_retries: int | None = None
     stream_max_retries: int | None = None
     stream_idle_timeout_ms: int | None = None
+    websocket_connect_timeout_ms: int | None = None
     requires_openai_auth: bool = False
     supports_websockets: bool = False
     responses_lite: bool = False
@@ -2846,12 +2851,13 @@ class ProviderInfo:
                     raise ConfigError(f"{where}.{name}.{key} must not contain CR or LF")
                 if name != "query_params" and not _HEADER_NAME.fullmatch(key):
                     raise ConfigError(f"{where}.{name}: {key!r} is not a header name")
-        idle = values.get("stream_idle_timeout_ms")
-        if idle is not None and not 0 < idle <= _MAX_IDLE_MS:
-            raise ConfigError(
-                f"{where}.stream_idle_timeout_ms must be from 1 to {_MAX_IDLE_MS} "
-                f"(a day), not {idle}"
-            )
+        for name in ("stream_idle_timeout_ms", "websocket_connect_timeout_ms"):
+            value = values.get(name)
+            if value is not None and not 0 < value <= _MAX_IDLE_MS:
+                raise ConfigError(
+                    f"{where}.{name} must be from 1 to {_MAX_IDLE_MS} (a day), "
+                    f"not {value}"
+                )
         if values.get("wire_api", "responses") != "responses":
             if values["wire_api"] == "chat":
                 raise ConfigError(
@@ -2981,6 +2987,10 @@ class ModelProvider:
             changes["stream_max_retries"] = min(info.stream_max_retries, _RETRY_CAP)
         if info.stream_idle_timeout_ms is not None:
             changes["stream_idle_timeout"] = info.stream_idle_timeout_ms / 1000
+        if info.websocket_connect_timeout_ms is not None:
+            changes["websocket_connect_timeout"] = (
+                info.websocket_connect_timeout_ms / 1000
+            )
         return RetryPolicy(**changes)
 
     def _env(self, name: str) -> str | None:
@@ -3131,6 +3141,7 @@ class RetryPolicy:
     base_delay: float = 0.2
     max_retry_after: float = 120.0
     connect_timeout: float = 15.0
+    websocket_connect_timeout: float = 15.0  # the whole handshake
     stream_idle_timeout: float = 300.0
     turn_timeout: float | None = None
 
@@ -3678,6 +3689,8 @@ class Turn:
         self,
         unsigned: PreparedRequest,
         send_once: Callable[[PreparedRequest, tuple[float, float]], _T | _Failure],
+        *,
+        connect_timeout: float | None = None,
     ) -> _T:
         """Attempts until one succeeds; raise a typed error otherwise.
 
@@ -3689,7 +3702,10 @@ class Turn:
         attempt, reloaded = 1, False
         while True:
             auth.refresh_if_stale()
-            timeout = (policy.connect_timeout, policy.stream_idle_timeout)
+            timeout = (
+                connect_timeout or policy.connect_timeout,
+                policy.stream_idle_timeout,
+            )
             if self._deadline is not None:  # no wait, read or connect past it
                 left = max(0.1, self._deadline - time.monotonic())
                 timeout = (min(timeout[0], left), min(timeout[1], left))
@@ -3814,7 +3830,14 @@ class Turn:
                 return _Failure(failed, None, {})
 
         try:
-            socket = _ResponsesSocket(self._send(unsigned, send_once))
+            policy = client.retry_policy
+            socket = _ResponsesSocket(
+                self._send(
+                    unsigned,
+                    send_once,
+                    connect_timeout=policy.websocket_connect_timeout,
+                )
+            )
         except RetryLimitExceeded as exc:
             if isinstance(exc.last_error, TransportError):
                 raise _UseHttp(str(exc.last_error)) from None

@@ -6227,3 +6227,33 @@ def test_realtime_cli_over_websocket_prints_the_streamed_text(
         "session": {"type": "realtime"},
     }
     assert refused.returncode == 2 and "--sdp-offer" in refused.stderr
+
+
+def test_ws_a_silent_handshake_times_out_by_the_provider_key_then_http(
+    home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    table = {
+        "name": "silent",
+        "base_url": f"http://127.0.0.1:{silent.getsockname()[1]}/v1",
+        "supports_websockets": True,
+        "websocket_connect_timeout_ms": 200,
+        "stream_idle_timeout_ms": 200,
+        "request_max_retries": 0,
+        "stream_max_retries": 0,
+        "experimental_bearer_token": "sk-silent",
+    }
+    provider = cl.ModelProvider("silent", cl.ProviderInfo.from_toml(table), home=home)
+    assert provider.retry_policy().websocket_connect_timeout == 0.2
+    caplog.set_level(logging.INFO, logger="codex_lite")
+    try:
+        with pytest.raises((cl.StreamError, cl.RetryLimitExceeded, cl.TransportError)):
+            run(cl.Client(provider, model="m").new_turn())
+    finally:
+        silent.close()
+    assert any(
+        "over HTTP from now on: WebSocket connect failed: TimeoutError" in r.message
+        for r in caplog.records
+    )
+    with pytest.raises(cl.ConfigError, match="websocket_connect_timeout_ms must be"):
+        cl.ProviderInfo.from_toml({"websocket_connect_timeout_ms": 0})
