@@ -77,6 +77,7 @@ __all__ = [  # noqa: RUF022
     "Conversation", "TurnResult", "Client", "Turn", "Prompt", "RetryPolicy",
     "Config", "load_config", "CodexError", "ConfigError", "AuthError", "ItemError",
     "ApiError", "TransportError", "StreamError", "RetryLimitExceeded",
+    "ToolRoundsExceeded", "OutputParseError", "Tool", "tool",
     "ContextWindowExceeded", "QuotaExceeded", "UsageNotIncluded", "InvalidRequest",
     "CyberPolicy", "ServerOverloaded",
     # core: items (the API's response items and content parts) and their JSON
@@ -205,6 +206,19 @@ class RetryLimitExceeded(CodexError):
     def __init__(self, message: str, last_error: BaseException) -> None:
         super().__init__(f"{message}: {last_error}")
         self.last_error = last_error
+
+
+class ToolRoundsExceeded(CodexError):
+    """The model still called tools after `max_tool_rounds` rounds; the
+    conversation's history keeps every call and output."""
+
+
+class OutputParseError(CodexError):
+    """A structured reply that does not parse as its schema; `text` is the reply."""
+
+    def __init__(self, message: str, text: str) -> None:
+        super().__init__(message)
+        self.text = text
 
 
 # --- Helpers used everywhere ------------------------------------------------
@@ -4267,6 +4281,225 @@ def _response_create(
     return _join_request(head, items, tail)
 
 
+# --- Tools and structured output --------------------------------------------
+#
+# A plain function becomes a function tool: its name, the first paragraph of
+# its docstring, a JSON Schema from its signature.  The schema is worked out
+# when the tool is made, so a type it cannot describe fails there, not when
+# the model calls it.
+
+_JSON_TYPES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    None: "null",
+    type(None): "null",
+}
+
+
+class Tool(typing.NamedTuple):
+    """A tool the model may call: its JSON definition, and what runs it
+    (with the parsed arguments as keywords; a custom tool with its input)."""
+
+    definition: dict[str, Any]
+    call: Callable[..., Any]
+
+
+def tool(fn: Callable[..., Any], *, custom: bool = False) -> Tool:
+    """`fn` as a function tool, or with `custom` as a free-form (custom)
+    tool, which must take one str.  Raises TypeError for what has no schema."""
+    import inspect
+
+    name, doc = fn.__name__, inspect.getdoc(fn) or ""
+    about = " ".join(doc.split("\n\n")[0].split())
+    hints = typing.get_type_hints(fn, include_extras=True)
+    params = inspect.signature(fn).parameters
+    if custom:
+        if [hints.get(p) for p in params] != [str]:
+            raise TypeError(f"custom tool {name}: it must take one str")
+        return Tool({"type": "custom", "name": name, "description": about}, fn)
+    properties, required = {}, []
+    for key, param in params.items():
+        where = f"tool {name}: parameter {key}"
+        if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+            raise TypeError(f"{where}: only named parameters can be given as JSON")
+        if key not in hints:
+            raise TypeError(f"{where} has no type annotation")
+        properties[key] = _json_schema(hints[key], where)
+        if param.default is param.empty:
+            required.append(key)
+    parameters = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    definition = {"type": "function", "name": name, "description": about}
+    return Tool({**definition, "parameters": parameters, "strict": False}, fn)
+
+
+def _json_schema(hint: Any, where: str) -> dict[str, Any]:
+    """The JSON Schema of a type hint; TypeError for one it cannot say."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        notes = " ".join(a for a in args[1:] if isinstance(a, str))
+        schema = _json_schema(args[0], where)
+        return {**schema, "description": notes} if notes else schema
+    if hint in _JSON_TYPES:
+        return {"type": _JSON_TYPES[hint]}
+    kinds = {type(a) for a in args}
+    if origin is Literal and len(kinds) == 1 and type(args[0]) in _JSON_TYPES:
+        return {"type": _JSON_TYPES[type(args[0])], "enum": list(args)}
+    if origin in (Union, types.UnionType):
+        return {"anyOf": [_json_schema(a, where) for a in args]}
+    if origin is list and len(args) == 1:
+        return {"type": "array", "items": _json_schema(args[0], where)}
+    if origin is dict and len(args) == 2 and args[0] is str:
+        return {"type": "object", "additionalProperties": _json_schema(args[1], where)}
+    if isinstance(hint, type) and (
+        dataclasses.is_dataclass(hint) or typing.is_typeddict(hint)
+    ):  # as structured output needs it: every key required, no others
+        fields = typing.get_type_hints(hint, include_extras=True)
+        return {
+            "type": "object",
+            "properties": {
+                k: _json_schema(v, f"{where}.{k}") for k, v in fields.items()
+            },
+            "required": list(fields),
+            "additionalProperties": False,
+        }
+    raise TypeError(
+        f"{where}: no JSON Schema for {hint!r} (use str, int, float, bool, None, "
+        "list[...], dict[str, ...], Literal[...], Optional[...], a dataclass)"
+    )
+
+
+def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
+    """What in `value` does not fit `schema` (the subset `_json_schema`
+    writes; other keywords pass), or None."""
+    if not isinstance(schema, dict):
+        return None
+    if "anyOf" in schema:
+        if all(_schema_problem(s, value, path) for s in schema["anyOf"]):
+            return f"{path}: matches none of its allowed types"
+        return None
+    kind = schema.get("type")
+    if "enum" in schema and value not in schema["enum"]:
+        return f"{path}: must be one of {json.dumps(schema['enum'])}"
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    fits = {
+        "string": isinstance(value, str),
+        "integer": is_number and float(value).is_integer(),
+        "number": is_number,
+        "boolean": isinstance(value, bool),
+        "null": value is None,
+        "array": isinstance(value, list),
+        "object": isinstance(value, dict),
+    }
+    if fits.get(str(kind), True) is False:
+        return f"{path}: must be {'an' if kind in ('integer', 'array', 'object') else 'a'} {kind}"
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if problem := _schema_problem(
+                schema.get("items"), item, f"{path}[{index}]"
+            ):
+                return problem
+    if isinstance(value, dict) and kind == "object":
+        missing = [k for k in schema.get("required", ()) if k not in value]
+        if missing:
+            return f"{path}: {missing[0]!r} is missing"
+        properties = schema.get("properties", {})
+        for key, item in value.items():
+            sub = properties.get(key, schema.get("additionalProperties", True))
+            if sub is False:
+                return f"{path}: {key!r} is not a parameter"
+            if problem := _schema_problem(sub, item, f"{path}.{key}"):
+                return problem
+    return None
+
+
+def _tool_output(run: Callable[[], Any]) -> str:
+    """What a tool's run tells the model: a str as it is, other values as
+    JSON, an exception as its type and message (no traceback)."""
+    try:
+        result = run()
+    except Exception as exc:  # noqa: BLE001 - any failure is the tool's answer
+        return f"error: {type(exc).__name__}: {exc}"
+    if isinstance(result, str):
+        return result
+    try:
+        return json.dumps(result, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        return f"error: the result is not JSON: {exc}"
+
+
+def _answer(
+    call: FunctionCall | CustomToolCall, tools: Mapping[str, Tool]
+) -> ResponseItem:
+    """The output item for one call: the tool's result, or what was wrong."""
+    found = tools.get(call.name)
+    if isinstance(call, CustomToolCall):
+        text = f"error: no tool named {call.name!r}"
+        if found is not None:
+            text = _tool_output(lambda: found.call(call.input))
+        return CustomToolCallOutput(call_id=call.call_id, output=text)
+    try:
+        arguments = json.loads(call.arguments or "{}")
+    except (ValueError, RecursionError) as exc:
+        text = f"error: the arguments are not JSON: {exc}"
+    else:
+        schema = found.definition.get("parameters") if found else None
+        problem = _schema_problem(schema, arguments, "arguments")
+        if found is None:
+            text = f"error: no tool named {call.name!r}"
+        elif problem or not isinstance(arguments, dict):
+            text = f"error: {problem or 'arguments: must be an object'}"
+        else:
+            text = _tool_output(lambda: found.call(**arguments))
+    return FunctionCallOutput(call_id=call.call_id, output=text)
+
+
+def _as_tool(given: Callable[..., Any] | Tool) -> Tool:
+    return given if isinstance(given, Tool) else tool(given)
+
+
+def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomToolCall]:
+    """The calls in `history` no output answers yet."""
+    answered = {
+        i.call_id
+        for i in history
+        if isinstance(i, FunctionCallOutput | CustomToolCallOutput)
+    }
+    return [
+        i
+        for i in history
+        if isinstance(i, FunctionCall | CustomToolCall) and i.call_id not in answered
+    ]
+
+
+def _parsed(schema: Any, text: str) -> Any:
+    """A structured reply as `schema` says: a dict (or any JSON value) for a
+    JSON Schema or TypedDict, an instance for a dataclass."""
+    try:
+        return _from_json(schema, json.loads(text))
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise OutputParseError(
+            f"the reply does not parse as its schema: {exc}", text
+        ) from None
+
+
+def _from_json(hint: Any, value: Any) -> Any:
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise TypeError(f"{hint.__name__} wants an object")
+        fields = typing.get_type_hints(hint)
+        return hint(**{k: _from_json(fields[k], value[k]) for k in fields})
+    if typing.get_origin(hint) is list and isinstance(value, list):
+        return [_from_json(typing.get_args(hint)[0], v) for v in value]
+    return value
+
+
 # --- Conversation and realtime ---------------------------------------------
 #
 # A `Conversation` is a client plus its history and rollout: the layer the
@@ -4274,11 +4507,14 @@ def _response_create(
 
 
 class TurnResult(typing.NamedTuple):
-    """What a turn produced: the assistant text, the items, the token usage."""
+    """What a turn produced: the last answer's text, every item the turn
+    added after the user input (tool calls and outputs too), the last
+    response's token usage, and the structured reply when a schema asked."""
 
     text: str
     items: list[ResponseItem]
     usage: TokenUsage | None
+    parsed: Any = None
 
 
 class Conversation:
@@ -4397,59 +4633,117 @@ class Conversation:
         self,
         user_input: str | Sequence[ResponseItem],
         *,
-        output_schema: dict[str, Any] | None = None,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
+        output_schema: Any = None,
+        max_tool_rounds: int = 16,
+        parallel_tool_calls: bool = False,
     ) -> Iterator[ResponseEvent]:
         """Run one turn, yielding its events.
 
-        At `Completed` the output is recorded and `last_result` set.  The
-        rollout gets the `task_started`, `token_count` and `task_complete`
-        events Codex writes, so tools that read rollouts see usage and timing.
+        With `tools` (functions, or `Tool`s) every call the model makes is
+        run and answered, and the next request sent, until a response calls
+        none; calls left unanswered in the history (a turn cut short) are
+        answered first.  `parallel_tool_calls` runs a round's calls on a few
+        threads.  `output_schema` (a JSON Schema dict, a dataclass or a
+        TypedDict) asks for structured output: `last_result.parsed`.  Each
+        response is recorded at its `Completed`; the rollout gets the
+        `task_started`, `token_count` and `task_complete` events Codex
+        writes, so tools that read rollouts see usage and timing.
         """
+        runners = {t.definition["name"]: t for t in map(_as_tool, tools)}
+        schema = output_schema
+        if schema is not None and not isinstance(schema, dict):
+            schema = _json_schema(schema, "output_schema")
         turn = self.client.new_turn()
         started = turn.started_at_ms / 1000
         self._event(_task_started(turn.turn_id, started))
         if isinstance(user_input, str):
             user_input = [Message.user(user_input)]
+        # calls a turn cut short left unanswered come first
+        turn_items = self._run_tools(turn, runners, parallel=parallel_tool_calls)
         self.record(user_input, turn.turn_id)
         prompt = Prompt(
-            input=list(self.history),
+            input=(),
             instructions=self.instructions,
-            output_schema=output_schema,
+            output_schema=schema,
+            tools=[t.definition for t in runners.values()] or None,
+            parallel_tool_calls=parallel_tool_calls,
         )
-        output: list[ResponseItem] = []
         first_output: float | None = None
+        for rounds in range(max_tool_rounds + 1):
+            if rounds:
+                turn_items += self._run_tools(
+                    turn, runners, parallel=parallel_tool_calls
+                )
+            prompt = dataclasses.replace(prompt, input=list(self.history))
+            output, usage, first = yield from self._respond(turn, prompt)
+            first_output = first_output or first
+            turn_items += output
+            text = _assistant_text(output)
+            self.last_result = TurnResult(text, turn_items, usage)
+            if not runners or not _unanswered(output):
+                break
+        else:
+            raise ToolRoundsExceeded(
+                f"the model still called tools after {max_tool_rounds} rounds"
+            )
+        done = time.time()
+        self._event(
+            {
+                "type": "task_complete",
+                "root_turn_id": turn.turn_id,
+                "turn_id": turn.turn_id,
+                "last_agent_message": text or None,
+                "started_at": int(started),
+                "completed_at": int(done),
+                "duration_ms": int((done - started) * 1000),
+                "time_to_first_token_ms": int(
+                    ((first_output or done) - started) * 1000
+                ),
+            }
+        )
+        if output_schema is not None:
+            parsed = _parsed(output_schema, text)
+            self.last_result = self.last_result._replace(parsed=parsed)
+
+    def _respond(
+        self, turn: Turn, prompt: Prompt
+    ) -> typing.Generator[
+        ResponseEvent, None, tuple[list[ResponseItem], TokenUsage | None, float | None]
+    ]:
+        """One request's events; at `Completed` its output is recorded.
+        Returns the output, its usage and when output began."""
+        output: list[ResponseItem] = []
         rate_limits: RateLimits | None = None
+        first_output = usage = None
         for event in turn.stream(prompt):
             if isinstance(event, StreamRetry):
                 output.clear()
             elif isinstance(event, RateLimits) and event.limit_id == "codex":
                 rate_limits = event
-            elif isinstance(event, (OutputTextDelta, OutputItemAdded, OutputItemDone)):
+            elif isinstance(event, OutputTextDelta | OutputItemAdded | OutputItemDone):
                 first_output = first_output or time.time()
                 if isinstance(event, OutputItemDone):
                     output.append(event.item)
             elif isinstance(event, Completed):
-                items = self.record(output, turn.turn_id)
-                self.last_result = TurnResult(
-                    _assistant_text(items), items, event.usage
-                )
-                self._event(self._token_count(event.usage, rate_limits))
-                done = time.time()
-                self._event(
-                    {
-                        "type": "task_complete",
-                        "root_turn_id": turn.turn_id,
-                        "turn_id": turn.turn_id,
-                        "last_agent_message": self.last_result.text or None,
-                        "started_at": int(started),
-                        "completed_at": int(done),
-                        "duration_ms": int((done - started) * 1000),
-                        "time_to_first_token_ms": int(
-                            ((first_output or done) - started) * 1000
-                        ),
-                    }
-                )
+                output, usage = self.record(output, turn.turn_id), event.usage
+                self._event(self._token_count(usage, rate_limits))
             yield event
+        return output, usage, first_output
+
+    def _run_tools(
+        self, turn: Turn, tools: Mapping[str, Tool], *, parallel: bool
+    ) -> list[ResponseItem]:
+        """Answer the unanswered calls, outputs in call order, and record them."""
+        calls = _unanswered(self.history) if tools else []
+        if len(calls) > 1 and parallel:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(8, len(calls))) as pool:
+                outputs = list(pool.map(lambda c: _answer(c, tools), calls))
+        else:
+            outputs = [_answer(c, tools) for c in calls]
+        return self.record(outputs, turn.turn_id)
 
     def _token_count(
         self, usage: TokenUsage | None, rate_limits: RateLimits | None
@@ -4482,9 +4776,20 @@ class Conversation:
         self,
         user_input: str | Sequence[ResponseItem],
         *,
-        output_schema: dict[str, Any] | None = None,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
+        output_schema: Any = None,
+        max_tool_rounds: int = 16,
+        parallel_tool_calls: bool = False,
     ) -> TurnResult:
-        for _ in self.stream_turn(user_input, output_schema=output_schema):
+        """`stream_turn` to its end: what the turn produced."""
+        events = self.stream_turn(
+            user_input,
+            tools=tools,
+            output_schema=output_schema,
+            max_tool_rounds=max_tool_rounds,
+            parallel_tool_calls=parallel_tool_calls,
+        )
+        for _ in events:
             pass
         return self.last_result
 
@@ -5044,10 +5349,15 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-m", "--model")
-    parser.add_argument("-p", "--profile")
+    parser.add_argument("-m", "--model", help="the model to ask")
+    parser.add_argument("-p", "--profile", help="a [profiles.NAME] of config.toml")
     parser.add_argument(
-        "-c", "--config", action="append", default=[], metavar="KEY=VALUE"
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config.toml key for this run (the value read as TOML); repeatable",
     )
     parser.add_argument("--provider", metavar="ID", help="model provider id")
 
@@ -5062,10 +5372,36 @@ def _exec_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print the request, send nothing"
     )
     fast = parser.add_mutually_exclusive_group()
-    fast.add_argument("--fast", dest="fast", action="store_true", default=None)
-    fast.add_argument("--no-fast", dest="fast", action="store_false")
-    parser.add_argument("--output-schema", metavar="FILE")
-    parser.add_argument("-i", "--image", action="append", default=[], metavar="FILE")
+    fast.add_argument(
+        "--fast",
+        dest="fast",
+        action="store_true",
+        default=None,
+        help="this run in the fast (priority) service tier",
+    )
+    fast.add_argument(
+        "--no-fast", dest="fast", action="store_false", help="this run without it"
+    )
+    parser.add_argument(
+        "--output-schema", metavar="FILE", help="a JSON Schema the answer must follow"
+    )
+    parser.add_argument(
+        "-i",
+        "--image",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a local image to send with the prompt; repeatable",
+    )
+    parser.add_argument(
+        "-o",
+        "--output-last-message",
+        metavar="FILE",
+        help="also write the final answer to FILE",
+    )
+    parser.add_argument(
+        "-C", "--cd", metavar="DIR", help="run in DIR, as if started there"
+    )
     parser.add_argument("--ephemeral", action="store_true", help="write no rollout")
     parser.add_argument(
         "--last",
@@ -5102,6 +5438,11 @@ def _user_input(args: argparse.Namespace, words: list[str]) -> list[ResponseItem
                 "codex-lite exec: no prompt given (pass one, or pipe it on stdin)"
             )
         text = sys.stdin.buffer.read().decode("utf-8", "replace")
+    elif sys.stdin is not None and not sys.stdin.closed and not sys.stdin.isatty():
+        piped = sys.stdin.buffer.read().decode("utf-8", "replace")
+        if piped.strip():  # after the prompt, as `codex exec` adds it
+            end = "" if piped.endswith("\n") else "\n"
+            text = f"{text}\n\n<stdin>\n{piped}{end}</stdin>"
     if not text.strip():
         raise _UsageError("codex-lite exec: the prompt is empty")
     content: list[ContentItem] = []
@@ -5197,6 +5538,11 @@ def _run_exec(args: argparse.Namespace) -> int:
         raise _UsageError("codex-lite exec: --last goes with resume")
     if args.all and not args.last:
         raise _UsageError("codex-lite exec: --all goes with resume --last")
+    if args.cd is not None:
+        try:
+            os.chdir(args.cd)
+        except OSError as exc:
+            raise ConfigError(f"-C {args.cd}: {exc.strerror}") from None
     config = _config_from_args(args)
     user_input = _user_input(args, words)
     schema = _output_schema(args.output_schema)
@@ -5223,9 +5569,13 @@ def _run_exec(args: argparse.Namespace) -> int:
         if args.dry_run:
             _print_dry_run(conversation, user_input, schema)
             return 0
-        return _stream_to_terminal(
+        done = _stream_to_terminal(
             conversation, user_input, schema, json_lines=args.json
         )
+        if args.output_last_message:
+            answer = conversation.last_result.text.encode("utf-8", "replace")
+            _write_atomically(Path(args.output_last_message), answer, mode=0o644)
+        return done
     finally:
         conversation.close()
 
@@ -5243,23 +5593,25 @@ def _stream_to_terminal(
         out.write(json.dumps({"type": "thread_started", "thread_id": thread_id}) + "\n")
     usage = None
     wrote_text = False
-    for event in conversation.stream_turn(user_input, output_schema=schema):
-        if json_lines:
-            out.write(json.dumps(_event_json(event), ensure_ascii=False) + "\n")
-            out.flush()
-        elif isinstance(event, OutputTextDelta):
-            out.write(event.delta)
-            out.flush()
-            wrote_text = True
-        if isinstance(event, StreamRetry) and not json_lines:
-            err.write(
-                f"\nreconnecting {event.attempt}/{event.max_attempts} in {event.delay:.1f}s "
-                f"… ({event.error})\n"
-            )
-        elif isinstance(event, Completed):
-            usage = event.usage
-    if wrote_text:
-        out.write("\n")
+    try:
+        for event in conversation.stream_turn(user_input, output_schema=schema):
+            if json_lines:
+                out.write(json.dumps(_event_json(event), ensure_ascii=False) + "\n")
+                out.flush()
+            elif isinstance(event, OutputTextDelta):
+                out.write(event.delta)
+                out.flush()
+                wrote_text = True
+            if isinstance(event, StreamRetry) and not json_lines:
+                err.write(
+                    f"\nreconnecting {event.attempt}/{event.max_attempts} in {event.delay:.1f}s "
+                    f"… ({event.error})\n"
+                )
+            elif isinstance(event, Completed):
+                usage = event.usage
+    finally:  # the line ends, whatever stopped it
+        if wrote_text:
+            out.write("\n")
     if usage is not None and not json_lines:
         err.write(
             f"tokens used: input {usage.input_tokens} (cached {usage.cached_input_tokens}), "

@@ -2831,7 +2831,7 @@ def cli(
         [sys.executable, "-m", "codex_lite", *args],
         check=False,
         env=base,
-        input=stdin,
+        input="" if stdin is None else stdin,  # a pipe, never the terminal's
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -3356,14 +3356,16 @@ def test_cli_output_schema(
     }
     path = tmp_path / "schema.json"
     path.write_text(json.dumps(schema))
-    server.then(reply(body=text_stream()))
-    assert (
-        cli(
-            home, "exec", "--output-schema", str(path), "x", env=openai_env(server)
-        ).returncode
-        == 0
-    )
+    server.then(reply(body=text_stream('{"a": "x"}')), reply(body=text_stream("no")))
+    args = ("exec", "--output-schema", str(path), "x")
+    done = cli(home, *args, env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '{"a": "x"}\n'
     assert server.seen[0].json()["text"]["format"]["schema"] == schema
+    # a reply that is not JSON: shown, then the error (strict servers never send one)
+    done = cli(home, *args, env=openai_env(server))
+    assert done.returncode == 1 and done.stdout == "no\n"
+    assert "the reply does not parse as its schema" in done.stderr
     path.write_text("{not json")
     assert (
         cli(
@@ -5815,9 +5817,9 @@ def test_ws_changed_settings_or_history_send_the_full_request(
 ) -> None:
     with cl.Conversation(openai_client(ws, home)) as convo:
         convo.run_turn("one")
-        convo.run_turn("two", output_schema={"type": "object"})
+        convo.run_turn("two", parallel_tool_calls=True)
         del convo.history[-1]  # history that does not extend the last request
-        convo.run_turn("three", output_schema={"type": "object"})
+        convo.run_turn("three", parallel_tool_calls=True)
     _, second, third = ws.requests
     assert "previous_response_id" not in second
     assert input_texts(second) == ["one", "ok", "two"]
