@@ -979,33 +979,118 @@ def _uuid7() -> str:
 
 IMAGE_OMITTED_TEXT = "image content omitted because it could not be processed"
 
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+_IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif"}
+# What upstream sends at most, by detail: the longest side, and patches of
+# 32x32 pixels; `low` is the server's to shrink.
+_IMAGE_LIMITS = {"original": (6000, 10000), "high": (2048, 2500)}
 
 
-def _inline_image_is_usable(url: str) -> bool:
-    """Whether a `data:` URL holds base64 PNG, JPEG, GIF or WebP bytes."""
+def _image_kind(raw: bytes) -> str | None:
+    """png, jpeg, gif or webp, from the first bytes; None for anything else."""
+    kind = next((k for magic, k in _IMAGE_MAGIC.items() if raw.startswith(magic)), None)
+    return kind or ("webp" if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP" else None)
+
+
+def _image_size(raw: bytes, kind: str) -> tuple[int, int] | None:
+    """Width and height from the header, without decoding (None if unread)."""
+    le = int.from_bytes
+    if kind == "png" and raw[12:16] == b"IHDR":
+        return le(raw[16:20], "big"), le(raw[20:24], "big")
+    if kind == "gif":
+        return le(raw[6:8], "little"), le(raw[8:10], "little")
+    if kind == "webp" and raw[12:16] == b"VP8X":
+        return le(raw[24:27], "little") + 1, le(raw[27:30], "little") + 1
+    if kind == "webp" and raw[12:16] == b"VP8L":
+        bits = le(raw[21:25], "little")
+        return (bits & 0x3FFF) + 1, (bits >> 14 & 0x3FFF) + 1
+    if kind == "webp" and raw[12:16] == b"VP8 ":
+        return le(raw[26:28], "little") & 0x3FFF, le(raw[28:30], "little") & 0x3FFF
+    at = 2  # JPEG: the segments up to a start-of-frame marker
+    while kind == "jpeg" and at + 9 <= len(raw) and raw[at] == 0xFF:
+        marker = raw[at + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return le(raw[at + 7 : at + 9], "big"), le(raw[at + 5 : at + 7], "big")
+        at += 2 + le(raw[at + 2 : at + 4], "big")
+    return None
+
+
+def _fitted_size(width: int, height: int, limit: tuple[int, int]) -> tuple[int, int]:
+    """The largest size of the same shape within the longest side and the
+    patch count of `limit` (the size itself when it fits)."""
+    side, patches = limit
+    scale = min(
+        1.0, side / max(width, height), 32 * math.sqrt(patches / (width * height))
+    )
+    while True:
+        size = max(1, int(width * scale)), max(1, int(height * scale))
+        if -(-size[0] // 32) * -(-size[1] // 32) <= patches:
+            return size
+        scale *= 0.99
+
+
+def _fit_image(raw: bytes, kind: str, limit: tuple[int, int]) -> tuple[bytes, str]:
+    """The image as upstream sends it: PNG or JPEG within `limit` as it is;
+    else, with Pillow, downscaled and encoded again (JPEG stays JPEG at
+    quality 85, anything else becomes PNG).  Without Pillow the bytes go as
+    they are, with a warning when they are over.  ValueError: not an image."""
+    try:
+        from PIL import Image
+    except ImportError:
+        size = _image_size(raw, kind)
+        if size and min(size) > 0 and _fitted_size(*size, limit) != size:
+            _log.warning(
+                "a %dx%d image is over the %d px / %d patch limit; sent as it is "
+                "(install codex-lite[images] to downscale it)",
+                *size,
+                *limit,
+            )
+        return raw, kind
+    try:
+        image = Image.open(io.BytesIO(raw))
+        size = _fitted_size(*image.size, limit)
+        if size == image.size and kind in ("png", "jpeg"):
+            return raw, kind
+        resized = image.resize(size, Image.Resampling.BILINEAR)
+        out = io.BytesIO()
+        if kind == "jpeg":
+            resized.convert("RGB").save(out, "JPEG", quality=85)
+        else:
+            resized.save(out, "PNG")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"cannot decode the image ({type(exc).__name__})") from None
+    return out.getvalue(), "jpeg" if kind == "jpeg" else "png"
+
+
+def _prepared_image(part: InputImage) -> ContentItem:
+    """An inline image fitted as upstream fits it, or the placeholder."""
+    url = part.image_url or ""
+    if url[:5].lower() != "data:":
+        return part  # remote images are the server's
     header, comma, payload = url.partition(",")
-    if not comma or not header.lower().endswith(";base64"):
-        return False
     try:
         raw = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        return False
-    return raw.startswith(_IMAGE_MAGIC) or (raw[:4] == b"RIFF" and raw[8:12] == b"WEBP")
+        raw = b""
+    kind = _image_kind(raw)
+    if not comma or not header.lower().endswith(";base64") or kind is None:
+        return InputText(text=IMAGE_OMITTED_TEXT)
+    try:
+        limit = _IMAGE_LIMITS["original" if part.detail == "original" else "high"]
+        fitted, fitted_kind = _fit_image(raw, kind, limit)
+    except ValueError:
+        return InputText(text=IMAGE_OMITTED_TEXT)
+    if fitted is raw:
+        return part
+    encoded = base64.b64encode(fitted).decode()
+    return dataclasses.replace(
+        part, image_url=f"data:image/{fitted_kind};base64,{encoded}"
+    )
 
 
 def _prepare_content(parts: tuple[ContentItem, ...]) -> tuple[ContentItem, ...]:
     if not any(isinstance(p, InputImage) and p.image_url for p in parts):
         return parts
-    return tuple(
-        InputText(text=IMAGE_OMITTED_TEXT)
-        if isinstance(p, InputImage)
-        and p.image_url is not None
-        and p.image_url[:5].lower() == "data:"
-        and not _inline_image_is_usable(p.image_url)
-        else p
-        for p in parts
-    )
+    return tuple(_prepared_image(p) if isinstance(p, InputImage) else p for p in parts)
 
 
 def _prepare_images(item: ResponseItem) -> ResponseItem:
@@ -4865,23 +4950,28 @@ def _assistant_text(items: Iterable[ResponseItem]) -> str:
     )
 
 
-def local_image_content(path: Path, number: int) -> list[ContentItem]:
-    """A local image as upstream sends it: a tag, the inline image, a closing tag."""
+def local_image_content(
+    path: Path, number: int, *, detail: str = "high"
+) -> list[ContentItem]:
+    """A local image as upstream sends it: a tag, the inline image (fitted
+    to the limits of its detail, see `_fit_image`), a closing tag."""
     unreadable = f"Codex could not read the local image at `{path}`"
     try:
         raw = path.read_bytes()
     except OSError as exc:
         return [InputText(text=f"{unreadable}: {exc.strerror}")]
-    kinds = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif"}
-    kind = next((k for magic, k in kinds.items() if raw.startswith(magic)), None)
-    if kind is None and raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
-        kind = "webp"
+    kind = _image_kind(raw)
     if kind is None:
         return [InputText(text=f"{unreadable}: unsupported image format")]
+    try:
+        limit = _IMAGE_LIMITS["original" if detail == "original" else "high"]
+        raw, kind = _fit_image(raw, kind, limit)
+    except ValueError as exc:
+        return [InputText(text=f"{unreadable}: {exc}")]
     url = f"data:image/{kind};base64,{base64.b64encode(raw).decode()}"
     return [
         InputText(text=f'<image name=[Image #{number}] path="{path}">'),
-        InputImage(image_url=url, detail="high"),
+        InputImage(image_url=url, detail=detail),
         InputText(text="</image>"),
     ]
 

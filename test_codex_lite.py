@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 import hashlib
 import http.server
+import io
 import itertools
 import json
 import logging
@@ -6259,3 +6260,582 @@ def test_ws_a_silent_handshake_times_out_by_the_provider_key_then_http(
     )
     with pytest.raises(cl.ConfigError, match="websocket_connect_timeout_ms must be"):
         cl.ProviderInfo.from_toml({"websocket_connect_timeout_ms": 0})
+
+
+# --- Tools and structured output ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hint", "schema"),
+    [
+        (str, {"type": "string"}),
+        (int, {"type": "integer"}),
+        (float, {"type": "number"}),
+        (bool, {"type": "boolean"}),
+        (None, {"type": "null"}),
+        (list[str], {"type": "array", "items": {"type": "string"}}),
+        (
+            dict[str, float],
+            {"type": "object", "additionalProperties": {"type": "number"}},
+        ),
+        (typing.Literal["a", "b"], {"type": "string", "enum": ["a", "b"]}),
+        (typing.Literal[1, 2], {"type": "integer", "enum": [1, 2]}),
+        (
+            typing.Optional[int],  # noqa: UP045 - the spelling under test
+            {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        ),
+        (int | None, {"anyOf": [{"type": "integer"}, {"type": "null"}]}),
+        (
+            typing.Annotated[str, "the file to read"],
+            {"type": "string", "description": "the file to read"},
+        ),
+        (
+            list[typing.Annotated[int, "a line number"]],
+            {
+                "type": "array",
+                "items": {"type": "integer", "description": "a line number"},
+            },
+        ),
+    ],
+)
+def test_parameter_schemas(hint: Any, schema: dict[str, Any]) -> None:
+    def fn(x: hint) -> None:  # type: ignore[valid-type]
+        pass
+
+    fn.__annotations__["x"] = hint
+    parameters = cl.tool(fn).definition["parameters"]
+    assert parameters["properties"]["x"] == schema
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [set[int], tuple[int, int], bytes, dict[int, str], typing.Literal["a", 1], object],
+)
+def test_types_without_a_schema_fail_when_the_tool_is_made(hint: Any) -> None:
+    def lookup(key: str, value: Any = None) -> None:
+        pass
+
+    lookup.__annotations__["value"] = hint
+    with pytest.raises(TypeError, match="tool lookup: parameter value: no JSON Schema"):
+        cl.tool(lookup)
+
+
+def test_a_function_tool_definition() -> None:
+    def read_file(
+        path: typing.Annotated[str, "relative to the work tree"],
+        limit: int = 100,
+        *,
+        encoding: typing.Literal["utf-8", "latin-1"] = "utf-8",
+    ) -> str:
+        """Read a file of the
+        work tree.
+
+        Longer notes stay out of the description.
+        """
+        return ""
+
+    assert cl.tool(read_file).definition == {
+        "type": "function",
+        "name": "read_file",
+        "description": "Read a file of the work tree.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "relative to the work tree"},
+                "limit": {"type": "integer"},
+                "encoding": {"type": "string", "enum": ["utf-8", "latin-1"]},
+            },
+            "required": ["path"],
+            "additionalProperties": False,
+        },
+        "strict": False,
+    }
+    with pytest.raises(TypeError, match="has no type annotation"):
+        cl.tool(lambda x: x)
+    with pytest.raises(TypeError, match="custom tool shell: it must take one str"):
+
+        def shell(command: str, cwd: str) -> str:
+            return ""
+
+        cl.tool(shell, custom=True)
+
+
+def calls_stream(*calls: dict[str, Any], response_id: str = "resp_c") -> bytes:
+    """A response that only calls tools: (name, arguments or input, call id)."""
+    items = []
+    for n, call in enumerate(calls):
+        if "input" in call:
+            items.append(
+                {"type": "custom_tool_call", "id": f"ctc_{response_id}_{n}", **call}
+            )
+        else:
+            items.append(
+                {"type": "function_call", "id": f"fc_{response_id}_{n}", **call}
+            )
+    return sse(
+        {"type": "response.created", "response": {"id": response_id}},
+        *({"type": "response.output_item.done", "item": i} for i in items),
+        completed(response_id),
+    )
+
+
+def call(name: str, arguments: Any, call_id: str) -> dict[str, Any]:
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return {"name": name, "arguments": text, "call_id": call_id}
+
+
+def outputs(request: Seen) -> list[tuple[str, str]]:
+    return [
+        (i["call_id"], i["output"])
+        for i in request.json()["input"]
+        if i["type"] in ("function_call_output", "custom_tool_call_output")
+    ]
+
+
+def test_two_rounds_of_tool_calls_then_the_answer(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("alpha beta gamma")
+
+    def read_file(path: str) -> str:
+        """Read a text file."""
+        return (tmp_path / path).read_text()
+
+    def count_words(text: str) -> dict[str, int]:
+        return {"words": len(text.split())}
+
+    server.then(
+        reply(
+            body=calls_stream(
+                call("read_file", {"path": "notes.txt"}, "c1"), response_id="r1"
+            )
+        ),
+        reply(
+            body=calls_stream(
+                call("count_words", {"text": "alpha beta gamma"}, "c2"),
+                response_id="r2",
+            )
+        ),
+        reply(body=text_stream("Three words.", "r3")),
+    )
+    path = tmp_path / "rollout.jsonl"
+    writer = cl.RolloutWriter.create(home, str(uuid.uuid4()), {"cwd": str(tmp_path)})
+    with cl.Conversation(openai_client(server, home), rollout=writer) as convo:
+        result = convo.run_turn(
+            "How many words in notes.txt?", tools=[read_file, count_words]
+        )
+        path = writer.path
+    assert result.text == "Three words."
+    assert [type(i).__name__ for i in result.items] == [
+        "FunctionCall", "FunctionCallOutput", "FunctionCall", "FunctionCallOutput", "Message",
+    ]  # fmt: skip
+    first, second, third = server.seen
+    assert [t["name"] for t in first.json()["tools"]] == ["read_file", "count_words"]
+    assert first.json()["tools"][0]["description"] == "Read a text file."
+    assert outputs(second) == [("c1", "alpha beta gamma")]
+    assert outputs(third) == [("c1", "alpha beta gamma"), ("c2", '{"words": 3}')]
+    # one turn: the same turn id on every request
+    turn_ids = {
+        json.loads(s.header("x-codex-turn-metadata") or "")["turn_id"]
+        for s in server.seen
+    }
+    assert len(turn_ids) == 1
+    kinds = [
+        json.loads(line)["payload"].get("type")
+        for line in path.read_text().splitlines()
+        if json.loads(line)["type"] == "response_item"
+    ]
+    assert kinds == ["message", "function_call", "function_call_output"] * 1 + [
+        "function_call", "function_call_output", "message",
+    ]  # fmt: skip
+
+
+def test_a_parallel_round_runs_together_and_answers_in_call_order(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    both_running = threading.Barrier(2, timeout=10)
+
+    def slow(n: int) -> str:
+        both_running.wait()  # only returns if the other call runs meanwhile
+        time.sleep(0.05 * (2 - n))  # the first call finishes last
+        return f"done {n}"
+
+    server.then(
+        reply(
+            body=calls_stream(call("slow", {"n": 0}, "a"), call("slow", {"n": 1}, "b"))
+        ),
+        reply(body=text_stream("ok")),
+    )
+    convo = cl.Conversation(openai_client(server, home))
+    convo.run_turn("go", tools=[slow], parallel_tool_calls=True)
+    assert server.seen[0].json()["parallel_tool_calls"] is True
+    assert outputs(server.seen[1]) == [("a", "done 0"), ("b", "done 1")]
+
+
+def test_raising_tools_bad_arguments_and_unknown_tools_are_told_to_the_model(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    def divide(a: int, b: int) -> float:
+        return a / b
+
+    server.then(
+        reply(
+            body=calls_stream(
+                call("divide", {"a": 1, "b": 0}, "c1"),
+                call("divide", "{not json", "c2"),
+                call("divide", {"a": "one", "b": 2}, "c3"),
+                call("divide", {"a": 1}, "c4"),
+                call("divide", {"a": 1, "b": 2, "c": 3}, "c5"),
+                call("multiply", {"a": 1}, "c6"),
+                {"name": "shell", "input": "ls", "call_id": "c7"},
+            )
+        ),
+        reply(body=text_stream("sorry")),
+    )
+    convo = cl.Conversation(openai_client(server, home))
+    assert convo.run_turn("divide", tools=[divide]).text == "sorry"
+    told = dict(outputs(server.seen[1]))
+    assert told["c1"] == "error: ZeroDivisionError: division by zero"
+    assert told["c2"].startswith("error: the arguments are not JSON: ")
+    assert told["c3"] == "error: arguments.a: must be an integer"
+    assert told["c4"] == "error: arguments: 'b' is missing"
+    assert told["c5"] == "error: arguments: 'c' is not a parameter"
+    assert told["c6"] == "error: no tool named 'multiply'"
+    assert told["c7"] == "error: no tool named 'shell'"
+    assert "Traceback" not in json.dumps(told)
+
+
+def test_custom_tools_take_the_free_form_input(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    def shell(command: str) -> str:
+        """Run a shell command."""
+        return f"ran {command}"
+
+    server.then(
+        reply(body=calls_stream({"name": "shell", "input": "ls -l", "call_id": "k1"})),
+        reply(body=text_stream("listed")),
+    )
+    convo = cl.Conversation(openai_client(server, home))
+    convo.run_turn("list", tools=[cl.tool(shell, custom=True)])
+    assert server.seen[0].json()["tools"] == [
+        {"type": "custom", "name": "shell", "description": "Run a shell command."}
+    ]
+    (answer,) = [
+        i
+        for i in server.seen[1].json()["input"]
+        if i["type"] == "custom_tool_call_output"
+    ]
+    assert (answer["call_id"], answer["output"]) == ("k1", "ran ls -l")
+
+
+def test_the_round_limit_is_a_typed_error_that_keeps_the_history(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    def again() -> str:
+        return "once more"
+
+    server.then(
+        *(reply(body=calls_stream(call("again", {}, f"c{n}"))) for n in range(3))
+    )
+    convo = cl.Conversation(openai_client(server, home))
+    with pytest.raises(cl.ToolRoundsExceeded, match="after 2 rounds"):
+        convo.run_turn("loop", tools=[again], max_tool_rounds=2)
+    assert len(server.seen) == 3
+    kinds = [type(i).__name__ for i in convo.history]
+    assert kinds.count("FunctionCall") == 3 and kinds.count("FunctionCallOutput") == 2
+
+
+def test_ctrl_c_in_a_tool_keeps_the_rollout_and_resume_goes_on_mid_loop(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    answers = iter([KeyboardInterrupt, "42"])
+
+    def ask() -> str:
+        answer = next(answers)
+        if answer is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        return str(answer)
+
+    server.then(
+        reply(body=calls_stream(call("ask", {}, "c1"))),
+        reply(body=text_stream("It is 42.")),
+    )
+    thread_id = str(uuid.uuid4())
+    writer = cl.RolloutWriter.create(
+        home, thread_id, {"id": thread_id, "cwd": str(tmp_path)}
+    )
+    convo = cl.Conversation(
+        openai_client(server, home, thread_id=thread_id), rollout=writer
+    )
+    with pytest.raises(KeyboardInterrupt):
+        convo.run_turn("what is it?", tools=[ask])
+    convo.close()
+    rollout = cl.read_rollout(writer.path)
+    assert [type(i).__name__ for i in rollout.items] == ["Message", "FunctionCall"]
+    client = openai_client(server, home, thread_id=thread_id)
+    resumed = cl.Conversation(
+        client, history=rollout.items, rollout=cl.RolloutWriter(writer.path)
+    )
+    assert resumed.run_turn([], tools=[ask]).text == "It is 42."
+    assert outputs(server.seen[1]) == [("c1", "42")]
+    kinds = [type(i).__name__ for i in cl.read_rollout(writer.path).items]
+    assert kinds == ["Message", "FunctionCall", "FunctionCallOutput", "Message"]
+
+
+@dataclasses.dataclass
+class Verdict:
+    ok: bool
+    reasons: list[str]
+    score: int | None
+
+
+class Point(typing.TypedDict):
+    x: float
+    y: float
+
+
+def test_structured_output_from_a_dataclass_or_typeddict(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(
+            body=text_stream('{"ok": true, "reasons": ["tests pass"], "score": null}')
+        ),
+        reply(body=text_stream('{"x": 1.5, "y": -2}')),
+        reply(body=text_stream("not JSON at all")),
+    )
+    convo = cl.Conversation(openai_client(server, home))
+    result = convo.run_turn("review", output_schema=Verdict)
+    assert result.parsed == Verdict(ok=True, reasons=["tests pass"], score=None)
+    assert server.seen[0].json()["text"]["format"] == {
+        "type": "json_schema",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {
+                "ok": {"type": "boolean"},
+                "reasons": {"type": "array", "items": {"type": "string"}},
+                "score": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            },
+            "required": ["ok", "reasons", "score"],
+            "additionalProperties": False,
+        },
+        "name": "codex_output_schema",
+    }
+    assert convo.run_turn("where", output_schema=Point).parsed == {"x": 1.5, "y": -2}
+    with pytest.raises(cl.OutputParseError) as raised:
+        convo.run_turn("again", output_schema=Verdict)
+    assert raised.value.text == "not JSON at all"
+    assert convo.last_result.text == "not JSON at all"  # the reply is kept
+
+
+def test_exec_appends_piped_stdin_as_codex_does(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    # what Codex 0.169 sent for `printf ... | codex exec "review this"`, seen on this machine
+    cases = {
+        "line one\nline two\n": "review this\n\n<stdin>\nline one\nline two\n</stdin>",
+        "no newline": "review this\n\n<stdin>\nno newline\n</stdin>",
+        "  \n": "review this",
+    }
+    for piped, expected in cases.items():
+        server.then(reply(body=text_stream()))
+        done = cli(home, "exec", "review this", stdin=piped, env=openai_env(server))
+        assert done.returncode == 0, done.stderr
+        assert server.seen[-1].json()["input"][-1]["content"][-1]["text"] == expected
+
+
+def test_exec_output_last_message_and_cd(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    server.then(reply(body=text_stream("final answer")))
+    out = tmp_path / "last.txt"
+    args = ("exec", "-C", str(work), "-o", str(out), "hi")
+    done = cli(home, *args, env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == "final answer"
+    (path,) = (home / "sessions").rglob("rollout-*.jsonl")
+    assert json.loads(path.read_text().splitlines()[0])["payload"]["cwd"] == str(work)
+    missing = cli(home, "exec", "-C", str(tmp_path / "nowhere"), "hi")
+    assert missing.returncode == 2 and "nowhere" in missing.stderr
+
+
+def test_every_command_line_option_has_a_help_line() -> None:
+    parser = cl._exec_parser()
+    bare = [
+        a.option_strings for a in parser._actions if a.option_strings and not a.help
+    ]
+    assert bare == []
+    shown = cli(pathlib.Path(tempfile.mkdtemp()), "exec", "--help").stdout
+    for option in (
+        "-m MODEL",
+        "-p PROFILE",
+        "-c KEY=VALUE",
+        "--fast",
+        "--output-schema",
+        "-i FILE",
+        "-o FILE",
+        "-C DIR",
+    ):
+        assert option in shown
+
+
+# --- Images prepared as Codex prepares them ---------------------------------------
+
+
+def image_file(
+    tmp_path: pathlib.Path, size: tuple[int, int], kind: str = "PNG"
+) -> pathlib.Path:
+    from PIL import Image
+
+    path = tmp_path / f"{size[0]}x{size[1]}.{kind.lower()}"
+    Image.new("RGB", size, (200, 30, 30)).save(path, kind)
+    return path
+
+
+def sent_image(parts: list[cl.ContentItem]) -> tuple[str, bytes]:
+    (image,) = [p for p in parts if isinstance(p, cl.InputImage)]
+    header, _, payload = (image.image_url or "").partition(",")
+    return header, base64.b64decode(payload)
+
+
+@pytest.mark.parametrize(
+    ("size", "detail", "expected"),
+    [
+        ((2048, 32), "high", (2048, 32)),  # at the limit: the bytes as they are
+        ((2049, 32), "high", (2048, 31)),
+        ((1, 10000), "high", (1, 2048)),
+        ((2048, 2048), "high", (1600, 1600)),  # 2,500 patches of 32x32
+        ((1, 10000), "original", (1, 6000)),
+        ((3200, 3200), "original", (3200, 3200)),  # 10,000 patches
+    ],
+)
+def test_local_images_are_fitted_to_the_limits_with_pillow(
+    tmp_path: pathlib.Path,
+    size: tuple[int, int],
+    detail: str,
+    expected: tuple[int, int],
+) -> None:
+    from PIL import Image
+
+    path = image_file(tmp_path, size)
+    header, raw = sent_image(cl.local_image_content(path, 1, detail=detail))
+    assert header == "data:image/png;base64"
+    assert Image.open(io.BytesIO(raw)).size == expected
+    if expected == size:
+        assert raw == path.read_bytes()
+
+
+def test_jpeg_stays_jpeg_and_gif_becomes_png(tmp_path: pathlib.Path) -> None:
+    from PIL import Image
+
+    header, raw = sent_image(
+        cl.local_image_content(image_file(tmp_path, (4000, 100), "JPEG"), 1)
+    )
+    assert header == "data:image/jpeg;base64" and Image.open(io.BytesIO(raw)).size == (
+        2048,
+        51,
+    )
+    header, raw = sent_image(
+        cl.local_image_content(image_file(tmp_path, (10, 10), "GIF"), 1)
+    )
+    assert header == "data:image/png;base64" and raw.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("kind", ["PNG", "JPEG", "GIF", "WEBP"])
+def test_without_pillow_images_go_as_they_are_with_a_warning_when_over(
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+) -> None:
+    small, large = (
+        image_file(tmp_path, (2048, 32), kind),
+        image_file(tmp_path, (2049, 40), kind),
+    )
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as if not installed
+    for path in (small, large):
+        assert sent_image(cl.local_image_content(path, 1))[1] == path.read_bytes()
+    warnings = [r.message for r in caplog.records if r.levelno == logging.WARNING]
+    over = "a 2049x40 image is over the 2048 px / 2500 patch limit; sent as it is"
+    assert warnings == [f"{over} (install codex-lite[images] to downscale it)"]
+
+
+def test_inline_images_in_history_are_fitted_too(tmp_path: pathlib.Path) -> None:
+    from PIL import Image
+
+    raw = image_file(tmp_path, (5000, 20)).read_bytes()
+    url = "data:image/png;base64," + base64.b64encode(raw).decode()
+    message = cl.Message(role="user", content=(cl.InputImage(image_url=url),))
+    (prepared,) = cl.prepare_conversation_items_for_history([message], item_ids=False)
+    _, fitted = sent_image(list(prepared.content))
+    assert Image.open(io.BytesIO(fitted)).size == (2048, 8)
+
+
+def run_example(
+    name: str, home: pathlib.Path, server: Loopback, *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))
+    }
+    return subprocess.run(
+        [sys.executable, str(HERE / "examples" / name), *args],
+        env={
+            **env,
+            "CODEX_HOME": str(home),
+            "PYTHONPATH": str(HERE),
+            **openai_env(server),
+        },
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_example_file_tools(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("intro\nTODO: tests\nmiddle\nTODO: docs\n")
+    server.then(
+        reply(
+            body=calls_stream(call("search", {"word": "TODO"}, "s1"), response_id="r1")
+        ),
+        reply(
+            body=calls_stream(
+                call("read_lines", {"start": 2, "count": 3}, "s2"), response_id="r2"
+            )
+        ),
+        reply(body=text_stream("Lines 2 and 4 mention TODO.", "r3")),
+    )
+    done = run_example(
+        "file_tools.py", home, server, str(notes), "Which lines mention TODO?"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Lines 2 and 4 mention TODO.\n"
+    assert outputs(server.seen[1]) == [("s1", "[2, 4]")]
+    assert outputs(server.seen[2])[1] == (
+        "s2",
+        "2: TODO: tests\n3: middle\n4: TODO: docs",
+    )
+    assert not (home / "sessions").exists()  # ephemeral
+
+
+def test_example_structured_review(server: Loopback, home: pathlib.Path) -> None:
+    verdict = {"verdict": "request_changes", "issues": ["no test for the new branch"]}
+    server.then(reply(body=text_stream(json.dumps(verdict))))
+    done = run_example(
+        "structured_review.py", home, server, stdin="+ if x:\n+     y()\n"
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == "request_changes\n- no test for the new branch\n"
+    schema = server.seen[0].json()["text"]["format"]["schema"]
+    assert schema["properties"]["verdict"] == {
+        "type": "string",
+        "enum": ["approve", "request_changes"],
+    }
