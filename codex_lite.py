@@ -1870,7 +1870,7 @@ _ERROR_CODES: dict[str, tuple[type[ApiError], str]] = {
 }
 
 
-def _failed_error(response: Any, request_id: str | None) -> CodexError:
+def _failed_error(response: Any, request_id: str | None) -> ApiError:
     """The error a `response.failed` event stands for (wire-spec §13)."""
     error = _json_get(response, "error")
     if not isinstance(error, dict):
@@ -1911,7 +1911,7 @@ class _ResponsesReader:
     def __init__(self, request_id: str | None) -> None:
         self.request_id = request_id
         self.done = False
-        self.failure: CodexError | None = None  # what the stream ends in, if not done
+        self.failure: ApiError | None = None  # what the stream ends in, if not done
         self.turn_state: str | None = None  # from a WebSocket `response.metadata`
 
     def read(self, sse: ServerSentEvent) -> ResponseEvent | None:
@@ -3928,19 +3928,14 @@ class Turn:
                 )
                 return _Failure(failed, None, {})
 
+        timeout = client.retry_policy.websocket_connect_timeout
         try:
-            policy = client.retry_policy
-            socket = _ResponsesSocket(
-                self._send(
-                    unsigned,
-                    send_once,
-                    connect_timeout=policy.websocket_connect_timeout,
-                )
-            )
+            connection = self._send(unsigned, send_once, connect_timeout=timeout)
         except RetryLimitExceeded as exc:
             if isinstance(exc.last_error, TransportError):
                 raise _UseHttp(str(exc.last_error)) from None
             raise
+        socket = _ResponsesSocket(connection)
         if socket.connection.response is not None:
             answer = socket.connection.response.headers
             self._capture_turn_state(answer)
@@ -4016,23 +4011,19 @@ class Turn:
             if not completed:  # a response may still be coming: never read it
                 client._drop_socket()
 
-    def _ws_failure(self, failure: CodexError) -> CodexError:
+    def _ws_failure(self, failure: ApiError) -> ApiError:
         """What a failed request on the socket becomes: a stream error to
         retry (on a fresh connection: the failed one is dropped), or the
         typed error to raise."""
-        client = self.client
-        if (
-            isinstance(failure, ApiError)
-            and failure.code == "previous_response_not_found"
-        ):
+        if failure.code == "previous_response_not_found":
             # The server forgot: a fresh connection starts over, in full.
             return StreamError(failure.message, request_id=failure.request_id)
-        if not isinstance(failure, ApiError) or failure.status is None:
-            return failure  # a `response.failed` or `.incomplete`: as over HTTP
-        policy = client.retry_policy
+        if failure.status is None:
+            return failure  # `response.failed` or `.incomplete`: as over HTTP
+        policy = self.client.retry_policy
         step = _next_step(failure, failure.status, {}, 1, False, policy)
         if step == "reload":
-            client.auth.reload()
+            self.client.auth.reload()
         elif not isinstance(step, float):
             return failure
         return StreamError(str(failure), request_id=failure.request_id)
@@ -4483,7 +4474,7 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
         "object": isinstance(value, dict),
     }
     if fits.get(str(kind), True) is False:
-        return f"{path}: must be {'an' if kind in ('integer', 'array', 'object') else 'a'} {kind}"
+        return f"{path}: must be of type {kind}"
     if isinstance(value, list):
         for index, item in enumerate(value):
             if problem := _schema_problem(
@@ -5111,9 +5102,9 @@ class RealtimeSession:
             ) from None
         provider, auth, policy = client.provider, client.auth, client.retry_policy
         url = "ws" + provider.url_for_path("realtime", auth).removeprefix("http")
-        url += ("&" if "?" in url else "?") + urllib.parse.urlencode(
-            {"model": client.model}
-        )
+        url += (
+            "&" if "?" in url else "?"
+        ) + f"model={urllib.parse.quote(client.model)}"
         headers = {
             **provider.headers(),
             "originator": client.originator,
@@ -5439,9 +5430,10 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-m", "--model", help="the model to ask")
-    parser.add_argument("-p", "--profile", help="a [profiles.NAME] of config.toml")
-    parser.add_argument(
+    add = parser.add_argument
+    add("-m", "--model", help="the model to ask")
+    add("-p", "--profile", help="a [profiles.NAME] of config.toml")
+    add(
         "-c",
         "--config",
         action="append",
@@ -5449,33 +5441,21 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="set a config.toml key for this run (the value read as TOML); repeatable",
     )
-    parser.add_argument("--provider", metavar="ID", help="model provider id")
+    add("--provider", metavar="ID", help="model provider id")
 
 
 def _exec_parser() -> argparse.ArgumentParser:
     parser = _parser("codex-lite exec", "Run one turn and stream the answer.")
     _common_options(parser)
-    parser.add_argument(
-        "--json", action="store_true", help="print every event as a JSON line"
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print the request, send nothing"
-    )
+    add = parser.add_argument
+    add("--json", action="store_true", help="print every event as a JSON line")
+    add("--dry-run", action="store_true", help="print the request, send nothing")
+    parser.set_defaults(fast=None)
     fast = parser.add_mutually_exclusive_group()
-    fast.add_argument(
-        "--fast",
-        dest="fast",
-        action="store_true",
-        default=None,
-        help="this run in the fast (priority) service tier",
-    )
-    fast.add_argument(
-        "--no-fast", dest="fast", action="store_false", help="this run without it"
-    )
-    parser.add_argument(
-        "--output-schema", metavar="FILE", help="a JSON Schema the answer must follow"
-    )
-    parser.add_argument(
+    fast.add_argument("--fast", action="store_true", help="this run in the fast tier")
+    fast.add_argument("--no-fast", dest="fast", action="store_false", help="nor this")
+    add("--output-schema", metavar="FILE", help="a JSON Schema the answer must fit")
+    add(
         "-i",
         "--image",
         action="append",
@@ -5483,25 +5463,18 @@ def _exec_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a local image to send with the prompt; repeatable",
     )
-    parser.add_argument(
-        "-o",
-        "--output-last-message",
-        metavar="FILE",
-        help="also write the final answer to FILE",
+    add(
+        "-o", "--output-last-message", metavar="FILE", help="also write the answer here"
     )
-    parser.add_argument(
-        "-C", "--cd", metavar="DIR", help="run in DIR, as if started there"
-    )
-    parser.add_argument("--ephemeral", action="store_true", help="write no rollout")
-    parser.add_argument(
+    add("-C", "--cd", metavar="DIR", help="run in DIR, as if started there")
+    add("--ephemeral", action="store_true", help="write no rollout")
+    add(
         "--last",
         action="store_true",
         help="with resume: the most recently updated thread started here",
     )
-    parser.add_argument(
-        "--all", action="store_true", help="with resume --last: of any directory"
-    )
-    parser.add_argument("words", nargs="*", help="[resume [THREAD_ID]] [PROMPT | -]")
+    add("--all", action="store_true", help="with resume --last: of any directory")
+    add("words", nargs="*", help="[resume [THREAD_ID]] [PROMPT | -]")
     return parser
 
 
@@ -5927,16 +5900,15 @@ def _run_realtime(argv: list[str]) -> int:
         "streamed answer; over WebRTC, post --sdp-offer and print the SDP answer.",
     )
     _common_options(parser)
-    parser.add_argument(
+    add = parser.add_argument
+    add(
         "--transport",
         choices=[t.value for t in RealtimeTransport],
         help="websocket (the default) or webrtc (the default with --sdp-offer)",
     )
-    parser.add_argument("--text", help="the user message to send (websocket)")
-    parser.add_argument("--sdp-offer", metavar="FILE", help="the SDP offer (webrtc)")
-    parser.add_argument(
-        "--session-json", metavar="FILE", help="the session configuration to send"
-    )
+    add("--text", help="the user message to send (websocket)")
+    add("--sdp-offer", metavar="FILE", help="the SDP offer (webrtc)")
+    add("--session-json", metavar="FILE", help="the session configuration to send")
     args = parser.parse_args(argv)
     transport = args.transport or ("webrtc" if args.sdp_offer else "websocket")
     if transport == "webrtc" and not args.sdp_offer:

@@ -6497,7 +6497,7 @@ def test_raising_tools_bad_arguments_and_unknown_tools_are_told_to_the_model(
     told = dict(outputs(server.seen[1]))
     assert told["c1"] == "error: ZeroDivisionError: division by zero"
     assert told["c2"].startswith("error: the arguments are not JSON: ")
-    assert told["c3"] == "error: arguments.a: must be an integer"
+    assert told["c3"] == "error: arguments.a: must be of type integer"
     assert told["c4"] == "error: arguments: 'b' is missing"
     assert told["c5"] == "error: arguments: 'c' is not a parameter"
     assert told["c6"] == "error: no tool named 'multiply'"
