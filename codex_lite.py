@@ -2095,15 +2095,15 @@ def _join_request(
 class _RequestParts(typing.NamedTuple):
     """A Responses request before it is joined: what both transports send.
 
-    `input` holds the encoded items, `input_ids` their ids (None for the
-    `leading` ones the client adds: instructions, Responses Lite tools).
+    `input` holds the encoded items: first the `leading` ones the client
+    adds (instructions, Responses Lite tools), then those of `items`.
     """
 
     url: str
     headers: dict[str, str]  # without auth, turn state or body headers
     head: dict[str, Any]
     input: list[bytes]
-    input_ids: list[str | None]
+    items: Sequence[ResponseItem]
     tail: dict[str, Any]
     leading: int
 
@@ -3548,9 +3548,12 @@ class Turn:
 
     def _body(
         self, prompt: Prompt, tier: str | None, turn_metadata: str | None
-    ) -> tuple[dict[str, Any], list[bytes], list[str | None], dict[str, Any], int]:
-        """The request body as head fields, encoded input items and their
-        ids, tail fields (§11), and how many items lead the prompt's."""
+    ) -> tuple[
+        dict[str, Any], list[bytes], Sequence[ResponseItem], dict[str, Any], int
+    ]:
+        """The request body as head fields, the encoded input items, the
+        prompt items among them, tail fields (§11), and how many items the
+        client puts before the prompt's."""
         client, rules = self.client, self.client.rules
         reasoning: dict[str, Any] = {}
         if effort := prompt.reasoning_effort or client.reasoning_effort:
@@ -3566,7 +3569,6 @@ class Turn:
             leading.append(self._instructions_item(prompt.instructions))
         head: dict[str, Any] = {"model": client.model}
         fragments = leading + client._fragments.encode(items)
-        ids = [None] * len(leading) + [getattr(i, "id", None) for i in items]
         tail: dict[str, Any] = {}
         if prompt.tools is not None:
             tail["tools"] = prompt.tools
@@ -3593,7 +3595,7 @@ class Turn:
             tail["text"] = text
         if turn_metadata is not None:
             tail["client_metadata"] = self._client_metadata(turn_metadata)
-        return head, fragments, ids, tail, len(leading)
+        return head, fragments, items, tail, len(leading)
 
     def _responses_lite(
         self, prompt: Prompt, reasoning: dict[str, Any]
@@ -3704,10 +3706,10 @@ class Turn:
         # client_metadata, to OpenAI.
         openai = client.rules.openai_metadata
         turn_metadata = self._turn_metadata(prompt) if openai else None
-        head, fragments, ids, tail, leading = self._body(prompt, tier, turn_metadata)
+        head, fragments, items, tail, leading = self._body(prompt, tier, turn_metadata)
         url = client.provider.url_for_path("responses", client.auth)
         headers = self._headers(tier, turn_metadata)
-        return _RequestParts(url, headers, head, fragments, ids, tail, leading)
+        return _RequestParts(url, headers, head, fragments, items, tail, leading)
 
     def _build(self, prompt: Prompt, *, keep_json: bool = False) -> PreparedRequest:
         """The HTTP request without auth or turn state."""
@@ -3950,9 +3952,7 @@ class Turn:
         client, policy = self.client, self.client.retry_policy
         if not generate:  # a prewarm: the leading items, nothing generated
             leading = parts.leading
-            parts = parts._replace(
-                input=parts.input[:leading], input_ids=parts.input_ids[:leading]
-            )
+            parts = parts._replace(input=parts.input[:leading], items=())
         new_input = _new_input(socket.last, parts)
         previous = socket.last.response_id if socket.last else None
         metadata = {"x-codex-ws-stream-request-start-ms": str(time.time_ns() // 10**6)}
@@ -4328,7 +4328,11 @@ def _new_input(last: _LastExchange | None, parts: _RequestParts) -> list[bytes] 
     known, output = len(last.input), len(last.output_ids)
     if parts.input[:known] != last.input or None in last.output_ids:
         return None
-    if parts.input_ids[known : known + output] != last.output_ids:
+    start = known - parts.leading
+    if start < 0:
+        return None
+    ids = [getattr(i, "id", None) for i in parts.items[start : start + output]]
+    if ids != last.output_ids:
         return None
     return parts.input[known + output :]
 
