@@ -1905,13 +1905,15 @@ class _ResponsesReader:
     Events are told apart by the JSON `type` in the data, not the SSE event
     name: some servers send no `event:` lines.  `done` turns true at
     `response.completed`; `end_error` is what a stream that ends before that
-    amounts to.
+    amounts to.  Over a `websocket` an `error` event ends the request.
     """
 
-    def __init__(self, request_id: str | None) -> None:
+    def __init__(self, request_id: str | None, *, websocket: bool = False) -> None:
         self.request_id = request_id
+        self.websocket = websocket
         self.done = False
         self.failure: ApiError | None = None  # what the stream ends in, if not done
+        self.failure_headers: dict[str, str] = {}  # an error frame's
         self.turn_state: str | None = None  # from a WebSocket `response.metadata`
 
     def read(self, sse: ServerSentEvent) -> ResponseEvent | None:
@@ -1975,11 +1977,17 @@ class _ResponsesReader:
         elif kind == "response.metadata":
             state = _json_get(_json_get(obj, "headers"), "x-codex-turn-state", str)
             self.turn_state = self.turn_state or state
-        elif kind == "error" and type(obj.get("status")) is int:
-            # A WebSocket error frame: the HTTP status the request would have had.
+        elif kind == "error" and self.websocket:
+            # with the HTTP status the request would have had, if it says
             headers = _json_get(obj, "headers", dict) or {}
-            headers = {k: v for k, v in headers.items() if isinstance(v, str)}
-            self.failure = _status_error(obj["status"], headers, obj)
+            headers = {k.lower(): v for k, v in headers.items() if isinstance(v, str)}
+            status = obj.get("status")
+            self.failure_headers = headers
+            self.failure = (
+                _status_error(status, headers, obj)
+                if type(status) is int
+                else _failed_error(obj, self.request_id)
+            )
         elif kind == "error":
             _log.warning(
                 "server sent an error event: %s", _scrub(json.dumps(obj))[:500]
@@ -3230,7 +3238,8 @@ class RetryPolicy:
     A stream that breaks is sent again up to `stream_max_retries` times.
     The budgets nest: each stream attempt is a request with its own retries,
     so a turn sends at most (request_max_retries + 1) * (stream_max_retries
-    + 1) requests, 30 by default.  A wait the server asks for longer than
+    + 1) requests, 30 by default; twice that when a WebSocket spent its
+    budget and HTTP gets one of its own.  A wait the server asks for longer than
     `max_retry_after` is not waited: the error is raised.  `turn_timeout`,
     when set, bounds the whole turn, retries and waits included.
     """
@@ -3433,9 +3442,12 @@ class Client:
         self._over_http = True
         self._drop_socket()
 
-    def _drop_socket(self) -> None:
-        socket, self._socket = self._socket, None
+    def _drop_socket(self, socket: _ResponsesSocket | None = None) -> None:
+        """Close `socket` (by default the client's own) and forget it."""
+        socket = socket or self._socket
         if socket is not None:
+            if socket is self._socket:
+                self._socket = None
             socket.connection.close()
 
     @property
@@ -3540,6 +3552,7 @@ class Turn:
         self.turn_state: str | None = None
         self.started_at_ms = time.time_ns() // 1_000_000
         self._deadline: float | None = None  # time.monotonic(), with turn_timeout
+        self._expired = False  # the deadline stopped a wait
 
     def __repr__(self) -> str:
         return f"Turn(turn_id={self.turn_id!r}, thread_id={self.client.thread_id!r})"
@@ -3844,12 +3857,12 @@ class Turn:
         A stream that breaks is sent again (same bytes); a `StreamRetry`
         event comes first, so a consumer can drop what it had so far.  Past
         the stream retry budget a WebSocket client goes over to HTTP, with a
-        budget of its own.
+        budget of its own (announced by a `StreamRetry` of attempt 0).
         """
         parts = self._parts(prompt)
         policy, request = self.client.retry_policy, None
-        if policy.turn_timeout is not None:
-            self._deadline = time.monotonic() + policy.turn_timeout
+        if policy.turn_timeout is not None and self._deadline is None:
+            self._deadline = time.monotonic() + policy.turn_timeout  # the turn's
         retries = 0
         while True:
             websocket = self.client._websocket_ready()
@@ -3867,7 +3880,9 @@ class Turn:
                 if retries >= policy.stream_max_retries and websocket:
                     self.client._use_http(f"the stream failed {retries + 1} times")
                     retries = 0
-                elif retries >= policy.stream_max_retries:
+                    yield StreamRetry(0, policy.stream_max_retries, 0.0, error)
+                    continue
+                if retries >= policy.stream_max_retries:
                     raise
                 if error.delay is not None and error.delay > policy.max_retry_after:
                     raise
@@ -3891,6 +3906,8 @@ class Turn:
         """One request over the client's WebSocket, opened (and prewarmed)
         first if need be: a `response.create` frame, then a frame per event."""
         client = self.client
+        if client._socket is not None and client._socket.busy:
+            client._drop_socket()  # a stream left unread: its events are not ours
         socket = client._socket
         if socket is None:
             socket = client._socket = self._ws_connect(parts)
@@ -3901,7 +3918,12 @@ class Turn:
 
     def _ws_connect(self, parts: _RequestParts) -> _ResponsesSocket:
         """The handshake, retried like a POST: auth applied on each attempt."""
-        from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+        from websockets.exceptions import (
+            InvalidHandshake,
+            InvalidProxy,
+            InvalidStatus,
+            InvalidURI,
+        )
 
         client = self.client
         url = "ws" + parts.url.removeprefix("http")  # ws:// or wss://
@@ -3918,12 +3940,21 @@ class Turn:
             try:
                 return _open_websocket(signed.url, wire, timeout[0], client)
             except InvalidStatus as exc:
-                status, answer = exc.response.status_code, exc.response.headers
+                status = exc.response.status_code
+                answer = _plain_headers(exc.response.headers)
                 if status in (401, 403, 408, 429) or status >= 500:
                     return _Failure(_handshake_error(exc.response), status, answer)
                 raise _UseHttp(f"the WebSocket handshake was answered {status}")
             except InvalidURI:
                 raise _unsendable(client.provider, ValueError()) from None
+            except (
+                InvalidProxy,
+                ImportError,
+            ) as exc:  # ImportError: SOCKS, no python-socks
+                raise ConfigError(
+                    f"the proxy the environment names cannot be used "
+                    f"({type(exc).__name__}); check HTTPS_PROXY and ALL_PROXY"
+                ) from None
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 failed = TransportError(
                     f"WebSocket connect failed: {type(exc).__name__}"
@@ -3934,14 +3965,15 @@ class Turn:
         try:
             connection = self._send(unsigned, send_once, connect_timeout=timeout)
         except RetryLimitExceeded as exc:
-            if isinstance(exc.last_error, TransportError):
+            if not self._expired and isinstance(exc.last_error, TransportError):
                 raise _UseHttp(str(exc.last_error)) from None
-            raise
+            raise  # or the deadline came: not the transport's fault
         socket = _ResponsesSocket(connection)
-        if socket.connection.response is not None:
-            answer = socket.connection.response.headers
+        if connection.response is not None:
+            answer = _plain_headers(connection.response.headers)
             self._capture_turn_state(answer)
             socket.header_events = _events_from_headers(answer)
+            socket.request_id = answer.get("x-request-id")
         return socket
 
     def _ws_request(
@@ -3964,8 +3996,9 @@ class Turn:
         mode = "full" if new_input is None else "incremental"
         items = len(parts.input if new_input is None else new_input)
         _log_request("responses_websocket", items, len(frame), socket.used, mode)
-        socket.last, socket.used = None, True  # until this one completes
-        reader, output_ids, completed = _ResponsesReader(None), [], False
+        socket.last, socket.used, socket.busy = None, True, True
+        reader = _ResponsesReader(socket.request_id, websocket=True)
+        output_ids: list[str | None] = []
         if generate:  # what the handshake's answer said, once per connection
             yield from socket.header_events
             socket.header_events = []
@@ -3985,19 +4018,18 @@ class Turn:
                 if reader.turn_state is not None:
                     self._capture_turn_state({"x-codex-turn-state": reader.turn_state})
                 if reader.failure is not None:
-                    raise self._ws_failure(reader.failure)
-                if event is None:
-                    continue
+                    raise self._ws_failure(reader.failure, reader.failure_headers)
                 if isinstance(event, OutputItemDone):
                     output_ids.append(getattr(event.item, "id", None))
-                if generate:
-                    yield event
-                if isinstance(event, Completed):
-                    completed = True
+                elif isinstance(event, Completed):
+                    socket.busy = False  # before the consumer sees it
                     if event.response_id:
                         socket.last = _LastExchange(
                             parts.settings(), parts.input, event.response_id, output_ids
                         )
+                if event is not None and generate:
+                    yield event
+                if not socket.busy:
                     return
         except TimeoutError:
             raise StreamError("idle timeout waiting for WebSocket events") from None
@@ -4008,10 +4040,10 @@ class Turn:
                 f"WebSocket closed before response.completed{why}"
             ) from None
         finally:
-            if not completed:  # a response may still be coming: never read it
-                client._drop_socket()
+            if socket.busy:  # a response may still be coming: never read it
+                client._drop_socket(socket)
 
-    def _ws_failure(self, failure: ApiError) -> ApiError:
+    def _ws_failure(self, failure: ApiError, headers: Mapping[str, str]) -> ApiError:
         """What a failed request on the socket becomes: a stream error to
         retry (on a fresh connection: the failed one is dropped), or the
         typed error to raise."""
@@ -4020,17 +4052,24 @@ class Turn:
             return StreamError(failure.message, request_id=failure.request_id)
         if failure.status is None:
             return failure  # `response.failed` or `.incomplete`: as over HTTP
-        policy = self.client.retry_policy
-        step = _next_step(failure, failure.status, {}, 1, False, policy)
+        client, policy = self.client, self.client.retry_policy
+        step = _next_step(failure, failure.status, headers, 1, False, policy)
         if step == "reload":
-            self.client.auth.reload()
-        elif not isinstance(step, float):
+            owner = client.auth.account_id
+            if not client.auth.reload():
+                return failure
+            if client.auth.account_id != owner:
+                self.turn_state = None  # it was the other account's
+            step = 0.0
+        if not isinstance(step, float):
             return failure
-        return StreamError(str(failure), request_id=failure.request_id)
+        message = f"{failure.status}: {failure.message}"
+        return StreamError(message, request_id=failure.request_id, delay=step)
 
     def _wait(self, delay: float, error: CodexError) -> None:
         """Sleep before a retry, unless that would pass the turn's deadline."""
         if self._deadline is not None and time.monotonic() + delay > self._deadline:
+            self._expired = True
             raise RetryLimitExceeded("the turn's deadline came", error) from error
         time.sleep(delay)
 
@@ -4276,6 +4315,8 @@ class _ResponsesSocket:
         self.connection = connection  # a websockets.sync ClientConnection
         self.last: _LastExchange | None = None
         self.used = False  # whether a request went over it yet
+        self.busy = False  # a request sent, its response not read to the end
+        self.request_id: str | None = None  # the handshake answer's
         self.header_events: list[ResponseEvent] = []
 
 
@@ -4293,8 +4334,11 @@ def _open_websocket(
 
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
             "CURL_CA_BUNDLE"
+        )  # a file or, as requests allows, a directory of certificates
+        folder = bundle if bundle and os.path.isdir(bundle) else None
+        context = ssl.create_default_context(
+            cafile=None if folder else bundle or None, capath=folder
         )
-        context = ssl.create_default_context(cafile=bundle or None)
     wire = dict(headers)
     connection = connect(
         url,
@@ -4309,6 +4353,16 @@ def _open_websocket(
     return connection
 
 
+def _plain_headers(headers: Any) -> dict[str, str]:
+    """websockets' headers as one value a name (lowercase), repeats joined
+    by commas: its own mapping raises on a repeated name."""
+    plain: dict[str, str] = {}
+    for name, value in headers.raw_items():
+        key = name.lower()
+        plain[key] = f"{plain[key]}, {value}" if key in plain else value
+    return plain
+
+
 def _handshake_error(answer: Any) -> ApiError:
     """The typed error a refused handshake's answer stands for."""
     raw = bytes(answer.body or b"")
@@ -4316,7 +4370,8 @@ def _handshake_error(answer: Any) -> ApiError:
         body = json.loads(raw)
     except (ValueError, RecursionError):
         body = None
-    return _status_error(answer.status_code, answer.headers, body, raw)
+    headers = _plain_headers(answer.headers)
+    return _status_error(answer.status_code, headers, body, raw)
 
 
 def _new_input(last: _LastExchange | None, parts: _RequestParts) -> list[bytes] | None:
@@ -4393,7 +4448,10 @@ def tool(fn: Callable[..., Any], *, custom: bool = False) -> Tool:
 
     name, doc = fn.__name__, inspect.getdoc(fn) or ""
     about = " ".join(doc.split("\n\n")[0].split())
-    hints = typing.get_type_hints(fn, include_extras=True)
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except NameError as exc:  # an annotation naming what is not defined
+        raise TypeError(f"tool {name}: {exc}") from None
     params = inspect.signature(fn).parameters
     if custom:
         if [hints.get(p) for p in params] != [str]:
@@ -4419,12 +4477,13 @@ def tool(fn: Callable[..., Any], *, custom: bool = False) -> Tool:
     return Tool({**definition, "parameters": parameters, "strict": False}, fn)
 
 
-def _json_schema(hint: Any, where: str) -> dict[str, Any]:
-    """The JSON Schema of a type hint; TypeError for one it cannot say."""
+def _json_schema(hint: Any, where: str, outer: tuple[type, ...] = ()) -> dict[str, Any]:
+    """The JSON Schema of a type hint; TypeError for one it cannot say.
+    `outer` holds the records being described, to refuse a recursive one."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
         notes = " ".join(a for a in args[1:] if isinstance(a, str))
-        schema = _json_schema(args[0], where)
+        schema = _json_schema(args[0], where, outer)
         return {**schema, "description": notes} if notes else schema
     if hint in _JSON_TYPES:
         return {"type": _JSON_TYPES[hint]}
@@ -4432,19 +4491,21 @@ def _json_schema(hint: Any, where: str) -> dict[str, Any]:
     if origin is Literal and len(kinds) == 1 and type(args[0]) in _JSON_TYPES:
         return {"type": _JSON_TYPES[type(args[0])], "enum": list(args)}
     if origin in (Union, types.UnionType):
-        return {"anyOf": [_json_schema(a, where) for a in args]}
+        return {"anyOf": [_json_schema(a, where, outer) for a in args]}
     if origin is list and len(args) == 1:
-        return {"type": "array", "items": _json_schema(args[0], where)}
+        return {"type": "array", "items": _json_schema(args[0], where, outer)}
     if origin is dict and len(args) == 2 and args[0] is str:
-        return {"type": "object", "additionalProperties": _json_schema(args[1], where)}
-    if isinstance(hint, type) and (
-        dataclasses.is_dataclass(hint) or typing.is_typeddict(hint)
-    ):  # as structured output needs it: every key required, no others
-        fields = typing.get_type_hints(hint, include_extras=True)
+        values = _json_schema(args[1], where, outer)
+        return {"type": "object", "additionalProperties": values}
+    if _is_record(hint):  # as structured output needs it: every key required
+        if hint in outer:
+            raise TypeError(f"{where}: {hint.__name__} contains itself")
+        fields = _record_fields(hint)
+        inner = (*outer, hint)
         return {
             "type": "object",
             "properties": {
-                k: _json_schema(v, f"{where}.{k}") for k, v in fields.items()
+                k: _json_schema(v, f"{where}.{k}", inner) for k, v in fields.items()
             },
             "required": list(fields),
             "additionalProperties": False,
@@ -4453,6 +4514,27 @@ def _json_schema(hint: Any, where: str) -> dict[str, Any]:
         f"{where}: no JSON Schema for {hint!r} (use str, int, float, bool, None, "
         "list[...], dict[str, ...], Literal[...], Optional[...], a dataclass)"
     )
+
+
+def _is_record(hint: Any) -> bool:
+    """A dataclass or a TypedDict: what becomes a JSON object with properties."""
+    return isinstance(hint, type) and (
+        dataclasses.is_dataclass(hint) or typing.is_typeddict(hint)
+    )
+
+
+def _record_fields(record: type) -> dict[str, Any]:
+    """A record's keys and types: a dataclass's fields its constructor takes;
+    a TypedDict's keys, without `Required`/`NotRequired` (a strict schema
+    requires every key)."""
+    hints = typing.get_type_hints(record, include_extras=True)
+    if dataclasses.is_dataclass(record):
+        return {f.name: hints[f.name] for f in dataclasses.fields(record) if f.init}
+    marks = (typing.Required, typing.NotRequired)
+    return {
+        k: typing.get_args(v)[0] if typing.get_origin(v) in marks else v
+        for k, v in hints.items()
+    }
 
 
 def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
@@ -4470,7 +4552,7 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     fits = {
         "string": isinstance(value, str),
-        "integer": is_number and float(value).is_integer(),
+        "integer": is_number and (type(value) is int or value.is_integer()),
         "number": is_number,
         "boolean": isinstance(value, bool),
         "null": value is None,
@@ -4536,7 +4618,7 @@ def _answer(
         elif problem or not isinstance(arguments, dict):
             text = f"error: {problem or 'arguments: must be an object'}"
         else:
-            text = _tool_output(lambda: found.call(**arguments))
+            text = _tool_output(lambda: _call_tool(found.call, arguments))
     return FunctionCallOutput(call_id=call.call_id, output=text)
 
 
@@ -4570,14 +4652,35 @@ def _parsed(schema: Any, text: str) -> Any:
 
 
 def _from_json(hint: Any, value: Any) -> Any:
+    """`value` with the objects `hint` says are dataclasses made into them."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _from_json(args[0], value)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise TypeError(f"{hint.__name__} wants an object")
-        fields = typing.get_type_hints(hint)
+        fields = _record_fields(hint)
         return hint(**{k: _from_json(fields[k], value[k]) for k in fields})
-    if typing.get_origin(hint) is list and isinstance(value, list):
-        return [_from_json(typing.get_args(hint)[0], v) for v in value]
+    if origin is list and isinstance(value, list):
+        return [_from_json(args[0], v) for v in value]
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return {k: _from_json(args[1], v) for k, v in value.items()}
+    if origin in (Union, types.UnionType) and isinstance(value, dict):
+        records = [
+            a for a in args if isinstance(a, type) and dataclasses.is_dataclass(a)
+        ]
+        return _from_json(records[0], value) if records else value
     return value
+
+
+def _call_tool(fn: Callable[..., Any], arguments: dict[str, Any]) -> Any:
+    """`fn` with the arguments as keywords, objects made into the dataclasses
+    its annotations name."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError):
+        hints = {}
+    return fn(**{k: _from_json(hints.get(k), v) for k, v in arguments.items()})
 
 
 # --- Conversation and realtime ---------------------------------------------
@@ -4588,8 +4691,9 @@ def _from_json(hint: Any, value: Any) -> Any:
 
 class TurnResult(typing.NamedTuple):
     """What a turn produced: the last answer's text, every item the turn
-    added after the user input (tool calls and outputs too), the last
-    response's token usage, and the structured reply when a schema asked."""
+    added but the user input (tool calls and outputs too, with the outputs
+    for calls an earlier turn left unanswered), the last response's token
+    usage, and the structured reply when a schema asked for one."""
 
     text: str
     items: list[ResponseItem]
@@ -4731,9 +4835,13 @@ class Conversation:
         writes, so tools that read rollouts see usage and timing.
         """
         runners = {t.definition["name"]: t for t in map(_as_tool, tools)}
+        if max_tool_rounds < 0:
+            raise ValueError("max_tool_rounds must be 0 or more")
         schema = output_schema
         if schema is not None and not isinstance(schema, dict):
             schema = _json_schema(schema, "output_schema")
+            if schema.get("type") != "object":  # strict structured output wants one
+                raise TypeError("output_schema: a dataclass, a TypedDict or a dict")
         turn = self.client.new_turn()
         started = turn.started_at_ms / 1000
         self._event(_task_started(turn.turn_id, started))
@@ -5117,9 +5225,10 @@ class RealtimeSession:
         auth.refresh_if_stale()
         request = auth.apply_auth(PreparedRequest("GET", url, headers, b""))
         self._idle_timeout = policy.stream_idle_timeout
+        timeout = policy.websocket_connect_timeout
         try:
             self.connection = _open_websocket(
-                request.url, request.headers, policy.connect_timeout, client
+                request.url, request.headers, timeout, client
             )
         except InvalidStatus as exc:
             raise _handshake_error(exc.response) from None
@@ -5129,10 +5238,19 @@ class RealtimeSession:
             ) from None
         if session is not None:
             config = {k: v for k, v in session.items() if k != "id"}
-            self._send({"type": "session.update", "session": config})
+            try:
+                self._send({"type": "session.update", "session": config})
+            except StreamError:
+                self.close()
+                raise
 
     def _send(self, event: dict[str, Any]) -> None:
-        self.connection.send(_dumps(event), text=True)
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            self.connection.send(_dumps(event), text=True)
+        except (ConnectionClosed, OSError):
+            raise StreamError("the realtime WebSocket closed") from None
 
     def send_text(self, text: str) -> None:
         """`text` as a user message, and a request for a response to it."""
@@ -5636,13 +5754,14 @@ def _run_exec(args: argparse.Namespace) -> int:
         if args.dry_run:
             _print_dry_run(conversation, user_input, schema)
             return 0
-        done = _stream_to_terminal(
-            conversation, user_input, schema, json_lines=args.json
-        )
-        if args.output_last_message:
-            answer = conversation.last_result.text.encode("utf-8", "replace")
-            _write_atomically(Path(args.output_last_message), answer, mode=0o644)
-        return done
+        try:
+            return _stream_to_terminal(
+                conversation, user_input, schema, json_lines=args.json
+            )
+        finally:  # an answer that came is written, even if it did not parse
+            if args.output_last_message and conversation.last_result.items:
+                answer = conversation.last_result.text.encode("utf-8", "replace")
+                _write_atomically(Path(args.output_last_message), answer, mode=0o644)
     finally:
         conversation.close()
 

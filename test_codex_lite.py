@@ -5716,14 +5716,14 @@ class WsBackend:
         self.handshakes: list[Seen] = []
         self.frames: list[str] = []  # each response.create, as it arrived
         self.script: list[WsStep] = []
-        self.answer_headers: dict[str, str] = {}
+        self.answer_headers: list[tuple[str, str]] = []  # repeats allowed
 
         def process_request(connection: Any, request: Any) -> None:
             headers = list(request.headers.raw_items())
             self.handshakes.append(Seen("GET", request.path, headers, b""))
 
         def process_response(connection: Any, request: Any, response: Any) -> None:
-            for name, value in self.answer_headers.items():
+            for name, value in self.answer_headers:
                 response.headers[name] = value
 
         def handler(connection: Any) -> None:
@@ -5831,7 +5831,7 @@ def test_ws_changed_settings_or_history_send_the_full_request(
 def test_ws_turn_state_from_the_handshake_travels_in_client_metadata(
     ws: WsBackend, home: pathlib.Path
 ) -> None:
-    ws.answer_headers = {"x-codex-turn-state": "ts-1"}
+    ws.answer_headers = [("x-codex-turn-state", "ts-1")]
     with cl.Conversation(openai_client(ws, home)) as convo:
         convo.run_turn("one")
         convo.run_turn("two")
@@ -6001,7 +6001,8 @@ def test_ws_failures_past_the_stream_budget_switch_to_http(
         assert convo.run_turn("more").text == "again"
     assert len(server.upgrades) == 2  # the budget: one try and one retry
     assert [s.method for s in server.seen] == ["POST", "POST"]
-    assert sum(isinstance(e, cl.StreamRetry) for e in events) == 2
+    # a retry on the socket, then the switch (attempt 0): HTTP's budget is whole
+    assert [e.attempt for e in events if isinstance(e, cl.StreamRetry)] == [1, 0]
 
 
 def connect_proxy() -> tuple[int, list[str], Callable[[], None]]:
@@ -6839,3 +6840,166 @@ def test_example_structured_review(server: Loopback, home: pathlib.Path) -> None
         "type": "string",
         "enum": ["approve", "request_changes"],
     }
+
+
+def test_ws_a_stream_left_unread_is_not_read_by_the_next_turn(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    ws.then(ws_answer("first"), ws_answer("second"))
+    client = openai_client(ws, home)
+    left = client.new_turn().stream(cl.Prompt(input=[user("a")]))
+    while not isinstance(next(left), cl.OutputTextDelta):
+        pass  # the first answer is still coming when the next turn starts
+    events = run(client.new_turn(), user("b"))
+    assert [e.delta for e in events if isinstance(e, cl.OutputTextDelta)] == ["second"]
+    assert len(ws.handshakes) == 2  # on a fresh connection
+    # a consumer that stops at Completed keeps the connection
+    for event in client.new_turn().stream(cl.Prompt(input=[user("c")])):
+        if isinstance(event, cl.Completed):
+            break
+    run(client.new_turn(), user("d"))
+    assert len(ws.handshakes) == 2
+
+
+def test_ws_error_frames_follow_their_headers_and_a_401_is_not_resent(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    slow = {
+        "type": "error",
+        "status": 429,
+        "error": {"code": "rate_limit_exceeded", "message": "slow down"},
+        "headers": {"Retry-After": "0.01"},
+    }
+    unauthorized = {"type": "error", "status": 401, "error": {"message": "bad key"}}
+    ws.then(ws_events(slow), ws_answer("ok"), ws_events(unauthorized))
+    events = run(openai_client(ws, home).new_turn())
+    (retry,) = [e for e in events if isinstance(e, cl.StreamRetry)]
+    assert retry.delay == 0.01 and isinstance(events[-1], cl.Completed)
+    with pytest.raises(cl.ApiError) as raised:  # an API key cannot be reloaded
+        run(openai_client(ws, home).new_turn())
+    assert raised.value.status == 401 and len(ws.frames) == 3
+
+
+def test_ws_repeated_handshake_headers_are_joined(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    ws.answer_headers = [("x-request-id", "req_1"), ("x-request-id", "req_2")]
+    ws.then(ws_events({"type": "error", "status": 400, "error": {"message": "no"}}))
+    with pytest.raises(cl.InvalidRequest, match="no") as raised:
+        run(openai_client(ws, home).new_turn())
+    assert raised.value.request_id is None or "req_1" in raised.value.request_id
+
+
+def test_ws_a_socks_proxy_without_its_package_is_a_config_error(
+    ws: WsBackend, home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "python_socks", None)
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(cl.ConfigError, match="HTTPS_PROXY"):
+        run(openai_client(ws, home).new_turn())
+
+
+def test_ws_a_deadline_in_the_handshake_keeps_websockets_for_the_next_turn(
+    home: pathlib.Path,
+) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    table = {
+        "name": "silent",
+        "base_url": f"http://127.0.0.1:{silent.getsockname()[1]}/v1",
+        "supports_websockets": True,
+        "websocket_connect_timeout_ms": 100,
+        "request_max_retries": 50,
+        "experimental_bearer_token": "sk-silent",
+    }
+    provider = cl.ModelProvider("silent", cl.ProviderInfo.from_toml(table), home=home)
+    policy = dataclasses.replace(
+        provider.retry_policy(), turn_timeout=0.5, base_delay=0.01
+    )
+    client = cl.Client(provider, model="m", retry_policy=policy)
+    try:
+        with pytest.raises(cl.RetryLimitExceeded, match="deadline"):
+            run(client.new_turn())
+    finally:
+        silent.close()
+    assert client._websocket_ready()  # not switched to HTTP by the deadline
+
+
+def test_realtime_a_closed_session_is_a_stream_error(home: pathlib.Path) -> None:
+    backend = RealtimeBackend([])
+    session = cl.RealtimeSession(openai_client(backend, home))
+    backend.server.shutdown()
+    session.connection.close()
+    with pytest.raises(cl.StreamError, match="closed"):
+        session.send_text("hi")
+
+
+def test_turn_timeout_bounds_every_round_of_a_turn(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    def slow() -> str:
+        time.sleep(0.6)
+        return "late"
+
+    server.then(
+        reply(body=calls_stream(call("slow", {}, "c1"))), reply(body=text_stream())
+    )
+    policy = dataclasses.replace(FAST, turn_timeout=0.5)
+    convo = cl.Conversation(openai_client(server, home, retry_policy=policy))
+    with pytest.raises(cl.RetryLimitExceeded, match="deadline"):
+        convo.run_turn("go", tools=[slow])
+
+
+@dataclasses.dataclass
+class Spot:
+    x: int
+    y: int
+    label: typing.ClassVar[str] = "spot"
+    seen: bool = dataclasses.field(default=False, init=False)
+
+
+@dataclasses.dataclass
+class Route:
+    start: Spot
+    stop: Spot | None
+    hops: list[Spot]
+
+
+@dataclasses.dataclass
+class Tree:
+    children: list[Tree]
+
+
+def test_records_in_tools_and_structured_output(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    got: list[Any] = []
+
+    def walk(route: Route, steps: int) -> str:
+        got.append((route, steps))
+        return "walked"
+
+    definition = cl.tool(walk).definition["parameters"]["properties"]["route"]
+    assert definition["properties"]["start"] == {
+        "type": "object",
+        "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
+        "required": ["x", "y"],
+        "additionalProperties": False,
+    }
+    spot = {"x": 1, "y": 2}
+    route = {"start": spot, "stop": spot, "hops": [spot]}
+    huge = 10**400  # JSON allows it; it is an integer
+    server.then(
+        reply(body=calls_stream(call("walk", {"route": route, "steps": huge}, "c1"))),
+        reply(body=text_stream(json.dumps(route))),
+    )
+    convo = cl.Conversation(openai_client(server, home))
+    result = convo.run_turn("go", tools=[walk], output_schema=Route)
+    expected = Route(Spot(1, 2), Spot(1, 2), [Spot(1, 2)])
+    assert got == [(expected, huge)] and result.parsed == expected
+    with pytest.raises(TypeError, match="Tree contains itself"):
+        walk.__annotations__["route"] = Tree
+        cl.tool(walk)
+    with pytest.raises(TypeError, match="output_schema"):
+        convo.run_turn("list", output_schema=list[int])
