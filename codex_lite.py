@@ -27,7 +27,7 @@ One turn's path, in call order:
     Conversation.stream_turn    records the user input (Conversation.record)
       -> Turn.stream            one request, sent again if the stream breaks
         -> Turn._parts          _body + _headers -> _RequestParts, once
-        -> Turn._exchange       HTTP+SSE: _http_request (-> _EncodedBody), then
+        -> HTTP+SSE             _http_request (-> _EncodedBody), then
           -> Turn._post/_send   each attempt: Turn._attempt (turn state, auth),
                                 send; on failure _next_step decides; sleep
           -> _read_stream       _body_chunks -> SSEDecoder -> _ResponsesReader
@@ -1061,30 +1061,30 @@ def _fit_image(raw: bytes, kind: str, limit: tuple[int, int]) -> tuple[bytes, st
     return out.getvalue(), "jpeg" if kind == "jpeg" else "png"
 
 
+def _image_url(raw: bytes, detail: str | None) -> str:
+    """The `data:` URL of an image, fitted to its detail's limits (see
+    `_fit_image`).  ValueError: not an image."""
+    kind = _image_kind(raw)
+    if kind is None:
+        raise ValueError("unsupported image format")
+    limit = _IMAGE_LIMITS["original" if detail == "original" else "high"]
+    fitted, kind = _fit_image(raw, kind, limit)
+    return f"data:image/{kind};base64,{base64.b64encode(fitted).decode()}"
+
+
 def _prepared_image(part: InputImage) -> ContentItem:
     """An inline image fitted as upstream fits it, or the placeholder."""
     url = part.image_url or ""
     if url[:5].lower() != "data:":
         return part  # remote images are the server's
-    header, comma, payload = url.partition(",")
+    header, _, payload = url.partition(",")
     try:
-        raw = base64.b64decode(payload, validate=True)
+        if not header.lower().endswith(";base64"):
+            raise ValueError("not base64")
+        fitted = _image_url(base64.b64decode(payload, validate=True), part.detail)
     except (binascii.Error, ValueError):
-        raw = b""
-    kind = _image_kind(raw)
-    if not comma or not header.lower().endswith(";base64") or kind is None:
         return InputText(text=IMAGE_OMITTED_TEXT)
-    try:
-        limit = _IMAGE_LIMITS["original" if part.detail == "original" else "high"]
-        fitted, fitted_kind = _fit_image(raw, kind, limit)
-    except ValueError:
-        return InputText(text=IMAGE_OMITTED_TEXT)
-    if fitted is raw:
-        return part
-    encoded = base64.b64encode(fitted).decode()
-    return dataclasses.replace(
-        part, image_url=f"data:image/{fitted_kind};base64,{encoded}"
-    )
+    return part if fitted == url else dataclasses.replace(part, image_url=fitted)
 
 
 def _prepare_content(parts: tuple[ContentItem, ...]) -> tuple[ContentItem, ...]:
@@ -2127,16 +2127,13 @@ def _log_request(
 ) -> None:
     """Codex's "Responses request prepared" line (wire-spec §5)."""
     large = body_bytes >= 8 << 20
+    fields = (transport, mode, items, body_bytes, reused)
     _log.log(
         logging.WARNING if large else logging.INFO,
-        "%sResponses request prepared transport=%s request.mode=%s "
-        "request.input_items=%d request.body_bytes=%d transport.connection_reused=%s",
+        "%sResponses request prepared transport=%s request.mode=%s request."
+        "input_items=%d request.body_bytes=%d transport.connection_reused=%s",
         "large " if large else "",
-        transport,
-        mode,
-        items,
-        body_bytes,
-        reused,
+        *fields,
     )
 
 
@@ -3426,12 +3423,10 @@ class Client:
         )
         if wanted:
             try:
-                import websockets.sync.client  # noqa: F401
                 from websockets.version import version
             except ImportError:
-                version = ""
-            major = version.partition(".")[0]
-            if major.isdigit() and int(major) >= 15:
+                version = "0"
+            if int(version.split(".")[0]) >= 15:
                 return True  # the first with proxies and `send(text=)`
             _log.debug("Responses over HTTP: no websockets package >= 15")
         self._over_http = True
@@ -3724,10 +3719,6 @@ class Turn:
         headers = self._headers(tier, turn_metadata)
         return _RequestParts(url, headers, head, fragments, items, tail, leading)
 
-    def _build(self, prompt: Prompt, *, keep_json: bool = False) -> PreparedRequest:
-        """The HTTP request without auth or turn state."""
-        return self._http_request(self._parts(prompt), keep_json=keep_json)
-
     def _http_request(
         self, parts: _RequestParts, *, keep_json: bool = False
     ) -> PreparedRequest:
@@ -3749,7 +3740,7 @@ class Turn:
 
     def prepare(self, prompt: Prompt) -> PreparedRequest:
         """The request the next attempt would send, auth applied, with its JSON."""
-        return self._attempt(self._build(prompt, keep_json=True))
+        return self._attempt(self._http_request(self._parts(prompt), keep_json=True))
 
     # Sending ---------------------------------------------------------------
 
@@ -3871,7 +3862,13 @@ class Turn:
                     yield from self._ws_exchange(parts)
                     return
                 request = request or self._http_request(parts)
-                yield from self._exchange(request)
+                response = self._post(request)
+                try:
+                    yield from _read_stream(
+                        response, self.client.max_event_bytes, self._deadline
+                    )
+                finally:
+                    response.close()
                 return
             except _UseHttp as reason:
                 self.client._use_http(str(reason))
@@ -3891,17 +3888,6 @@ class Turn:
                 yield StreamRetry(retries, policy.stream_max_retries, delay, error)
                 self._wait(delay, error)
 
-    def _exchange(self, unsigned: PreparedRequest) -> Iterator[ResponseEvent]:
-        """One HTTP request and the events of its answer: a POST (retried by
-        `_send`) and its streamed body."""
-        response = self._post(unsigned)
-        try:
-            yield from _read_stream(
-                response, self.client.max_event_bytes, self._deadline
-            )
-        finally:
-            response.close()
-
     def _ws_exchange(self, parts: _RequestParts) -> Iterator[ResponseEvent]:
         """One request over the client's WebSocket, opened (and prewarmed)
         first if need be: a `response.create` frame, then a frame per event."""
@@ -3918,12 +3904,7 @@ class Turn:
 
     def _ws_connect(self, parts: _RequestParts) -> _ResponsesSocket:
         """The handshake, retried like a POST: auth applied on each attempt."""
-        from websockets.exceptions import (
-            InvalidHandshake,
-            InvalidProxy,
-            InvalidStatus,
-            InvalidURI,
-        )
+        from websockets import exceptions as ws
 
         client = self.client
         url = "ws" + parts.url.removeprefix("http")  # ws:// or wss://
@@ -3939,23 +3920,20 @@ class Turn:
             wire["OpenAI-Beta"] = _RESPONSES_WEBSOCKETS_BETA
             try:
                 return _open_websocket(signed.url, wire, timeout[0], client)
-            except InvalidStatus as exc:
+            except ws.InvalidStatus as exc:
                 status = exc.response.status_code
                 answer = _plain_headers(exc.response.headers)
                 if status in (401, 403, 408, 429) or status >= 500:
                     return _Failure(_handshake_error(exc.response), status, answer)
                 raise _UseHttp(f"the WebSocket handshake was answered {status}")
-            except InvalidURI:
+            except ws.InvalidURI:
                 raise _unsendable(client.provider, ValueError()) from None
-            except (
-                InvalidProxy,
-                ImportError,
-            ) as exc:  # ImportError: SOCKS, no python-socks
+            except (ws.InvalidProxy, ImportError) as exc:  # SOCKS, no python-socks
                 raise ConfigError(
                     f"the proxy the environment names cannot be used "
                     f"({type(exc).__name__}); check HTTPS_PROXY and ALL_PROXY"
                 ) from None
-            except (OSError, TimeoutError, InvalidHandshake) as exc:
+            except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
                 failed = TransportError(
                     f"WebSocket connect failed: {type(exc).__name__}"
                 )
@@ -4467,13 +4445,8 @@ def tool(fn: Callable[..., Any], *, custom: bool = False) -> Tool:
         properties[key] = _json_schema(hints[key], where)
         if param.default is param.empty:
             required.append(key)
-    parameters = {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-    }
     definition = {"type": "function", "name": name, "description": about}
+    parameters = _object_schema(properties, required)
     return Tool({**definition, "parameters": parameters, "strict": False}, fn)
 
 
@@ -4500,20 +4473,21 @@ def _json_schema(hint: Any, where: str, outer: tuple[type, ...] = ()) -> dict[st
     if _is_record(hint):  # as structured output needs it: every key required
         if hint in outer:
             raise TypeError(f"{where}: {hint.__name__} contains itself")
-        fields = _record_fields(hint)
-        inner = (*outer, hint)
-        return {
-            "type": "object",
-            "properties": {
-                k: _json_schema(v, f"{where}.{k}", inner) for k, v in fields.items()
-            },
-            "required": list(fields),
-            "additionalProperties": False,
+        fields, inner = _record_fields(hint), (*outer, hint)
+        properties = {
+            k: _json_schema(v, f"{where}.{k}", inner) for k, v in fields.items()
         }
+        return _object_schema(properties, list(fields))
     raise TypeError(
         f"{where}: no JSON Schema for {hint!r} (use str, int, float, bool, None, "
         "list[...], dict[str, ...], Literal[...], Optional[...], a dataclass)"
     )
+
+
+def _object_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    # no other keys: what strict structured output and tool arguments want
+    schema = {"type": "object", "properties": properties, "required": required}
+    return {**schema, "additionalProperties": False}
 
 
 def _is_record(hint: Any) -> bool:
@@ -4600,9 +4574,8 @@ def _answer(
     call: FunctionCall | CustomToolCall, tools: Mapping[str, Tool]
 ) -> ResponseItem:
     """The output item for one call: the tool's result, or what was wrong."""
-    found = tools.get(call.name)
+    found, text = tools.get(call.name), f"error: no tool named {call.name!r}"
     if isinstance(call, CustomToolCall):
-        text = f"error: no tool named {call.name!r}"
         if found is not None:
             text = _tool_output(lambda: found.call(call.input))
         return CustomToolCallOutput(call_id=call.call_id, output=text)
@@ -4613,11 +4586,9 @@ def _answer(
     else:
         schema = found.definition.get("parameters") if found else None
         problem = _schema_problem(schema, arguments, "arguments")
-        if found is None:
-            text = f"error: no tool named {call.name!r}"
-        elif problem or not isinstance(arguments, dict):
+        if found is not None and (problem or not isinstance(arguments, dict)):
             text = f"error: {problem or 'arguments: must be an object'}"
-        else:
+        elif found is not None:
             text = _tool_output(lambda: _call_tool(found.call, arguments))
     return FunctionCallOutput(call_id=call.call_id, output=text)
 
@@ -4699,6 +4670,12 @@ class TurnResult(typing.NamedTuple):
     items: list[ResponseItem]
     usage: TokenUsage | None
     parsed: Any = None
+
+
+# A request's events, then its output, usage and when output began.
+_Responding = typing.Generator[
+    ResponseEvent, None, tuple[list[ResponseItem], TokenUsage | None, float | None]
+]
 
 
 class Conversation:
@@ -4894,11 +4871,7 @@ class Conversation:
             parsed = _parsed(output_schema, text)
             self.last_result = self.last_result._replace(parsed=parsed)
 
-    def _respond(
-        self, turn: Turn, prompt: Prompt
-    ) -> typing.Generator[
-        ResponseEvent, None, tuple[list[ResponseItem], TokenUsage | None, float | None]
-    ]:
+    def _respond(self, turn: Turn, prompt: Prompt) -> _Responding:
         """One request's events; at `Completed` its output is recorded.
         Returns the output, its usage and when output began."""
         output: list[ResponseItem] = []
@@ -5063,15 +5036,10 @@ def local_image_content(
         raw = path.read_bytes()
     except OSError as exc:
         return [InputText(text=f"{unreadable}: {exc.strerror}")]
-    kind = _image_kind(raw)
-    if kind is None:
-        return [InputText(text=f"{unreadable}: unsupported image format")]
     try:
-        limit = _IMAGE_LIMITS["original" if detail == "original" else "high"]
-        raw, kind = _fit_image(raw, kind, limit)
+        url = _image_url(raw, detail)
     except ValueError as exc:
         return [InputText(text=f"{unreadable}: {exc}")]
-    url = f"data:image/{kind};base64,{base64.b64encode(raw).decode()}"
     return [
         InputText(text=f'<image name=[Image #{number}] path="{path}">'),
         InputImage(image_url=url, detail=detail),
