@@ -5878,15 +5878,9 @@ def _device_login(path: Path) -> None:
     start, status = _post_json(
         f"{api}/usercode", _dumps({"client_id": _CLIENT_ID}), "application/json"
     )
-    device_auth_id, user_code = (
-        _json_get(start, "device_auth_id"),
-        _json_get(start, "user_code"),
-    )
-    if (
-        status != 200
-        or not isinstance(device_auth_id, str)
-        or not isinstance(user_code, str)
-    ):
+    device_auth_id = _json_get(start, "device_auth_id", str)
+    user_code = _json_get(start, "user_code", str)
+    if status != 200 or device_auth_id is None or user_code is None:
         raise AuthError(f"device sign-in could not start (HTTP {status}) at {issuer}")
     try:
         interval = float(_json_get(start, "interval") or 5)
@@ -5909,11 +5903,9 @@ def _device_login(path: Path) -> None:
             raise AuthError(f"device sign-in failed (HTTP {status})")
         if time.monotonic() > deadline:
             raise AuthError("device sign-in timed out after 15 minutes")
-    code, verifier = (
-        _json_get(answer, "authorization_code"),
-        _json_get(answer, "code_verifier"),
-    )
-    if not isinstance(code, str) or not isinstance(verifier, str):
+    code = _json_get(answer, "authorization_code", str)
+    verifier = _json_get(answer, "code_verifier", str)
+    if code is None or verifier is None:
         raise AuthError("device sign-in answer has no authorization code")
     form = urllib.parse.urlencode(
         {
@@ -5992,11 +5984,7 @@ def _run_realtime(argv: list[str]) -> int:
     )
     _common_options(parser)
     add = parser.add_argument
-    add(
-        "--transport",
-        choices=[t.value for t in RealtimeTransport],
-        help="websocket (the default) or webrtc (the default with --sdp-offer)",
-    )
+    add("--transport", choices=("websocket", "webrtc"), help="webrtc with --sdp-offer")
     add("--text", help="the user message to send (websocket)")
     add("--sdp-offer", metavar="FILE", help="the SDP offer (webrtc)")
     add("--session-json", metavar="FILE", help="the session configuration to send")
@@ -6014,9 +6002,7 @@ def _run_realtime(argv: list[str]) -> int:
     except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(f"cannot read the realtime input: {exc}") from None
     if session is not None and not isinstance(session, dict):
-        raise ConfigError(
-            f"--session-json {args.session_json}: must hold a JSON object"
-        )
+        raise ConfigError(f"--session-json {args.session_json}: must hold an object")
     client = Client.from_config(_config_from_args(args))
     if transport == "webrtc":
         call = create_realtime_call(client, offer, session=session)
