@@ -5499,6 +5499,7 @@ commands:
                                   sign in (auth.json, shared with Codex)
   logout                          remove the stored sign-in
   sessions                        list recent rollouts, newest first
+  realtime --text TEXT            a realtime session over a WebSocket
   realtime --sdp-offer FILE       start a WebRTC realtime call
 
 Run `codex-lite COMMAND --help` for a command's options.
