@@ -982,7 +982,7 @@ IMAGE_OMITTED_TEXT = "image content omitted because it could not be processed"
 _IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif"}
 # What upstream sends at most, by detail: the longest side, and patches of
 # 32x32 pixels; `low` is the server's to shrink.
-_IMAGE_LIMITS = {"original": (6000, 10000), "high": (2048, 2500)}
+_IMAGE_LIMITS = {"original": (6000, 10000), "high": (2048, 2500)}  # auto too
 
 
 def _image_kind(raw: bytes) -> str | None:
@@ -1061,15 +1061,13 @@ def _fit_image(raw: bytes, kind: str, limit: tuple[int, int]) -> tuple[bytes, st
     return out.getvalue(), "jpeg" if kind == "jpeg" else "png"
 
 
-def _image_url(raw: bytes, detail: str | None) -> str:
-    """The `data:` URL of an image, fitted to its detail's limits (see
-    `_fit_image`).  ValueError: not an image."""
+def _fitted_image(raw: bytes, detail: str | None) -> tuple[bytes, str]:
+    """An image fitted to its detail's limits (`_fit_image`; `raw` itself
+    when it fits), and its kind.  ValueError: not an image."""
     kind = _image_kind(raw)
     if kind is None:
         raise ValueError("unsupported image format")
-    limit = _IMAGE_LIMITS["original" if detail == "original" else "high"]
-    fitted, kind = _fit_image(raw, kind, limit)
-    return f"data:image/{kind};base64,{base64.b64encode(fitted).decode()}"
+    return _fit_image(raw, kind, _IMAGE_LIMITS.get(detail or "", _IMAGE_LIMITS["high"]))
 
 
 def _prepared_image(part: InputImage) -> ContentItem:
@@ -1081,10 +1079,14 @@ def _prepared_image(part: InputImage) -> ContentItem:
     try:
         if not header.lower().endswith(";base64"):
             raise ValueError("not base64")
-        fitted = _image_url(base64.b64decode(payload, validate=True), part.detail)
+        raw = base64.b64decode(payload, validate=True)
+        fitted, kind = _fitted_image(raw, part.detail)
     except (binascii.Error, ValueError):
         return InputText(text=IMAGE_OMITTED_TEXT)
-    return part if fitted == url else dataclasses.replace(part, image_url=fitted)
+    if fitted is raw:  # as it came: not encoded again
+        return part
+    encoded = base64.b64encode(fitted).decode()
+    return dataclasses.replace(part, image_url=f"data:image/{kind};base64,{encoded}")
 
 
 def _prepare_content(parts: tuple[ContentItem, ...]) -> tuple[ContentItem, ...]:
@@ -3963,7 +3965,8 @@ class Turn:
         if not generate:  # a prewarm: the leading items, nothing generated
             leading = parts.leading
             parts = parts._replace(input=parts.input[:leading], items=())
-        new_input = _new_input(socket.last, parts)
+        settings = parts.settings()
+        new_input = _new_input(socket.last, parts, settings)
         previous = socket.last.response_id if socket.last else None
         metadata = {"x-codex-ws-stream-request-start-ms": str(time.time_ns() // 10**6)}
         if self.turn_state is not None:
@@ -4003,7 +4006,7 @@ class Turn:
                     socket.busy = False  # before the consumer sees it
                     if event.response_id:
                         socket.last = _LastExchange(
-                            parts.settings(), parts.input, event.response_id, output_ids
+                            settings, parts.input, event.response_id, output_ids
                         )
                 if event is not None and generate:
                     yield event
@@ -4219,12 +4222,15 @@ def _http_error(response: requests.Response) -> ApiError:
                 break
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
         pass
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        body = None
     status, headers = response.status_code, response.headers
-    return _status_error(status, headers, body, raw, response.reason)
+    return _status_error(status, headers, _json_or_none(raw), raw, response.reason)
+
+
+def _json_or_none(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _status_error(
@@ -4343,20 +4349,17 @@ def _plain_headers(headers: Any) -> dict[str, str]:
 
 def _handshake_error(answer: Any) -> ApiError:
     """The typed error a refused handshake's answer stands for."""
-    raw = bytes(answer.body or b"")
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        body = None
-    headers = _plain_headers(answer.headers)
-    return _status_error(answer.status_code, headers, body, raw)
+    raw, headers = bytes(answer.body or b""), _plain_headers(answer.headers)
+    return _status_error(answer.status_code, headers, _json_or_none(raw), raw)
 
 
-def _new_input(last: _LastExchange | None, parts: _RequestParts) -> list[bytes] | None:
+def _new_input(
+    last: _LastExchange | None, parts: _RequestParts, settings: bytes
+) -> list[bytes] | None:
     """The items a request adds to the last exchange, or None when it does
     not continue it: other settings, or an input that is not the last input
     followed by the last response's output (matched by item id)."""
-    if last is None or parts.settings() != last.settings:
+    if last is None or settings != last.settings:
         return None
     known, output = len(last.input), len(last.output_ids)
     if parts.input[:known] != last.input or None in last.output_ids:
@@ -5037,9 +5040,10 @@ def local_image_content(
     except OSError as exc:
         return [InputText(text=f"{unreadable}: {exc.strerror}")]
     try:
-        url = _image_url(raw, detail)
+        fitted, kind = _fitted_image(raw, detail)
     except ValueError as exc:
         return [InputText(text=f"{unreadable}: {exc}")]
+    url = f"data:image/{kind};base64,{base64.b64encode(fitted).decode()}"
     return [
         InputText(text=f'<image name=[Image #{number}] path="{path}">'),
         InputImage(image_url=url, detail=detail),
@@ -5238,10 +5242,7 @@ class RealtimeSession:
                 raise StreamError("idle timeout waiting for realtime events") from None
             except ConnectionClosed:
                 raise StreamError("the realtime WebSocket closed") from None
-            try:
-                event = json.loads(message)
-            except (ValueError, RecursionError):
-                continue
+            event = _json_or_none(message)
             kind = _json_get(event, "type", str)
             if kind is None:
                 continue
