@@ -3689,6 +3689,51 @@ class Budget:
         assert elapsed < self.seconds, f"took {elapsed:.2f}s, budget {self.seconds}s"
 
 
+MEMORY_LIMIT = 3 << 29  # the address space a hostile case runs in: 1.5 GiB
+
+
+def _limited(fn: Callable[..., Any], args: tuple[Any, ...], conn: Any) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    outcome: tuple[str, Any]
+    try:
+        outcome = ("returned", fn(*args))
+    except Exception as exc:
+        outcome = ("raised", exc)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    try:
+        conn.send((*outcome, peak))
+    except Exception:  # an outcome that does not pickle
+        kind, value = outcome
+        conn.send(
+            ("raised", RuntimeError(f"{kind} {type(value).__name__}: {value}"), peak)
+        )
+
+
+def in_memory_limit(fn: Callable[..., Any], *args: Any, peak: int) -> Any:
+    """Run `fn(*args)` (a module-level function) in a fresh interpreter under
+    a 1.5 GiB address-space limit and assert that its peak resident memory
+    stays under `peak` bytes; return what it returned, or raise what it raised."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    here, there = context.Pipe()
+    child = context.Process(target=_limited, args=(fn, args, there))
+    child.start()
+    try:
+        assert here.poll(120), "the child under the memory limit did not answer"
+        kind, value, used = here.recv()
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+    assert used < peak, f"peak resident memory {used >> 20} MiB, allowed {peak >> 20}"
+    if kind == "raised":
+        raise value
+    return value
+
+
 def test_fault_5mb_single_event(server: Loopback, home: pathlib.Path) -> None:
     delta = "x" * (5 << 20)
     raw = sse({"type": "response.output_text.delta", "delta": delta}) + sse(completed())
