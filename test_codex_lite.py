@@ -3699,12 +3699,12 @@ def _limited(fn: Callable[..., Any], args: tuple[Any, ...], conn: Any) -> None:
     outcome: tuple[str, Any]
     try:
         outcome = ("returned", fn(*args))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  # sent to the parent
         outcome = ("raised", exc)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     try:
         conn.send((*outcome, peak))
-    except Exception:  # an outcome that does not pickle
+    except Exception:  # noqa: BLE001  # an outcome that does not pickle
         kind, value = outcome
         conn.send(
             ("raised", RuntimeError(f"{kind} {type(value).__name__}: {value}"), peak)
