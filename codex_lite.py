@@ -47,6 +47,7 @@ import dataclasses
 import enum
 import importlib
 import io
+import itertools
 import json
 import logging
 import math
@@ -237,15 +238,16 @@ def _dumps(value: Any) -> bytes:
     return text.encode("utf-8", "replace")
 
 
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    """Replace `path` with `data` by a temporary file and a rename: a reader
-    sees the old file or the new one, never a torn one."""
+def _write_atomically(path: Path, data: bytes | Iterable[bytes], *, mode: int) -> None:
+    """Replace `path` with `data` (bytes, or pieces of them) by a temporary
+    file and a rename: a reader sees the old file or the new one, never a
+    torn one."""
     import tempfile
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.writelines([data] if isinstance(data, bytes) else data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -1156,6 +1158,11 @@ class RolloutWriter:
     Appends hold an exclusive lock, so two writers never share a number or
     interleave a line.  Each line reaches the kernel before `append`
     returns, so a crash loses at most the line being written; `close` fsyncs.
+
+    Codex appends without a lock, one `write` a line, and a line can be
+    hundreds of MB: a file that ends mid-line may be another program's write
+    still under way.  So no byte this writer did not write is ever removed;
+    a line of ours that follows a partial one starts on a line of its own.
     """
 
     def __init__(self, path: Path) -> None:
@@ -1164,12 +1171,15 @@ class RolloutWriter:
         self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             with _locked(self._fd):
-                _cut_torn_tail(self._fd)
-                self._ordinal = _next_ordinal(self._fd)
-                self._end = os.fstat(self._fd).st_size
+                self._catch_up()
         except BaseException:
             os.close(self._fd)
             raise
+
+    def _catch_up(self) -> None:
+        """Take the file as the others left it: where it ends, the next ordinal."""
+        self._end = os.lseek(self._fd, 0, os.SEEK_END)
+        self._ordinal = _next_ordinal(self._fd, self._end)
 
     @classmethod
     def create(
@@ -1190,20 +1200,22 @@ class RolloutWriter:
     def append(self, kind: str, payload: Any) -> None:
         with _locked(self._fd):
             if os.fstat(self._fd).st_size != self._end:  # another writer was here
-                _cut_torn_tail(self._fd)  # a line a crash, or Codex, left half
-                self._ordinal = _next_ordinal(self._fd)
-                self._end = os.fstat(self._fd).st_size
+                self._catch_up()
             line: dict[str, Any] = {"timestamp": _utc_timestamp()}
             if self._ordinal is not None:
                 line["ordinal"] = self._ordinal
                 self._ordinal += 1
             line["type"], line["payload"] = kind, payload
-            view = memoryview(_dumps(line) + b"\n")
+            data = _dumps(line) + b"\n"
+            if self._end and _read_at(self._fd, self._end - 1, 1) != b"\n":
+                data = b"\n" + data  # after a line a crash cut, or one being written
+            view, written = memoryview(data), 0
             try:
-                while view:
-                    view = view[os.write(self._fd, view) :]
+                while written < len(data):
+                    written += os.write(self._fd, view[written:])
             except OSError as exc:  # a full disk, say: no half line, name the file
-                os.ftruncate(self._fd, self._end)
+                if written and os.fstat(self._fd).st_size == self._end + written:
+                    os.ftruncate(self._fd, self._end)  # only what this call wrote
                 raise OSError(exc.errno, exc.strerror, str(self.path)) from None
             self._end = os.fstat(self._fd).st_size
 
@@ -1251,21 +1263,6 @@ class _locked:
             self._flock.flock(self._fd, self._flock.LOCK_UN)
 
 
-def _cut_torn_tail(fd: int) -> None:
-    """Drop a last line a crash left without its newline, so appends start clean."""
-    end = os.lseek(fd, 0, os.SEEK_END)
-    if end == 0 or _read_at(fd, end - 1, 1) == b"\n":
-        return
-    while end > 0:
-        start = max(0, end - 65536)
-        cut = _read_at(fd, start, end - start).rfind(b"\n")
-        if cut >= 0:
-            os.ftruncate(fd, start + cut + 1)
-            return
-        end = start
-    os.ftruncate(fd, 0)
-
-
 def _read_at(fd: int, offset: int, size: int) -> bytes:
     # os.pread is not on Windows; lseek and read are.  (Appends with
     # O_APPEND go to the end whatever the offset.)
@@ -1273,51 +1270,63 @@ def _read_at(fd: int, offset: int, size: int) -> bytes:
     return os.read(fd, size)
 
 
-def _line_ordinal(raw: bytes) -> int | None:
+# Where both Codex and codex-lite write a line's ordinal: at its head, so a
+# line of hundreds of MB need not be read whole to number the next one.
+_ORDINAL_AT_HEAD = re.compile(rb'\{"timestamp":"[^"\\]{0,64}","ordinal":(\d{1,18})[,}]')
+
+
+def _line_ordinal(fd: int, start: int, stop: int, *, whole: bool = True) -> int | None:
+    if match := _ORDINAL_AT_HEAD.match(_read_at(fd, start, min(stop - start, 256))):
+        return int(match[1])
+    if not whole:
+        return None
     try:
-        value = _json_get(json.loads(raw), "ordinal")
+        value = _json_get(json.loads(_read_at(fd, start, stop - start)), "ordinal")
     except (ValueError, RecursionError):
         return None
     return value if type(value) is int else None
 
 
-def _next_ordinal(fd: int) -> int | None:
+def _next_ordinal(fd: int, end: int) -> int | None:
     """The ordinal the next line takes: 0 in an empty file, one past the
-    last numbered line (counting the unnumbered lines after it), or None
-    for a file in the format without ordinals."""
-    lines = _lines_backwards(fd)
+    last numbered line (counting the whole lines after it), or None for a
+    file in the format without ordinals.  A partial last line counts by the
+    ordinal at its head alone, as Codex counts it."""
     after = 0
-    for raw in lines:
-        if (ordinal := _line_ordinal(raw)) is not None:
+    for start, stop in _lines_backwards(fd, end):
+        if (ordinal := _line_ordinal(fd, start, stop, whole=stop < end)) is not None:
             return ordinal + after + 1
-        if after == 0 and _line_ordinal(_read_first_line(fd)) is None:
+        if stop == end:
+            continue
+        if after == 0 and _line_ordinal(fd, 0, _line_end(fd, 0, end)) is None:
             return None  # neither the first nor the last line is numbered
         after += 1
     return 0 if after == 0 else None
 
 
-def _read_first_line(fd: int) -> bytes:
-    head = b""
-    while b"\n" not in head and (chunk := _read_at(fd, len(head), 65536)):
-        head += chunk
-    return head.split(b"\n", 1)[0]
+def _line_end(fd: int, start: int, end: int) -> int:
+    """Where the line from `start` stops: its newline, or the end of the file."""
+    for at in range(start, end, 1 << 16):
+        if (cut := _read_at(fd, at, 1 << 16).find(b"\n")) >= 0:
+            return at + cut
+    return end
 
 
-def _lines_backwards(fd: int) -> Iterator[bytes]:
-    """The complete non-blank lines of a file, last first, read in blocks."""
-    end = os.lseek(fd, 0, os.SEEK_END)
-    tail, last = b"", True
-    while end > 0:
-        start = max(0, end - 65536)
-        lines = (_read_at(fd, start, end - start) + tail).split(b"\n")
-        tail = lines.pop(0) if start > 0 else b""
-        if last:  # what follows the last newline is no complete line
-            lines.pop()
-            last = False
-        for raw in reversed(lines):
-            if raw.strip():
-                yield raw
-        end = start
+def _lines_backwards(fd: int, end: int) -> Iterator[tuple[int, int]]:
+    """Where the non-empty lines before `end` start and stop, last first (a
+    last line without its newline too); read in blocks, each byte once."""
+    stop = at = end
+    while at > 0:
+        start = max(0, at - (1 << 16))
+        block = _read_at(fd, start, at - start)
+        cut = len(block)
+        while (cut := block.rfind(b"\n", 0, cut)) >= 0:
+            if start + cut + 1 < stop:
+                yield start + cut + 1, stop
+            stop = start + cut
+        at = start
+    if stop > 0:
+        yield 0, stop
 
 
 class Rollout(typing.NamedTuple):
@@ -1351,17 +1360,27 @@ def read_rollout(path: Path | str) -> Rollout:
     Inline images are prepared again.  A torn last line (a crash mid-write)
     is skipped with a warning; any other bad line is skipped with a warning
     that names its line number, so one bad line never costs the whole file.
+    A file past `_ROLLOUT_MAX` bytes (decompressed), or more than memory
+    holds, is a ConfigError naming it.
     """
     path = Path(path)
+    try:
+        return _read_rollout(path)
+    except MemoryError:
+        raise ConfigError(
+            f"{path}: the thread is too large to hold in memory"
+        ) from None
+
+
+def _read_rollout(path: Path) -> Rollout:
     meta: dict[str, Any] = {}
     items: list[ResponseItem] = []
     usage = None
     summaries: set[str] = set()
-    lines = _rollout_bytes(path).split(b"\n")
-    torn = lines.pop()  # b"" when the file ends with a newline
-    if torn.strip():
-        _log.warning("%s: ignoring a torn last line (%d bytes)", path, len(torn))
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(_rollout_lines(path), start=1):
+        if not raw.endswith(b"\n") and raw.strip():
+            _log.warning("%s: ignoring a torn last line (%d bytes)", path, len(raw))
+            break
         if not raw.strip():
             continue
         try:
@@ -1387,14 +1406,66 @@ def read_rollout(path: Path | str) -> Rollout:
     return Rollout(path=path, meta=meta, items=items, token_usage=usage)
 
 
-def _rollout_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if not path.name.endswith(".zst"):
-        return raw
+# The most of a rollout resume reads into memory, decompressed: well past
+# any thread a model can take, far short of what a compressed file can claim.
+_ROLLOUT_MAX = 512 << 20
+
+
+def _rollout_lines(path: Path, limit: int = _ROLLOUT_MAX) -> Iterator[bytes]:
+    """A rollout's lines as they are read, each with its newline (a torn
+    last one without); `.zst` files decompressed on the way.  ConfigError,
+    naming the file: more than `limit` bytes, corrupt or cut zstd data."""
+    pending: list[bytes] = []
+    total = 0
+    with path.open("rb") as f:
+        zst = path.name.endswith(".zst")
+        chunks = _zstd_chunks(f) if zst else iter(lambda: f.read(1 << 20), b"")
+        try:
+            for chunk in chunks:
+                total += len(chunk)
+                if total > limit:
+                    raise ValueError(
+                        f"more than the {limit >> 20} MiB codex-lite reads"
+                    )
+                start = 0
+                while (cut := chunk.find(b"\n", start) + 1) > 0:
+                    yield b"".join([*pending, chunk[start:cut]])
+                    pending, start = [], cut
+                pending.append(chunk[start:])
+        except ValueError as exc:  # found before anything is sent: exit 2
+            raise ConfigError(f"{path}: {exc}") from None
+    if tail := b"".join(pending):
+        yield tail
+
+
+def _zstd_chunks(f: typing.BinaryIO) -> Iterator[bytes]:
+    """A zstd file's content, every frame of it, in bounded pieces (a
+    kilobyte of input inflates to 32 MiB at the most).  ValueError: corrupt
+    or cut short, where the libraries' stream readers would just stop."""
     try:
-        return _zstd_decompress_all(raw)
-    except ValueError as exc:  # found before anything is sent: exit 2
-        raise ConfigError(f"{path}: {exc}") from None
+        from compression import zstd  # type: ignore[import-not-found]  # novermin
+    except ImportError:
+        import zstandard
+
+        decoder = None
+        while data := f.read(1024):
+            while data:
+                decoder = decoder or zstandard.ZstdDecompressor().decompressobj()
+                try:
+                    yield decoder.decompress(data)
+                except zstandard.ZstdError as exc:
+                    raise ValueError(f"corrupt zstd data: {exc}") from None
+                data, decoder = (
+                    (decoder.unused_data, None) if decoder.eof else (b"", decoder)
+                )
+        if decoder is not None:
+            raise ValueError("truncated zstd data")
+        return
+    try:
+        with zstd.ZstdFile(f) as packed:
+            yield from iter(lambda: packed.read(1 << 20), b"")
+    except (zstd.ZstdError, EOFError) as exc:
+        raise ValueError(f"corrupt or truncated zstd data: {exc}") from None
 
 
 def _unpack_rollout(path: Path) -> Path:
@@ -1403,7 +1474,7 @@ def _unpack_rollout(path: Path) -> Path:
     if not path.name.endswith(".zst"):
         return path
     plain = path.with_name(path.name.removesuffix(".zst"))
-    _write_atomically(plain, _rollout_bytes(path), mode=0o644)
+    _write_atomically(plain, _rollout_lines(path), mode=0o644)
     path.unlink()
     return plain
 
@@ -1527,11 +1598,7 @@ def _mtime(path: Path) -> float:
 def _session_cwd(path: Path) -> str | None:
     """The `cwd` of a rollout's `session_meta`, reading only its first line."""
     try:
-        if path.name.endswith(".zst"):
-            first = _rollout_bytes(path).split(b"\n", 1)[0]
-        else:
-            with path.open("rb") as f:
-                first = f.readline(1 << 20)
+        first = next(_rollout_lines(path, limit=16 << 20), b"")
         cwd = _json_get(_json_get(json.loads(first), "payload"), "cwd")
     except (OSError, ValueError, RecursionError, CodexError):
         return None
@@ -2012,39 +2079,13 @@ class _ResponsesReader:
 def _zstd_compress(data: bytes) -> bytes:
     # Imported here: only compressed requests pay for loading zstd.
     try:
-        from compression import zstd  # type: ignore[import-not-found]  # novermin
+        from compression import zstd  # novermin
 
         return typing.cast(bytes, zstd.compress(data, level=3))
     except ImportError:
         import zstandard
 
         return zstandard.ZstdCompressor(level=3).compress(data)
-
-
-def _zstd_decompress_all(data: bytes) -> bytes:
-    """A whole zstd file, every frame of it; a truncated one is a ValueError
-    (the incremental decoders would just stop, and a file be cut short)."""
-    try:
-        from compression import zstd  # novermin
-
-        try:
-            return typing.cast(bytes, zstd.decompress(data))
-        except zstd.ZstdError as exc:
-            raise ValueError(f"corrupt zstd data: {exc}") from None
-    except ImportError:
-        import zstandard
-
-    out = []
-    while data:
-        decoder = zstandard.ZstdDecompressor().decompressobj()
-        try:
-            out.append(decoder.decompress(data))
-        except zstandard.ZstdError as exc:
-            raise ValueError(f"corrupt zstd data: {exc}") from None
-        if not decoder.eof:
-            raise ValueError("truncated zstd data")
-        data = decoder.unused_data
-    return b"".join(out)
 
 
 class _EncodedBody:
@@ -5955,14 +5996,11 @@ def _rollout_summary(path: Path) -> tuple[str, str]:
     """A rollout's thread id and first user message, from its first lines
     only: listing a long thread must not read all of it."""
     thread_id, text = "", ""
+    head: list[bytes] = []
     try:
-        if path.name.endswith(".zst"):
-            head = _rollout_bytes(path).split(b"\n", 64)[:64]
-        else:
-            with path.open("rb") as f:
-                head = [f.readline(1 << 20) for _ in range(64)]
+        head.extend(itertools.islice(_rollout_lines(path, limit=16 << 20), 64))
     except (OSError, CodexError):
-        return thread_id, text
+        pass  # what came before is summary enough
     for raw in head:
         try:
             line = json.loads(raw)
