@@ -1272,7 +1272,9 @@ def _read_at(fd: int, offset: int, size: int) -> bytes:
 
 # Where both Codex and codex-lite write a line's ordinal: at its head, so a
 # line of hundreds of MB need not be read whole to number the next one.
-_ORDINAL_AT_HEAD = re.compile(rb'\{"timestamp":"[^"\\]{0,64}","ordinal":(\d{1,18})[,}]')
+_ORDINAL_AT_HEAD = re.compile(
+    rb'\{\s*"timestamp"\s*:\s*"[^"\\]{0,64}"\s*,\s*"ordinal"\s*:\s*(\d{1,18})\s*[,}]'
+)
 
 
 def _line_ordinal(fd: int, start: int, stop: int, *, whole: bool = True) -> int | None:
@@ -1408,7 +1410,7 @@ def _read_rollout(path: Path) -> Rollout:
 
 # The most of a rollout resume reads into memory, decompressed: well past
 # any thread a model can take, far short of what a compressed file can claim.
-_ROLLOUT_MAX = 512 << 20
+_ROLLOUT_MAX = 256 << 20
 
 
 def _rollout_lines(path: Path, limit: int = _ROLLOUT_MAX) -> Iterator[bytes]:

@@ -3713,7 +3713,10 @@ def _limited(fn: Callable[..., Any], args: tuple[Any, ...], conn: Any) -> None:
         outcome = ("returned", fn(*args))
     except Exception as exc:  # noqa: BLE001  # sent to the parent
         outcome = ("raised", exc)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the process
+    # that forked this interpreter (pytest), VmHWM starts afresh at exec.
+    status = pathlib.Path("/proc/self/status").read_text()
+    peak = int(re.search(r"VmHWM:\s+(\d+) kB", status)[1]) * 1024  # type: ignore[index]
     try:
         conn.send((*outcome, peak))
     except Exception:  # noqa: BLE001  # an outcome that does not pickle
@@ -4466,7 +4469,7 @@ def test_rollout_survives_sigkill_mid_append(tmp_path: pathlib.Path) -> None:
         "writer = cl.RolloutWriter(path)\n"
         "print('ready', flush=True)\n"
         "while True:\n"
-        "    text = f'{n} ' + 'x' * (n % 7 * 4000)\n"
+        "    text = f'{n} ' + 'x' * (n % 7 * 1000)\n"
         "    writer.append_items([cl.Message(role='user', content=(cl.InputText(text=text),))])\n"
         "    n += 1\n"
     )
@@ -4489,6 +4492,113 @@ def test_rollout_survives_sigkill_mid_append(tmp_path: pathlib.Path) -> None:
         assert numbers == list(range(len(numbers)))
     torn = [line for line in whole if not line.endswith(b"}")]
     assert len(torn) <= 3  # a kill leaves at most the line it cut
+
+
+def test_another_programs_long_line_is_never_cut(home: pathlib.Path) -> None:
+    """Codex appends one line with one unlocked `write`; codex-lite opening
+    the file meanwhile sees a partial line and must leave it whole."""
+    path, _ = write_rollout(home, [user("one")])
+    before = path.read_bytes()
+    script = (
+        "import json, os, sys\n"
+        "item = {'type': 'message', 'role': 'user',\n"
+        "        'content': [{'type': 'input_text', 'text': 'big ' + 'y' * (200 << 20)}]}\n"
+        "line = {'timestamp': '2026-12-04T00:00:00.000Z', 'ordinal': 2,\n"
+        "        'type': 'response_item', 'payload': item}\n"
+        "data = json.dumps(line, separators=(',', ':')).encode() + b'\\n'\n"
+        "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "os.write(fd, data)\n"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert other.stdin and other.stdout and other.stdout.readline() == b"ready\n"
+    other.stdin.write(b"go\n")
+    other.stdin.flush()
+    while path.stat().st_size == len(before) and other.poll() is None:
+        pass
+    with cl.RolloutWriter(path) as writer:  # most often while the write goes on
+        writer.append_items([user("two")])
+    assert other.wait(30) == 0
+    data = path.read_bytes()
+    assert data.startswith(before)
+    texts = [t[:4] for t in history_texts(path)]
+    assert texts == ["one", "big ", "two"]
+    lines = [json.loads(line) for line in data.splitlines() if line]
+    assert [line["ordinal"] for line in lines] == [0, 1, 2, 3]
+
+
+def big_line(ordinal: int | None, size: int) -> bytes:
+    line: dict[str, Any] = {"timestamp": "2026-12-04T10:00:00.000Z"}
+    if ordinal is not None:
+        line["ordinal"] = ordinal
+    line["type"] = "response_item"
+    line["payload"] = cl.item_to_json(user("z" * size))
+    return json.dumps(line).encode() + b"\n"
+
+
+@pytest.mark.parametrize("where", ["last", "first"])
+def test_opening_a_rollout_whose_line_is_100_mb_is_linear(
+    tmp_path: pathlib.Path, where: str
+) -> None:
+    """Finding the ordinal reads a long line once, never again per block (it
+    took 31 s for a 64 MiB line); the first line is read when the last one
+    has no ordinal (a line an older writer added)."""
+    path = tmp_path / "rollout.jsonl"
+    meta = b'{"timestamp":"2026-12-04T10:00:00.000Z","ordinal":0,"type":"session_meta","payload":{"id":"t"}}\n'
+    if where == "last":
+        path.write_bytes(meta + big_line(1, 100 << 20))
+    else:
+        path.write_bytes(big_line(0, 100 << 20) + big_line(None, 10))
+    with Budget(1.5), cl.RolloutWriter(path) as writer:
+        writer.append("event_msg", {"type": "task_complete"})
+    last = json.loads(path.read_bytes().rsplit(b"\n", 2)[1])
+    assert last["ordinal"] == 2
+
+
+def _list_and_resume(home: str) -> tuple[int, str, str]:
+    os.environ["CODEX_HOME"] = home
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        listed = cl.main(["sessions"])
+        resumed = cl.main(["exec", "resume", "--last", "--all", "--dry-run", "next"])
+    return listed + resumed * 10, out.getvalue(), err.getvalue()
+
+
+def test_a_compressed_rollout_that_inflates_to_gigabytes(home: pathlib.Path) -> None:
+    """Listing streams the first lines; resuming stops at the cap with an
+    error naming the file, under a 1.5 GiB address-space limit."""
+    folder = home / "sessions" / "2026" / "12" / "04"
+    folder.mkdir(parents=True)
+    thread_id = str(uuid.uuid4())
+    path = folder / f"rollout-2026-12-04T10-00-00-{thread_id}.jsonl.zst"
+    meta = {"type": "session_meta", "payload": {"id": thread_id, "cwd": "/x"}}
+    ask = {"type": "response_item", "payload": cl.item_to_json(user("bomb question"))}
+    head = (json.dumps(meta) + "\n" + json.dumps(ask) + "\n").encode()
+    frame = zstandard.ZstdCompressor(level=19).compress(b" " * (64 << 20))
+    packed = zstandard.ZstdCompressor().compress(head) + frame * 48  # 3 GiB
+    assert len(packed) < 1 << 20
+    path.write_bytes(packed)
+    code, out, err = in_memory_limit(_list_and_resume, str(home), peak=700 << 20)
+    assert thread_id in out and "bomb question" in out
+    assert code == 20 and str(path) in err and "256 MiB" in err, err
+    assert path.read_bytes() == packed
+
+
+def test_a_plain_rollout_over_the_cap_names_the_file(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    path, thread_id = write_rollout(home, [user("huge thread")])
+    with path.open("ab") as f:
+        f.truncate(1 << 30)  # a gigabyte, sparse
+    done = cli(home, "exec", "resume", thread_id, "next", env=openai_env(server))
+    assert done.returncode == 2 and str(path) in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not server.seen
+    assert path.stat().st_size == 1 << 30
 
 
 def test_concurrent_installation_id_creation(tmp_path: pathlib.Path) -> None:
