@@ -5786,31 +5786,52 @@ def _stream_to_terminal(
     *,
     json_lines: bool,
 ) -> int:
+    """Print a turn: on a terminal the answer as it streams, a retry marked
+    where the text starts again; to a pipe or file only the answer of the
+    completed response, once (a retried stream sends its text again)."""
     out, err = sys.stdout, sys.stderr
     if json_lines:
         thread_id = conversation.client.thread_id
         out.write(json.dumps({"type": "thread_started", "thread_id": thread_id}) + "\n")
+    live = not json_lines and out.isatty()
     usage = None
     wrote_text = False
+    items: list[ResponseItem] = []
+    deltas: list[str] = []  # for servers that send no output items
+    answer = ""
     try:
         for event in conversation.stream_turn(user_input, output_schema=schema):
             if json_lines:
                 out.write(json.dumps(_event_json(event), ensure_ascii=False) + "\n")
                 out.flush()
-            elif isinstance(event, OutputTextDelta):
+            elif isinstance(event, OutputTextDelta) and live:
                 out.write(event.delta)
                 out.flush()
                 wrote_text = True
-            if isinstance(event, StreamRetry) and not json_lines:
+            if isinstance(event, OutputTextDelta):
+                deltas.append(event.delta)
+            elif isinstance(event, StreamRetry) and not json_lines:
+                items.clear()
+                deltas.clear()
+                if wrote_text:
+                    out.write("\n[connection lost: the answer starts again]\n")
+                    wrote_text = False
                 err.write(
                     f"\nreconnecting {event.attempt}/{event.max_attempts} in {event.delay:.1f}s "
                     f"… ({event.error})\n"
                 )
+            elif isinstance(event, OutputItemDone):
+                items.append(event.item)
             elif isinstance(event, Completed):
                 usage = event.usage
-    finally:  # the line ends, whatever stopped it
+                answer = _assistant_text(items) or "".join(deltas)
+                items.clear()
+                deltas.clear()
+    finally:  # the line ends, whatever stopped it; an answer that came is shown
         if wrote_text:
             out.write("\n")
+        elif answer and not live and not json_lines:
+            out.write(answer + "\n")
     if usage is not None and not json_lines:
         err.write(
             f"tokens used: input {usage.input_tokens} (cached {usage.cached_input_tokens}), "

@@ -3289,6 +3289,23 @@ def test_cli_broken_config_names_file_and_key(home: pathlib.Path) -> None:
     )
 
 
+def read_terminal(fd: int, *, until: bytes, seconds: float = 20) -> bytes:
+    """What a program wrote to the pseudo-terminal `fd`, up to `until`."""
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while (
+        until not in seen
+        and select.select([fd], [], [], deadline - time.monotonic())[0]
+    ):
+        try:
+            seen += os.read(fd, 65536)
+        except OSError:  # the program closed its end
+            break
+    return seen.replace(b"\r\n", b"\n")
+
+
 def test_cli_ctrl_c_exits_130_and_keeps_the_rollout(
     server: Loopback, home: pathlib.Path
 ) -> None:
@@ -3308,15 +3325,16 @@ def test_cli_ctrl_c_exits_130_and_keeps_the_rollout(
         "signal.signal(signal.SIGINT, signal.default_int_handler); "
         "sys.exit(codex_lite.main(['exec', 'long task']))"
     )
+    terminal, stdout = os.openpty()  # streamed text is shown on a terminal only
     proc = subprocess.Popen(
         [sys.executable, "-c", run_cli],
         env={**base, "CODEX_HOME": str(home), **openai_env(server)},
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
-    assert proc.stdout.read(7) == "partial"
+    os.close(stdout)
+    assert read_terminal(terminal, until=b"partial").endswith(b"partial")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130 and "Traceback" not in err
@@ -3325,6 +3343,75 @@ def test_cli_ctrl_c_exits_130_and_keeps_the_rollout(
     assert isinstance(item, cl.Message) and item.content == (
         cl.InputText(text="long task"),
     )
+
+
+def cut_mid_answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+    """Part of the answer, then the connection reset mid-body."""
+    handler.send_response(200)
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    chunk = sse({"type": "response.output_text.delta", "delta": "hel"})
+    handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    handler.wfile.flush()
+    reset_connection(handler)
+
+
+def socket_cut_mid_answer(raw: RawWebSocket) -> None:
+    raw.read()
+    raw.send_events({"type": "response.output_text.delta", "delta": "hel"})
+    raw.write(0x8, (1011).to_bytes(2, "big"))  # close: internal error
+
+
+@pytest.mark.parametrize("way", ["http", "websocket", "websocket then http"])
+@pytest.mark.parametrize("terminal", [False, True])
+def test_a_retried_answer_reaches_stdout_once(
+    server: Loopback, home: pathlib.Path, way: str, terminal: bool
+) -> None:
+    """A pipe gets the answer once; a terminal sees the retry marked."""
+    (home / "config.toml").write_text(
+        f"""model_provider = "local"
+[model_providers.local]
+base_url = "{server.url}"
+env_key = "LOCAL_KEY"
+supports_websockets = true
+stream_max_retries = 1
+"""
+    )
+    answer = "hello world"
+    sockets: list[RawWebSocket] = []
+
+    def cut_then_answer(raw: RawWebSocket) -> None:
+        sockets.append(raw)
+        if len(sockets) == 1:
+            return socket_cut_mid_answer(raw)
+        raw.read()
+        raw.send_events(*text_events(answer, "resp_2", "msg_2"))
+
+    if way == "http":
+        server.then(cut_mid_answer, reply(body=text_stream(answer)))
+    elif way == "websocket":
+        server.websocket = cut_then_answer
+    else:  # every socket cut: the budget runs out and HTTP answers
+        server.websocket = socket_cut_mid_answer
+        server.then(reply(body=text_stream(answer)))
+    env = {**os.environ, "CODEX_HOME": str(home), "LOCAL_KEY": "k-local-12345678"}
+    command = [sys.executable, "-m", "codex_lite", "exec", "hi"]
+    if not terminal:
+        done = subprocess.run(
+            command, env=env, capture_output=True, cwd=HERE, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == b"hello world\n"
+        assert b"reconnecting" in done.stderr
+        return
+    screen, stdout = os.openpty()
+    proc = subprocess.Popen(command, env=env, stdout=stdout, cwd=HERE)
+    os.close(stdout)
+    shown = read_terminal(screen, until=b"hello world\n")
+    assert proc.wait(30) == 0
+    cuts = 2 if way == "websocket then http" else 1  # each retry marked
+    marked = b"hel\n[connection lost: the answer starts again]\n"
+    assert shown == marked * cuts + b"hello world\n"
 
 
 def test_cli_images(
