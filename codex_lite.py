@@ -985,6 +985,27 @@ _IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "
 # What upstream sends at most, by detail: the longest side, and patches of
 # 32x32 pixels; `low` is the server's to shrink.
 _IMAGE_LIMITS = {"original": (6000, 10000), "high": (2048, 2500)}  # auto too
+# What downscaling may decode, in pixels: one image (a 64 MP photo; JPEGs
+# decode at a fraction of their size first), and one turn's or one resumed
+# thread's images together.  Images the model sent are never decoded.
+_DECODED_PIXELS = 64_000_000
+_DECODED_PIXELS_PER_TURN = 4 * _DECODED_PIXELS
+# The largest image file `-i` reads.
+_IMAGE_FILE_MAX = 64 << 20
+
+
+class _PixelBudget:
+    """The pixels one preparation may still decode."""
+
+    def __init__(self) -> None:
+        self.left = _DECODED_PIXELS_PER_TURN
+
+    def spend(self, width: int, height: int) -> None:
+        if width * height > min(self.left, _DECODED_PIXELS):
+            raise ValueError(
+                f"a {width}x{height} image is more than codex-lite decodes to downscale"
+            )
+        self.left -= width * height
 
 
 def _image_kind(raw: bytes) -> str | None:
@@ -1030,11 +1051,15 @@ def _fitted_size(width: int, height: int, limit: tuple[int, int]) -> tuple[int, 
         scale *= 0.99
 
 
-def _fit_image(raw: bytes, kind: str, limit: tuple[int, int]) -> tuple[bytes, str]:
+def _fit_image(
+    raw: bytes, kind: str, limit: tuple[int, int], budget: _PixelBudget
+) -> tuple[bytes, str]:
     """The image as upstream sends it: PNG or JPEG within `limit` as it is;
-    else, with Pillow, downscaled and encoded again (JPEG stays JPEG at
-    quality 85, anything else becomes PNG).  Without Pillow the bytes go as
-    they are, with a warning when they are over.  ValueError: not an image."""
+    else, with Pillow, downscaled (the right way up, by its EXIF
+    orientation) and encoded again (JPEG stays JPEG at quality 85, anything
+    else becomes PNG), decoding no more than `budget` allows.  Without
+    Pillow the bytes go as they are, with a warning when they are over.
+    ValueError: not an image, or one too large to decode."""
     try:
         from PIL import Image
     except ImportError:
@@ -1047,32 +1072,50 @@ def _fit_image(raw: bytes, kind: str, limit: tuple[int, int]) -> tuple[bytes, st
                 *limit,
             )
         return raw, kind
+    import warnings
+
+    from PIL import ImageOps
+
     try:
-        image = Image.open(io.BytesIO(raw))
+        with warnings.catch_warnings(
+            action="error", category=Image.DecompressionBombWarning
+        ):
+            image: Image.Image = Image.open(io.BytesIO(raw))
         size = _fitted_size(*image.size, limit)
         if size == image.size and kind in ("png", "jpeg"):
             return raw, kind
-        resized = image.resize(size, Image.Resampling.BILINEAR)
+        image.draft(None, size)  # a JPEG decodes at 1/2, 1/4 or 1/8 first
+        budget.spend(*image.size)
+        if image.getexif().get(0x0112, 1) != 1:  # Orientation
+            image = ImageOps.exif_transpose(image)
+        resized = image.resize(
+            _fitted_size(*image.size, limit), Image.Resampling.BILINEAR
+        )
         out = io.BytesIO()
         if kind == "jpeg":
             resized.convert("RGB").save(out, "JPEG", quality=85)
         else:
             resized.save(out, "PNG")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001  # Pillow raises more than OSError on bad bytes
         raise ValueError(f"cannot decode the image ({type(exc).__name__})") from None
     return out.getvalue(), "jpeg" if kind == "jpeg" else "png"
 
 
-def _fitted_image(raw: bytes, detail: str | None) -> tuple[bytes, str]:
+def _fitted_image(
+    raw: bytes, detail: str | None, budget: _PixelBudget
+) -> tuple[bytes, str]:
     """An image fitted to its detail's limits (`_fit_image`; `raw` itself
     when it fits), and its kind.  ValueError: not an image."""
     kind = _image_kind(raw)
     if kind is None:
         raise ValueError("unsupported image format")
-    return _fit_image(raw, kind, _IMAGE_LIMITS.get(detail or "", _IMAGE_LIMITS["high"]))
+    limit = _IMAGE_LIMITS.get(detail or "", _IMAGE_LIMITS["high"])
+    return _fit_image(raw, kind, limit, budget)
 
 
-def _prepared_image(part: InputImage) -> ContentItem:
+def _prepared_image(part: InputImage, budget: _PixelBudget) -> ContentItem:
     """An inline image fitted as upstream fits it, or the placeholder."""
     url = part.image_url or ""
     if url[:5].lower() != "data:":
@@ -1082,8 +1125,9 @@ def _prepared_image(part: InputImage) -> ContentItem:
         if not header.lower().endswith(";base64"):
             raise ValueError("not base64")
         raw = base64.b64decode(payload, validate=True)
-        fitted, kind = _fitted_image(raw, part.detail)
-    except (binascii.Error, ValueError):
+        fitted, kind = _fitted_image(raw, part.detail, budget)
+    except (binascii.Error, ValueError) as exc:
+        _log.warning("an inline image is left out: %s", exc)
         return InputText(text=IMAGE_OMITTED_TEXT)
     if fitted is raw:  # as it came: not encoded again
         return part
@@ -1091,21 +1135,26 @@ def _prepared_image(part: InputImage) -> ContentItem:
     return dataclasses.replace(part, image_url=f"data:image/{kind};base64,{encoded}")
 
 
-def _prepare_content(parts: tuple[ContentItem, ...]) -> tuple[ContentItem, ...]:
+def _prepare_content(
+    parts: tuple[ContentItem, ...], budget: _PixelBudget
+) -> tuple[ContentItem, ...]:
     if not any(isinstance(p, InputImage) and p.image_url for p in parts):
         return parts
-    return tuple(_prepared_image(p) if isinstance(p, InputImage) else p for p in parts)
+    return tuple(
+        _prepared_image(p, budget) if isinstance(p, InputImage) else p for p in parts
+    )
 
 
-def _prepare_images(item: ResponseItem) -> ResponseItem:
-    if isinstance(item, Message):
-        content = _prepare_content(item.content)
+def _prepare_images(item: ResponseItem, budget: _PixelBudget) -> ResponseItem:
+    """Images the user side sends fitted; the model's own are its to shrink."""
+    if isinstance(item, Message) and item.role != "assistant":
+        content = _prepare_content(item.content, budget)
         if content is not item.content:
             return dataclasses.replace(item, content=content)
     elif isinstance(item, (FunctionCallOutput, CustomToolCallOutput)) and isinstance(
         item.output, tuple
     ):
-        output = _prepare_content(item.output)
+        output = _prepare_content(item.output, budget)
         if output is not item.output:
             return dataclasses.replace(item, output=output)
     return item
@@ -1121,8 +1170,9 @@ def prepare_conversation_items_for_history(
     `{prefix}_{uuid7}`; ids already present, from the server or earlier, stay.
     """
     prepared = []
+    budget = _PixelBudget()
     for item in items:
-        item = _prepare_images(item)
+        item = _prepare_images(item, budget)
         if item_ids and not getattr(item, "id", None):
             prefix = _item_id_prefix(item)
             if prefix is not None:
@@ -5079,11 +5129,11 @@ def local_image_content(
     to the limits of its detail, see `_fit_image`), a closing tag."""
     unreadable = f"Codex could not read the local image at `{path}`"
     try:
-        raw = path.read_bytes()
+        raw = _read_image_file(path)
     except OSError as exc:
         return [InputText(text=f"{unreadable}: {exc.strerror}")]
     try:
-        fitted, kind = _fitted_image(raw, detail)
+        fitted, kind = _fitted_image(raw, detail, _PixelBudget())
     except ValueError as exc:
         return [InputText(text=f"{unreadable}: {exc}")]
     url = f"data:image/{kind};base64,{base64.b64encode(fitted).decode()}"
@@ -5092,6 +5142,27 @@ def local_image_content(
         InputImage(image_url=url, detail=detail),
         InputText(text="</image>"),
     ]
+
+
+def _read_image_file(path: Path) -> bytes:
+    """A regular file of at most `_IMAGE_FILE_MAX` bytes; anything else (a
+    FIFO, a device, a huge file) is refused before a byte is read."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO: no wait
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file")
+        if info.st_size > _IMAGE_FILE_MAX:
+            raise OSError(0, f"larger than {_IMAGE_FILE_MAX >> 20} MiB")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            raw = f.read(_IMAGE_FILE_MAX + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > _IMAGE_FILE_MAX:  # it grew meanwhile
+        raise OSError(0, f"larger than {_IMAGE_FILE_MAX >> 20} MiB")
+    return raw
 
 
 class RealtimeCall(typing.NamedTuple):

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import typing
 import urllib.parse
 import uuid
@@ -7032,6 +7033,148 @@ def test_inline_images_in_history_are_fitted_too(tmp_path: pathlib.Path) -> None
     (prepared,) = cl.prepare_conversation_items_for_history([message], item_ids=False)
     _, fitted = sent_image(list(prepared.content))
     assert Image.open(io.BytesIO(fitted)).size == (2048, 8)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, name, data, CRC (PNG spec section 5.3)."""
+    crc = zlib.crc32(kind + data).to_bytes(4, "big")
+    return len(data).to_bytes(4, "big") + kind + data + crc
+
+
+def png_header(width: int, height: int) -> bytes:
+    size = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", size + bytes([8, 2, 0, 0, 0]))
+
+
+def broken_png() -> bytes:
+    """93 bytes Pillow opens and then fails on with SyntaxError: after the
+    first data chunk comes one whose name is not four letters."""
+    rows = zlib.compress(b"\0" * (1 + 3000 * 3) * 10)
+    return png_header(3000, 10) + png_chunk(b"IDAT", rows[:20]) + bytes(8) + b"x" * 20
+
+
+def data_url(raw: bytes, kind: str = "png") -> str:
+    return f"data:image/{kind};base64," + base64.b64encode(raw).decode()
+
+
+def test_images_pillow_fails_on_become_the_placeholder(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """For -i, for items entering history, and in a rollout being resumed."""
+    bad = broken_png()
+    assert len(bad) == 93
+    path = tmp_path / "bad.png"
+    path.write_bytes(bad)
+    assert cl.local_image_content(path, 1) == [
+        cl.InputText(
+            text=f"Codex could not read the local image at `{path}`: "
+            "cannot decode the image (SyntaxError)"
+        )
+    ]
+    message = cl.Message(role="user", content=(cl.InputImage(image_url=data_url(bad)),))
+    (prepared,) = cl.prepare_conversation_items_for_history([message], item_ids=False)
+    assert prepared.content == (cl.InputText(text=cl.IMAGE_OMITTED_TEXT),)
+    _, thread_id = write_rollout(home, [message])
+    server.then(reply(body=text_stream()))
+    done = cli(home, "exec", "resume", thread_id, "next", env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    sent = server.seen[-1].json()["input"][0]["content"]
+    assert sent == [{"type": "input_text", "text": cl.IMAGE_OMITTED_TEXT}]
+
+
+def huge_png(side: int) -> bytes:
+    """A black `side` x `side` RGB PNG: about 500 KB for 13000 declaring 507 MB of pixels."""
+    packer = zlib.compressobj(9)
+    row = b"\0" * (1 + side * 3)
+    rows = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    return png_header(side, side) + png_chunk(b"IDAT", rows) + png_chunk(b"IEND", b"")
+
+
+def _turn_with_server_images(url: str, home: str) -> list[Any]:
+    served = types.SimpleNamespace(url=url)
+    with cl.Conversation(local_client(served, pathlib.Path(home))) as convo:  # type: ignore[arg-type]
+        convo.run_turn("draw")
+        return [cl.item_to_json(item) for item in convo.history]
+
+
+def test_images_a_server_sends_cost_nothing_to_decode(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    """13000 x 13000 declared: the model's own images are never decoded, and
+    one in an item of another role is left out by its header alone."""
+    url = data_url(huge_png(13000))
+    assert len(url) < 1 << 20
+    image = {"type": "input_image", "image_url": url}
+    items = [
+        {"type": "message", "role": "assistant", "id": "msg_a", "content": [image]},
+        {"type": "message", "role": "user", "id": "msg_u", "content": [image]},
+    ]
+    events = [{"type": "response.output_item.done", "item": item} for item in items]
+    server.then(reply(body=sse(*events, completed())))
+    with Budget(10):
+        history = in_memory_limit(
+            _turn_with_server_images, server.url, str(home), peak=300 << 20
+        )
+    assert history[1]["content"] == [image]  # as it came
+    assert history[2]["content"] == [
+        {"type": "input_text", "text": cl.IMAGE_OMITTED_TEXT}
+    ]
+
+
+def test_images_decoded_in_one_turn_are_bounded(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cl, "_DECODED_PIXELS_PER_TURN", 700_000)
+    url = data_url(image_file(tmp_path, (3000, 100)).read_bytes())
+    parts = tuple(cl.InputImage(image_url=url) for _ in range(3))
+    message = cl.Message(role="user", content=parts)
+    (prepared,) = cl.prepare_conversation_items_for_history([message], item_ids=False)
+    kinds = [type(part).__name__ for part in prepared.content]
+    assert kinds == ["InputImage", "InputImage", "InputText"]  # 300,000 pixels each
+
+
+def test_local_images_that_are_no_regular_files_are_refused_unread(
+    home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.png"
+    with big.open("wb") as f:
+        f.truncate(65 << 20)
+    cases = [
+        (fifo, "not a regular file"),
+        (pathlib.Path("/dev/zero"), "not a regular file"),
+        (big, "larger than 64 MiB"),
+    ]
+    for path, reason in cases:
+        with Budget(2):
+            told = cl.local_image_content(path, 1)
+        assert told == [
+            cl.InputText(
+                text=f"Codex could not read the local image at `{path}`: {reason}"
+            )
+        ]
+    with Budget(10):
+        done = cli(home, "exec", "--dry-run", "-i", str(fifo), "hi")
+    assert done.returncode == 0 and "not a regular file" in done.stdout
+
+
+def test_a_rotated_jpeg_is_downscaled_the_right_way_up(tmp_path: pathlib.Path) -> None:
+    from PIL import Image
+
+    stored = Image.new("RGB", (3000, 1000), (255, 0, 0))
+    stored.paste((0, 0, 255), (1500, 0, 3000, 1000))  # the right half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF Orientation 6: row 0 is the right side, column 0 the top
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, "JPEG", exif=exif)
+    _, raw = sent_image(cl.local_image_content(path, 1))
+    shown = Image.open(io.BytesIO(raw))
+    assert shown.width < shown.height == 2048
+    middle = shown.width // 2
+    top, bottom = shown.getpixel((middle, 10)), shown.getpixel((middle, 2037))
+    assert top[0] > 200 and top[2] < 60, top  # the stored left edge, red
+    assert bottom[2] > 200 and bottom[0] < 60, bottom
 
 
 def run_example(
