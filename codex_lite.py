@@ -1864,7 +1864,8 @@ def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
 
 
 def _events_from_headers(headers: Mapping[str, str]) -> list[ResponseEvent]:
-    """What the response headers say, in the order upstream emits it."""
+    """What the response headers say, in the order upstream emits it, with
+    no secret a server echoed in them (events reach `--json` and rollouts)."""
     headers = {name.lower(): _scrub(value) for name, value in headers.items()}
     events: list[ResponseEvent] = []
     if model := headers.get("openai-model"):
@@ -1956,9 +1957,8 @@ class _ResponsesReader:
         try:
             obj = json.loads(sse.data)
         except (ValueError, RecursionError):
-            if _log.isEnabledFor(logging.DEBUG):  # scrubbed whole, then cut
-                data = _scrub(sse.data)
-                _log.debug("skipping SSE data that is not JSON: %.200r", data)
+            # scrubbed whole: %.200r cuts it, and could leave part of a key
+            _log.debug("skipping SSE data that is not JSON: %.200r", _scrub(sse.data))
             return None
         if not isinstance(obj, dict):
             return None

@@ -4771,9 +4771,10 @@ def test_urllib3_log_records_carry_no_query_secrets(
 
 
 # A server that quotes the key back in every string it chooses: headers, ids,
-# codes, messages, close reasons, as they are or JSON-escaped (`\u00e9`, `\/`).
+# codes, messages, close reasons, as they are or JSON-escaped: `\u00e9` as
+# Python writes it, or `\u00E9` and `\/` as other servers do.
 ECHO_KEY = "sk-SECRET-é/echo-4242"
-ECHO_ESCAPED = json.dumps(ECHO_KEY)[1:-1].replace("/", "\\/")
+ECHO_ESCAPED = json.dumps(ECHO_KEY)[1:-1].replace("/", "\\/").replace("e9", "E9")
 
 
 def echo_headers() -> dict[str, str]:
@@ -4794,11 +4795,12 @@ ECHO_ERROR = {"error": {"message": f"bad key {ECHO_KEY}", "code": ECHO_KEY}}
 
 
 def echo_stream() -> bytes:
-    """An `error` event (logged as JSON), data that is not JSON (logged, cut
-    at 200 characters), then a failure naming the key as its code."""
+    """An `error` event (logged as JSON), data that is not JSON (logged, its
+    repr cut at 200 characters: 7 of the key's, unless scrubbed first), then
+    a failure naming the key as its code."""
     return (
         sse({"type": "error", "message": ECHO_KEY})
-        + f"data: {'x' * 190}{ECHO_KEY}\n\n".encode()
+        + f"data: {'x' * 192}{ECHO_KEY}\n\n".encode()
         + f'data: {{"cut": "{ECHO_ESCAPED}\n\n'.encode()
         + sse(ECHO_FAILED)
     )
@@ -4807,7 +4809,8 @@ def echo_stream() -> bytes:
 def assert_no_echo(text: str) -> None:
     """Neither the key in any form nor a long part of it (a cut one)."""
     assert "<redacted>" in text
-    assert "SECRET" not in text and "echo-4242" not in text, text
+    for part in ("sk-SECR", "SECRET", "echo-4242"):
+        assert part not in text, text
 
 
 def test_a_server_echoing_the_key_over_http_gets_it_nowhere(
@@ -4873,14 +4876,15 @@ def test_a_websocket_server_echoing_the_key_gets_it_nowhere(
 def test_cli_a_server_echoing_the_key_gets_it_nowhere(
     server: Loopback, ws: WsBackend, home: pathlib.Path, flags: tuple[str, ...]
 ) -> None:
+    answer = text_events(response_id=f"resp_{ECHO_KEY}")  # shown by --json
     server.then(
         reply(body=echo_stream(), headers=echo_headers()),
-        reply(body=text_stream(), headers=echo_headers()),
+        reply(body=sse(*answer), headers=echo_headers()),
         reply(400, json.dumps(ECHO_ERROR).encode(), echo_headers()),
     )
     ws.answer_headers = list(echo_headers().items())
     frame = {"type": "error", "status": 400, **ECHO_ERROR}
-    ws.then(ws_events(ECHO_FAILED), ws_answer(), ws_events(frame))
+    ws.then(ws_events(ECHO_FAILED), ws_events(*answer), ws_events(frame))
     runs = []
     for backend in (server, ws):
         env = {**openai_env(backend, ECHO_KEY), "CODEX_LITE_LOG": "debug"}
@@ -4890,6 +4894,7 @@ def test_cli_a_server_echoing_the_key_gets_it_nowhere(
     assert len(ws.frames) == 3
     if flags:
         assert '"model": "model-<redacted>"' in runs[0].stdout + runs[2].stdout
+        assert '"response_id": "resp_<redacted>"' in runs[0].stdout
     rollouts = [p.read_text() for p in (home / "sessions").rglob("*.jsonl")]
     assert len(rollouts) == 4 and '"limit_name":"<redacted>"' in "".join(rollouts)
     assert_no_echo("".join(d.stdout + d.stderr for d in runs) + "".join(rollouts))
