@@ -4822,7 +4822,7 @@ def test_a_server_echoing_the_key_over_http_gets_it_nowhere(
         reply(body=text_stream(), headers=echo_headers()),
         reply(400, json.dumps(ECHO_ERROR).encode(), echo_headers()),
         reply(400, truncated.encode(), echo_headers()),
-        reply(400, f"bad key {ECHO_KEY[:-6]}...".encode(), echo_headers()),
+        reply(400, f"bad key {ECHO_KEY[:-6]}...".encode(), echo_headers()),  # cut
     )
     client = openai_client(server, home, auth=cl.BearerAuth(ECHO_KEY))
     shown: list[Any] = []
@@ -4844,7 +4844,8 @@ def test_a_websocket_server_echoing_the_key_gets_it_nowhere(
     ws: WsBackend, home: pathlib.Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ws.answer_headers = list(echo_headers().items())
-    # the websockets library logs a frame's first 48 and last 24 characters
+    # websockets logs a long frame's first 48 and last 24 characters: the key
+    # crosses the first cut, and the second
     padded = {"type": "x", "a": "p" * 15 + ECHO_KEY, "b": ECHO_KEY}
     frame = {
         "type": "error",
