@@ -150,11 +150,11 @@ class ApiError(CodexError):
         code: str | None = None,
         request_id: str | None = None,
     ) -> None:
-        message = _scrub(message)  # server text may quote our credentials
-        self.message = message
+        # server text, codes and ids may quote our credentials
+        self.message = message = _scrub(message)
         self.status = status
-        self.code = code
-        self.request_id = request_id
+        self.code = code and _scrub(code)
+        self.request_id = request_id = request_id and _scrub(request_id)
         text = message if status is None else f"{status}: {message}"
         super().__init__(f"{text} (request id {request_id})" if request_id else text)
 
@@ -289,18 +289,48 @@ _SHORTEST_SECRET = 8  # shorter values are too likely to be ordinary text
 
 
 def _secret(value: str) -> str:
-    """Remember `value` as a secret; return it."""
+    """Remember `value` as a secret, and the forms JSON text carries it in;
+    return it."""
     if len(value) >= _SHORTEST_SECRET:
-        _SECRETS.add(value)
+        escaped = json.dumps(value)[1:-1]
+        # servers write `\u00e9` or `\u00E9`, some `\/`; a repr doubles `\`
+        upper = re.sub(r"(?<=\\u)[0-9a-f]{4}", lambda m: m[0].upper(), escaped)
+        forms = {value, json.dumps(value, ensure_ascii=False)[1:-1], escaped, upper}
+        forms |= {f.replace("/", "\\/") for f in forms}
+        _SECRETS.update(forms, (f.replace("\\", "\\\\") for f in forms))
     return value
 
 
+_ELLIPSIS = re.compile(r"(\.\.\.|\u2026)")
+
+
 def _scrub(text: str) -> str:
-    """`text` with every known secret replaced by `<redacted>`."""
-    for value in sorted(_SECRETS, key=len, reverse=True):
+    """`text` with every known secret replaced by `<redacted>`, and what of
+    one text cut short still shows: a long start of it where the text ends
+    or an ellipsis follows, a long end of it after an ellipsis."""
+    secrets = sorted(_SECRETS, key=len, reverse=True)
+    for value in secrets:
         if value in text:
             text = text.replace(value, "<redacted>")
-    return text
+    pieces = _ELLIPSIS.split(text)  # what was cut, and the ellipses
+    for i in range(0, len(pieces), 2):
+        for value in secrets:
+            if (at := _cut_start(pieces[i], value)) != -1:
+                pieces[i] = pieces[i][:at] + "<redacted>"
+            start = pieces[i][: len(value)]
+            if i and (at := _cut_start(start[::-1], value[::-1])) != -1:
+                pieces[i] = "<redacted>" + pieces[i][len(start) - at :]
+    return "".join(pieces)
+
+
+def _cut_start(text: str, value: str) -> int:
+    """Where the start of `value` that `text` ends in begins, if it is
+    `_SHORTEST_SECRET` characters or longer; else -1."""
+    head = value[:_SHORTEST_SECRET]
+    at = text.find(head, max(0, len(text) - len(value)))
+    while at != -1 and not value.startswith(text[at:]):
+        at = text.find(head, at + 1)
+    return at
 
 
 def _header_secret(value: str, where: str) -> str:
@@ -336,6 +366,7 @@ for _name in (
     "urllib3.response",
     "urllib3.poolmanager",
     "urllib3.util.retry",
+    "websockets.client",  # the handshake's headers, frames, close reasons
 ):
     logging.getLogger(_name).addFilter(_ScrubSecrets())
 
@@ -1952,7 +1983,9 @@ def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
 
 
 def _events_from_headers(headers: Mapping[str, str]) -> list[ResponseEvent]:
-    """What the response headers say, in the order upstream emits it."""
+    """What the response headers say, in the order upstream emits it, with
+    no secret a server echoed in them (events reach `--json` and rollouts)."""
+    headers = {name.lower(): _scrub(value) for name, value in headers.items()}
     events: list[ResponseEvent] = []
     if model := headers.get("openai-model"):
         events.append(ServerModel(model))
@@ -2043,7 +2076,8 @@ class _ResponsesReader:
         try:
             obj = json.loads(sse.data)
         except (ValueError, RecursionError):
-            _log.debug("skipping SSE data that is not JSON: %.200r", sse.data)
+            # scrubbed whole: %.200r cuts it, and could leave part of a key
+            _log.debug("skipping SSE data that is not JSON: %.200r", _scrub(sse.data))
             return None
         if not isinstance(obj, dict):
             return None
@@ -5251,7 +5285,8 @@ def create_realtime_call(
     call_id = next((s for s in segments if s.startswith("rtc_") and s != "rtc_"), None)
     if call_id is None:
         raise ApiError(f"realtime call Location does not contain a call id: {location}")
-    return RealtimeCall(response.content.decode("utf-8", "replace"), call_id)
+    sdp = response.content.decode("utf-8", "replace")
+    return RealtimeCall(_scrub(sdp), _scrub(call_id))
 
 
 class RealtimeTextDelta(typing.NamedTuple):
@@ -5873,7 +5908,8 @@ def _stream_to_terminal(
     try:
         for event in conversation.stream_turn(user_input, output_schema=schema):
             if json_lines:
-                out.write(json.dumps(_event_json(event), ensure_ascii=False) + "\n")
+                line = json.dumps(_event_json(event), ensure_ascii=False)
+                out.write(_scrub(line) + "\n")
                 out.flush()
             elif isinstance(event, OutputTextDelta) and live:
                 out.write(event.delta)

@@ -4984,6 +4984,163 @@ def test_urllib3_log_records_carry_no_query_secrets(
     assert not any("SECRET-in-the-url-9" in line for line in lines)
 
 
+# A server that quotes the key back in every string it chooses: headers, ids,
+# codes, messages, close reasons, as they are or JSON-escaped: `\u00e9` as
+# Python writes it, or `\u00E9` and `\/` as other servers do.
+ECHO_KEY = "sk-SECRET-é/echo-4242"
+ECHO_ESCAPED = json.dumps(ECHO_KEY)[1:-1].replace("/", "\\/").replace("e9", "E9")
+
+
+def echo_headers() -> dict[str, str]:
+    return {
+        "x-request-id": f"req-{ECHO_KEY}",
+        "openai-model": f"model-{ECHO_KEY}",
+        "x-models-etag": ECHO_KEY,
+        "x-codex-primary-used-percent": "5",
+        "x-codex-limit-name": ECHO_KEY,
+        "x-codex-credits-has-credits": "true",
+        "x-codex-credits-unlimited": "false",
+        "x-codex-credits-balance": ECHO_KEY,
+    }
+
+
+ECHO_FAILED = {"type": "response.failed", "response": {"error": {"code": ECHO_KEY}}}
+ECHO_ERROR = {"error": {"message": f"bad key {ECHO_KEY}", "code": ECHO_KEY}}
+
+
+def echo_stream() -> bytes:
+    """An `error` event (logged as JSON), data that is not JSON (logged, its
+    repr cut at 200 characters: 7 of the key's, unless scrubbed first), then
+    a failure naming the key as its code."""
+    return (
+        sse({"type": "error", "message": ECHO_KEY})
+        + f"data: {'x' * 192}{ECHO_KEY}\n\n".encode()
+        + f'data: {{"cut": "{ECHO_ESCAPED}\n\n'.encode()
+        + sse(ECHO_FAILED)
+    )
+
+
+def assert_no_echo(text: str) -> None:
+    """Neither the key in any form nor a long part of it (a cut one)."""
+    assert "<redacted>" in text
+    for part in ("sk-SECR", "SECRET", "echo-4242"):
+        assert part not in text, text
+
+
+def test_a_server_echoing_the_key_over_http_gets_it_nowhere(
+    server: Loopback, home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    truncated = f'{{"error": {{"message": "bad key {ECHO_ESCAPED}'  # not JSON
+    server.then(
+        reply(body=echo_stream(), headers=echo_headers()),
+        reply(body=text_stream(), headers=echo_headers()),
+        reply(400, json.dumps(ECHO_ERROR).encode(), echo_headers()),
+        reply(400, truncated.encode(), echo_headers()),
+        reply(400, f"bad key {ECHO_KEY[:-6]}...".encode(), echo_headers()),  # cut
+    )
+    client = openai_client(server, home, auth=cl.BearerAuth(ECHO_KEY))
+    shown: list[Any] = []
+    with caplog.at_level(logging.DEBUG):
+        shown += run(client.new_turn())
+        for _ in range(3):
+            with pytest.raises(cl.InvalidRequest) as caught:
+                run(client.new_turn())
+            shown += [caught.value, caught.value.code, caught.value.request_id]
+    assert server.seen[0].header("authorization") == f"Bearer {ECHO_KEY}"
+    assert cl.ServerModel("model-<redacted>") in shown
+    assert any(isinstance(e, cl.StreamRetry) for e in shown)
+    assert "cut" in caplog.text and "server sent an error event" in caplog.text
+    assert_no_echo("\n".join(map(repr, shown)) + "\n".join(map(str, shown)))
+    assert_no_echo(caplog.text)
+
+
+def test_a_websocket_server_echoing_the_key_gets_it_nowhere(
+    ws: WsBackend, home: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws.answer_headers = list(echo_headers().items())
+    # websockets logs a long frame's first 48 and last 24 characters: the key
+    # crosses the first cut, and the second
+    padded = {"type": "x", "a": "p" * 15 + ECHO_KEY, "b": ECHO_KEY}
+    frame = {
+        "type": "error",
+        "status": 400,
+        "headers": {"x-request-id": f"req-{ECHO_KEY}"},
+        **ECHO_ERROR,
+    }
+
+    def hang_up(connection: Any, request: dict[str, Any], number: int) -> None:
+        connection.close(1011, ECHO_KEY)
+
+    ws.then(ws_events(padded, ECHO_FAILED), hang_up, ws_events(frame))
+    client = openai_client(ws, home, auth=cl.BearerAuth(ECHO_KEY))
+    shown: list[Any] = []
+    stream = client.new_turn().stream(cl.Prompt(input=[user("hi")]))
+    with caplog.at_level(logging.DEBUG), pytest.raises(cl.InvalidRequest) as caught:
+        shown.extend(stream)
+    shown += [caught.value, caught.value.code, caught.value.request_id]
+    assert ws.handshakes[0].header("authorization") == f"Bearer {ECHO_KEY}"
+    assert cl.ServerModel("model-<redacted>") in shown
+    assert len([e for e in shown if isinstance(e, cl.StreamRetry)]) == 2
+    assert_no_echo("\n".join(map(repr, shown)) + "\n".join(map(str, shown)))
+    ours = [r for r in caplog.records if not r.name.startswith("websockets.server")]
+    assert any("CLOSE 1011" in r.getMessage() for r in ours)
+    assert_no_echo("\n".join(r.getMessage() for r in ours))
+
+
+@pytest.mark.parametrize("flags", [(), ("--json",)])
+def test_cli_a_server_echoing_the_key_gets_it_nowhere(
+    server: Loopback, ws: WsBackend, home: pathlib.Path, flags: tuple[str, ...]
+) -> None:
+    answer = text_events(response_id=f"resp_{ECHO_KEY}")  # shown by --json
+    server.then(
+        reply(body=echo_stream(), headers=echo_headers()),
+        reply(body=sse(*answer), headers=echo_headers()),
+        reply(400, json.dumps(ECHO_ERROR).encode(), echo_headers()),
+    )
+    ws.answer_headers = list(echo_headers().items())
+    frame = {"type": "error", "status": 400, **ECHO_ERROR}
+    ws.then(ws_events(ECHO_FAILED), ws_events(*answer), ws_events(frame))
+    runs = []
+    for backend in (server, ws):
+        env = {**openai_env(backend, ECHO_KEY), "CODEX_LITE_LOG": "debug"}
+        runs += [cli(home, "exec", *flags, "hi", env=env) for _ in range(2)]
+    assert [done.returncode for done in runs] == [0, 1, 0, 1], runs[-1].stderr
+    assert server.seen[0].header("authorization") == f"Bearer {ECHO_KEY}"
+    assert len(ws.frames) == 3
+    if flags:
+        assert '"model": "model-<redacted>"' in runs[0].stdout + runs[2].stdout
+        assert '"response_id": "resp_<redacted>"' in runs[0].stdout
+    rollouts = [p.read_text() for p in (home / "sessions").rglob("*.jsonl")]
+    assert len(rollouts) == 4 and '"limit_name":"<redacted>"' in "".join(rollouts)
+    assert_no_echo("".join(d.stdout + d.stderr for d in runs) + "".join(rollouts))
+
+
+def test_realtime_a_server_echoing_the_key_gets_it_nowhere(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    error = {"type": "error", **ECHO_ERROR}
+    backend = RealtimeBackend([error])
+    try:
+        client = openai_client(backend, home, auth=cl.BearerAuth(ECHO_KEY))
+        with cl.RealtimeSession(client) as realtime:
+            realtime.send_text("hello")
+            with pytest.raises(cl.ApiError) as caught:
+                list(realtime.events())
+        args = ("realtime", "--text", "hello")
+        done = cli(home, *args, env=openai_env(backend, ECHO_KEY))
+    finally:
+        backend.server.shutdown()
+    offer = tmp_path / "offer.sdp"
+    offer.write_text(SDP_OFFER)
+    location = {"Location": f"/v1/realtime/calls/rtc_{ECHO_KEY}"}
+    server.then(reply(201, f"v=0 {ECHO_KEY}".encode(), location))
+    env = openai_env(server, ECHO_KEY)
+    call = cli(home, "realtime", "--sdp-offer", str(offer), env=env)
+    assert done.returncode == 1 and call.returncode == 0, call.stderr
+    assert_no_echo(str(caught.value) + repr(caught.value) + str(caught.value.code))
+    assert_no_echo(done.stdout + done.stderr + call.stdout + call.stderr)
+
+
 # --- SSE decoder (WHATWG event-stream rules, cases written from the spec) -------
 
 
