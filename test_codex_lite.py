@@ -3395,16 +3395,16 @@ stream_max_retries = 1
     else:  # every socket cut: the budget runs out and HTTP answers
         server.websocket = socket_cut_mid_answer
         server.then(reply(body=text_stream(answer)))
-    env = {**os.environ, "CODEX_HOME": str(home), "LOCAL_KEY": "k-local-12345678"}
-    command = [sys.executable, "-m", "codex_lite", "exec", "hi"]
+    env = {"CODEX_HOME": str(home), "LOCAL_KEY": "k-local-12345678"}
     if not terminal:
-        done = subprocess.run(
-            command, check=False, env=env, capture_output=True, cwd=HERE, timeout=60
+        code, out, err = in_memory_limit(
+            main_in_process, ["exec", "hi"], env, peak=200 << 20
         )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout == b"hello world\n"
-        assert b"reconnecting" in done.stderr
+        assert (code, out) == (0, "hello world\n"), err
+        assert "reconnecting" in err
         return
+    env = {**os.environ, **env}
+    command = [sys.executable, "-m", "codex_lite", "exec", "hi"]
     screen, stdout = os.openpty()
     proc = subprocess.Popen(command, env=env, stdout=stdout, cwd=HERE)
     os.close(stdout)
@@ -3790,6 +3790,16 @@ class Budget:
 
 
 MEMORY_LIMIT = 3 << 29  # the address space a hostile case runs in: 1.5 GiB
+
+
+def main_in_process(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """`codex-lite ARGV` in this process (stdout and stderr not terminals):
+    its exit code, stdout and stderr; for `in_memory_limit`."""
+    os.environ.update(env)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cl.main(argv)
+    return code, out.getvalue(), err.getvalue()
 
 
 def _limited(fn: Callable[..., Any], args: tuple[Any, ...], conn: Any) -> None:
@@ -4649,12 +4659,10 @@ def test_opening_a_rollout_whose_line_is_100_mb_is_linear(
 
 
 def _list_and_resume(home: str) -> tuple[int, str, str]:
-    os.environ["CODEX_HOME"] = home
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        listed = cl.main(["sessions"])
-        resumed = cl.main(["exec", "resume", "--last", "--all", "--dry-run", "next"])
-    return listed + resumed * 10, out.getvalue(), err.getvalue()
+    listed, out, err = main_in_process(["sessions"], {"CODEX_HOME": home})
+    argv = ["exec", "resume", "--last", "--all", "--dry-run", "next"]
+    resumed, more, err = main_in_process(argv, {"CODEX_HOME": home})
+    return listed + resumed * 10, out + more, err
 
 
 def test_a_compressed_rollout_that_inflates_to_gigabytes(home: pathlib.Path) -> None:
