@@ -333,11 +333,13 @@ def _cut_start(text: str, value: str) -> int:
     return at
 
 
-def _header_secret(value: str, where: str) -> str:
+def _header_secret(
+    value: str, where: str, *, error: type[CodexError] = ConfigError
+) -> str:
     """A credential bound for a header, remembered as a secret.  One a header
     cannot carry is refused by the name of its source, never by its value."""
     if not all(" " <= c <= "~" or "\xa0" <= c <= "\xff" for c in value):
-        raise ConfigError(
+        raise error(
             f"{where} holds a character an HTTP header cannot carry "
             "(a line break, a control character or non-Latin-1 text); "
             "the value is not shown"
@@ -2677,13 +2679,17 @@ def _request_refresh(
     if "access_token" not in fresh:
         _log.warning("token refresh answer has no access_token; ignored")
         return None
+    source = f"the access token the sign-in service at {_redact_url(url)} sent"
+    _header_secret(fresh["access_token"].strip(), source, error=AuthError)
     return fresh
 
 
 def _post_json(url: str, body: bytes, content_type: str) -> tuple[Any, int | None]:
     """POST to the sign-in service: the parsed JSON answer (None if it is not
-    JSON) and the status, or (None, None) when the service cannot be reached."""
+    JSON) and the status, or (None, None) when the service cannot be reached.
+    An answer over 1 MiB, or still coming after a minute, is an AuthError."""
     import requests
+    import urllib3
 
     originator = os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
     headers = {
@@ -2691,17 +2697,27 @@ def _post_json(url: str, body: bytes, content_type: str) -> tuple[Any, int | Non
         "originator": originator,
         "User-Agent": _user_agent(originator),
     }
+    answer, deadline = bytearray(), time.monotonic() + 60
     try:
-        response = requests.post(
-            url, data=body, headers=headers, timeout=(15, 60), allow_redirects=False
-        )
-    except requests.RequestException as exc:
+        with requests.post(
+            url,
+            data=body,
+            headers=headers,
+            timeout=(15, 60),
+            allow_redirects=False,
+            stream=True,
+        ) as response:
+            for chunk in _body_chunks(response):
+                answer += chunk
+                if len(answer) > 1 << 20 or time.monotonic() > deadline:
+                    raise AuthError(
+                        f"the sign-in service at {_redact_url(url)} sent over "
+                        "1 MiB or for over a minute: that is no sign-in answer"
+                    )
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         _log.warning("%s: %s", _redact_url(url), _describe(exc))
         return None, None
-    try:
-        return response.json(), response.status_code
-    except (ValueError, RecursionError):
-        return None, response.status_code
+    return _json_or_none(bytes(answer)), response.status_code
 
 
 def _update_auth_json(
@@ -6059,7 +6075,14 @@ def _device_login(path: Path) -> None:
         interval = float(_json_get(start, "interval") or 5)
     except (TypeError, ValueError):
         interval = 5.0
-    interval = min(max(interval, 1.0), 60.0) if math.isfinite(interval) else 5.0
+    except OverflowError:  # an integer of hundreds of digits
+        interval = math.inf
+    if not interval < 15 * 60:  # NaN too: not one poll before the code expires
+        raise AuthError(
+            f"device sign-in: {issuer} sent a polling interval that is not "
+            "a number of seconds under 15 minutes"
+        )
+    interval = min(max(interval, 1.0), 60.0)
     print(
         f"To sign in, open {issuer}/codex/device and enter this code: {user_code}\n"
         "(it expires in 15 minutes)",
@@ -6095,6 +6118,8 @@ def _device_login(path: Path) -> None:
     names = ("id_token", "access_token", "refresh_token")
     if status != 200 or not all(isinstance(_json_get(tokens, n), str) for n in names):
         raise AuthError(f"device sign-in: the token exchange failed (HTTP {status})")
+    source = f"the access token {issuer} sent"
+    _header_secret(tokens["access_token"].strip(), source, error=AuthError)
     claims = _json_get(_jwt_claims(tokens["id_token"]), "https://api.openai.com/auth")
     login = {
         "auth_mode": "chatgpt",

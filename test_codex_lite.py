@@ -2518,6 +2518,87 @@ def test_login_with_a_device_code(server: Loopback, home: pathlib.Path) -> None:
     }
 
 
+def endless_json(handler: http.server.BaseHTTPRequestHandler) -> None:
+    """A 200 whose JSON never ends: whitespace, 64 KiB a chunk, until the
+    client hangs up (or half a minute passes)."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    chunk, stop = b"\n" * 65536, time.monotonic() + 30
+    with contextlib.suppress(OSError):
+        while time.monotonic() < stop:
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+
+def device_login_at(issuer: str, path: pathlib.Path) -> None:
+    os.environ["CODEX_LITE_AUTH_ISSUER"] = issuer
+    cl._device_login(path)
+
+
+def refresh_at(url: str, path: pathlib.Path) -> None:
+    cl.ChatGptAuth(path, refresh_url=url).refresh_if_stale()
+
+
+DEVICE_START = reply(
+    body=b'{"device_auth_id":"dev-9","user_code":"WXYZ-0001","interval":"1"}',
+    headers={"Content-Type": "application/json"},
+)
+DEVICE_CODE = reply(
+    body=b'{"authorization_code":"code-9","code_verifier":"ver-9"}',
+    headers={"Content-Type": "application/json"},
+)
+
+
+@pytest.mark.parametrize("where", ["usercode", "token", "oauth/token", "refresh"])
+def test_an_endless_sign_in_answer_is_an_auth_error_in_bounded_memory(
+    server: Loopback, home: pathlib.Path, where: str
+) -> None:
+    """Each answer of a device sign-in in turn, then a refresh's."""
+    sane = {"token": [DEVICE_START], "oauth/token": [DEVICE_START, DEVICE_CODE]}
+    server.then(*sane.get(where, []), endless_json)
+    auth = home / "auth.json"
+    if where == "refresh":
+        chatgpt_login(home, expires_in=-10)
+        call = (refresh_at, token_url(server), auth)
+    else:
+        call = (device_login_at, server.url.removesuffix("/v1"), auth)
+    before = auth.read_bytes() if auth.exists() else None
+    with Budget(30), pytest.raises(cl.AuthError, match="over 1 MiB"):
+        in_memory_limit(*call, peak=200 << 20)
+    assert (auth.read_bytes() if auth.exists() else None) == before
+    assert server.seen[-1].path.endswith(where.replace("refresh", "oauth/token"))
+
+
+@pytest.mark.parametrize("interval", [b"1" + b"0" * 400, b"1e308", b'"NaN"', b"900"])
+def test_a_device_sign_in_interval_too_long_to_wait_is_an_auth_error(
+    server: Loopback, home: pathlib.Path, interval: bytes
+) -> None:
+    start = b'{"device_auth_id":"dev-9","user_code":"WXYZ-0001","interval":%s}'
+    server.then(reply(body=start % interval))
+    issuer = server.url.removesuffix("/v1")
+    with Budget(30), pytest.raises(cl.AuthError, match="polling interval"):
+        in_memory_limit(device_login_at, issuer, home / "auth.json", peak=200 << 20)
+    assert len(server.seen) == 1 and not (home / "auth.json").exists()
+
+
+@pytest.mark.parametrize("token", ["at-\r\nX-Injected: 1", "at-\u20ac-9"])
+def test_a_refreshed_token_no_header_can_carry_is_blamed_on_the_service(
+    server: Loopback, home: pathlib.Path, token: str
+) -> None:
+    chatgpt_login(home, expires_in=-10)
+    before = (home / "auth.json").read_bytes()
+    answer = {"access_token": token, "refresh_token": "rt-9"}
+    server.then(reply(body=json.dumps(answer).encode()))
+    with pytest.raises(cl.AuthError, match="sign-in service at http") as raised:
+        in_memory_limit(
+            refresh_at, token_url(server), home / "auth.json", peak=200 << 20
+        )
+    assert "auth.json" not in str(raised.value) and token not in str(raised.value)
+    assert (home / "auth.json").read_bytes() == before
+    assert [s.path for s in server.seen] == ["/oauth/token"]
+
+
 # Amazon Bedrock -------------------------------------------------------------------
 
 
