@@ -4669,7 +4669,8 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
     kind = schema.get("type")
     if "enum" in schema and value not in schema["enum"]:
         return f"{path}: must be one of {json.dumps(schema['enum'])}"
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    # JSON's `1e999` is read as infinity: no number
+    is_number = type(value) is int or (type(value) is float and math.isfinite(value))
     fits = {
         "string": isinstance(value, str),
         "integer": is_number and (type(value) is int or value.is_integer()),
@@ -4703,17 +4704,20 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
 
 def _tool_output(run: Callable[[], Any]) -> str:
     """What a tool's run tells the model: a str as it is, other values as
-    JSON, an exception as its type and message (no traceback)."""
+    JSON, an exception as its type and message (no traceback).  Only
+    SystemExit and KeyboardInterrupt end the turn."""
     try:
         result = run()
-    except Exception as exc:  # noqa: BLE001 - any failure is the tool's answer
-        return f"error: {type(exc).__name__}: {exc}"
-    if isinstance(result, str):
-        return result
-    try:
-        return json.dumps(result, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        return f"error: the result is not JSON: {exc}"
+        if isinstance(result, str):
+            return result
+        return json.dumps(result, ensure_ascii=False)  # too deep: a RecursionError
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any failure is the tool's answer
+        try:
+            return f"error: {type(exc).__name__}: {exc}"
+        except Exception:  # noqa: BLE001 - a message that fails is the tool's too
+            return f"error: {type(exc).__name__} (its message cannot be shown)"
 
 
 def _answer(
@@ -4743,6 +4747,14 @@ def _as_tool(given: Callable[..., Any] | Tool) -> Tool:
     return given if isinstance(given, Tool) else tool(given)
 
 
+# A model makes a few calls a response, a dozen in parallel; a server that
+# sends thousands must not have them all run.  Calls past this many are
+# answered that they were not run (the next request needs an output for
+# every call), so the model learns it and may make them again.
+_MAX_TOOL_CALLS = 64
+_UNRUN = f"error: not run: at most {_MAX_TOOL_CALLS} tool calls are run at once"
+
+
 def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomToolCall]:
     """The calls in `history` no output answers yet."""
     answered = {
@@ -4757,11 +4769,15 @@ def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomTo
     ]
 
 
-def _parsed(schema: Any, text: str) -> Any:
-    """A structured reply as `schema` says: a dict (or any JSON value) for a
-    JSON Schema or TypedDict, an instance for a dataclass."""
+def _parsed(hint: Any, schema: dict[str, Any], text: str) -> Any:
+    """A structured reply checked against `schema` (the JSON Schema of
+    `hint`) and read as `hint` says: a dict (or any JSON value) for a JSON
+    Schema or TypedDict, an instance for a dataclass."""
     try:
-        return _from_json(schema, json.loads(text))
+        value = json.loads(text)
+        if problem := _schema_problem(schema, value, "reply"):
+            raise ValueError(problem)
+        return _from_json(hint, value)
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise OutputParseError(
             f"the reply does not parse as its schema: {exc}", text
@@ -4769,11 +4785,14 @@ def _parsed(schema: Any, text: str) -> Any:
 
 
 def _from_json(hint: Any, value: Any) -> Any:
-    """`value` with the objects `hint` says are dataclasses made into them."""
+    """`value`, which fits the schema of `hint`, as `hint` says: records
+    made (dataclasses, TypedDicts), integers as ints (JSON's `3.0` is one)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
         return _from_json(args[0], value)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if hint is int and type(value) is float:
+        return int(value)
+    if _is_record(hint):
         if not isinstance(value, dict):
             raise TypeError(f"{hint.__name__} wants an object")
         fields = _record_fields(hint)
@@ -4782,11 +4801,14 @@ def _from_json(hint: Any, value: Any) -> Any:
         return [_from_json(args[0], v) for v in value]
     if origin is dict and isinstance(value, dict) and len(args) == 2:
         return {k: _from_json(args[1], v) for k, v in value.items()}
-    if origin in (Union, types.UnionType) and isinstance(value, dict):
-        records = [
-            a for a in args if isinstance(a, type) and dataclasses.is_dataclass(a)
-        ]
-        return _from_json(records[0], value) if records else value
+    if origin in (Union, types.UnionType):
+        for arm in args:  # the first the value fits, as the schema check took it
+            try:
+                problem = _schema_problem(_json_schema(arm, ""), value, "")
+            except TypeError:  # a type with no schema takes anything
+                problem = None
+            if problem is None:
+                return _from_json(arm, value)
     return value
 
 
@@ -5014,7 +5036,7 @@ class Conversation:
             }
         )
         if output_schema is not None:
-            parsed = _parsed(output_schema, text)
+            parsed = _parsed(output_schema, schema, text)
             self.last_result = self.last_result._replace(parsed=parsed)
 
     def _respond(self, turn: Turn, prompt: Prompt) -> _Responding:
@@ -5041,8 +5063,10 @@ class Conversation:
     def _run_tools(
         self, turn: Turn, tools: Mapping[str, Tool], *, parallel: bool
     ) -> list[ResponseItem]:
-        """Answer the unanswered calls, outputs in call order, and record them."""
+        """Answer the unanswered calls, outputs in call order, and record them.
+        Past `_MAX_TOOL_CALLS` calls are answered that they were not run."""
         calls = _unanswered(self.history) if tools else []
+        calls, unrun = calls[:_MAX_TOOL_CALLS], calls[_MAX_TOOL_CALLS:]
         if len(calls) > 1 and parallel:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -5050,6 +5074,8 @@ class Conversation:
                 outputs = list(pool.map(lambda c: _answer(c, tools), calls))
         else:
             outputs = [_answer(c, tools) for c in calls]
+        # an output of the right kind, as for no tool, saying why instead
+        outputs += [_replace(_answer(c, {}), output=_UNRUN) for c in unrun]
         return self.record(outputs, turn.turn_id)
 
     def _token_count(

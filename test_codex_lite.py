@@ -7003,6 +7003,48 @@ def test_raising_tools_bad_arguments_and_unknown_tools_are_told_to_the_model(
     assert "Traceback" not in json.dumps(told)
 
 
+class Unsayable(Exception):
+    def __str__(self) -> str:
+        raise LookupError("no words for it")
+
+
+class Halt(BaseException):
+    """Neither an Exception nor SystemExit or KeyboardInterrupt."""
+
+
+def test_failures_no_message_or_json_can_show_are_told_to_the_model(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    def fail(how: str) -> Any:
+        if how == "deep":
+            deep: list[Any] = []
+            for _ in range(100_000):
+                deep = [deep]
+            return deep
+        raise {"unsayable": Unsayable(), "halt": Halt("halted")}.get(how, SystemExit(3))
+
+    server.then(
+        reply(
+            body=calls_stream(
+                call("fail", {"how": "unsayable"}, "c1"),
+                call("fail", {"how": "deep"}, "c2"),
+                call("fail", {"how": "halt"}, "c3"),
+            )
+        ),
+        reply(body=text_stream("noted")),
+        reply(body=calls_stream(call("fail", {"how": "exit"}, "c4"))),
+    )
+    convo = cl.Conversation(openai_client(server, home))
+    assert convo.run_turn("try", tools=[fail]).text == "noted"
+    told = dict(outputs(server.seen[1]))
+    assert told["c1"] == "error: Unsayable (its message cannot be shown)"
+    assert told["c2"].startswith("error: RecursionError: ")
+    assert told["c3"] == "error: Halt: halted"
+    with pytest.raises(SystemExit):
+        convo.run_turn("again", tools=[fail])
+    assert len(server.seen) == 3
+
+
 def test_custom_tools_take_the_free_form_input(
     server: Loopback, home: pathlib.Path
 ) -> None:
@@ -7042,6 +7084,20 @@ def test_the_round_limit_is_a_typed_error_that_keeps_the_history(
     assert len(server.seen) == 3
     kinds = [type(i).__name__ for i in convo.history]
     assert kinds.count("FunctionCall") == 3 and kinds.count("FunctionCallOutput") == 2
+
+
+def test_calls_past_the_bound_of_a_response_are_answered_not_run(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    many = [call("tally", {"count": n, "weight": 0.5}, f"c{n}") for n in range(500)]
+    server.then(reply(body=calls_stream(*many)), reply(body=text_stream("done")))
+    in_memory_limit(turn_at, server.url, home, {"tools": [tally]}, peak=200 << 20)
+    told = outputs(server.seen[1])
+    assert [call_id for call_id, _ in told] == [f"c{n}" for n in range(500)]
+    assert {text for _, text in told[:64]} == {"int float NoneType"}
+    assert {text for _, text in told[64:]} == {
+        "error: not run: at most 64 tool calls are run at once"
+    }
 
 
 def test_ctrl_c_in_a_tool_keeps_the_rollout_and_resume_goes_on_mid_loop(
@@ -7126,6 +7182,58 @@ def test_structured_output_from_a_dataclass_or_typeddict(
         convo.run_turn("again", output_schema=Verdict)
     assert raised.value.text == "not JSON at all"
     assert convo.last_result.text == "not JSON at all"  # the reply is kept
+
+
+def tally(count: int, weight: float, limit: int | None = None) -> str:
+    """Says the types its arguments arrived as."""
+    return " ".join(type(v).__name__ for v in (count, weight, limit))
+
+
+def turn_at(url: str, home: pathlib.Path, kwargs: dict[str, Any]) -> Any:
+    """A turn against the server at `url`: the parsed reply, or what the
+    OutputParseError said (its two arguments do not unpickle)."""
+    client = openai_client(types.SimpleNamespace(url=url), home)
+    try:
+        return cl.Conversation(client).run_turn("go", **kwargs).parsed
+    except cl.OutputParseError as exc:
+        return str(exc), exc.text
+
+
+def test_replies_and_arguments_are_checked_against_their_schemas(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(
+            body=calls_stream(
+                call("tally", '{"count": 3.0, "weight": 2.5, "limit": 7.0}', "c1"),
+                call("tally", '{"count": 1, "weight": 1e999}', "c2"),
+                call("tally", '{"count": 1, "weight": -Infinity}', "c3"),
+                call("tally", '{"count": 2.5, "weight": 1}', "c4"),
+            )
+        ),
+        reply(body=text_stream('{"ok": true, "reasons": ["fine"], "score": 4.0}')),
+    )
+    kwargs = {"tools": [tally], "output_schema": Verdict}
+    parsed = in_memory_limit(turn_at, server.url, home, kwargs, peak=200 << 20)
+    assert parsed == Verdict(ok=True, reasons=["fine"], score=4)
+    assert type(parsed.score) is int
+    assert dict(outputs(server.seen[1])) == {
+        "c1": "int float int",
+        "c2": "error: arguments.weight: must be of type number",
+        "c3": "error: arguments.weight: must be of type number",
+        "c4": "error: arguments.count: must be of type integer",
+    }
+    for bad, problem in (
+        ('{"ok": "yes", "reasons": 5, "score": null}', "reply.ok: must be of type"),
+        ('{"ok": true, "reasons": [], "score": 1e999}', "reply.score: matches none"),
+        ('{"ok": true, "reasons": [7], "score": 1}', "reply.reasons[0]: must be"),
+    ):
+        server.then(reply(body=text_stream(bad)))
+        kwargs = {"output_schema": Verdict}
+        message, text = in_memory_limit(
+            turn_at, server.url, home, kwargs, peak=200 << 20
+        )
+        assert problem in message and text == bad
 
 
 def test_exec_appends_piped_stdin_as_codex_does(
