@@ -3952,6 +3952,7 @@ class Turn:
         attempt, reloaded = 1, False
         while True:
             auth.refresh_if_stale()
+            self._wait(0.0)  # a refresh may have used the rest of the turn's time
             timeout = (
                 connect_timeout or policy.connect_timeout,
                 policy.stream_idle_timeout,
@@ -4001,6 +4002,7 @@ class Turn:
             self._deadline = time.monotonic() + policy.turn_timeout  # the turn's
         retries = 0
         while True:
+            self._wait(0.0)  # a tool or a wait may have used the turn's time
             websocket = self.client._websocket_ready()
             try:
                 if websocket:
@@ -4190,10 +4192,13 @@ class Turn:
         message = f"{failure.status}: {failure.message}"
         return StreamError(message, request_id=failure.request_id, delay=step)
 
-    def _wait(self, delay: float, error: CodexError) -> None:
-        """Sleep before a retry, unless that would pass the turn's deadline."""
+    def _wait(self, delay: float, error: CodexError | None = None) -> None:
+        """Sleep before a retry (0 before any request), unless that would
+        pass the turn's deadline."""
         if self._deadline is not None and time.monotonic() + delay > self._deadline:
             self._expired = True
+            timeout = self.client.retry_policy.turn_timeout
+            error = error or CodexError(f"turn_timeout ({timeout}s) ran out")
             raise RetryLimitExceeded("the turn's deadline came", error) from error
         time.sleep(delay)
 

@@ -7694,8 +7694,25 @@ def test_turn_timeout_bounds_every_round_of_a_turn(
     )
     policy = dataclasses.replace(FAST, turn_timeout=0.5)
     convo = cl.Conversation(openai_client(server, home, retry_policy=policy))
-    with pytest.raises(cl.RetryLimitExceeded, match="deadline"):
+    with pytest.raises(cl.RetryLimitExceeded, match=r"deadline.*turn_timeout \(0.5s\)"):
         convo.run_turn("go", tools=[slow])
+    assert len(server.seen) == 1  # nothing sent once the deadline passed
+
+
+def test_turn_timeout_is_checked_before_a_request_on_an_open_websocket(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    def slow() -> str:
+        time.sleep(0.4)
+        return "late"
+
+    item = {"type": "function_call", **call("slow", {}, "w1")}
+    ws.then(ws_events({"type": "response.output_item.done", "item": item}, completed()))
+    policy = dataclasses.replace(FAST, turn_timeout=0.3)
+    convo = cl.Conversation(openai_client(ws, home, retry_policy=policy))
+    with convo, pytest.raises(cl.RetryLimitExceeded, match="turn_timeout"):
+        convo.run_turn("go", tools=[slow])
+    assert len(ws.frames) == 1 and len(ws.handshakes) == 1
 
 
 @dataclasses.dataclass
