@@ -6149,7 +6149,7 @@ def _device_login(path: Path) -> None:
     names = ("id_token", "access_token", "refresh_token")
     if status != 200 or not all(isinstance(_json_get(tokens, n), str) for n in names):
         raise AuthError(f"device sign-in: the token exchange failed (HTTP {status})")
-    source = f"the access token {issuer} sent"
+    source = f"the access token the sign-in service at {issuer} sent"
     _header_secret(tokens["access_token"].strip(), source, error=AuthError)
     claims = _json_get(_jwt_claims(tokens["id_token"]), "https://api.openai.com/auth")
     login = {

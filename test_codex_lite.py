@@ -2583,20 +2583,25 @@ def test_a_device_sign_in_interval_too_long_to_wait_is_an_auth_error(
 
 
 @pytest.mark.parametrize("token", ["at-\r\nX-Injected: 1", "at-\u20ac-9"])
-def test_a_refreshed_token_no_header_can_carry_is_blamed_on_the_service(
-    server: Loopback, home: pathlib.Path, token: str
+@pytest.mark.parametrize("where", ["refresh", "device"])
+def test_a_token_no_header_can_carry_is_blamed_on_the_sign_in_service(
+    server: Loopback, home: pathlib.Path, token: str, where: str
 ) -> None:
-    chatgpt_login(home, expires_in=-10)
-    before = (home / "auth.json").read_bytes()
-    answer = {"access_token": token, "refresh_token": "rt-9"}
+    answer = {"id_token": jwt({}), "access_token": token, "refresh_token": "rt-9"}
+    auth = home / "auth.json"
+    if where == "refresh":
+        chatgpt_login(home, expires_in=-10)
+        call = (refresh_at, token_url(server), auth)
+    else:
+        server.then(DEVICE_START, DEVICE_CODE)
+        call = (device_login_at, server.url.removesuffix("/v1"), auth)
+    before = auth.read_bytes() if auth.exists() else None
     server.then(reply(body=json.dumps(answer).encode()))
     with pytest.raises(cl.AuthError, match="sign-in service at http") as raised:
-        in_memory_limit(
-            refresh_at, token_url(server), home / "auth.json", peak=200 << 20
-        )
+        in_memory_limit(*call, peak=200 << 20)
     assert "auth.json" not in str(raised.value) and token not in str(raised.value)
-    assert (home / "auth.json").read_bytes() == before
-    assert [s.path for s in server.seen] == ["/oauth/token"]
+    assert (auth.read_bytes() if auth.exists() else None) == before
+    assert server.seen[-1].path == "/oauth/token"
 
 
 # Amazon Bedrock -------------------------------------------------------------------
