@@ -333,11 +333,13 @@ def _cut_start(text: str, value: str) -> int:
     return at
 
 
-def _header_secret(value: str, where: str) -> str:
+def _header_secret(
+    value: str, where: str, *, error: type[CodexError] = ConfigError
+) -> str:
     """A credential bound for a header, remembered as a secret.  One a header
     cannot carry is refused by the name of its source, never by its value."""
     if not all(" " <= c <= "~" or "\xa0" <= c <= "\xff" for c in value):
-        raise ConfigError(
+        raise error(
             f"{where} holds a character an HTTP header cannot carry "
             "(a line break, a control character or non-Latin-1 text); "
             "the value is not shown"
@@ -2677,13 +2679,17 @@ def _request_refresh(
     if "access_token" not in fresh:
         _log.warning("token refresh answer has no access_token; ignored")
         return None
+    source = f"the access token the sign-in service at {_redact_url(url)} sent"
+    _header_secret(fresh["access_token"].strip(), source, error=AuthError)
     return fresh
 
 
 def _post_json(url: str, body: bytes, content_type: str) -> tuple[Any, int | None]:
     """POST to the sign-in service: the parsed JSON answer (None if it is not
-    JSON) and the status, or (None, None) when the service cannot be reached."""
+    JSON) and the status, or (None, None) when the service cannot be reached.
+    An answer over 1 MiB, or still coming after a minute, is an AuthError."""
     import requests
+    import urllib3
 
     originator = os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
     headers = {
@@ -2691,17 +2697,27 @@ def _post_json(url: str, body: bytes, content_type: str) -> tuple[Any, int | Non
         "originator": originator,
         "User-Agent": _user_agent(originator),
     }
+    answer, deadline = bytearray(), time.monotonic() + 60
     try:
-        response = requests.post(
-            url, data=body, headers=headers, timeout=(15, 60), allow_redirects=False
-        )
-    except requests.RequestException as exc:
+        with requests.post(
+            url,
+            data=body,
+            headers=headers,
+            timeout=(15, 60),
+            allow_redirects=False,
+            stream=True,
+        ) as response:
+            for chunk in _body_chunks(response):
+                answer += chunk
+                if len(answer) > 1 << 20 or time.monotonic() > deadline:
+                    raise AuthError(
+                        f"the sign-in service at {_redact_url(url)} sent over "
+                        "1 MiB or for over a minute: that is no sign-in answer"
+                    )
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         _log.warning("%s: %s", _redact_url(url), _describe(exc))
         return None, None
-    try:
-        return response.json(), response.status_code
-    except (ValueError, RecursionError):
-        return None, response.status_code
+    return _json_or_none(bytes(answer)), response.status_code
 
 
 def _update_auth_json(
@@ -3936,6 +3952,7 @@ class Turn:
         attempt, reloaded = 1, False
         while True:
             auth.refresh_if_stale()
+            self._wait(0.0)  # a refresh may have used the rest of the turn's time
             timeout = (
                 connect_timeout or policy.connect_timeout,
                 policy.stream_idle_timeout,
@@ -3985,6 +4002,7 @@ class Turn:
             self._deadline = time.monotonic() + policy.turn_timeout  # the turn's
         retries = 0
         while True:
+            self._wait(0.0)  # a tool or a wait may have used the turn's time
             websocket = self.client._websocket_ready()
             try:
                 if websocket:
@@ -4174,10 +4192,13 @@ class Turn:
         message = f"{failure.status}: {failure.message}"
         return StreamError(message, request_id=failure.request_id, delay=step)
 
-    def _wait(self, delay: float, error: CodexError) -> None:
-        """Sleep before a retry, unless that would pass the turn's deadline."""
+    def _wait(self, delay: float, error: CodexError | None = None) -> None:
+        """Sleep before a retry (0 before any request), unless that would
+        pass the turn's deadline."""
         if self._deadline is not None and time.monotonic() + delay > self._deadline:
             self._expired = True
+            timeout = self.client.retry_policy.turn_timeout
+            error = error or CodexError(f"turn_timeout ({timeout}s) ran out")
             raise RetryLimitExceeded("the turn's deadline came", error) from error
         time.sleep(delay)
 
@@ -4653,7 +4674,8 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
     kind = schema.get("type")
     if "enum" in schema and value not in schema["enum"]:
         return f"{path}: must be one of {json.dumps(schema['enum'])}"
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    # JSON's `1e999` is read as infinity: no number
+    is_number = type(value) is int or (type(value) is float and math.isfinite(value))
     fits = {
         "string": isinstance(value, str),
         "integer": is_number and (type(value) is int or value.is_integer()),
@@ -4687,17 +4709,20 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
 
 def _tool_output(run: Callable[[], Any]) -> str:
     """What a tool's run tells the model: a str as it is, other values as
-    JSON, an exception as its type and message (no traceback)."""
+    JSON, an exception as its type and message (no traceback).  Only
+    SystemExit and KeyboardInterrupt end the turn."""
     try:
         result = run()
-    except Exception as exc:  # noqa: BLE001 - any failure is the tool's answer
-        return f"error: {type(exc).__name__}: {exc}"
-    if isinstance(result, str):
-        return result
-    try:
-        return json.dumps(result, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        return f"error: the result is not JSON: {exc}"
+        if isinstance(result, str):
+            return result
+        return json.dumps(result, ensure_ascii=False)  # too deep: a RecursionError
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any failure is the tool's answer
+        try:
+            return f"error: {type(exc).__name__}: {exc}"
+        except Exception:  # noqa: BLE001 - a message that fails is the tool's too
+            return f"error: {type(exc).__name__} (its message cannot be shown)"
 
 
 def _answer(
@@ -4727,6 +4752,14 @@ def _as_tool(given: Callable[..., Any] | Tool) -> Tool:
     return given if isinstance(given, Tool) else tool(given)
 
 
+# A model makes a few calls a response, a dozen in parallel; a server that
+# sends thousands must not have them all run.  Calls past this many are
+# answered that they were not run (the next request needs an output for
+# every call), so the model learns it and may make them again.
+_MAX_TOOL_CALLS = 64
+_UNRUN = f"error: not run: at most {_MAX_TOOL_CALLS} tool calls are run at once"
+
+
 def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomToolCall]:
     """The calls in `history` no output answers yet."""
     answered = {
@@ -4741,11 +4774,15 @@ def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomTo
     ]
 
 
-def _parsed(schema: Any, text: str) -> Any:
-    """A structured reply as `schema` says: a dict (or any JSON value) for a
-    JSON Schema or TypedDict, an instance for a dataclass."""
+def _parsed(hint: Any, schema: dict[str, Any], text: str) -> Any:
+    """A structured reply checked against `schema` (the JSON Schema of
+    `hint`) and read as `hint` says: a dict (or any JSON value) for a JSON
+    Schema or TypedDict, an instance for a dataclass."""
     try:
-        return _from_json(schema, json.loads(text))
+        value = json.loads(text)
+        if problem := _schema_problem(schema, value, "reply"):
+            raise ValueError(problem)
+        return _from_json(hint, value)
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise OutputParseError(
             f"the reply does not parse as its schema: {exc}", text
@@ -4753,11 +4790,14 @@ def _parsed(schema: Any, text: str) -> Any:
 
 
 def _from_json(hint: Any, value: Any) -> Any:
-    """`value` with the objects `hint` says are dataclasses made into them."""
+    """`value`, which fits the schema of `hint`, as `hint` says: records
+    made (dataclasses, TypedDicts), integers as ints (JSON's `3.0` is one)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
         return _from_json(args[0], value)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if hint is int and type(value) is float:
+        return int(value)
+    if _is_record(hint):
         if not isinstance(value, dict):
             raise TypeError(f"{hint.__name__} wants an object")
         fields = _record_fields(hint)
@@ -4766,11 +4806,14 @@ def _from_json(hint: Any, value: Any) -> Any:
         return [_from_json(args[0], v) for v in value]
     if origin is dict and isinstance(value, dict) and len(args) == 2:
         return {k: _from_json(args[1], v) for k, v in value.items()}
-    if origin in (Union, types.UnionType) and isinstance(value, dict):
-        records = [
-            a for a in args if isinstance(a, type) and dataclasses.is_dataclass(a)
-        ]
-        return _from_json(records[0], value) if records else value
+    if origin in (Union, types.UnionType):
+        for arm in args:  # the first the value fits, as the schema check took it
+            try:
+                problem = _schema_problem(_json_schema(arm, ""), value, "")
+            except TypeError:  # a type with no schema takes anything
+                problem = None
+            if problem is None:
+                return _from_json(arm, value)
     return value
 
 
@@ -4998,7 +5041,7 @@ class Conversation:
             }
         )
         if output_schema is not None:
-            parsed = _parsed(output_schema, text)
+            parsed = _parsed(output_schema, schema, text)
             self.last_result = self.last_result._replace(parsed=parsed)
 
     def _respond(self, turn: Turn, prompt: Prompt) -> _Responding:
@@ -5025,8 +5068,10 @@ class Conversation:
     def _run_tools(
         self, turn: Turn, tools: Mapping[str, Tool], *, parallel: bool
     ) -> list[ResponseItem]:
-        """Answer the unanswered calls, outputs in call order, and record them."""
+        """Answer the unanswered calls, outputs in call order, and record them.
+        Past `_MAX_TOOL_CALLS` calls are answered that they were not run."""
         calls = _unanswered(self.history) if tools else []
+        calls, unrun = calls[:_MAX_TOOL_CALLS], calls[_MAX_TOOL_CALLS:]
         if len(calls) > 1 and parallel:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -5034,6 +5079,8 @@ class Conversation:
                 outputs = list(pool.map(lambda c: _answer(c, tools), calls))
         else:
             outputs = [_answer(c, tools) for c in calls]
+        # an output of the right kind, as for no tool, saying why instead
+        outputs += [_replace(_answer(c, {}), output=_UNRUN) for c in unrun]
         return self.record(outputs, turn.turn_id)
 
     def _token_count(
@@ -6059,7 +6106,14 @@ def _device_login(path: Path) -> None:
         interval = float(_json_get(start, "interval") or 5)
     except (TypeError, ValueError):
         interval = 5.0
-    interval = min(max(interval, 1.0), 60.0) if math.isfinite(interval) else 5.0
+    except OverflowError:  # an integer of hundreds of digits
+        interval = math.inf
+    if not interval < 15 * 60:  # NaN too: not one poll before the code expires
+        raise AuthError(
+            f"device sign-in: {issuer} sent a polling interval that is not "
+            "a number of seconds under 15 minutes"
+        )
+    interval = min(max(interval, 1.0), 60.0)
     print(
         f"To sign in, open {issuer}/codex/device and enter this code: {user_code}\n"
         "(it expires in 15 minutes)",
@@ -6095,6 +6149,8 @@ def _device_login(path: Path) -> None:
     names = ("id_token", "access_token", "refresh_token")
     if status != 200 or not all(isinstance(_json_get(tokens, n), str) for n in names):
         raise AuthError(f"device sign-in: the token exchange failed (HTTP {status})")
+    source = f"the access token the sign-in service at {issuer} sent"
+    _header_secret(tokens["access_token"].strip(), source, error=AuthError)
     claims = _json_get(_jwt_claims(tokens["id_token"]), "https://api.openai.com/auth")
     login = {
         "auth_mode": "chatgpt",

@@ -2518,6 +2518,92 @@ def test_login_with_a_device_code(server: Loopback, home: pathlib.Path) -> None:
     }
 
 
+def endless_json(handler: http.server.BaseHTTPRequestHandler) -> None:
+    """A 200 whose JSON never ends: whitespace, 64 KiB a chunk, until the
+    client hangs up (or half a minute passes)."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    chunk, stop = b"\n" * 65536, time.monotonic() + 30
+    with contextlib.suppress(OSError):
+        while time.monotonic() < stop:
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+
+def device_login_at(issuer: str, path: pathlib.Path) -> None:
+    os.environ["CODEX_LITE_AUTH_ISSUER"] = issuer
+    cl._device_login(path)
+
+
+def refresh_at(url: str, path: pathlib.Path) -> None:
+    cl.ChatGptAuth(path, refresh_url=url).refresh_if_stale()
+
+
+DEVICE_START = reply(
+    body=b'{"device_auth_id":"dev-9","user_code":"WXYZ-0001","interval":"1"}',
+    headers={"Content-Type": "application/json"},
+)
+DEVICE_CODE = reply(
+    body=b'{"authorization_code":"code-9","code_verifier":"ver-9"}',
+    headers={"Content-Type": "application/json"},
+)
+
+
+@pytest.mark.parametrize("where", ["usercode", "token", "oauth/token", "refresh"])
+def test_an_endless_sign_in_answer_is_an_auth_error_in_bounded_memory(
+    server: Loopback, home: pathlib.Path, where: str
+) -> None:
+    """Each answer of a device sign-in in turn, then a refresh's."""
+    sane = {"token": [DEVICE_START], "oauth/token": [DEVICE_START, DEVICE_CODE]}
+    server.then(*sane.get(where, []), endless_json)
+    auth = home / "auth.json"
+    if where == "refresh":
+        chatgpt_login(home, expires_in=-10)
+        call = (refresh_at, token_url(server), auth)
+    else:
+        call = (device_login_at, server.url.removesuffix("/v1"), auth)
+    before = auth.read_bytes() if auth.exists() else None
+    with Budget(30), pytest.raises(cl.AuthError, match="over 1 MiB"):
+        in_memory_limit(*call, peak=200 << 20)
+    assert (auth.read_bytes() if auth.exists() else None) == before
+    assert server.seen[-1].path.endswith(where.replace("refresh", "oauth/token"))
+
+
+@pytest.mark.parametrize("interval", [b"1" + b"0" * 400, b"1e308", b'"NaN"', b"900"])
+def test_a_device_sign_in_interval_too_long_to_wait_is_an_auth_error(
+    server: Loopback, home: pathlib.Path, interval: bytes
+) -> None:
+    start = b'{"device_auth_id":"dev-9","user_code":"WXYZ-0001","interval":%s}'
+    server.then(reply(body=start % interval))
+    issuer = server.url.removesuffix("/v1")
+    with Budget(30), pytest.raises(cl.AuthError, match="polling interval"):
+        in_memory_limit(device_login_at, issuer, home / "auth.json", peak=200 << 20)
+    assert len(server.seen) == 1 and not (home / "auth.json").exists()
+
+
+@pytest.mark.parametrize("token", ["at-\r\nX-Injected: 1", "at-\u20ac-9"])
+@pytest.mark.parametrize("where", ["refresh", "device"])
+def test_a_token_no_header_can_carry_is_blamed_on_the_sign_in_service(
+    server: Loopback, home: pathlib.Path, token: str, where: str
+) -> None:
+    answer = {"id_token": jwt({}), "access_token": token, "refresh_token": "rt-9"}
+    auth = home / "auth.json"
+    if where == "refresh":
+        chatgpt_login(home, expires_in=-10)
+        call = (refresh_at, token_url(server), auth)
+    else:
+        server.then(DEVICE_START, DEVICE_CODE)
+        call = (device_login_at, server.url.removesuffix("/v1"), auth)
+    before = auth.read_bytes() if auth.exists() else None
+    server.then(reply(body=json.dumps(answer).encode()))
+    with pytest.raises(cl.AuthError, match="sign-in service at http") as raised:
+        in_memory_limit(*call, peak=200 << 20)
+    assert "auth.json" not in str(raised.value) and token not in str(raised.value)
+    assert (auth.read_bytes() if auth.exists() else None) == before
+    assert server.seen[-1].path == "/oauth/token"
+
+
 # Amazon Bedrock -------------------------------------------------------------------
 
 
@@ -6930,6 +7016,48 @@ def test_raising_tools_bad_arguments_and_unknown_tools_are_told_to_the_model(
     assert "Traceback" not in json.dumps(told)
 
 
+class Unsayable(Exception):
+    def __str__(self) -> str:
+        raise LookupError("no words for it")
+
+
+class Halt(BaseException):
+    """Neither an Exception nor SystemExit or KeyboardInterrupt."""
+
+
+def test_failures_no_message_or_json_can_show_are_told_to_the_model(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    def fail(how: str) -> Any:
+        if how == "deep":
+            deep: list[Any] = []
+            for _ in range(100_000):
+                deep = [deep]
+            return deep
+        raise {"unsayable": Unsayable(), "halt": Halt("halted")}.get(how, SystemExit(3))
+
+    server.then(
+        reply(
+            body=calls_stream(
+                call("fail", {"how": "unsayable"}, "c1"),
+                call("fail", {"how": "deep"}, "c2"),
+                call("fail", {"how": "halt"}, "c3"),
+            )
+        ),
+        reply(body=text_stream("noted")),
+        reply(body=calls_stream(call("fail", {"how": "exit"}, "c4"))),
+    )
+    convo = cl.Conversation(openai_client(server, home))
+    assert convo.run_turn("try", tools=[fail]).text == "noted"
+    told = dict(outputs(server.seen[1]))
+    assert told["c1"] == "error: Unsayable (its message cannot be shown)"
+    assert told["c2"].startswith("error: RecursionError: ")
+    assert told["c3"] == "error: Halt: halted"
+    with pytest.raises(SystemExit):
+        convo.run_turn("again", tools=[fail])
+    assert len(server.seen) == 3
+
+
 def test_custom_tools_take_the_free_form_input(
     server: Loopback, home: pathlib.Path
 ) -> None:
@@ -6969,6 +7097,20 @@ def test_the_round_limit_is_a_typed_error_that_keeps_the_history(
     assert len(server.seen) == 3
     kinds = [type(i).__name__ for i in convo.history]
     assert kinds.count("FunctionCall") == 3 and kinds.count("FunctionCallOutput") == 2
+
+
+def test_calls_past_the_bound_of_a_response_are_answered_not_run(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    many = [call("tally", {"count": n, "weight": 0.5}, f"c{n}") for n in range(500)]
+    server.then(reply(body=calls_stream(*many)), reply(body=text_stream("done")))
+    in_memory_limit(turn_at, server.url, home, {"tools": [tally]}, peak=200 << 20)
+    told = outputs(server.seen[1])
+    assert [call_id for call_id, _ in told] == [f"c{n}" for n in range(500)]
+    assert {text for _, text in told[:64]} == {"int float NoneType"}
+    assert {text for _, text in told[64:]} == {
+        "error: not run: at most 64 tool calls are run at once"
+    }
 
 
 def test_ctrl_c_in_a_tool_keeps_the_rollout_and_resume_goes_on_mid_loop(
@@ -7053,6 +7195,58 @@ def test_structured_output_from_a_dataclass_or_typeddict(
         convo.run_turn("again", output_schema=Verdict)
     assert raised.value.text == "not JSON at all"
     assert convo.last_result.text == "not JSON at all"  # the reply is kept
+
+
+def tally(count: int, weight: float, limit: int | None = None) -> str:
+    """Says the types its arguments arrived as."""
+    return " ".join(type(v).__name__ for v in (count, weight, limit))
+
+
+def turn_at(url: str, home: pathlib.Path, kwargs: dict[str, Any]) -> Any:
+    """A turn against the server at `url`: the parsed reply, or what the
+    OutputParseError said (its two arguments do not unpickle)."""
+    client = openai_client(types.SimpleNamespace(url=url), home)
+    try:
+        return cl.Conversation(client).run_turn("go", **kwargs).parsed
+    except cl.OutputParseError as exc:
+        return str(exc), exc.text
+
+
+def test_replies_and_arguments_are_checked_against_their_schemas(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(
+            body=calls_stream(
+                call("tally", '{"count": 3.0, "weight": 2.5, "limit": 7.0}', "c1"),
+                call("tally", '{"count": 1, "weight": 1e999}', "c2"),
+                call("tally", '{"count": 1, "weight": -Infinity}', "c3"),
+                call("tally", '{"count": 2.5, "weight": 1}', "c4"),
+            )
+        ),
+        reply(body=text_stream('{"ok": true, "reasons": ["fine"], "score": 4.0}')),
+    )
+    kwargs = {"tools": [tally], "output_schema": Verdict}
+    parsed = in_memory_limit(turn_at, server.url, home, kwargs, peak=200 << 20)
+    assert parsed == Verdict(ok=True, reasons=["fine"], score=4)
+    assert type(parsed.score) is int
+    assert dict(outputs(server.seen[1])) == {
+        "c1": "int float int",
+        "c2": "error: arguments.weight: must be of type number",
+        "c3": "error: arguments.weight: must be of type number",
+        "c4": "error: arguments.count: must be of type integer",
+    }
+    for bad, problem in (
+        ('{"ok": "yes", "reasons": 5, "score": null}', "reply.ok: must be of type"),
+        ('{"ok": true, "reasons": [], "score": 1e999}', "reply.score: matches none"),
+        ('{"ok": true, "reasons": [7], "score": 1}', "reply.reasons[0]: must be"),
+    ):
+        server.then(reply(body=text_stream(bad)))
+        kwargs = {"output_schema": Verdict}
+        message, text = in_memory_limit(
+            turn_at, server.url, home, kwargs, peak=200 << 20
+        )
+        assert problem in message and text == bad
 
 
 def test_exec_appends_piped_stdin_as_codex_does(
@@ -7513,8 +7707,25 @@ def test_turn_timeout_bounds_every_round_of_a_turn(
     )
     policy = dataclasses.replace(FAST, turn_timeout=0.5)
     convo = cl.Conversation(openai_client(server, home, retry_policy=policy))
-    with pytest.raises(cl.RetryLimitExceeded, match="deadline"):
+    with pytest.raises(cl.RetryLimitExceeded, match=r"deadline.*turn_timeout \(0.5s\)"):
         convo.run_turn("go", tools=[slow])
+    assert len(server.seen) == 1  # nothing sent once the deadline passed
+
+
+def test_turn_timeout_is_checked_before_a_request_on_an_open_websocket(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    def slow() -> str:
+        time.sleep(0.4)
+        return "late"
+
+    item = {"type": "function_call", **call("slow", {}, "w1")}
+    ws.then(ws_events({"type": "response.output_item.done", "item": item}, completed()))
+    policy = dataclasses.replace(FAST, turn_timeout=0.3)
+    convo = cl.Conversation(openai_client(ws, home, retry_policy=policy))
+    with convo, pytest.raises(cl.RetryLimitExceeded, match="turn_timeout"):
+        convo.run_turn("go", tools=[slow])
+    assert len(ws.frames) == 1 and len(ws.handshakes) == 1
 
 
 @dataclasses.dataclass
