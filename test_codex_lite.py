@@ -5197,7 +5197,12 @@ def test_cli_a_server_echoing_the_key_gets_it_nowhere(
     runs = []
     for backend in (server, ws):
         env = {**openai_env(backend, ECHO_KEY), "CODEX_LITE_LOG": "debug"}
-        runs += [cli(home, "exec", *flags, "hi", env=env) for _ in range(2)]
+        env["CODEX_HOME"] = str(home)
+        for _ in range(2):  # a hostile server: in bounded memory too
+            done = in_memory_limit(
+                main_in_process, ["exec", *flags, "hi"], env, peak=200 << 20
+            )
+            runs.append(subprocess.CompletedProcess([], *done))
     assert [done.returncode for done in runs] == [0, 1, 0, 1], runs[-1].stderr
     assert server.seen[0].header("authorization") == f"Bearer {ECHO_KEY}"
     assert len(ws.frames) == 3
