@@ -1110,8 +1110,9 @@ def _fit_image(
     from PIL import ImageOps
 
     try:
+        # the pixels decoded are counted below, after a JPEG's reduction
         with warnings.catch_warnings(
-            action="error", category=Image.DecompressionBombWarning
+            action="ignore", category=Image.DecompressionBombWarning
         ):
             image: Image.Image = Image.open(io.BytesIO(raw))
         size = _fitted_size(*image.size, limit)

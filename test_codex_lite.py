@@ -7497,6 +7497,23 @@ def test_images_decoded_in_one_turn_are_bounded(
     assert kinds == ["InputImage", "InputImage", "InputText"]  # 300,000 pixels each
 
 
+def _fitted_size_of(path: str) -> tuple[int, int]:
+    from PIL import Image
+
+    _, raw = sent_image(cl.local_image_content(pathlib.Path(path), 1))
+    return Image.open(io.BytesIO(raw)).size
+
+
+def test_a_100_megapixel_jpeg_decodes_at_a_fraction(tmp_path: pathlib.Path) -> None:
+    """Past the 64 MP a PNG may decode, a JPEG still fits: it decodes at 1/4."""
+    from PIL import Image
+
+    path = tmp_path / "camera.jpg"
+    Image.new("RGB", (11648, 8736), (10, 200, 30)).save(path, "JPEG")
+    size = in_memory_limit(_fitted_size_of, str(path), peak=200 << 20)
+    assert max(size) <= 2048 and -(-size[0] // 32) * -(-size[1] // 32) <= 2500
+
+
 def test_local_images_that_are_no_regular_files_are_refused_unread(
     home: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
