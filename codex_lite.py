@@ -75,7 +75,8 @@ if typing.TYPE_CHECKING:  # imported where used: loading requests costs more
 # fmt: off
 __all__ = [  # noqa: RUF022
     # core: a conversation, its client and turns, config, errors
-    "Conversation", "TurnResult", "Client", "Turn", "Prompt", "RetryPolicy",
+    "Conversation", "TurnResult", "Client", "Turn", "Prompt", "RequestFields",
+    "RetryPolicy",
     "Config", "load_config", "CodexError", "ConfigError", "AuthError", "ItemError",
     "ApiError", "TransportError", "StreamError", "RetryLimitExceeded",
     "ToolRoundsExceeded", "OutputParseError", "Tool", "tool",
@@ -3402,8 +3403,78 @@ class RetryPolicy:
         return float(self.base_delay * 2 ** (attempt - 1) * jitter)
 
 
+# Fields codex_lite sends or has a name for: extra_body may not name them,
+# override_body replaces them.
+# fmt: off
+_OWN_FIELDS = frozenset({
+    "model", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "store",
+    "stream", "include", "service_tier", "prompt_cache_key", "text",
+    "client_metadata", "max_output_tokens", "metadata", "safety_identifier",
+    "truncation",
+})
+# fmt: on
+# Made for each request from the history, or a WebSocket frame's own.
+_FIXED_FIELDS = ("input", "previous_response_id", "type")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Prompt:
+class RequestFields:
+    """Request fields a script may set, for one `Prompt` or as a client's
+    default (`Client(fields=...)`); each left None takes the client's.
+
+    `tool_choice` is "auto" (the default), "required", "none" or an object
+    such as `{"type": "function", "name": ...}` or `{"type": "allowed_tools",
+    ...}`; `include` adds to the "reasoning.encrypted_content" always asked;
+    `prompt_cache_key` defaults to the session id.  `extra_body` adds any
+    other field by name; `override_body` replaces one codex_lite sets.
+    """
+
+    tool_choice: str | dict[str, Any] | None = None
+    include: Sequence[str] | None = None
+    max_output_tokens: int | None = None
+    metadata: dict[str, str] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    truncation: str | None = None
+    extra_body: dict[str, Any] | None = None
+    override_body: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        choice = self.tool_choice
+        named = isinstance(choice, dict) and isinstance(choice.get("type"), str)
+        if choice not in (None, "auto", "required", "none") and not named:
+            raise ConfigError(
+                'tool_choice must be "auto", "required", "none" or an object '
+                f'with a "type", not {choice!r}'
+            )
+        if self.truncation not in (None, "auto", "disabled"):
+            raise ConfigError(
+                f'truncation must be "auto" or "disabled", not {self.truncation!r}'
+            )
+        if isinstance(self.include, str):
+            raise ConfigError(
+                f"include must be a list of strings, not {self.include!r}"
+            )
+        bodies = {"extra_body": self.extra_body, "override_body": self.override_body}
+        for where, body in bodies.items():
+            for key in body or ():
+                if key in _FIXED_FIELDS:
+                    raise ConfigError(f"{where}.{key}: codex_lite makes this field")
+                if key in _OWN_FIELDS and where == "extra_body":
+                    raise ConfigError(
+                        f"{where}.{key}: a field codex_lite sets or names; "
+                        "override_body replaces it"
+                    )
+
+    def _over(self, default: RequestFields) -> RequestFields:
+        """These fields, each left None taken from `default`."""
+        names = [f.name for f in dataclasses.fields(RequestFields)]
+        mine = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return dataclasses.replace(default, **mine)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prompt(RequestFields):
     """What one request asks: input items and the settings that go with them.
 
     `tools` is the raw JSON list of tool definitions.  Settings left None
@@ -3496,6 +3567,7 @@ class Client:
     streamed line or event over `max_event_bytes` is a `StreamError`.
     `prewarm` opens each WebSocket with a request that generates nothing
     (as Codex does), so the first turn on it is already incremental.
+    `fields` are request fields every prompt gets unless it sets its own.
     """
 
     def __init__(
@@ -3515,6 +3587,7 @@ class Client:
         reasoning_summary: str | None = None,
         verbosity: str | None = None,
         service_tier: str | None = None,
+        fields: RequestFields | None = None,
         retry_policy: RetryPolicy | None = None,
         http: requests.Session | None = None,
         max_event_bytes: int = _MAX_EVENT_BYTES,
@@ -3535,6 +3608,7 @@ class Client:
         self.reasoning_summary = reasoning_summary
         self.verbosity = verbosity
         self.service_tier = service_tier
+        self.fields = fields or RequestFields()
         self.retry_policy = retry_policy or provider.retry_policy()
         self.max_event_bytes = max_event_bytes
         self.prewarm = prewarm
@@ -3709,6 +3783,7 @@ class Turn:
         prompt items among them, tail fields (§11), and how many items the
         client puts before the prompt's."""
         client, rules = self.client, self.client.rules
+        fields = prompt._over(client.fields)
         reasoning: dict[str, Any] = {}
         if effort := prompt.reasoning_effort or client.reasoning_effort:
             reasoning["effort"] = effort
@@ -3726,15 +3801,17 @@ class Turn:
         tail: dict[str, Any] = {}
         if prompt.tools is not None:
             tail["tools"] = prompt.tools
-        tail["tool_choice"] = "auto"
+        tail["tool_choice"] = fields.tool_choice or "auto"
         tail["parallel_tool_calls"] = prompt.parallel_tool_calls
         tail["reasoning"] = reasoning or None
         tail["store"] = rules.store
         tail["stream"] = True
-        tail["include"] = ["reasoning.encrypted_content"]
+        include = ["reasoning.encrypted_content", *(fields.include or ())]
+        tail["include"] = list(dict.fromkeys(include))
         if tier and rules.service_tier:
             tail["service_tier"] = tier
-        tail["prompt_cache_key"] = client.session_id
+        # the session id keeps the cache across resumes and sub-agents
+        tail["prompt_cache_key"] = fields.prompt_cache_key or client.session_id
         text: dict[str, Any] = {}
         if verbosity := prompt.verbosity or client.verbosity:
             text["verbosity"] = verbosity
@@ -3747,8 +3824,14 @@ class Turn:
             }
         if text:
             tail["text"] = text
+        for key in ("max_output_tokens", "metadata", "safety_identifier", "truncation"):
+            if (value := getattr(fields, key)) is not None:
+                tail[key] = value
+        tail.update(fields.extra_body or {})
         if turn_metadata is not None:
             tail["client_metadata"] = self._client_metadata(turn_metadata)
+        for key, value in (fields.override_body or {}).items():
+            (head if key in head else tail)[key] = value
         return head, fragments, items, tail, len(leading)
 
     def _responses_lite(
@@ -5745,6 +5828,14 @@ def _exec_parser() -> argparse.ArgumentParser:
     fast.add_argument("--no-fast", dest="fast", action="store_false", help="nor this")
     add("--output-schema", metavar="FILE", help="a JSON Schema the answer must fit")
     add(
+        "--body-field",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="send this request field, replacing codex-lite's own (the value read "
+        "as JSON, else as a string); repeatable",
+    )
+    add(
         "-i",
         "--image",
         action="append",
@@ -5823,6 +5914,20 @@ def _output_schema(path: str | None) -> dict[str, Any] | None:
     return schema
 
 
+def _body_fields(pairs: list[str]) -> RequestFields:
+    """`--body-field`s: named on the command line, so they may replace ours."""
+    body: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--body-field {pair!r}: expected KEY=VALUE")
+        try:
+            body[key] = json.loads(raw)
+        except ValueError:
+            body[key] = raw
+    return RequestFields(override_body=body or None)
+
+
 def _event_json(event: ResponseEvent) -> dict[str, Any]:
     """An event as a `--json` line: its `type` from `_EVENT_NAMES`, its fields."""
     out: dict[str, Any] = {"type": _EVENT_NAMES[type(event)]}
@@ -5898,6 +6003,7 @@ def _run_exec(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     user_input = _user_input(args, words)
     schema = _output_schema(args.output_schema)
+    fields = _body_fields(args.body_field)
     try:  # credentials first: a missing key writes no rollout
         auth = config.provider().auth()
     except AuthError as exc:
@@ -5917,6 +6023,7 @@ def _run_exec(args: argparse.Namespace) -> int:
         )
     else:
         conversation = Conversation.start(config, ephemeral=ephemeral, auth=auth)
+    conversation.client.fields = fields
     try:
         if args.dry_run:
             _print_dry_run(conversation, user_input, schema)
