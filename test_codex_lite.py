@@ -1174,6 +1174,139 @@ def test_reasoning_is_sent_only_when_configured(
     assert server.seen[1].json()["reasoning"] == {"effort": "low"}
 
 
+def test_named_request_fields_go_in_codexs_places_and_after_its_own(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(reply(body=text_stream()), reply(body=text_stream()))
+    defaults = cl.RequestFields(
+        include=["message.output_text.logprobs"],
+        metadata={"job": "nightly"},
+        safety_identifier="user-hash-1",
+    )
+    client = openai_client(server, home, fields=defaults)
+    choice = {"type": "function", "name": "lookup"}
+    run(
+        client.new_turn(),
+        tool_choice=choice,
+        include=["reasoning.encrypted_content", "web_search_call.action.sources"],
+        max_output_tokens=256,
+        prompt_cache_key="shared-cache",
+        truncation="auto",
+    )
+    run(client.new_turn(), metadata={})  # the client's, but for an empty metadata
+    first, second = (seen.json() for seen in server.seen)
+    assert list(first) == [
+        "model",
+        "input",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "store",
+        "stream",
+        "include",
+        "prompt_cache_key",
+        "max_output_tokens",
+        "metadata",
+        "safety_identifier",
+        "truncation",
+        "client_metadata",
+    ]
+    assert b'"tool_choice":{"type":"function","name":"lookup"}' in server.seen[0].body
+    assert first["include"] == [
+        "reasoning.encrypted_content",
+        "web_search_call.action.sources",
+    ]
+    assert (first["max_output_tokens"], first["truncation"]) == (256, "auto")
+    assert first["prompt_cache_key"] == "shared-cache"
+    assert first["metadata"] == {"job": "nightly"}
+    assert first["safety_identifier"] == "user-hash-1"
+    assert second["tool_choice"] == "auto"
+    assert second["include"] == [
+        "reasoning.encrypted_content",
+        "message.output_text.logprobs",
+    ]
+    assert second["prompt_cache_key"] == client.session_id
+    assert second["metadata"] == {}
+    assert second["safety_identifier"] == "user-hash-1"
+    assert "max_output_tokens" not in second and "truncation" not in second
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        "required",
+        "none",
+        {
+            "type": "allowed_tools",
+            "mode": "required",
+            "tools": [{"type": "function", "name": "lookup"}],
+        },
+    ],
+)
+def test_tool_choice_is_sent_as_given(
+    server: Loopback, home: pathlib.Path, choice: Any
+) -> None:
+    server.then(reply(body=text_stream()))
+    run(local_client(server, home).new_turn(), tool_choice=choice)
+    assert server.seen[0].json()["tool_choice"] == choice
+
+
+def test_extra_body_adds_fields_and_override_body_replaces_codexs(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(reply(body=text_stream()), reply(body=text_stream()))
+    extra = {"top_logprobs": 3, "max_tool_calls": 2}
+    client = local_client(server, home, fields=cl.RequestFields(extra_body=extra))
+    override = {"store": True, "model": "other-model", "reasoning": {"effort": "low"}}
+    run(client.new_turn(), override_body=override)
+    run(client.new_turn(), extra_body={})  # a prompt's own, empty, for the client's
+    first, second = (seen.json() for seen in server.seen)
+    assert list(first) == [
+        "model",
+        "input",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "store",
+        "stream",
+        "include",
+        "prompt_cache_key",
+        "top_logprobs",
+        "max_tool_calls",
+    ]
+    assert first["model"] == "other-model" and first["store"] is True
+    assert server.seen[0].body.count(b'"model":') == 1  # replaced where it stands
+    assert first["reasoning"] == {"effort": "low"}
+    assert (first["top_logprobs"], first["max_tool_calls"]) == (3, 2)
+    assert (second["model"], second["store"]) == ("test-model", False)
+    assert "top_logprobs" not in second and "max_tool_calls" not in second
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"extra_body": {"tool_choice": "none"}}, "extra_body.tool_choice"),
+        ({"extra_body": {"store": True}}, "extra_body.store"),
+        ({"extra_body": {"truncation": "auto"}}, "extra_body.truncation"),
+        ({"extra_body": {"input": []}}, "extra_body.input"),
+        ({"override_body": {"input": []}}, "override_body.input"),
+        ({"override_body": {"previous_response_id": "r"}}, "previous_response_id"),
+        ({"tool_choice": "sometimes"}, "tool_choice"),
+        ({"tool_choice": {"name": "lookup"}}, "tool_choice"),
+        ({"truncation": "yes"}, "truncation"),
+        ({"include": "file_search_call.results"}, "include"),
+    ],
+)
+def test_request_fields_refused_name_the_field_and_send_nothing(
+    server: Loopback, home: pathlib.Path, fields: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(cl.ConfigError, match=re.escape(named)):
+        run(local_client(server, home).new_turn(), **fields)
+    with pytest.raises(cl.ConfigError, match=re.escape(named)):
+        cl.RequestFields(**fields)
+    assert server.seen == []
+
+
 def test_text_verbosity_and_output_schema(server: Loopback, home: pathlib.Path) -> None:
     server.then(reply(body=text_stream()))
     schema = {"type": "object", "properties": {}, "additionalProperties": False}
@@ -3560,6 +3693,38 @@ def test_cli_output_schema(
         ).returncode
         == 2
     )
+
+
+def test_cli_body_fields_replace_or_add_request_fields(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(reply(body=text_stream()))
+    done = cli(
+        home,
+        "exec",
+        "--body-field",
+        "tool_choice=required",
+        "--body-field",
+        'metadata={"job": "nightly"}',
+        "--body-field",
+        "max_tool_calls=3",
+        "--body-field",
+        "safety_identifier=42x",
+        "hi",
+        env=openai_env(server),
+    )
+    assert done.returncode == 0, done.stderr
+    body = server.seen[0].json()
+    assert body["tool_choice"] == "required"
+    assert body["metadata"] == {"job": "nightly"}
+    assert body["max_tool_calls"] == 3
+    assert body["safety_identifier"] == "42x"  # not JSON: taken as a string
+    assert list(body).index("tool_choice") == 2  # where codex-lite puts its own
+    for bad, named in (("input=[]", "input"), ("no-value", "no-value")):
+        refused = cli(home, "exec", "--body-field", bad, "hi", env=openai_env(server))
+        assert refused.returncode == 2 and named in refused.stderr
+    assert len(server.seen) == 1
+    assert "--body-field KEY=VALUE" in cli(home, "exec", "--help").stdout
 
 
 # --- Realtime (wire-spec §14) -------------------------------------------------------
@@ -6341,6 +6506,38 @@ def test_ws_changed_settings_or_history_send_the_full_request(
     assert input_texts(second) == ["one", "ok", "two"]
     assert "previous_response_id" not in third
     assert input_texts(third) == ["one", "ok", "two", "three"]
+
+
+def test_ws_request_fields_in_the_frame_and_a_change_sends_it_in_full(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    fields = cl.RequestFields(
+        tool_choice="none",
+        include=["message.output_text.logprobs"],
+        max_output_tokens=64,
+        extra_body={"top_logprobs": 2},
+    )
+    with cl.Conversation(openai_client(ws, home, fields=fields)) as convo:
+        convo.run_turn("one")
+        convo.run_turn("two")
+        convo.client.fields = dataclasses.replace(
+            fields, extra_body={"top_logprobs": 5}
+        )
+        convo.run_turn("three")
+    first, second, third = ws.requests
+    for frame in first, second, third:
+        assert frame["tool_choice"] == "none"
+        assert frame["include"] == [
+            "reasoning.encrypted_content",
+            "message.output_text.logprobs",
+        ]
+        assert frame["max_output_tokens"] == 64
+    assert list(first)[-3:] == ["max_output_tokens", "top_logprobs", "client_metadata"]
+    assert (first["top_logprobs"], third["top_logprobs"]) == (2, 5)
+    assert second["previous_response_id"] == "resp_1"
+    assert input_texts(second) == ["two"]
+    assert "previous_response_id" not in third
+    assert input_texts(third) == ["one", "ok", "two", "ok", "three"]
 
 
 def test_ws_turn_state_from_the_handshake_travels_in_client_metadata(
