@@ -191,9 +191,14 @@ class StreamError(ApiError):
     """
 
     def __init__(
-        self, message: str, *, request_id: str | None = None, delay: float | None = None
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        delay: float | None = None,
+        code: str | None = None,
     ) -> None:
-        super().__init__(message, request_id=request_id)
+        super().__init__(message, code=code, request_id=request_id)
         self.delay = delay
 
 
@@ -2040,7 +2045,10 @@ def _failed_error(response: Any, request_id: str | None) -> ApiError:
         return cls(message or default, code=code, request_id=request_id)
     delay = _retry_delay(message) if code == "rate_limit_exceeded" else None
     return StreamError(
-        message or f"response failed: {code}", request_id=request_id, delay=delay
+        message or f"response failed: {code}",
+        request_id=request_id,
+        delay=delay,
+        code=code if isinstance(code, str) else None,
     )
 
 
@@ -5765,9 +5773,8 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
 # --- Command line -----------------------------------------------------------
 #
 # `codex-lite exec` runs one turn and streams the answer; `--json` prints
-# every event as a JSON line; `--dry-run` prints the request it would send.
-# Exit codes: 0 done, 1 API or stream error, 2 usage or config error,
-# 130 interrupted.
+# the events `codex exec --json` prints; `--dry-run` prints the request it
+# would send.  Exit codes: `_EXEC_EPILOG`.
 
 _USAGE = """usage: codex-lite COMMAND [options]
 
@@ -5783,7 +5790,32 @@ commands:
   realtime --text TEXT            a realtime session over a WebSocket
   realtime --sdp-offer FILE       start a WebRTC realtime call
 
-Run `codex-lite COMMAND --help` for a command's options.
+Run `codex-lite COMMAND --help` for a command's options;
+`codex-lite --version` (or -V) prints the version.
+"""
+
+_EXEC_EPILOG = """examples:
+  codex-lite exec "explain this error: ..."
+  git diff | codex-lite exec "review this" -o review.md
+  codex-lite exec --json "hi" | jq -r 'select(.item.type == "agent_message").item.text'
+  codex-lite exec resume --last "and now in French"
+
+environment:
+  OPENAI_API_KEY, CODEX_API_KEY  API key of the openai provider (CODEX_API_KEY wins)
+  OPENAI_BASE_URL                base URL of the openai provider
+  CODEX_HOME                     config.toml, auth.json, sessions/ (default ~/.codex)
+  CODEX_LITE_LOG                 info, debug or trace: log to stderr, secrets redacted
+  HTTPS_PROXY, NO_PROXY          the proxy to use, and hosts to reach without it
+
+exit codes:
+  0    the turn completed
+  1    the turn failed otherwise (a bad request, a full context window, -o not written)
+  2    nothing was sent: a usage, configuration or credential error
+  3    sign-in needed: the server refused the credentials, or they did not refresh
+  4    quota or usage limit reached
+  5    rate limited, after the retries
+  6    server or network failure, after the retries
+  130  interrupted
 """
 
 
@@ -5791,12 +5823,19 @@ class _UsageError(Exception):
     pass
 
 
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+def _parser(
+    prog: str, description: str, epilog: str | None = None
+) -> argparse.ArgumentParser:
     """An argument parser, with `--debug` as every command has it; argparse is
     loaded only by the command line."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--debug", action="store_true", help="log to stderr")
     return parser
 
@@ -5817,10 +5856,18 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _exec_parser() -> argparse.ArgumentParser:
-    parser = _parser("codex-lite exec", "Run one turn and stream the answer.")
+    parser = _parser(
+        "codex-lite exec", "Run one turn and stream the answer.", _EXEC_EPILOG
+    )
     _common_options(parser)
     add = parser.add_argument
-    add("--json", action="store_true", help="print every event as a JSON line")
+    add("--json", action="store_true", help="print events as `codex exec --json` does")
+    add(
+        "--raw-events",
+        action="store_true",
+        help="with --json: also every streamed event (text deltas, rate limits, ...)"
+        " as a lite.* line",
+    )
     add("--dry-run", action="store_true", help="print the request, send nothing")
     parser.set_defaults(fast=None)
     fast = parser.add_mutually_exclusive_group()
@@ -5929,8 +5976,9 @@ def _body_fields(pairs: list[str]) -> RequestFields:
 
 
 def _event_json(event: ResponseEvent) -> dict[str, Any]:
-    """An event as a `--json` line: its `type` from `_EVENT_NAMES`, its fields."""
-    out: dict[str, Any] = {"type": _EVENT_NAMES[type(event)]}
+    """An event as a `--raw-events` line: its `type` from `_EVENT_NAMES`
+    (under `lite.`, never one of Codex's), its fields."""
+    out: dict[str, Any] = {"type": f"lite.{_EVENT_NAMES[type(event)]}"}
     for name, value in event._asdict().items():
         if isinstance(value, CodexError):
             value = str(value)
@@ -5942,7 +5990,7 @@ def _event_json(event: ResponseEvent) -> dict[str, Any]:
     return out
 
 
-# The `type` of each event's `--json` line.
+# The `type` of each event's `--raw-events` line.
 _EVENT_NAMES: dict[type[Any], str] = {
     ServerModel: "server_model",
     RateLimits: "rate_limits",
@@ -6030,12 +6078,20 @@ def _run_exec(args: argparse.Namespace) -> int:
             return 0
         try:
             return _stream_to_terminal(
-                conversation, user_input, schema, json_lines=args.json
+                conversation,
+                user_input,
+                schema,
+                json_lines=args.json,
+                raw=args.raw_events,
             )
         finally:  # an answer that came is written, even if it did not parse
             if args.output_last_message and conversation.last_result.items:
                 answer = conversation.last_result.text.encode("utf-8", "replace")
-                _write_atomically(Path(args.output_last_message), answer, mode=0o644)
+                path = Path(args.output_last_message)
+                try:
+                    _write_atomically(path, answer, mode=0o644)
+                except OSError as exc:  # after the answer: no "nothing was sent" 2
+                    raise CodexError(f"-o {path}: {exc.strerror}") from None
     finally:
         conversation.close()
 
@@ -6046,14 +6102,28 @@ def _stream_to_terminal(
     schema: Any,
     *,
     json_lines: bool,
+    raw: bool,
 ) -> int:
-    """Print a turn: on a terminal the answer as it streams, a retry marked
-    where the text starts again; to a pipe or file only the answer of the
-    completed response, once (a retried stream sends its text again)."""
+    """Print a turn; return the exit code.  On a terminal the answer as it
+    streams, a retry marked where the text starts again; to a pipe or file
+    only the answer of the completed response, once (a retried stream sends
+    its text again).  With `json_lines`, the lines `codex exec --json` prints
+    (item ids counted from 0 in each run, usage the thread's total)."""
     out, err = sys.stdout, sys.stderr
-    if json_lines:
-        thread_id = conversation.client.thread_id
-        out.write(json.dumps({"type": "thread_started", "thread_id": thread_id}) + "\n")
+
+    def emit(line: dict[str, Any]) -> None:
+        if json_lines:
+            out.write(_scrub(json.dumps(line, ensure_ascii=False)) + "\n")
+            out.flush()
+
+    def emit_item(kind: str, text: str) -> None:
+        if text:  # Codex shows no empty reasoning, and no other items
+            item = {"id": f"item_{next(ids)}", "type": kind, "text": text}
+            emit({"type": "item.completed", "item": item})
+
+    ids = itertools.count()
+    emit({"type": "thread.started", "thread_id": conversation.client.thread_id})
+    emit({"type": "turn.started"})
     live = not json_lines and out.isatty()
     usage = None
     wrote_text = False
@@ -6062,38 +6132,59 @@ def _stream_to_terminal(
     answer = ""
     try:
         for event in conversation.stream_turn(user_input, output_schema=schema):
-            if json_lines:
-                line = json.dumps(_event_json(event), ensure_ascii=False)
-                out.write(_scrub(line) + "\n")
-                out.flush()
-            elif isinstance(event, OutputTextDelta) and live:
-                out.write(event.delta)
-                out.flush()
-                wrote_text = True
+            if raw:
+                emit(_event_json(event))
             if isinstance(event, OutputTextDelta):
                 deltas.append(event.delta)
-            elif isinstance(event, StreamRetry) and not json_lines:
+                if live:
+                    out.write(event.delta)
+                    out.flush()
+                    wrote_text = True
+            elif isinstance(event, StreamRetry):
                 items.clear()
                 deltas.clear()
                 if wrote_text:
                     out.write("\n[connection lost: the answer starts again]\n")
                     wrote_text = False
-                err.write(
-                    f"\nreconnecting {event.attempt}/{event.max_attempts} in {event.delay:.1f}s "
-                    f"… ({event.error})\n"
+                retry = f"{event.attempt}/{event.max_attempts}"
+                error = _error_json(
+                    event.error, f"Reconnecting... {retry} ({event.error})"
                 )
+                emit({"type": "error", **error, "will_retry": True})
+                if not json_lines:
+                    err.write(
+                        f"\nreconnecting {retry} in {event.delay:.1f}s … ({event.error})\n"
+                    )
             elif isinstance(event, OutputItemDone):
                 items.append(event.item)
             elif isinstance(event, Completed):
                 usage = event.usage
                 answer = _assistant_text(items) or "".join(deltas)
+                for item in items:
+                    if isinstance(item, Reasoning):
+                        summary = (
+                            s.text for s in item.summary if isinstance(s, SummaryText)
+                        )
+                        emit_item("reasoning", "\n\n".join(summary))
+                    else:
+                        emit_item("agent_message", _assistant_text([item]))
+                if not _assistant_text(items):
+                    emit_item("agent_message", answer)
                 items.clear()
                 deltas.clear()
+    except CodexError as exc:
+        error = _error_json(exc, str(exc))
+        emit({"type": "error", **error, "will_retry": False})
+        emit({"type": "turn.failed", "error": error})
+        err.write(f"error: {exc}\n")
+        return _EXIT_CODES[error["kind"]]
     finally:  # the line ends, whatever stopped it; an answer that came is shown
         if wrote_text:
             out.write("\n")
         elif answer and not live and not json_lines:
             out.write(answer + "\n")
+    total = conversation.token_usage
+    emit({"type": "turn.completed", "usage": {k: total[k] for k in _USAGE_KEYS[:-1]}})
     if usage is not None and not json_lines:
         err.write(
             f"tokens used: input {usage.input_tokens} (cached {usage.cached_input_tokens}), "
@@ -6101,6 +6192,48 @@ def _stream_to_terminal(
             f"total {usage.total_tokens}\n"
         )
     return 0
+
+
+# The exit code of a failed turn, by the `kind` of its error (`_EXEC_EPILOG`).
+_EXIT_CODES = {
+    "other": 1,
+    "config": 2,
+    "unauthorized": 3,
+    "usage_limit": 4,
+    "rate_limit": 5,
+    "server": 6,
+}
+
+
+def _error_json(exc: CodexError, message: str) -> dict[str, Any]:
+    """An error of a `--json` line: Codex's `message`, and what a script can
+    branch on without reading it (a Codex consumer ignores the extra keys)."""
+    cause = exc.last_error if isinstance(exc, RetryLimitExceeded) else exc
+    status, code = getattr(cause, "status", None), getattr(cause, "code", None)
+    if isinstance(cause, AuthError) or status == 401:
+        kind = "unauthorized"
+    elif (
+        isinstance(cause, QuotaExceeded | UsageNotIncluded)
+        or code == "usage_limit_reached"
+    ):
+        kind = "usage_limit"
+    elif status == 429 or code == "rate_limit_exceeded":
+        kind = "rate_limit"
+    elif (
+        isinstance(cause, TransportError | StreamError | ServerOverloaded)
+        or (status or 0) >= 500
+    ):
+        kind = "server"
+    else:
+        kind = "config" if isinstance(cause, ConfigError) else "other"
+    return {
+        "message": message,
+        "kind": kind,
+        "http_status": status,
+        "code": code,
+        "request_id": getattr(cause, "request_id", None),
+        "retryable": kind in ("rate_limit", "server"),
+    }
 
 
 def _run_fast(argv: list[str]) -> int:
@@ -6372,7 +6505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args_list or args_list[0] in ("-h", "--help"):
         sys.stdout.write(_USAGE)
         return 0 if args_list else 2
-    if args_list[0] == "--version":
+    if args_list[0] in ("-V", "--version"):
         print(f"codex-lite {__version__}")
         return 0
     command, rest = args_list[0], args_list[1:]

@@ -2515,7 +2515,7 @@ def test_a_dead_refresh_token_asks_to_sign_in_again(
         "CODEX_REFRESH_TOKEN_URL_OVERRIDE": token_url(server),
     }
     done = cli(home, "exec", "hi", env=env)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 3, done.stderr  # sign-in needed
     assert "sign in again" in done.stderr
     assert [s.path for s in server.seen] == ["/oauth/token"]  # nothing sent with it
     assert (home / "auth.json").read_bytes() == before
@@ -3127,31 +3127,324 @@ def test_cli_exec_prompt_from_stdin_and_ephemeral(
     assert not (home / "sessions").exists()
 
 
-def test_cli_json_lines(server: Loopback, home: pathlib.Path) -> None:
+def test_cli_raw_events_come_after_codex_lines_under_their_own_types(
+    server: Loopback, home: pathlib.Path
+) -> None:
     server.then(reply(body=text_stream("ok"), headers={"openai-model": "gpt-x"}))
-    done = cli(home, "exec", "--json", "hi", env=openai_env(server))
+    args = ("exec", "--json", "--raw-events", "hi")
+    done = cli(home, *args, env=openai_env(server))
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert [e["type"] for e in events] == [
-        "thread_started",
-        "server_model",
-        "rate_limits",  # the codex snapshot comes with every response
-        "created",
-        "output_text_delta",
-        "output_item_done",
-        "completed",
+        "thread.started",
+        "turn.started",
+        "lite.server_model",
+        "lite.rate_limits",  # the codex snapshot comes with every response
+        "lite.created",
+        "lite.output_text_delta",
+        "lite.output_item_done",
+        "lite.completed",
+        "item.completed",
+        "turn.completed",
     ]
-    assert events[2] == {
-        "type": "rate_limits",
+    assert events[3] == {
+        "type": "lite.rate_limits",
         "limit_id": "codex",
         "primary": None,
         "secondary": None,
         "limit_name": None,
         "credits": None,
     }
-    assert events[4]["delta"] == "ok"
-    assert events[5]["item"]["content"][0]["text"] == "ok"
-    assert events[6]["usage"]["total_tokens"] == 4
+    assert events[5]["delta"] == "ok"
+    assert events[6]["item"]["content"][0]["text"] == "ok"
+    assert events[7]["usage"]["total_tokens"] == 4
+    assert events[8]["item"] == {"id": "item_0", "type": "agent_message", "text": "ok"}
+    plain = cli(
+        home,
+        "exec",
+        "--json",
+        "hi",
+        env=openai_env(server.then(reply(body=text_stream("ok")))),
+    )
+    assert [json.loads(line)["type"] for line in plain.stdout.splitlines()] == [
+        "thread.started",
+        "turn.started",
+        "item.completed",
+        "turn.completed",
+    ]
+
+
+CODEX_EXEC_JSON = TESTS / "codex-0.171.0" / "exec-json"
+
+
+def capture_answer(
+    *items: dict[str, Any], output: int = 4, reasoning: int = 0
+) -> Reply:
+    """The answer the capture server gave (codex-exec-and-profiles.md §1:
+    usage 10 in, 3 cached, `output` out with `reasoning`)."""
+    usage = {
+        "input_tokens": 10,
+        "input_tokens_details": {"cached_tokens": 3},
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": 10 + output,
+    }
+    events = [{"type": "response.output_item.done", "item": i} for i in items]
+    return reply(body=sse(*events, completed(usage=usage)))
+
+
+def assistant(text: str) -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": []}]
+    return {"type": "message", "role": "assistant", "id": "msg_1", "content": content}
+
+
+def error_body(message: str, kind: str, code: str | None) -> bytes:
+    return json.dumps(
+        {"error": {"message": message, "type": kind, "code": code}}
+    ).encode()
+
+
+FAIL_HEADERS = {"Content-Type": "application/json", "x-request-id": "req_capture_fail"}
+HELLO = capture_answer(assistant("hello from capture"))
+# Each scenario of the capture: what the server answered, codex-lite's exit
+# code (Codex exits 1 on every failed turn), and the typed fields of the error.
+CAPTURE_SCENARIOS: dict[str, tuple[list[Reply], int, dict[str, Any]]] = {
+    "plain-text": ([HELLO], 0, {}),
+    "reasoning": (
+        [
+            capture_answer(
+                {
+                    "type": "reasoning",
+                    "id": "rs_1",
+                    "summary": [
+                        {
+                            "type": "summary_text",
+                            "text": "**Thinking**\n\nI considered the question.",
+                        }
+                    ],
+                },
+                assistant("the answer is 4"),
+                output=11,
+                reasoning=7,
+            )
+        ],
+        0,
+        {},
+    ),
+    "stream-cut-then-ok": (
+        [
+            reply(body=sse({"type": "response.output_text.delta", "delta": "hel"})),
+            HELLO,
+        ],
+        0,
+        {},
+    ),
+    "failed-context-length-exceeded": (
+        [
+            reply(
+                body=sse(
+                    {
+                        "type": "response.failed",
+                        "response": {
+                            "id": "resp_1",
+                            "error": {
+                                "code": "context_length_exceeded",
+                                "message": "Your input exceeds the context window.",
+                            },
+                        },
+                    }
+                )
+            )
+        ],
+        1,
+        {"kind": "other", "http_status": None, "code": "context_length_exceeded"},
+    ),
+    "http-429-insufficient-quota": (
+        [
+            reply(
+                429,
+                error_body(
+                    "You exceeded your quota.",
+                    "insufficient_quota",
+                    "insufficient_quota",
+                ),
+                FAIL_HEADERS,
+            )
+        ],
+        4,
+        {"kind": "usage_limit", "http_status": 429, "code": "insufficient_quota"},
+    ),
+    "http-429-no-retry-after": (
+        [
+            reply(
+                429,
+                error_body("Rate limit reached.", "requests", "rate_limit_exceeded"),
+                FAIL_HEADERS,
+            )
+        ],
+        5,
+        {"kind": "rate_limit", "http_status": 429, "code": "rate_limit_exceeded"},
+    ),
+    "http-400": (
+        [
+            reply(
+                400,
+                error_body(
+                    "Invalid value for 'model'.",
+                    "invalid_request_error",
+                    "invalid_value",
+                ),
+                FAIL_HEADERS,
+            )
+        ],
+        1,
+        {"kind": "other", "http_status": 400, "code": "invalid_value"},
+    ),
+}
+
+
+def codex_view(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`--json` lines as a Codex consumer reads them: Codex's keys only, the
+    thread id and error texts (wording differs, an error's shape does not)
+    set aside."""
+    view = []
+    for line in lines:
+        line = dict(line)
+        if line["type"] == "thread.started":
+            assert isinstance(line.pop("thread_id"), str)
+        elif line["type"] == "error":
+            assert isinstance(line.pop("message"), str)
+            line = {"type": "error"}
+        elif line["type"] == "turn.failed":
+            assert isinstance(line.pop("error")["message"], str)
+        view.append(line)
+    return view
+
+
+@pytest.mark.parametrize("scenario", sorted(CAPTURE_SCENARIOS))
+def test_cli_json_is_what_codex_exec_json_prints(
+    server: Loopback, home: pathlib.Path, scenario: str
+) -> None:
+    replies, exit_code, typed = CAPTURE_SCENARIOS[scenario]
+    (run,) = json.loads((CODEX_EXEC_JSON / f"{scenario}.json").read_text())["runs"][:1]
+    server.then(*replies)
+    done = cli(home, "exec", "--json", "say hello", env=openai_env(server))
+    assert done.returncode == exit_code, done.stderr
+    assert (run["exit_code"] == 0) == (exit_code == 0)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert codex_view(lines) == codex_view(run["stdout_lines"])
+    assert uuid.UUID(lines[0]["thread_id"])
+    if typed:
+        error, failed = lines[-2:]
+        retryable = typed["kind"] == "rate_limit"  # a later run may do
+        expected = {**typed, "request_id": error["request_id"], "retryable": retryable}
+        assert {k: error[k] for k in expected} == expected
+        assert error["will_retry"] is False and failed["error"] == {
+            k: v for k, v in error.items() if k not in ("type", "will_retry")
+        }
+        assert error["message"] in done.stderr
+    if "http" in scenario:
+        assert error["request_id"] == "req_capture_fail"
+
+
+def test_cli_json_usage_is_the_threads_total_after_resume(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    capture = json.loads((CODEX_EXEC_JSON / "resume-last.json").read_text())["runs"]
+    server.then(HELLO, HELLO, HELLO)
+    env = openai_env(server)
+    first = cli(home, "exec", "--json", "first prompt", env=env)
+    second = cli(home, "exec", "--json", "resume", "--last", "second prompt", env=env)
+    third = cli(home, "exec", "resume", "--last", "--json", "third prompt", env=env)
+    for done, codex in zip((first, second, third), capture, strict=False):
+        assert done.returncode == 0, done.stderr
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        assert codex_view(lines) == codex_view(codex["stdout_lines"])
+    thread_ids = {
+        json.loads(d.stdout.splitlines()[0])["thread_id"]
+        for d in (first, second, third)
+    }
+    assert len(thread_ids) == 1
+
+
+def test_cli_failed_turns_exit_by_kind(server: Loopback, home: pathlib.Path) -> None:
+    provider = (
+        f'model_providers.t={{name="t", base_url="{server.url}", env_key="T_KEY", '
+        "request_max_retries=1, stream_max_retries=1}"
+    )
+    args = ("-c", provider, "--provider", "t", "hi")
+    env = {"T_KEY": "sk-test-key-1234"}
+    key = error_body("Incorrect API key.", "invalid_request_error", "invalid_api_key")
+    plan = error_body("Plan limit.", "usage_limit_reached", "usage_limit_reached")
+    cut = reply(body=sse({"type": "response.output_text.delta", "delta": "hel"}))
+    cases = [  # server answer, exit code, kind, HTTP status, requests, notices
+        (reply(401, key, FAIL_HEADERS), 3, "unauthorized", 401, 1, 0),
+        (reply(429, plan, FAIL_HEADERS), 4, "usage_limit", 429, 1, 0),
+        (reply(503, b"busy"), 6, "server", 503, 2, 0),  # request retries: silent
+        (reset_connection, 6, "server", None, 2, 0),
+        (cut, 6, "server", None, 2, 1),  # a stream retry: a notice
+    ]
+    for step, code, kind, status, requests, notices in cases:
+        before = len(server.seen)
+        server.then(*[step] * requests)
+        done = cli(home, "exec", "--json", *args, env=env)
+        assert done.returncode == code, (kind, done.stderr)
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        types = [line["type"] for line in lines]
+        assert types == [
+            "thread.started",
+            "turn.started",
+            *["error"] * notices,
+            "error",
+            "turn.failed",
+        ]
+        assert len(server.seen) - before == requests
+        error = lines[-1]["error"]
+        assert (error["kind"], error["http_status"]) == (kind, status)
+        assert error["retryable"] is (kind == "server")
+        if notices:
+            notice = lines[2]
+            assert notice["message"].startswith("Reconnecting... 1/1 (")
+            assert (notice["kind"], notice["will_retry"]) == ("server", True)
+    server.then(reply(400, b"bad"))
+    plain = cli(home, "exec", *args, env=env)
+    assert (plain.returncode, plain.stdout) == (1, "")
+    assert "error: 400: Bad Request: bad" in plain.stderr
+    missing = cli(home, "exec", "--json", *args)
+    assert (missing.returncode, missing.stdout) == (2, "")  # nothing sent
+    assert "T_KEY" in missing.stderr
+
+
+def test_cli_output_file_that_cannot_be_written_is_named(
+    server: Loopback, home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    server.then(reply(body=text_stream("the answer")))
+    target = tmp_path / "missing-dir" / "answer.txt"
+    done = cli(home, "exec", "-o", str(target), "hi", env=openai_env(server))
+    assert done.stdout == "the answer\n"
+    assert done.returncode == 1, done.stderr  # not 2: the request was sent
+    assert f"error: -o {target}: No such file or directory" in done.stderr
+    assert ".answer.txt." not in done.stderr
+
+
+def test_cli_version_and_exec_help_for_ci(home: pathlib.Path) -> None:
+    for flag in ("--version", "-V"):
+        done = cli(home, flag)
+        assert (done.returncode, done.stdout) == (0, f"codex-lite {cl.__version__}\n")
+    shown = cli(home, "exec", "--help").stdout
+    examples, environment, codes = (
+        shown.index("\nexamples:\n"),
+        shown.index("\nenvironment:\n"),
+        shown.index("\nexit codes:\n"),
+    )
+    assert shown.index("--output-last-message") < examples < environment < codes
+    table = dict(
+        line.split(maxsplit=1) for line in shown[codes:].splitlines()[2:] if line
+    )
+    assert sorted(map(int, table)) == [0, 1, 2, 3, 4, 5, 6, 130]
+    readme = (HERE / "README.md").read_text()
+    for code, meaning in table.items():
+        assert f"| `{code}` | {meaning} |" in readme
 
 
 def test_cli_dry_run_sends_nothing_and_redacts(home: pathlib.Path) -> None:
@@ -5346,7 +5639,7 @@ def test_a_websocket_server_echoing_the_key_gets_it_nowhere(
     assert_no_echo("\n".join(r.getMessage() for r in ours))
 
 
-@pytest.mark.parametrize("flags", [(), ("--json",)])
+@pytest.mark.parametrize("flags", [(), ("--json", "--raw-events")])
 def test_cli_a_server_echoing_the_key_gets_it_nowhere(
     server: Loopback, ws: WsBackend, home: pathlib.Path, flags: tuple[str, ...]
 ) -> None:

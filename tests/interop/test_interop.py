@@ -749,7 +749,7 @@ def test_codex_lite_thread_continued_by_codex_then_codex_lite(
     first_line = (run.stdout.splitlines() or [""])[0]
     assert first_line.startswith("{"), f"no JSON event first:\n{run.describe()}"
     started = json.loads(first_line)
-    assert started == {"type": "thread_started", "thread_id": thread_id}
+    assert started == {"type": "thread.started", "thread_id": thread_id}
     first = backend.one_turn(mark, "codex-lite exec")
 
     before, mark = interop.rollouts(), backend.mark()
@@ -1220,3 +1220,106 @@ def test_websocket_handshake_and_frames_match_codex(interop: Interop) -> None:
     # what codex-lite sent over the socket is the thread Codex goes on with
     texts = [m for m in messages(codex_again[-1]) if m[0] != "developer"]
     assert ("assistant", "ws-answer-1") in texts and ("user", "and again") in texts
+
+
+# --- exec --json: the events Codex prints -----------------------------------
+
+
+class _RefusingHandler(BaseHTTPRequestHandler):
+    """Every turn refused with HTTP 400, which neither program retries."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        error = {"message": "bad", "type": "invalid_request_error", "code": None}
+        body = json.dumps({"error": error}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _json_events(run: Run, answer: str | None) -> list[dict[str, Any]]:
+    """`run`'s `--json` lines with the thread id, the answer text (each run
+    gets its own) and error wording (Codex's and codex-lite's differ) set
+    aside; every other key of Codex's kept, codex-lite's extra ones dropped."""
+    events = []
+    for line in run.stdout.splitlines():
+        event = json.loads(line)
+        if event["type"] == "thread.started":
+            uuid.UUID(event["thread_id"])
+            event["thread_id"] = "<thread>"
+        elif (
+            event["type"] == "item.completed"
+            and event["item"]["type"] == "agent_message"
+        ):
+            assert event["item"]["text"] == answer, run.describe()
+            event["item"]["text"] = "<answer>"
+        elif event["type"] == "error":
+            assert event["message"], run.describe()
+            event = {"type": "error", "message": "<message>"}
+        elif event["type"] == "turn.failed":
+            assert event["error"]["message"], run.describe()
+            event["error"] = {"message": "<message>"}
+        events.append(event)
+    return events
+
+
+def _json_config(port: int) -> str:
+    # a model Codex knows: for another it adds an `error` item (a warning)
+    return (
+        'model = "gpt-5.5"\nmodel_provider = "local"\n\n'
+        '[model_providers.local]\nname = "local"\n'
+        f'base_url = "http://127.0.0.1:{port}/v1"\n'
+        'env_key = "LOCAL_KEY"\nwire_api = "responses"\n'
+    )
+
+
+def test_exec_json_prints_the_events_codex_prints(interop: Interop) -> None:
+    backend, work = interop.backend, interop.workdir("json")
+    interop.write_config(_json_config(interop.port))
+    mark = backend.mark()
+    codex = interop.codex(*exec_args("--json", "hello"), cwd=work)
+    codex_answer = backend.one_turn(mark, "codex exec --json").answer
+    mark = backend.mark()
+    lite = interop.lite("exec", "--json", "hello", cwd=work)
+    lite_answer = backend.one_turn(mark, "codex-lite exec --json").answer
+    expected = _json_events(codex, codex_answer)
+    assert [e["type"] for e in expected] == [
+        "thread.started",
+        "turn.started",
+        "item.completed",
+        "turn.completed",
+    ], codex.describe()
+    assert _json_events(lite, lite_answer) == expected
+
+    refusing = _Server(("127.0.0.1", 0), _RefusingHandler)
+    thread = threading.Thread(target=refusing.serve_forever, daemon=True)
+    thread.start()
+    try:
+        interop.write_config(_json_config(refusing.server_address[1]))
+        codex = interop.codex(*exec_args("--json", "hello"), cwd=work, expect=1)
+        lite = interop.lite("exec", "--json", "hello", cwd=work, expect=1)
+    finally:
+        refusing.shutdown()
+        refusing.server_close()
+        thread.join(5)
+    expected = _json_events(codex, None)
+    assert [e["type"] for e in expected] == [
+        "thread.started",
+        "turn.started",
+        "error",
+        "turn.failed",
+    ], codex.describe()
+    assert _json_events(lite, None) == expected
+    failed = json.loads(lite.stdout.splitlines()[-1])["error"]
+    assert (failed["kind"], failed["http_status"], failed["retryable"]) == (
+        "other",
+        400,
+        False,
+    )
