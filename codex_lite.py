@@ -5604,6 +5604,15 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     return [part.strip() for part in key.strip().split(".")], value
 
 
+def _merge_tables(base: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    """Codex's layering of config files: tables merge key by key, other values replace."""
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge_tables(base[key], value)
+        else:
+            base[key] = value
+
+
 def _set_path(table: dict[str, Any], path: list[str], value: Any) -> None:
     for part in path[:-1]:
         child = table.get(part)
@@ -5620,45 +5629,64 @@ def load_config(
     overrides: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Read `config.toml` from the Codex home; `-c` overrides > profile > file > defaults."""
+    """Read `config.toml` from the Codex home, as Codex 0.169+ does: with a
+    profile, `NAME.config.toml` beside it goes over it; `-c` overrides over both."""
     import tomllib
 
     home = default_codex_home() if codex_home is None else Path(codex_home).expanduser()
     path = home / "config.toml"
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    parsed = [_parse_override(o) for o in overrides]
-    for keys, value in parsed:
-        _set_path(doc, keys, value)
-    profile = profile or _typed(doc, "profile", str, str(path))
-    settings = dict(doc)
-    if profile:
-        profiles = _typed(doc, "profiles", dict, str(path)) or {}
-        chosen = profiles.get(profile)
-        if not isinstance(chosen, dict):
+    if profile is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", profile):
+        raise ConfigError(
+            f"invalid profile {profile!r}: pass a plain name such as 'work' "
+            f"(it reads {home}/NAME.config.toml)"
+        )
+    settings: dict[str, Any] = {}
+    source: dict[str, str] = {}  # the file (or -c) each top-level key came from
+    for file in (path, home / f"{profile}.config.toml") if profile else (path,):
+        try:
+            text = file.read_text(encoding="utf-8") if file.exists() else ""
+            doc = tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: {exc}") from None
+        tables = doc.get("profiles")
+        legacy = "profile" in doc or isinstance(tables, dict) and profile in tables
+        if file == path and profile and legacy:
             raise ConfigError(
-                f"{path}: profile {profile!r} is not defined under [profiles]"
+                f"{path}: -p {profile} cannot be used while this file has a legacy "
+                f'profile = "..." or [profiles.{profile}] (Codex refuses it too); '
+                f"move those settings into {home / f'{profile}.config.toml'}"
             )
-        settings.update(chosen)
-        for keys, value in parsed:
-            if keys[0] != "profiles":
-                _set_path(settings, keys, value)
-    where = f"{path}: " + (f"profiles.{profile}" if profile else "config")
+        _merge_tables(settings, doc)
+        source.update(dict.fromkeys(doc, str(file)))
+    for keys, value in map(_parse_override, overrides):
+        _set_path(settings, keys, value)
+        source[keys[0]] = "-c"
+    old = settings.get("profile")
+    if old is not None:  # Codex 0.169+ refuses it rather than pick the profile
+        raise ConfigError(
+            f'{source["profile"]}: legacy profile = "{old}" is no longer supported '
+            f"(Codex refuses it too); move [profiles.{old}] into "
+            f"{home / f'{old}.config.toml'} and pass -p {old}"
+        )
+
+    def where(key: str) -> str:
+        return f"{source.get(key, path)}: config"
 
     def get(key: str, kind: type[Any] = str) -> Any:
-        return _typed(settings, key, kind, where)
+        return _typed(settings, key, kind, where(key))
 
     tier = get("service_tier")
     if tier is not None and tier not in _SERVICE_TIER_VALUES:
         raise ConfigError(
-            f'{where}.service_tier must be "fast" or "flex", not {tier!r}'
+            f'{where("service_tier")}.service_tier must be "fast" or "flex", '
+            f"not {tier!r}"
         )
     features = get("features", dict) or {}
     for name, enabled in features.items():
         if not isinstance(enabled, bool):
-            raise ConfigError(f"{where}.features.{name} must be true or false")
+            raise ConfigError(
+                f"{where('features')}.features.{name} must be true or false"
+            )
     return Config(
         home=home,
         path=path,
@@ -5666,7 +5694,7 @@ def load_config(
         model_provider=get("model_provider") or "openai",
         providers=_merge_providers(
             get("model_providers", dict) or {},
-            f"{path}: model_providers",
+            f"{source.get('model_providers', path)}: model_providers",
             environ,
             openai_base_url=get("openai_base_url"),
         ),
@@ -5843,7 +5871,7 @@ def _parser(
 def _common_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("-m", "--model", help="the model to ask")
-    add("-p", "--profile", help="a [profiles.NAME] of config.toml")
+    add("-p", "--profile", help="read $CODEX_HOME/NAME.config.toml over config.toml")
     add(
         "-c",
         "--config",

@@ -3695,9 +3695,10 @@ def test_cli_fast_toggle_round_trips_the_config(
     assert config.read_text() == FAST_CONFIG.replace('service_tier = "flex"\n', "", 1)
     server.then(reply(body=text_stream()), reply(body=text_stream()))
     assert cli(home, "exec", "--fast", "hi", env=openai_env(server)).returncode == 0
+    (home / "y.config.toml").write_text('service_tier = "flex"\n')
     assert (
         cli(
-            home, "exec", "--no-fast", "-p", "x", "hi", env=openai_env(server)
+            home, "exec", "--no-fast", "-p", "y", "hi", env=openai_env(server)
         ).returncode
         == 0
     )
@@ -4141,10 +4142,6 @@ approval_policy = "never"
 [features]
 item_ids = true
 
-[profiles.work]
-model = "gpt-work"
-model_reasoning_summary = "detailed"
-
 [model_providers.mine]
 name = "Mine"
 base_url = "http://127.0.0.1:9/v1"
@@ -4169,6 +4166,9 @@ def test_config_precedence(home: pathlib.Path) -> None:
         "low",
         {"item_ids": True},
     )
+    (home / "work.config.toml").write_text(
+        'model = "gpt-work"\nmodel_reasoning_summary = "detailed"\n'
+    )
     config = cl.load_config(home, profile="work")
     assert (config.model, config.reasoning_summary, config.reasoning_effort) == (
         "gpt-work",
@@ -4179,10 +4179,6 @@ def test_config_precedence(home: pathlib.Path) -> None:
         home, profile="work", overrides=["model=gpt-cli", "model_reasoning_effort=high"]
     )
     assert (config.model, config.reasoning_effort) == ("gpt-cli", "high")
-    config = cl.load_config(
-        home, overrides=['profile="work"', "profiles.work.model=gpt-o"]
-    )
-    assert config.model == "gpt-o"
 
 
 def test_config_overrides_parse_as_toml_else_string(home: pathlib.Path) -> None:
@@ -4224,7 +4220,7 @@ def test_config_errors_name_file_and_key(home: pathlib.Path) -> None:
             "config.features.item_ids must be true or false",
         ),
         ("model_providers = 3\n", "config.model_providers must be a table"),
-        ('profile = "nope"\n', "profile 'nope' is not defined"),
+        ('profile = "nope"\n', 'legacy profile = "nope" is no longer supported'),
         (
             "[model_providers.m]\nrequest_max_retries = true\n",
             "model_providers.m.request_max_retries must be an integer",
@@ -4237,6 +4233,106 @@ def test_config_errors_name_file_and_key(home: pathlib.Path) -> None:
         assert str(path) in str(caught.value) and message in str(caught.value), (
             caught.value
         )
+
+
+# Codex 0.169+'s profiles, as docs/codex-exec-and-profiles.md (section 3)
+# says Codex 0.171 and 0.169 treat them (upstream/*/exec-json/profiles.json).
+PROFILE_BASE = """model = "m-base"
+openai_base_url = "http://127.0.0.1:1/v1"
+model_reasoning_effort = "low"
+"""
+PROFILE_WORK = """model = "m-profile"
+openai_base_url = "http://127.0.0.1:2/v1"
+model_reasoning_effort = "high"
+service_tier = "flex"
+"""
+
+
+def dry_run(home: pathlib.Path, *args: str) -> tuple[str, Any]:
+    """The URL and body `exec --dry-run` shows."""
+    done = cli(home, "exec", "--dry-run", *args, "hi")
+    assert done.returncode == 0, done.stderr
+    head, _, body = done.stdout.partition("\n\n")
+    return head.split()[1], json.loads(body)
+
+
+def test_cli_profile_is_a_file_layered_over_config_toml(home: pathlib.Path) -> None:
+    (home / "config.toml").write_text(PROFILE_BASE)
+    (home / "work.config.toml").write_text(PROFILE_WORK + "[profiles.other]\nx = 1\n")
+    (home / "part.config.toml").write_text('model = "m-profile"\n')
+    (home / "own.config.toml").write_text(
+        'model_provider = "prof"\n[model_providers.prof]\nname = "prof"\n'
+        'base_url = "http://127.0.0.1:3/v1"\nenv_key = "PROF_KEY"\n'
+    )
+    base = "http://127.0.0.1:1/v1/responses"
+    work = "http://127.0.0.1:2/v1/responses"
+    for args, url, model, effort, tier in [
+        ((), base, "m-base", "low", None),  # the file is there, unused
+        (("-p", "work"), work, "m-profile", "high", "flex"),
+        (("--profile", "work"), work, "m-profile", "high", "flex"),
+        (("-p", "work", "-c", 'model="m-cli"'), work, "m-cli", "high", "flex"),
+        (("-p", "work", "-m", "m-flag"), work, "m-flag", "high", "flex"),
+        (("-p", "part"), base, "m-profile", "low", None),
+        (("-p", "nosuch"), base, "m-base", "low", None),  # no file: config.toml
+        (("-p", "own"), "http://127.0.0.1:3/v1/responses", "m-base", "low", None),
+    ]:
+        sent_to, body = dry_run(home, *args)
+        got = (sent_to, body["model"], body["reasoning"]["effort"])
+        assert got == (url, model, effort), args
+        assert body.get("service_tier") == tier, args
+    for name in ("../work", "a.b"):
+        done = cli(home, "exec", "--dry-run", "-p", name, "hi")
+        assert done.returncode == 2 and f"invalid profile {name!r}" in done.stderr
+
+
+def test_legacy_profile_forms_are_refused_as_codex_refuses_them(
+    home: pathlib.Path,
+) -> None:
+    config, work = home / "config.toml", home / "work.config.toml"
+    # config.toml alone is not needed
+    work.write_text(PROFILE_WORK)
+    assert cl.load_config(home, profile="work").model == "m-profile"
+    # [profiles.NAME] without -p: accepted and ignored
+    config.write_text(PROFILE_BASE + '[profiles.work]\nmodel = "m-legacy"\n')
+    assert cl.load_config(home).model == "m-base"
+    # ... with -p NAME: refused, with or without NAME.config.toml; and a
+    # table of another name is no hindrance (seen with Codex 0.171)
+    for text in (
+        PROFILE_BASE + '[profiles.work]\nmodel = "m-legacy"\n',
+        'profile = "work"\n' + PROFILE_BASE,
+    ):
+        config.write_text(text)
+        for present in (True, False):
+            if present:
+                work.write_text(PROFILE_WORK)
+            else:
+                work.unlink()
+            with pytest.raises(cl.ConfigError) as caught:
+                cl.load_config(home, profile="work")
+            message = str(caught.value)
+            assert message.startswith(f"{config}: -p work cannot be used"), message
+            assert f"move those settings into {work}" in message
+    config.write_text(PROFILE_BASE + '[profiles.other]\nmodel = "m-other"\n')
+    assert cl.load_config(home, profile="work").model == "m-base"
+    # a `profile = ...` key selects nothing: in config.toml, by -c, in a profile
+    work.write_text(PROFILE_WORK + 'profile = "other"\n')
+    for text, overrides, profile, at_fault, named in [
+        ('profile = "work"\n', [], None, str(config), "work"),
+        (PROFILE_BASE, ['profile="work"'], None, "-c", "work"),
+        (PROFILE_BASE, [], "work", str(work), "other"),
+    ]:
+        config.write_text(text)
+        with pytest.raises(cl.ConfigError) as caught:
+            cl.load_config(home, profile=profile, overrides=overrides)
+        message = str(caught.value)
+        assert message.startswith(
+            f'{at_fault}: legacy profile = "{named}" is no longer supported'
+        ), message
+        assert f"{home / f'{named}.config.toml'} and pass -p {named}" in message
+    # a wrong key is the profile file's when it came from there
+    work.write_text("model = 5\n")
+    with pytest.raises(cl.ConfigError, match=re.escape(f"{work}: config.model must")):
+        cl.load_config(home, profile="work")
 
 
 def test_client_from_config(home: pathlib.Path) -> None:

@@ -1,18 +1,23 @@
-"""Interop tests: the real Codex CLI 0.169.0 and codex-lite on one CODEX_HOME.
+"""Interop tests: the real Codex CLI and codex-lite on one CODEX_HOME.
 
 Each test gives both programs the same `$CODEX_HOME` and `$HOME` (fresh tmp
 dirs) and a loopback Responses server of its own, then checks what one
-program leaves on disk or sends on the wire after the other one ran.
+program leaves on disk or sends on the wire after the other one ran.  Every
+test runs against each of CODEX_VERSIONS: the newest release, and 0.169.0,
+the first that codex-lite shares a `CODEX_HOME` with.
 
-The Codex binary comes from npm (`@openai/codex@0.169.0`, about 400 MB,
-installed once into `$CODEX_LITE_INTEROP_CACHE`, by default
-`~/.cache/codex-lite-interop/0.169.0`).  Without npm or the binary every test
-fails; none is skipped.  codex-lite runs as `python -m codex_lite` from this
-work tree.
+Each Codex comes from npm (`@openai/codex@VERSION`, about 400 MB, installed
+once into `$CODEX_LITE_INTEROP_CACHE/VERSION`, by default
+`~/.cache/codex-lite-interop/VERSION`; a line says when a download starts).
+Without npm or the binary every test fails; none is skipped.  codex-lite runs
+as `python -m codex_lite` from this work tree.  Codex calls outside hosts on
+start; every run gets proxies pointing at a dead loopback port, so only the
+loopback servers are reached.
 
     python -m pytest tests/interop          # -s prints the header key table
+    python -m pytest tests/interop -k 0.171 # one Codex version
 
-Codex facts these tests rest on (seen with 0.169.0 on this server):
+Codex facts these tests rest on (seen with 0.169.0 and 0.171.0 on this server):
 - it writes `ordinal` on every rollout line when `session_meta.history_mode`
   is "paginated", and then refuses to resume a file whose last line has none;
 - it sends the base instructions as the first input item, a developer
@@ -52,7 +57,23 @@ from typing import Any
 
 import pytest
 
-CODEX_VERSION = "0.169.0"
+# The newest release first; 0.169.0 is the first codex-lite shares a CODEX_HOME with.
+CODEX_VERSIONS = ("0.171.0", "0.169.0")
+# Codex calls outside hosts on start: they get a loopback port nothing listens on.
+OFFLINE = {
+    **dict.fromkeys(
+        (
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ),
+        "http://127.0.0.1:9",
+    ),
+    **dict.fromkeys(("NO_PROXY", "no_proxy"), "127.0.0.1,localhost"),
+}
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 60  # seconds, for every Codex or codex-lite run
 NPM_TIMEOUT = 900
@@ -92,11 +113,10 @@ KNOWN_TURN_METADATA = REQUIRED_TURN_METADATA | {
 # --- The Codex binary -------------------------------------------------------
 
 
-def _cache_dir() -> Path:
+def _cache_dir(version: str) -> Path:
     value = os.environ.get("CODEX_LITE_INTEROP_CACHE", "").strip()
-    if value:
-        return Path(value).expanduser()
-    return Path.home() / ".cache" / "codex-lite-interop" / CODEX_VERSION
+    default = Path.home() / ".cache" / "codex-lite-interop"
+    return (Path(value).expanduser() if value else default) / version
 
 
 def _find_codex(cache: Path) -> list[str] | None:
@@ -122,18 +142,19 @@ def _codex_version(command: list[str]) -> str:
             text=True,
             timeout=RUN_TIMEOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **OFFLINE},
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"<{command[0]} --version failed: {exc}>"
     return (proc.stdout.strip() or proc.stderr.strip())[:500]
 
 
-def _npm_install(cache: Path) -> None:
+def _npm_install(cache: Path, version: str, request: pytest.FixtureRequest) -> None:
     npm = shutil.which("npm")
     if npm is None:
         pytest.fail(
             "npm is not on PATH: the interop suite installs "
-            f"@openai/codex@{CODEX_VERSION} with it (into {cache})",
+            f"@openai/codex@{version} with it (into {cache})",
             pytrace=False,
         )
     cache.mkdir(parents=True, exist_ok=True)
@@ -145,8 +166,11 @@ def _npm_install(cache: Path) -> None:
         "install",
         "--no-audit",
         "--no-fund",
-        f"@openai/codex@{CODEX_VERSION}",
+        f"@openai/codex@{version}",
     ]
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(f"\ninterop: downloading @openai/codex@{version} (~400 MB) into {cache}")
     try:
         proc = subprocess.run(
             command,
@@ -167,18 +191,24 @@ def _npm_install(cache: Path) -> None:
         )
 
 
+@pytest.fixture(scope="session", params=CODEX_VERSIONS)
+def codex_version(request: pytest.FixtureRequest) -> str:
+    """The Codex release a test runs against (each test runs with each)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def codex_command() -> list[str]:
-    """How to run Codex 0.169.0, installed from npm when missing."""
-    cache = _cache_dir()
-    expected = f"codex-cli {CODEX_VERSION}"
+def codex_command(codex_version: str, request: pytest.FixtureRequest) -> list[str]:
+    """How to run that Codex, installed from npm when missing."""
+    cache = _cache_dir(codex_version)
+    expected = f"codex-cli {codex_version}"
     command = _find_codex(cache)
     if command is None or _codex_version(command) != expected:
-        _npm_install(cache)
+        _npm_install(cache, codex_version, request)
         command = _find_codex(cache)
     if command is None:
         pytest.fail(
-            f"npm installed @openai/codex@{CODEX_VERSION} into {cache}, but no "
+            f"npm installed @openai/codex@{codex_version} into {cache}, but no "
             "vendor/*/bin/codex binary (nor node and bin/codex.js) is there",
             pytrace=False,
         )
@@ -486,9 +516,17 @@ class Run:
 class Interop:
     """One CODEX_HOME and HOME shared by Codex and codex-lite, one server."""
 
-    def __init__(self, root: Path, codex: list[str], backend: Backend, port: int):
+    def __init__(
+        self,
+        root: Path,
+        codex: list[str],
+        backend: Backend,
+        port: int,
+        version: str = CODEX_VERSIONS[-1],
+    ):
         self.root = root
         self.codex_command = codex
+        self.codex_version = version  # for a test that rests on one version's fact
         self.backend = backend
         self.port = port
         self.home = root / "home"
@@ -542,8 +580,7 @@ class Interop:
             CODEX_HOME=str(self.codex_home),
             TMPDIR=str(self.tmp),
             PYTHONPATH=str(REPO),
-            NO_PROXY="127.0.0.1,localhost",
-            no_proxy="127.0.0.1,localhost",
+            **OFFLINE,
         )
         env.update(self.extra_env)
         env.update(extra or {})
@@ -648,9 +685,12 @@ class Interop:
 
 @pytest.fixture
 def interop(
-    tmp_path: Path, codex_command: list[str], backend: tuple[Backend, int]
+    tmp_path: Path,
+    codex_command: list[str],
+    backend: tuple[Backend, int],
+    codex_version: str,
 ) -> Interop:
-    return Interop(tmp_path, codex_command, *backend)
+    return Interop(tmp_path, codex_command, *backend, codex_version)
 
 
 # --- Looking at requests ----------------------------------------------------
