@@ -260,6 +260,16 @@ def _write_atomically(path: Path, data: bytes | Iterable[bytes], *, mode: int) -
         raise
 
 
+def _file_error(path: Path, exc: OSError, remedy: str) -> ConfigError:
+    """A file-system failure in the Codex home as a ConfigError: the file,
+    the reason (and the path it came from, when another), what to do."""
+    culprit = exc.filename if exc.filename not in (None, str(path)) else None
+    reason = exc.strerror or type(exc).__name__
+    return ConfigError(
+        f"{path}: {reason}" + (f" ({culprit})" if culprit else "") + f"; {remedy}"
+    )
+
+
 def _json_get(obj: Any, key: str, kind: type[Any] | None = None) -> Any:
     """The one way a field of parsed JSON is read: `obj[key]` when `obj` is
     an object and, given a `kind`, the value is exactly of that JSON type (a
@@ -1222,12 +1232,22 @@ def prepare_conversation_items_for_history(
 def default_codex_home() -> Path:
     """`$CODEX_HOME`, or `~/.codex`."""
     value = os.environ.get("CODEX_HOME", "").strip()
-    return Path(value).expanduser() if value else Path.home() / ".codex"
+    try:
+        return Path(value).expanduser() if value else Path.home() / ".codex"
+    except RuntimeError:  # no HOME, and no home in the user database
+        raise ConfigError("no home directory: set CODEX_HOME (or HOME)") from None
 
 
 def _utc_timestamp(now: datetime | None = None) -> str:
     now = (now or datetime.now(UTC)).astimezone(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+# What to do when a rollout cannot be written.
+_ROLLOUT_REMEDY = (
+    "set CODEX_HOME to a writable folder with room, "
+    "or run ephemeral (--ephemeral, ephemeral=True)"
+)
 
 
 class RolloutWriter:
@@ -1248,8 +1268,11 @@ class RolloutWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _file_error(path, exc, _ROLLOUT_REMEDY) from None
         try:
             with _locked(self._fd):
                 self._catch_up()
@@ -1297,7 +1320,7 @@ class RolloutWriter:
             except OSError as exc:  # a full disk, say: no half line, name the file
                 if written and os.fstat(self._fd).st_size == self._end + written:
                     os.ftruncate(self._fd, self._end)  # only what this call wrote
-                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+                raise _file_error(self.path, exc, _ROLLOUT_REMEDY) from None
             self._end = os.fstat(self._fd).st_size
 
     def append_items(self, items: Iterable[ResponseItem]) -> None:
@@ -1308,6 +1331,8 @@ class RolloutWriter:
         if self._fd >= 0:
             try:
                 os.fsync(self._fd)
+            except OSError as exc:
+                raise _file_error(self.path, exc, _ROLLOUT_REMEDY) from None
             finally:
                 os.close(self._fd)
                 self._fd = -1
@@ -1453,6 +1478,8 @@ def read_rollout(path: Path | str) -> Rollout:
         raise ConfigError(
             f"{path}: the thread is too large to hold in memory"
         ) from None
+    except OSError as exc:
+        raise _file_error(path, exc, "make it readable") from None
 
 
 def _read_rollout(path: Path) -> Rollout:
@@ -1557,8 +1584,11 @@ def _unpack_rollout(path: Path) -> Path:
     if not path.name.endswith(".zst"):
         return path
     plain = path.with_name(path.name.removesuffix(".zst"))
-    _write_atomically(plain, _rollout_lines(path), mode=0o644)
-    path.unlink()
+    try:
+        _write_atomically(plain, _rollout_lines(path), mode=0o644)
+        path.unlink()
+    except OSError as exc:
+        raise _file_error(plain, exc, _ROLLOUT_REMEDY) from None
     return plain
 
 
@@ -2778,6 +2808,10 @@ def _read_auth_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise AuthError(f"{path} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise _file_error(
+            path, exc, "make it readable, or set OPENAI_API_KEY"
+        ) from None
     if not isinstance(data, dict):
         raise AuthError(f"{path} must hold a JSON object")
     return data
@@ -3264,7 +3298,7 @@ class ModelProvider:
             if key := self._env(var):
                 return BearerAuth(key, source=f"environment variable {var}")
         path = self.home / "auth.json"
-        if not path.exists():
+        if not os.path.exists(path):  # an unsearchable home too, on any Python
             raise AuthError(
                 f"no OpenAI credentials: set OPENAI_API_KEY (or CODEX_API_KEY), "
                 f"or log in with Codex to create {path}"
@@ -3429,35 +3463,44 @@ def _rules(client: Client) -> _Rules:
     )
 
 
-def _resolve_installation_id(home: Path | None = None) -> str:
-    """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) if missing or corrupt."""
+def _resolve_installation_id(home: Path | None = None, *, keep: bool = True) -> str:
+    """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) and kept
+    there if missing or corrupt.  Where it cannot be kept (a read-only or
+    missing home), or `keep` is off, an id that exists is read, else the
+    one made is this process's alone."""
     import uuid
 
     home = home if home is not None else default_codex_home()
-    home.mkdir(parents=True, exist_ok=True)
-    path = home / "installation_id"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    path, fd, why = home / "installation_id", -1, "not to be written"
     try:
-        try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except (ImportError, OSError):
-            pass  # no advisory locks here (Windows, Termux): go on without
-        if os.name == "posix" and os.fstat(fd).st_mode & 0o022:
-            os.chmod(path, 0o644)  # as upstream makes it; a stricter mode is kept
-        text = _read_at(fd, 0, 128).decode("utf-8", "replace").strip()
-        try:
-            return str(uuid.UUID(text))
-        except ValueError:
-            fresh = str(uuid.uuid4())
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, fresh.encode())
-            os.fsync(fd)
-            return fresh
+        if keep:
+            home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            with _locked(fd):
+                # 0644 as upstream makes it; a stricter mode is kept
+                if os.name == "posix" and os.fstat(fd).st_mode & 0o022:
+                    os.chmod(path, 0o644)
+                text = _read_at(fd, 0, 128).decode("utf-8", "replace").strip()
+                try:
+                    return str(uuid.UUID(text))
+                except ValueError:
+                    fresh = str(uuid.uuid4())
+                    os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    os.write(fd, fresh.encode())
+                    os.fsync(fd)
+                    return fresh
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
+    try:
+        with path.open("rb") as f:
+            return str(uuid.UUID(f.read(128).decode("utf-8", "replace").strip()))
+    except (OSError, ValueError):
+        _log.debug("%s: %s; an installation id for this process only", path, why)
+        return str(uuid.uuid4())
 
 
 def _user_agent(originator: str) -> str:
@@ -4844,10 +4887,13 @@ class Conversation:
         auth: AuthProvider | None = None,
         instructions: str = "",
     ) -> Conversation:
-        """A new thread; `ephemeral` writes no rollout."""
+        """A new thread; `ephemeral` writes no file: no rollout, no
+        installation id (one that exists is read)."""
         client = Client.from_config(config, auth=auth)
         rollout = None
-        if not ephemeral:
+        if ephemeral:
+            client._installation_id = _resolve_installation_id(config.home, keep=False)
+        else:
             meta: dict[str, Any] = {
                 "session_id": client.session_id,
                 "timestamp": _utc_timestamp(),
@@ -4889,6 +4935,8 @@ class Conversation:
             config, thread_id=rollout.thread_id, session_id=session_id, auth=auth
         )
         writer = None if ephemeral else RolloutWriter(rollout.path)
+        if ephemeral:
+            client._installation_id = _resolve_installation_id(config.home, keep=False)
         return cls(
             client,
             history=rollout.items,
@@ -5490,6 +5538,8 @@ def load_config(
         doc = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise _file_error(path, exc, "make it readable, or set CODEX_HOME") from None
     parsed = [_parse_override(o) for o in overrides]
     for keys, value in parsed:
         _set_path(doc, keys, value)
@@ -5583,6 +5633,9 @@ _TIER_LINE = re.compile(
 )
 
 
+_FAST_REMEDY = "make it readable and writable, or set CODEX_HOME"
+
+
 def set_fast_mode(home: Path, enabled: bool) -> Path:
     """Set or remove the top-level `service_tier = "fast"` in config.toml.
 
@@ -5603,6 +5656,8 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
         before = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot edit service_tier safely: {exc}") from None
+    except OSError as exc:
+        raise _file_error(path, exc, _FAST_REMEDY) from None
     if before.get("service_tier") == ("fast" if enabled else None):
         return path
     expected = {k: v for k, v in before.items() if k != "service_tier"}
@@ -5625,9 +5680,12 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
             continue
     else:
         raise ConfigError(f"{path}: cannot edit service_tier safely; edit it by hand")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-    _write_atomically(target, new.encode(), mode=mode)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+        _write_atomically(target, new.encode(), mode=mode)
+    except OSError as exc:
+        raise _file_error(target, exc, _FAST_REMEDY) from None
     return path
 
 
