@@ -292,6 +292,7 @@ def _field(obj: dict[str, Any], key: str, kind: type[_T]) -> _T:
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 _transport_log = logging.getLogger("codex_lite.transport")
+_retry_log = logging.getLogger("codex_lite.retry")  # the command line shows it
 
 
 _SECRETS: set[str] = set()
@@ -371,6 +372,7 @@ class _ScrubSecrets(logging.Filter):
 for _name in (
     "codex_lite",
     "codex_lite.transport",
+    "codex_lite.retry",
     "urllib3.connectionpool",
     "urllib3.connection",
     "urllib3.response",
@@ -2065,9 +2067,8 @@ def _failed_error(response: Any, request_id: str | None) -> ApiError:
         cls, default = _ERROR_CODES[code]
         return cls(message or default, code=code, request_id=request_id)
     delay = _retry_delay(message) if code == "rate_limit_exceeded" else None
-    return StreamError(
-        message or f"response failed: {code}", request_id=request_id, delay=delay
-    )
+    message = message or f"response.failed with error code {code!r} and no message"
+    return StreamError(message, request_id=request_id, delay=delay)
 
 
 def _usage(raw: Any) -> TokenUsage | None:
@@ -3936,6 +3937,10 @@ class Turn:
         except requests.RequestException as exc:
             raise _unsendable(provider, exc) from None
         settings = http.merge_environment_settings(base.url, {}, True, None, None)
+        proxy = requests.utils.select_proxy(unsigned.url, settings["proxies"])
+        where = _host(unsigned.url) + (
+            f" through proxy {_host(proxy)}" if proxy else ""
+        )
 
         def send_once(
             signed: PreparedRequest, timeout: tuple[float, float]
@@ -3949,7 +3954,7 @@ class Turn:
                     wire, timeout=timeout, allow_redirects=False, **settings
                 )
             except _transport_errors() as exc:
-                failed = TransportError(f"request failed: {_describe(exc)}")
+                failed = TransportError(f"request to {where} failed: {_describe(exc)}")
                 return _Failure(failed, None, {})
             except requests.RequestException as exc:
                 raise _unsendable(provider, exc) from None
@@ -4004,8 +4009,8 @@ class Turn:
                 ) from error
             if isinstance(step, str):  # "raise"; after a reload never "reload"
                 raise error
-            _log.info(
-                "retrying request (%d/%d) in %.2fs: %s",
+            _retry_log.info(
+                "retrying request %d/%d in %.1fs … (%s)",
                 attempt,
                 policy.request_max_retries,
                 step,
@@ -4245,6 +4250,12 @@ def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
     )
 
 
+def _host(url: str) -> str:
+    """A URL's host and port alone: its user, path and query may hold secrets."""
+    authority = re.split(r"[?#]", url.partition("://")[2] or url)[0]
+    return authority.rpartition("@")[2].split("/")[0]
+
+
 def _describe(exc: BaseException) -> str:
     """A one-line reason for a transport error, without URLs or headers."""
     import requests
@@ -4315,6 +4326,12 @@ def _read_stream(
             request_id=reader.request_id,
         ) from None
     decoder.flush()
+    kind = response.headers.get("content-type") or "no content type"
+    if reader.failure is None and "text/event-stream" not in kind.lower():
+        raise StreamError(
+            f"expected an event stream ending in response.completed, got {kind}",
+            request_id=reader.request_id,
+        )
     raise reader.end_error()
 
 
@@ -4412,8 +4429,11 @@ def _status_error(
 ) -> ApiError:
     """The typed error an HTTP status and error body (parsed, and `raw`)
     stand for; a WebSocket error frame is read the same way."""
+    import http.client
+
     request_id = headers.get("x-request-id")
-    message, code = reason or f"HTTP {status}", None
+    phrase = http.client.responses.get(status) if status >= 400 else None
+    message, code = reason or phrase or "an error, with no message", None
     error = _json_get(body, "error")
     if isinstance(error, dict):
         message = str(error.get("message") or message)
@@ -5323,7 +5343,9 @@ def create_realtime_call(
             allow_redirects=False,
         )
     except requests.RequestException as exc:
-        raise ApiError(f"realtime call failed: {_describe(exc)}") from None
+        raise ApiError(
+            f"realtime call to {_host(url)} failed: {_describe(exc)}"
+        ) from None
     if response.status_code >= 300:
         raise _http_error(response)
     location = response.headers.get("Location")
@@ -5403,7 +5425,7 @@ class RealtimeSession:
             raise _handshake_error(exc.response) from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise TransportError(
-                f"realtime WebSocket connect failed: {type(exc).__name__}"
+                f"realtime WebSocket connect to {_host(url)} failed: {type(exc).__name__}"
             ) from None
         if session is not None:
             config = {k: v for k, v in session.items() if k != "id"}
@@ -6100,6 +6122,14 @@ def _run_logout(argv: list[str]) -> int:
     return 0
 
 
+def _came(status: int | None, wanted: str) -> str:
+    """What a sign-in request expected, and what came instead."""
+    came = "no answer" if status is None else f"HTTP {status}"
+    return f"expected HTTP 200 with {wanted}, got {came}" + (
+        f" without {wanted}" if status == 200 else ""
+    )
+
+
 def _device_login(path: Path) -> None:
     """Sign in with ChatGPT by a device code, for machines without a browser:
     the user opens a page elsewhere and types the code shown here."""
@@ -6112,7 +6142,9 @@ def _device_login(path: Path) -> None:
     device_auth_id = _json_get(start, "device_auth_id", str)
     user_code = _json_get(start, "user_code", str)
     if status != 200 or device_auth_id is None or user_code is None:
-        raise AuthError(f"device sign-in could not start (HTTP {status}) at {issuer}")
+        raise AuthError(
+            f"device sign-in could not start at {issuer}: {_came(status, 'a user code')}"
+        )
     try:
         interval = float(_json_get(start, "interval") or 5)
     except (TypeError, ValueError):
@@ -6131,7 +6163,7 @@ def _device_login(path: Path) -> None:
         if status == 200:
             break
         if status is not None and status < 500 and status not in (403, 404, 429):
-            raise AuthError(f"device sign-in failed (HTTP {status})")
+            raise AuthError(f"device sign-in failed: {_came(status, 'a code')}")
         if time.monotonic() > deadline:
             raise AuthError("device sign-in timed out after 15 minutes")
     code = _json_get(answer, "authorization_code", str)
@@ -6152,7 +6184,7 @@ def _device_login(path: Path) -> None:
     )
     names = ("id_token", "access_token", "refresh_token")
     if status != 200 or not all(isinstance(_json_get(tokens, n), str) for n in names):
-        raise AuthError(f"device sign-in: the token exchange failed (HTTP {status})")
+        raise AuthError(f"device sign-in: no tokens: {_came(status, 'the tokens')}")
     claims = _json_get(_jwt_claims(tokens["id_token"]), "https://api.openai.com/auth")
     login = {
         "auth_mode": "chatgpt",
@@ -6250,12 +6282,15 @@ def _run_realtime(argv: list[str]) -> int:
 def _setup_logging(debug: bool) -> None:
     name = "debug" if debug else os.environ.get("CODEX_LITE_LOG", "").strip().lower()
     levels = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO}
-    if name in levels:
-        handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ScrubSecrets())  # whatever logger a record came from
+    quiet = name not in levels  # request retries still show, as stream retries do
+    _retry_log.handlers = [handler] if quiet else []
+    _retry_log.setLevel(logging.INFO if quiet else logging.NOTSET)
+    if not quiet:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
-        handler.addFilter(_ScrubSecrets())  # whatever logger a record came from
         _log.addHandler(handler)
         _log.setLevel(levels[name])
 

@@ -1537,7 +1537,7 @@ def test_connection_refused_is_retried_then_reported(home: pathlib.Path) -> None
     )
     with pytest.raises(
         cl.RetryLimitExceeded,
-        match="after 3 attempts: request failed: connection error",
+        match=f"after 3 attempts: request to 127.0.0.1:{port} failed: connection error",
     ) as caught:
         run(client.new_turn())
     assert isinstance(caught.value.last_error, cl.TransportError)
