@@ -262,8 +262,8 @@ def _write_atomically(path: Path, data: bytes | Iterable[bytes], *, mode: int) -
 
 def _file_error(path: Path, exc: OSError, remedy: str) -> ConfigError:
     """A file-system failure in the Codex home as a ConfigError: the file,
-    the reason (and the path it came from, when another), what to do."""
-    culprit = exc.filename if exc.filename not in (None, str(path)) else None
+    the reason (and the folder at fault, when it is one above), what to do."""
+    culprit = exc.filename if Path(exc.filename or path) in path.parents else None
     reason = exc.strerror or type(exc).__name__
     return ConfigError(
         f"{path}: {reason}" + (f" ({culprit})" if culprit else "") + f"; {remedy}"
