@@ -263,11 +263,8 @@ def _write_atomically(path: Path, data: bytes | Iterable[bytes], *, mode: int) -
 def _file_error(path: Path, exc: OSError, remedy: str) -> ConfigError:
     """A file-system failure in the Codex home as a ConfigError: the file,
     the reason (and the folder at fault, when it is one above), what to do."""
-    culprit = exc.filename if Path(exc.filename or path) in path.parents else None
-    reason = exc.strerror or type(exc).__name__
-    return ConfigError(
-        f"{path}: {reason}" + (f" ({culprit})" if culprit else "") + f"; {remedy}"
-    )
+    at = f" ({exc.filename})" if Path(exc.filename or path) in path.parents else ""
+    return ConfigError(f"{path}: {exc.strerror or type(exc).__name__}{at}; {remedy}")
 
 
 def _json_get(obj: Any, key: str, kind: type[Any] | None = None) -> Any:
@@ -3299,7 +3296,7 @@ class ModelProvider:
             if key := self._env(var):
                 return BearerAuth(key, source=f"environment variable {var}")
         path = self.home / "auth.json"
-        if not os.path.exists(path):  # an unsearchable home too, on any Python
+        if not os.path.exists(path):  # never raises, whatever the home's mode
             raise AuthError(
                 f"no OpenAI credentials: set OPENAI_API_KEY (or CODEX_API_KEY), "
                 f"or log in with Codex to create {path}"
@@ -3472,7 +3469,7 @@ def _resolve_installation_id(home: Path | None = None, *, keep: bool = True) -> 
     import uuid
 
     home = home if home is not None else default_codex_home()
-    path, fd, why = home / "installation_id", -1, "not to be written"
+    path, fd, why = home / "installation_id", -1, "an ephemeral run makes none"
     try:
         if keep:
             home.mkdir(parents=True, exist_ok=True)
@@ -5655,9 +5652,6 @@ _TIER_LINE = re.compile(
 )
 
 
-_FAST_REMEDY = "make it readable and writable, or set CODEX_HOME"
-
-
 def set_fast_mode(home: Path, enabled: bool) -> Path:
     """Set or remove the top-level `service_tier = "fast"` in config.toml.
 
@@ -5679,7 +5673,7 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot edit service_tier safely: {exc}") from None
     except OSError as exc:
-        raise _file_error(path, exc, _FAST_REMEDY) from None
+        raise _file_error(path, exc, "make it readable, or set CODEX_HOME") from None
     if before.get("service_tier") == ("fast" if enabled else None):
         return path
     expected = {k: v for k, v in before.items() if k != "service_tier"}
@@ -5707,7 +5701,7 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
         mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
         _write_atomically(target, new.encode(), mode=mode)
     except OSError as exc:
-        raise _file_error(target, exc, _FAST_REMEDY) from None
+        raise _file_error(target, exc, "make it writable, or set CODEX_HOME") from None
     return path
 
 

@@ -4328,7 +4328,7 @@ def test_file_system_failures_are_config_errors_naming_the_path(
         "sign-in": said["auth"],
         "rollout": said["rollout"],
         "fast": f"ConfigError: {home / 'config.toml'}: Permission denied; "
-        "make it readable and writable, or set CODEX_HOME",
+        "make it writable, or set CODEX_HOME",
         "read rollout": f"ConfigError: {home / 'rollout.jsonl'}: Is a directory; "
         "make it readable",
     }
