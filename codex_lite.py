@@ -266,6 +266,13 @@ def _write_atomically(path: Path, data: bytes | Iterable[bytes], *, mode: int) -
         raise
 
 
+def _file_error(path: Path, exc: OSError, remedy: str) -> ConfigError:
+    """A file-system failure in the Codex home as a ConfigError: the file,
+    the reason (and the folder at fault, when it is one above), what to do."""
+    at = f" ({exc.filename})" if Path(exc.filename or path) in path.parents else ""
+    return ConfigError(f"{path}: {exc.strerror or type(exc).__name__}{at}; {remedy}")
+
+
 def _json_get(obj: Any, key: str, kind: type[Any] | None = None) -> Any:
     """The one way a field of parsed JSON is read: `obj[key]` when `obj` is
     an object and, given a `kind`, the value is exactly of that JSON type (a
@@ -288,6 +295,7 @@ def _field(obj: dict[str, Any], key: str, kind: type[_T]) -> _T:
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 _transport_log = logging.getLogger("codex_lite.transport")
+_retry_log = logging.getLogger("codex_lite.retry")  # the command line shows it
 
 
 _SECRETS: set[str] = set()
@@ -369,6 +377,7 @@ class _ScrubSecrets(logging.Filter):
 for _name in (
     "codex_lite",
     "codex_lite.transport",
+    "codex_lite.retry",
     "urllib3.connectionpool",
     "urllib3.connection",
     "urllib3.response",
@@ -1231,12 +1240,22 @@ def prepare_conversation_items_for_history(
 def default_codex_home() -> Path:
     """`$CODEX_HOME`, or `~/.codex`."""
     value = os.environ.get("CODEX_HOME", "").strip()
-    return Path(value).expanduser() if value else Path.home() / ".codex"
+    try:
+        return Path(value).expanduser() if value else Path.home() / ".codex"
+    except RuntimeError:  # no HOME, and no home in the user database
+        raise ConfigError("no home directory: set CODEX_HOME (or HOME)") from None
 
 
 def _utc_timestamp(now: datetime | None = None) -> str:
     now = (now or datetime.now(UTC)).astimezone(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+# What to do when a rollout cannot be written.
+_ROLLOUT_REMEDY = (
+    "set CODEX_HOME to a writable folder with room, "
+    "or run ephemeral (--ephemeral, ephemeral=True)"
+)
 
 
 class RolloutWriter:
@@ -1257,8 +1276,11 @@ class RolloutWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _file_error(path, exc, _ROLLOUT_REMEDY) from None
         try:
             with _locked(self._fd):
                 self._catch_up()
@@ -1306,7 +1328,7 @@ class RolloutWriter:
             except OSError as exc:  # a full disk, say: no half line, name the file
                 if written and os.fstat(self._fd).st_size == self._end + written:
                     os.ftruncate(self._fd, self._end)  # only what this call wrote
-                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+                raise _file_error(self.path, exc, _ROLLOUT_REMEDY) from None
             self._end = os.fstat(self._fd).st_size
 
     def append_items(self, items: Iterable[ResponseItem]) -> None:
@@ -1317,6 +1339,8 @@ class RolloutWriter:
         if self._fd >= 0:
             try:
                 os.fsync(self._fd)
+            except OSError as exc:
+                raise _file_error(self.path, exc, _ROLLOUT_REMEDY) from None
             finally:
                 os.close(self._fd)
                 self._fd = -1
@@ -1462,6 +1486,8 @@ def read_rollout(path: Path | str) -> Rollout:
         raise ConfigError(
             f"{path}: the thread is too large to hold in memory"
         ) from None
+    except OSError as exc:
+        raise _file_error(path, exc, "make it readable") from None
 
 
 def _read_rollout(path: Path) -> Rollout:
@@ -1566,8 +1592,11 @@ def _unpack_rollout(path: Path) -> Path:
     if not path.name.endswith(".zst"):
         return path
     plain = path.with_name(path.name.removesuffix(".zst"))
-    _write_atomically(plain, _rollout_lines(path), mode=0o644)
-    path.unlink()
+    try:
+        _write_atomically(plain, _rollout_lines(path), mode=0o644)
+        path.unlink()
+    except OSError as exc:
+        raise _file_error(plain, exc, _ROLLOUT_REMEDY) from None
     return plain
 
 
@@ -2045,7 +2074,7 @@ def _failed_error(response: Any, request_id: str | None) -> ApiError:
         return cls(message or default, code=code, request_id=request_id)
     delay = _retry_delay(message) if code == "rate_limit_exceeded" else None
     return StreamError(
-        message or f"response failed: {code}",
+        message or f"response.failed with error code {code!r} and no message",
         request_id=request_id,
         delay=delay,
         code=code if isinstance(code, str) else None,
@@ -2804,6 +2833,10 @@ def _read_auth_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise AuthError(f"{path} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise _file_error(
+            path, exc, "make it readable, or set OPENAI_API_KEY"
+        ) from None
     if not isinstance(data, dict):
         raise AuthError(f"{path} must hold a JSON object")
     return data
@@ -3290,7 +3323,7 @@ class ModelProvider:
             if key := self._env(var):
                 return BearerAuth(key, source=f"environment variable {var}")
         path = self.home / "auth.json"
-        if not path.exists():
+        if not os.path.exists(path):  # never raises, whatever the home's mode
             raise AuthError(
                 f"no OpenAI credentials: set OPENAI_API_KEY (or CODEX_API_KEY), "
                 f"or log in with Codex to create {path}"
@@ -3525,35 +3558,44 @@ def _rules(client: Client) -> _Rules:
     )
 
 
-def _resolve_installation_id(home: Path | None = None) -> str:
-    """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) if missing or corrupt."""
+def _resolve_installation_id(home: Path | None = None, *, keep: bool = True) -> str:
+    """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) and kept
+    there if missing or corrupt.  Where it cannot be kept (a read-only or
+    missing home), or `keep` is off, an id that exists is read, else the
+    one made is this process's alone."""
     import uuid
 
     home = home if home is not None else default_codex_home()
-    home.mkdir(parents=True, exist_ok=True)
-    path = home / "installation_id"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    path, fd, why = home / "installation_id", -1, "an ephemeral run makes none"
     try:
-        try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except (ImportError, OSError):
-            pass  # no advisory locks here (Windows, Termux): go on without
-        if os.name == "posix" and os.fstat(fd).st_mode & 0o022:
-            os.chmod(path, 0o644)  # as upstream makes it; a stricter mode is kept
-        text = _read_at(fd, 0, 128).decode("utf-8", "replace").strip()
-        try:
-            return str(uuid.UUID(text))
-        except ValueError:
-            fresh = str(uuid.uuid4())
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, fresh.encode())
-            os.fsync(fd)
-            return fresh
+        if keep:
+            home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            with _locked(fd):
+                # 0644 as upstream makes it; a stricter mode is kept
+                if os.name == "posix" and os.fstat(fd).st_mode & 0o022:
+                    os.chmod(path, 0o644)
+                text = _read_at(fd, 0, 128).decode("utf-8", "replace").strip()
+                try:
+                    return str(uuid.UUID(text))
+                except ValueError:
+                    fresh = str(uuid.uuid4())
+                    os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    os.write(fd, fresh.encode())
+                    os.fsync(fd)
+                    return fresh
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
+    try:
+        with path.open("rb") as f:
+            return str(uuid.UUID(f.read(128).decode("utf-8", "replace").strip()))
+    except (OSError, ValueError):
+        _log.debug("%s: %s; an installation id for this process only", path, why)
+        return str(uuid.uuid4())
 
 
 def _user_agent(originator: str) -> str:
@@ -4001,6 +4043,10 @@ class Turn:
         except requests.RequestException as exc:
             raise _unsendable(provider, exc) from None
         settings = http.merge_environment_settings(base.url, {}, True, None, None)
+        proxy = requests.utils.select_proxy(unsigned.url, settings["proxies"])
+        where = _host(unsigned.url) + (
+            f" through proxy {_host(proxy)}" if proxy else ""
+        )
 
         def send_once(
             signed: PreparedRequest, timeout: tuple[float, float]
@@ -4014,7 +4060,7 @@ class Turn:
                     wire, timeout=timeout, allow_redirects=False, **settings
                 )
             except _transport_errors() as exc:
-                failed = TransportError(f"request failed: {_describe(exc)}")
+                failed = TransportError(f"request to {where} failed: {_describe(exc)}")
                 return _Failure(failed, None, {})
             except requests.RequestException as exc:
                 raise _unsendable(provider, exc) from None
@@ -4070,8 +4116,8 @@ class Turn:
                 ) from error
             if isinstance(step, str):  # "raise"; after a reload never "reload"
                 raise error
-            _log.info(
-                "retrying request (%d/%d) in %.2fs: %s",
+            _retry_log.info(
+                "retrying request %d/%d in %.1fs … (%s)",
                 attempt,
                 policy.request_max_retries,
                 step,
@@ -4315,6 +4361,12 @@ def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
     )
 
 
+def _host(url: str) -> str:
+    """A URL's host and port alone: its user, path and query may hold secrets."""
+    authority = re.split(r"[?#]", url.partition("://")[2] or url)[0]
+    return authority.rpartition("@")[2].split("/")[0]
+
+
 def _describe(exc: BaseException) -> str:
     """A one-line reason for a transport error, without URLs or headers."""
     import requests
@@ -4385,6 +4437,12 @@ def _read_stream(
             request_id=reader.request_id,
         ) from None
     decoder.flush()
+    kind = response.headers.get("content-type") or "no content type"
+    if reader.failure is None and "text/event-stream" not in kind.lower():
+        raise StreamError(
+            f"expected an event stream ending in response.completed, got {kind}",
+            request_id=reader.request_id,
+        )
     raise reader.end_error()
 
 
@@ -4482,8 +4540,11 @@ def _status_error(
 ) -> ApiError:
     """The typed error an HTTP status and error body (parsed, and `raw`)
     stand for; a WebSocket error frame is read the same way."""
+    import http.client
+
     request_id = headers.get("x-request-id")
-    message, code = reason or f"HTTP {status}", None
+    phrase = http.client.responses.get(status) if status >= 400 else None
+    message, code = reason or phrase or "an error, with no message", None
     error = _json_get(body, "error")
     if isinstance(error, dict):
         message = str(error.get("message") or message)
@@ -4979,10 +5040,13 @@ class Conversation:
         auth: AuthProvider | None = None,
         instructions: str = "",
     ) -> Conversation:
-        """A new thread; `ephemeral` writes no rollout."""
+        """A new thread; `ephemeral` writes no file: no rollout, no
+        installation id (one that exists is read)."""
         client = Client.from_config(config, auth=auth)
         rollout = None
-        if not ephemeral:
+        if ephemeral:
+            client._installation_id = _resolve_installation_id(config.home, keep=False)
+        else:
             meta: dict[str, Any] = {
                 "session_id": client.session_id,
                 "timestamp": _utc_timestamp(),
@@ -5024,6 +5088,8 @@ class Conversation:
             config, thread_id=rollout.thread_id, session_id=session_id, auth=auth
         )
         writer = None if ephemeral else RolloutWriter(rollout.path)
+        if ephemeral:
+            client._installation_id = _resolve_installation_id(config.home, keep=False)
         return cls(
             client,
             history=rollout.items,
@@ -5414,7 +5480,9 @@ def create_realtime_call(
             allow_redirects=False,
         )
     except requests.RequestException as exc:
-        raise ApiError(f"realtime call failed: {_describe(exc)}") from None
+        raise ApiError(
+            f"realtime call to {_host(url)} failed: {_describe(exc)}"
+        ) from None
     if response.status_code >= 300:
         raise _http_error(response)
     location = response.headers.get("Location")
@@ -5494,7 +5562,7 @@ class RealtimeSession:
             raise _handshake_error(exc.response) from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise TransportError(
-                f"realtime WebSocket connect failed: {type(exc).__name__}"
+                f"realtime WebSocket connect to {_host(url)} failed: {type(exc).__name__}"
             ) from None
         if session is not None:
             config = {k: v for k, v in session.items() if k != "id"}
@@ -5648,6 +5716,10 @@ def load_config(
             doc = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: {exc}") from None
+        except OSError as exc:
+            raise _file_error(
+                file, exc, "make it readable, or set CODEX_HOME"
+            ) from None
         tables = doc.get("profiles")
         legacy = "profile" in doc or isinstance(tables, dict) and profile in tables
         if file == path and profile and legacy:
@@ -5770,6 +5842,8 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
         before = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot edit service_tier safely: {exc}") from None
+    except OSError as exc:
+        raise _file_error(path, exc, "make it readable, or set CODEX_HOME") from None
     if before.get("service_tier") == ("fast" if enabled else None):
         return path
     expected = {k: v for k, v in before.items() if k != "service_tier"}
@@ -5792,9 +5866,12 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
             continue
     else:
         raise ConfigError(f"{path}: cannot edit service_tier safely; edit it by hand")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-    _write_atomically(target, new.encode(), mode=mode)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+        _write_atomically(target, new.encode(), mode=mode)
+    except OSError as exc:
+        raise _file_error(target, exc, "make it writable, or set CODEX_HOME") from None
     return path
 
 
@@ -6358,6 +6435,14 @@ def _run_logout(argv: list[str]) -> int:
     return 0
 
 
+def _came(status: int | None, wanted: str) -> str:
+    """What a sign-in request expected, and what came instead."""
+    came = "no answer" if status is None else f"HTTP {status}"
+    return f"expected HTTP 200 with {wanted}, got {came}" + (
+        f" without {wanted}" if status == 200 else ""
+    )
+
+
 def _device_login(path: Path) -> None:
     """Sign in with ChatGPT by a device code, for machines without a browser:
     the user opens a page elsewhere and types the code shown here."""
@@ -6370,7 +6455,9 @@ def _device_login(path: Path) -> None:
     device_auth_id = _json_get(start, "device_auth_id", str)
     user_code = _json_get(start, "user_code", str)
     if status != 200 or device_auth_id is None or user_code is None:
-        raise AuthError(f"device sign-in could not start (HTTP {status}) at {issuer}")
+        raise AuthError(
+            f"device sign-in could not start at {issuer}: {_came(status, 'a user code')}"
+        )
     try:
         interval = float(_json_get(start, "interval") or 5)
     except (TypeError, ValueError):
@@ -6396,7 +6483,7 @@ def _device_login(path: Path) -> None:
         if status == 200:
             break
         if status is not None and status < 500 and status not in (403, 404, 429):
-            raise AuthError(f"device sign-in failed (HTTP {status})")
+            raise AuthError(f"device sign-in failed: {_came(status, 'a code')}")
         if time.monotonic() > deadline:
             raise AuthError("device sign-in timed out after 15 minutes")
     code = _json_get(answer, "authorization_code", str)
@@ -6417,7 +6504,7 @@ def _device_login(path: Path) -> None:
     )
     names = ("id_token", "access_token", "refresh_token")
     if status != 200 or not all(isinstance(_json_get(tokens, n), str) for n in names):
-        raise AuthError(f"device sign-in: the token exchange failed (HTTP {status})")
+        raise AuthError(f"device sign-in: no tokens: {_came(status, 'the tokens')}")
     source = f"the access token the sign-in service at {issuer} sent"
     _header_secret(tokens["access_token"].strip(), source, error=AuthError)
     claims = _json_get(_jwt_claims(tokens["id_token"]), "https://api.openai.com/auth")
@@ -6517,12 +6604,15 @@ def _run_realtime(argv: list[str]) -> int:
 def _setup_logging(debug: bool) -> None:
     name = "debug" if debug else os.environ.get("CODEX_LITE_LOG", "").strip().lower()
     levels = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO}
-    if name in levels:
-        handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ScrubSecrets())  # whatever logger a record came from
+    quiet = name not in levels  # request retries still show, as stream retries do
+    _retry_log.handlers = [handler] if quiet else []
+    _retry_log.setLevel(logging.INFO if quiet else logging.NOTSET)
+    if not quiet:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
-        handler.addFilter(_ScrubSecrets())  # whatever logger a record came from
         _log.addHandler(handler)
         _log.setLevel(levels[name])
 

@@ -22,6 +22,7 @@ import os
 import pathlib
 import random
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -1670,7 +1671,7 @@ def test_connection_refused_is_retried_then_reported(home: pathlib.Path) -> None
     )
     with pytest.raises(
         cl.RetryLimitExceeded,
-        match="after 3 attempts: request failed: connection error",
+        match=f"after 3 attempts: request to 127.0.0.1:{port} failed: connection error",
     ) as caught:
         run(client.new_turn())
     assert isinstance(caught.value.last_error, cl.TransportError)
@@ -4834,6 +4835,249 @@ def test_broken_local_files_name_the_path(
     assert full.returncode == 2, full.stderr
     assert b"File too large" in full.stderr and b"rollout-" in full.stderr
     assert server.seen == []
+
+
+# --- Restricted machines: no writable home, nothing written unasked ------------
+
+NOBODY = 65534
+
+
+def as_nobody(
+    *args: str, env: dict[str, str], user: int = NOBODY
+) -> subprocess.CompletedProcess[str]:
+    """`python ARGS` as the user nobody (or `user`), with only `env` and PATH.
+
+    File modes bind it (they do not bind root), but it may read and search
+    any folder (CAP_DAC_READ_SEARCH): the interpreter, this checkout and
+    pytest's folders are root's own.  So it can read anything, and write
+    only where the modes let it.
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("runs codex-lite as the user nobody: needs root and setpriv")
+    ids = [f"--reuid={user}", f"--regid={user}", "--clear-groups"]
+    caps = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    return subprocess.run(
+        ["setpriv", *ids, *caps, sys.executable, *args],
+        check=False,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        cwd=HERE,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def files_under(*roots: pathlib.Path) -> list[str]:
+    return sorted(str(p) for root in roots for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("case", ["read-only HOME", "no HOME", "HOME missing"])
+def test_a_run_needs_no_writable_home(
+    server: Loopback, tmp_path: pathlib.Path, case: str
+) -> None:
+    home = tmp_path / "home"  # root's: nobody cannot write under tmp_path
+    known = "4f5d3a43-93d9-4d5b-8b57-1b9a2a8e6c1e"
+    env = {"OPENAI_API_KEY": "sk-nobody-1234", "OPENAI_BASE_URL": server.url}
+    if case == "read-only HOME":  # with the id Codex made there: read, not made
+        (home / ".codex").mkdir(parents=True)
+        (home / ".codex" / "installation_id").write_text(known)
+        env["HOME"] = str(home)
+    elif case == "HOME missing":
+        env["HOME"] = str(home)
+    before = files_under(tmp_path)
+    dry = as_nobody("-m", "codex_lite", "exec", "--dry-run", "hi", env=env)
+    assert dry.returncode == 0, dry.stderr
+    server.then(reply(body=text_stream("made it")))
+    args = ("-m", "codex_lite", "exec", "--ephemeral", "--debug", "hi")
+    done = as_nobody(*args, env=env)
+    assert (done.returncode, done.stdout) == (0, "made it\n"), done.stderr
+    sent = server.seen[0].json()["client_metadata"]["x-codex-installation-id"]
+    if case == "read-only HOME":
+        assert sent == known and f'"x-codex-installation-id": "{known}"' in dry.stdout
+        assert "for this process only" not in done.stderr
+    else:
+        assert uuid.UUID(sent or "").version == 4
+        assert done.stderr.count("an installation id for this process only") == 1
+    assert files_under(tmp_path) == before
+
+
+def test_dry_run_and_ephemeral_conversations_write_nothing(
+    server: Loopback,
+    home: pathlib.Path,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    user_home = tmp_path / "user-home"
+    user_home.mkdir()
+    env = {**openai_env(server), "HOME": str(user_home)}
+    before = files_under(home, user_home)
+    assert cli(home, "exec", "--dry-run", "hi", env=env).returncode == 0
+    server.then(reply(body=text_stream()), reply(body=text_stream("vendored")))
+    assert cli(home, "exec", "--ephemeral", "hi", env=env).returncode == 0
+    for name, value in env.items():  # a vendored script, as the README has it
+        monkeypatch.setenv(name, value)
+    with cl.Conversation.start(cl.load_config(), ephemeral=True) as conversation:
+        assert conversation.run_turn("hi").text == "vendored"
+    assert files_under(home, user_home) == before
+    ids = {s.json()["client_metadata"]["x-codex-installation-id"] for s in server.seen}
+    assert len(ids) == 2 and all(uuid.UUID(i) for i in ids)  # none kept
+    assert cli(home, "exec", "hi", env=env).returncode == 1  # a rollout: asked
+    assert (home / "installation_id").exists() and (home / "sessions").is_dir()
+
+
+LIBRARY_STEPS = """
+import pathlib, sys
+import codex_lite as cl
+
+home = pathlib.Path(sys.argv[1])
+steps = {
+    "config": lambda: cl.load_config(home / "other"),
+    "auth": lambda: cl.load_config(home).provider().auth(),
+    "sign-in": lambda: cl.ChatGptAuth(home / "auth.json"),
+    "rollout": lambda: cl.Conversation.start(
+        cl.load_config(home), auth=cl.BearerAuth("sk-nobody-1234")
+    ),
+    "fast": lambda: cl.set_fast_mode(home, True),
+    "read rollout": lambda: cl.read_rollout(home / "rollout.jsonl"),
+}
+for name, step in steps.items():
+    try:
+        step()
+    except cl.CodexError as exc:
+        print(f"{name}: {type(exc).__name__}: {exc}")
+"""
+
+
+def test_file_system_failures_are_config_errors_naming_the_path(
+    tmp_path: pathlib.Path,
+) -> None:
+    home = tmp_path / "codex-home"  # root's: nobody cannot write in it
+    for path in ("other/config.toml", "auth.json", "rollout.jsonl"):
+        (home / path).mkdir(parents=True)  # what cannot be read as a file
+    (home / "config.toml").write_text('model = "m"\n')
+    before = files_under(home)
+    done = as_nobody("-c", LIBRARY_STEPS, str(home), env={})
+    assert "Traceback" not in done.stderr and done.returncode == 0, done.stderr
+    said = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert said == {
+        "config": f"ConfigError: {home / 'other/config.toml'}: Is a directory; "
+        "make it readable, or set CODEX_HOME",
+        "auth": f"ConfigError: {home / 'auth.json'}: Is a directory; "
+        "make it readable, or set OPENAI_API_KEY",
+        "sign-in": said["auth"],
+        "rollout": said["rollout"],
+        "fast": f"ConfigError: {home / 'config.toml'}: Permission denied; "
+        "make it writable, or set CODEX_HOME",
+        "read rollout": f"ConfigError: {home / 'rollout.jsonl'}: Is a directory; "
+        "make it readable",
+    }
+    rollout = re.fullmatch(r"ConfigError: (\S+): (.*)", said["rollout"])
+    assert rollout and rollout[1].startswith(f"{home / 'sessions'}/")
+    assert rollout[2] == (
+        f"Permission denied ({home / 'sessions'}); set CODEX_HOME to a writable "
+        "folder with room, or run ephemeral (--ephemeral, ephemeral=True)"
+    )
+    assert files_under(home) == before
+
+
+def test_a_user_without_a_home_is_told_to_set_codex_home(
+    tmp_path: pathlib.Path,
+) -> None:
+    import pwd
+
+    stranger = 54321
+    with pytest.raises(KeyError):
+        pwd.getpwuid(stranger)
+    args = ("-m", "codex_lite", "exec", "--dry-run", "hi")
+    done = as_nobody(*args, env={"OPENAI_API_KEY": "k"}, user=stranger)
+    assert (done.returncode, done.stderr) == (
+        2,
+        "error: no home directory: set CODEX_HOME (or HOME)\n",
+    )
+    env = {"CODEX_HOME": str(tmp_path / "nowhere"), "OPENAI_API_KEY": "k"}
+    assert as_nobody(*args, env=env, user=stranger).returncode == 0
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_each_request_retry_is_a_line_on_stderr(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(reply(500), reply(503), reply(body=text_stream("at last")))
+    done = cli(home, "exec", "--ephemeral", "hi", env=openai_env(server))
+    assert (done.returncode, done.stdout) == (0, "at last\n"), done.stderr
+    assert done.stderr.splitlines()[:2] == [
+        "retrying request 1/4 in 0.2s … (500: Internal Server Error)",
+        "retrying request 2/4 in 0.4s … (503: Service Unavailable)",
+    ]
+
+
+def test_a_dead_proxy_and_the_host_are_named(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    table = (
+        f'model_providers.here={{name="here", base_url="{server.url}", '
+        'env_key="HERE_KEY", request_max_retries=1}'
+    )
+    env = {
+        "HERE_KEY": "sk-here-1234",
+        **{
+            name: "http://user:proxy-secret@127.0.0.1:9"
+            for name in ("HTTP_PROXY", "HTTPS_PROXY")
+        },
+        **{name: "" for name in ("NO_PROXY", "no_proxy")},
+    }
+    done = cli(
+        home, "exec", "--ephemeral", "--provider", "here", "-c", table, "hi", env=env
+    )
+    host = server.url.split("/")[2]
+    failure = f"request to {host} through proxy 127.0.0.1:9 failed: connection error"
+    assert done.returncode == 1 and server.seen == []
+    assert done.stderr.startswith(f"retrying request 1/1 in 0.2s … ({failure}")
+    assert done.stderr.splitlines()[-1].startswith(
+        f"error: request failed after 2 attempts: {failure}"
+    )
+    assert "proxy-secret" not in done.stderr
+
+
+def test_no_status_without_words(server: Loopback, home: pathlib.Path) -> None:
+    def no_reason(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n")
+
+    as_json = {"Content-Type": "application/json"}
+    server.then(no_reason, reply(body=b'{"id":"resp_1","output":[]}', headers=as_json))
+    policy = dataclasses.replace(FAST, request_max_retries=0, stream_max_retries=0)
+    client = local_client(server, home, retry_policy=policy)
+    with pytest.raises(
+        cl.RetryLimitExceeded, match=r"1 attempts: 503: Service Unavailable$"
+    ):
+        run(client.new_turn())
+    with pytest.raises(cl.StreamError) as caught:
+        run(client.new_turn())
+    assert str(caught.value) == (
+        "expected an event stream ending in response.completed, got application/json"
+    )
+
+
+def test_device_sign_in_says_what_it_expected_and_what_came(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    done = cli(home, "login", "--device-auth", env={"CODEX_LITE_AUTH_ISSUER": dead})
+    assert done.returncode == 2 and done.stderr.endswith(
+        f"error: device sign-in could not start at {dead}: "
+        "expected HTTP 200 with a user code, got no answer\n"
+    )
+    server.then(reply(body=b"{}", headers={"Content-Type": "application/json"}))
+    issuer = server.url.removesuffix("/v1")
+    done = cli(home, "login", "--device-auth", env={"CODEX_LITE_AUTH_ISSUER": issuer})
+    assert done.stderr == (
+        f"error: device sign-in could not start at {issuer}: "
+        "expected HTTP 200 with a user code, got HTTP 200 without a user code\n"
+    )
+    assert not (home / "auth.json").exists()
 
 
 def test_bad_local_input_is_a_usage_error_or_replaced(
