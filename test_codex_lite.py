@@ -4922,7 +4922,7 @@ def test_dry_run_and_ephemeral_conversations_write_nothing(
     assert files_under(home, user_home) == before
     ids = {s.json()["client_metadata"]["x-codex-installation-id"] for s in server.seen}
     assert len(ids) == 2 and all(uuid.UUID(i) for i in ids)  # none kept
-    assert cli(home, "exec", "hi", env=env).returncode == 1  # a rollout: asked
+    assert cli(home, "exec", "hi", env=env).returncode == 6  # a rollout: asked
     assert (home / "installation_id").exists() and (home / "sessions").is_dir()
 
 
@@ -5032,7 +5032,7 @@ def test_a_dead_proxy_and_the_host_are_named(
     )
     host = server.url.split("/")[2]
     failure = f"request to {host} through proxy 127.0.0.1:9 failed: connection error"
-    assert done.returncode == 1 and server.seen == []
+    assert done.returncode == 6 and server.seen == []  # a network failure
     assert done.stderr.startswith(f"retrying request 1/1 in 0.2s … ({failure}")
     assert done.stderr.splitlines()[-1].startswith(
         f"error: request failed after 2 attempts: {failure}"
