@@ -742,10 +742,12 @@ class ConfigurationUpdate(_Wire):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompactionTrigger(_Wire):
-    """A request control, not a durable item: the API refuses an id on it."""
+    """A request control, not a durable item: the API refuses an id on it, so
+    one read with an id keeps it but requests go without (no `prefix`)."""
 
     type: ClassVar[str] = "compaction_trigger"
     prefix: ClassVar[str | None] = None
+    id: str | None = None
 
 
 # fmt: off
@@ -3405,7 +3407,7 @@ class ModelProvider:
 # the bytes never change.
 
 _DEFAULT_FEATURES: dict[str, bool] = {
-    "item_ids": False,
+    "item_ids": True,
     "responses_websockets": True,
     "enable_request_compression": True,
 }
@@ -3840,10 +3842,10 @@ class Turn:
         summary = prompt.reasoning_summary or client.reasoning_summary
         if summary and summary != "none":
             reasoning["summary"] = summary
-        leading, items = [], prompt.input
+        leading: list[bytes] = []
+        items = _with_call_outputs(prompt.input)
         if rules.responses_lite:
-            prompt, items, tools_item = self._responses_lite(prompt, reasoning)
-            leading.append(tools_item)
+            prompt, items, leading = self._responses_lite(prompt, items, reasoning)
         if prompt.instructions:
             leading.append(self._instructions_item(prompt.instructions))
         head: dict[str, Any] = {"model": client.model}
@@ -3885,12 +3887,18 @@ class Turn:
         return head, fragments, items, tail, len(leading)
 
     def _responses_lite(
-        self, prompt: Prompt, reasoning: dict[str, Any]
-    ) -> tuple[Prompt, list[ResponseItem], bytes]:
+        self, prompt: Prompt, items: Sequence[ResponseItem], reasoning: dict[str, Any]
+    ) -> tuple[Prompt, list[ResponseItem], list[bytes]]:
         """Responses Lite (wire-spec §11) as one step: the tools move into a
         leading `additional_tools` item, parallel tool calls are off, the
-        reasoning covers all turns, configuration updates are left out."""
+        reasoning covers all turns, configuration updates are left out.  A
+        conversation keeps that item and the instructions in its history
+        (`Conversation.stream_turn`): then none is added here."""
         reasoning["context"] = "all_turns"
+        items = [i for i in items if not isinstance(i, ConfigurationUpdate)]
+        lite = dataclasses.replace(prompt, tools=None, parallel_tool_calls=False)
+        if any(isinstance(i, AdditionalTools) for i in items):
+            return dataclasses.replace(lite, instructions=""), items, []
         tools = prompt.tools or []
         tools_item = {
             "type": "additional_tools",
@@ -3898,11 +3906,7 @@ class Turn:
             "role": "developer",
             "tools": tools,
         }
-        items: list[ResponseItem] = [
-            i for i in prompt.input if not isinstance(i, ConfigurationUpdate)
-        ]
-        lite = dataclasses.replace(prompt, tools=None, parallel_tool_calls=False)
-        return lite, items, _dumps(tools_item)
+        return lite, items, [_dumps(tools_item)]
 
     def _instructions_item(self, instructions: str) -> bytes:
         """The instructions as Codex 0.169 sends them: a developer message
@@ -4927,6 +4931,33 @@ def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomTo
     ]
 
 
+# Codex's namespace for the ids of the outputs below (seen on the wire).
+_SYNTHETIC_OUTPUTS = "90d38d3e-6a5b-4d52-bfe2-2f1e634bfac4"
+
+
+def _with_call_outputs(items: Sequence[ResponseItem]) -> Sequence[ResponseItem]:
+    """`items` with an "aborted" output after each call none answers (a turn
+    cut short), as Codex sends them: the API refuses a call alone.  They are
+    never stored, so their id comes from the call's, the same on every resume."""
+    pending = {c.call_id for c in _unanswered(items)}
+    if not pending:
+        return items
+    import uuid
+
+    namespace = uuid.UUID(_SYNTHETIC_OUTPUTS)
+    out: list[ResponseItem] = []
+    for item in items:
+        out.append(item)
+        if isinstance(item, FunctionCall | CustomToolCall) and item.call_id in pending:
+            output = _replace(_answer(item, {}), output="aborted")
+            if item.id:
+                prefix = _item_id_prefix(output)
+                name = uuid.uuid5(namespace, f"{prefix}:{item.id}")
+                output = _replace(output, id=f"{prefix}_{name}")
+            out.append(output)
+    return out
+
+
 def _parsed(hint: Any, schema: dict[str, Any], text: str) -> Any:
     """A structured reply checked against `schema` (the JSON Schema of
     `hint`) and read as `hint` says: a dict (or any JSON value) for a JSON
@@ -5106,7 +5137,7 @@ class Conversation:
         now = time.time()
         return prepare_conversation_items_for_history(
             [_stamp_created(_set_turn_id_if_missing(i, turn_id), now) for i in items],
-            item_ids=self.client.features.get("item_ids", False),
+            item_ids=self.client.features.get("item_ids", True),
         )
 
     def record(self, items: Iterable[ResponseItem], turn_id: str) -> list[ResponseItem]:
@@ -5155,6 +5186,9 @@ class Conversation:
         self._event(_task_started(turn.turn_id, started))
         if isinstance(user_input, str):
             user_input = [Message.user(user_input)]
+        definitions = [t.definition for t in runners.values()]
+        if self.client.rules.responses_lite:
+            self._record_lite_items(definitions, turn.turn_id)
         # calls a turn cut short left unanswered come first
         turn_items = self._run_tools(turn, runners, parallel=parallel_tool_calls)
         self.record(user_input, turn.turn_id)
@@ -5162,7 +5196,7 @@ class Conversation:
             input=(),
             instructions=self.instructions,
             output_schema=schema,
-            tools=[t.definition for t in runners.values()] or None,
+            tools=definitions or None,
             parallel_tool_calls=parallel_tool_calls,
         )
         first_output: float | None = None
@@ -5201,6 +5235,26 @@ class Conversation:
         if output_schema is not None:
             parsed = _parsed(output_schema, schema, text)
             self.last_result = self.last_result._replace(parsed=parsed)
+
+    def _record_lite_items(self, tools: list[Any], turn_id: str) -> None:
+        """Responses Lite's tools and instructions items, kept in history as
+        Codex keeps them, so every request and resume sends them unchanged:
+        both at the thread's first turn, the tools again when they change."""
+        stored = [i for i in self.history if isinstance(i, AdditionalTools)]
+        if stored and stored[-1].tools == tools:
+            return
+        items: list[ResponseItem] = [
+            AdditionalTools(id=f"at_{_uuid7()}", role="developer", tools=tools)
+        ]
+        if self.instructions and not stored:
+            harness = [{"provenance": {"type": "harness", "hook": False}}]
+            metadata = ItemMetadata(
+                content_item_kinds=["model.base_instructions"],
+                extra={"content_item_metadata": harness},
+            )
+            message = Message.developer(self.instructions)
+            items.append(_replace(message, id=f"msg_{_uuid7()}", metadata=metadata))
+        self.record(items, turn_id)
 
     def _respond(self, turn: Turn, prompt: Prompt) -> _Responding:
         """One request's events; at `Completed` its output is recorded.
@@ -6591,6 +6645,8 @@ def _run_realtime(argv: list[str]) -> int:
         sys.stdout.write(call.sdp_answer)
         print(f"call id: {call.call_id}", file=sys.stderr)
         return 0
+    # --text prints text: a text session, unless --session-json says otherwise
+    session = {"type": "realtime", "output_modalities": ["text"], **(session or {})}
     with RealtimeSession(client, session=session) as realtime:
         realtime.send_text(args.text)
         for event in realtime.events():

@@ -866,6 +866,34 @@ def test_resume_sends_the_stored_base_instructions_first(
     assert usage["total_tokens"] == 28 + 4  # the thread's running total
 
 
+DANGLING = json.loads(
+    (TESTS / "codex-0.171.0" / "dangling-call-resume.json").read_text()
+)
+
+
+@pytest.mark.parametrize("case", DANGLING["cases"])
+def test_resume_answers_a_call_left_alone_as_codex_does(
+    server: Loopback, home: pathlib.Path, case: dict[str, Any]
+) -> None:
+    # What Codex 0.171 sent resuming the same rollout (tests/interop/test_parity.py):
+    # an "aborted" output after the call, its id the same on every resume, and
+    # nothing written back.
+    stored = cl.item_from_json(case["stored"])
+    path, thread_id = write_rollout(home, [user("hello"), stored])
+    (home / "config.toml").write_text(
+        f'model_provider = "local"\n[model_providers.local]\nbase_url = "{server.url}"\n'
+    )
+    for text in ("first resume", "second resume"):
+        server.then(reply(body=text_stream()))
+        conversation = cl.Conversation.resume(cl.load_config(home), thread_id)
+        with contextlib.closing(conversation):
+            conversation.run_turn(text)
+    for seen in server.seen:
+        sent = seen.json()["input"]
+        assert sent[1:3] == case["sent"]
+    assert "aborted" not in path.read_text()
+
+
 def user_turns(*texts: str) -> list[cl.ResponseItem]:
     items: list[cl.ResponseItem] = [
         user("<environment_context>here</environment_context>")
@@ -3044,6 +3072,50 @@ def test_responses_lite_without_tools_or_instructions(
     assert [i["type"] for i in sent] == ["additional_tools", "message"]
 
 
+def test_responses_lite_items_are_stored_and_sent_unchanged_on_resume(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    # As Codex 0.171 does (seen): `at_<uuid7>` and `msg_<uuid7>` ids, both
+    # items written as response_item lines (the instructions with the full
+    # passthrough) and replayed from there, never made again.
+    (home / "config.toml").write_text(
+        'model_provider = "lite"\n[model_providers.lite]\n'
+        f'base_url = "{server.url}"\nresponses_lite = true\n'
+    )
+    server.then(*[reply(body=text_stream()) for _ in range(3)])
+    config = cl.load_config(home)
+    with cl.Conversation.start(config, instructions="You are Codex.") as first:
+        first.run_turn("one")
+        first.run_turn("two")
+    thread_id = first.client.thread_id
+    with cl.Conversation.resume(config, thread_id) as resumed:
+        resumed.run_turn("three")
+    sent = [s.json()["input"] for s in server.seen]
+    tools, instructions = sent[0][:2]
+    assert tools["type"] == "additional_tools" and tools["tools"] == []
+    assert UUID7.fullmatch(tools["id"].removeprefix("at_"))
+    assert instructions["content"] == [{"type": "input_text", "text": "You are Codex."}]
+    assert UUID7.fullmatch(instructions["id"].removeprefix("msg_"))
+    assert sent[1][:2] == sent[2][:2] == [tools, instructions]
+    assert [i.get("role") for i in sent[2]].count("developer") == 2
+    path = cl.find_rollout(home, thread_id)
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    stored = [x["payload"] for x in lines if x["type"] == "response_item"][:2]
+    assert stored[0] == tools
+    passthrough = stored[1].pop("internal_chat_message_metadata_passthrough")
+    assert stored[1] == instructions  # a custom provider gets no passthrough
+    assert list(passthrough) == [
+        "turn_id",
+        "create_time",
+        "content_item_kinds",
+        "content_item_metadata",
+    ]
+    assert passthrough["content_item_kinds"] == ["model.base_instructions"]
+    assert passthrough["content_item_metadata"] == [
+        {"provenance": {"type": "harness", "hook": False}}
+    ]
+
+
 # --- Command line (subprocess against loopback) ---------------------------------
 
 
@@ -4357,8 +4429,9 @@ def test_client_from_config(home: pathlib.Path) -> None:
 def test_conversation_run_turn_records_history(
     server: Loopback, home: pathlib.Path
 ) -> None:
+    # Codex 0.169+ has item ids always on; `features.item_ids = false` is ours.
     (home / "config.toml").write_text(
-        f'model_provider = "loop"\n[features]\nitem_ids = true\n[model_providers.loop]\nbase_url = "{server.url}"\n'
+        f'model_provider = "loop"\n[model_providers.loop]\nbase_url = "{server.url}"\n'
     )
     server.then(reply(body=text_stream("first")), reply(body=text_stream("second")))
     conversation = cl.Conversation.start(cl.load_config(home))
@@ -4368,7 +4441,13 @@ def test_conversation_run_turn_records_history(
     conversation.close()
     sent = server.seen[1].json()["input"]
     assert [i["id"].split("_")[0] for i in sent] == ["msg", "msg", "msg"]
+    assert UUID7.fullmatch(sent[0]["id"].removeprefix("msg_"))
     assert sent[1]["id"] == "msg_1"  # the server's id is kept
+    server.then(reply(body=text_stream()))
+    config = cl.load_config(home, overrides=["features.item_ids=false"])
+    with cl.Conversation.start(config, ephemeral=True) as off:
+        off.run_turn("three")
+    assert "id" not in server.seen[2].json()["input"][0]
     resumed = cl.Conversation.resume(cl.load_config(home), last=True)
     assert resumed.history == conversation.history
     assert resumed.client.thread_id == conversation.client.thread_id
@@ -5167,7 +5246,10 @@ def test_not_an_image_warns_and_says_so(
 def test_a_compaction_trigger_read_with_an_id_is_sent_without(
     server: Loopback, home: pathlib.Path
 ) -> None:
-    trigger = cl.item_from_json({"type": "compaction_trigger", "id": "ct_1"})
+    raw = {"type": "compaction_trigger", "id": "ct_1"}
+    trigger = cl.item_from_json(raw)
+    assert isinstance(trigger, cl.CompactionTrigger) and trigger.id == "ct_1"
+    assert cl.item_to_json(trigger) == raw
     server.then(reply(body=text_stream()))
     run(local_client(server, home).new_turn(), user("hi"), trigger)
     assert server.seen[0].json()["input"][1] == {"type": "compaction_trigger"}
@@ -7560,10 +7642,11 @@ def test_realtime_cli_over_websocket_prints_the_streamed_text(
 ) -> None:
     backend = RealtimeBackend(REALTIME_ANSWER)
     session = tmp_path / "session.json"
-    session.write_text('{"type": "realtime"}')
+    session.write_text('{"type": "realtime", "output_modalities": ["audio"]}')
     try:
+        done = cli(home, "realtime", "--text", "hello", env=openai_env(backend))
         args = ("realtime", "--text", "hello", "--session-json", str(session))
-        done = cli(home, *args, env=openai_env(backend))
+        audio = cli(home, *args, env=openai_env(backend))
         refused = cli(
             home, "realtime", "--transport", "webrtc", env=openai_env(backend)
         )
@@ -7571,10 +7654,12 @@ def test_realtime_cli_over_websocket_prints_the_streamed_text(
         backend.server.shutdown()
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Hello\n"
-    assert backend.received[0] == {
-        "type": "session.update",
-        "session": {"type": "realtime"},
-    }
+    updates = [e["session"] for e in backend.received if e["type"] == "session.update"]
+    assert updates == [  # --text prints text: it asks for it, unless told otherwise
+        {"type": "realtime", "output_modalities": ["text"]},
+        {"type": "realtime", "output_modalities": ["audio"]},
+    ]
+    assert audio.returncode == 0, audio.stderr
     assert refused.returncode == 2 and "--sdp-offer" in refused.stderr
 
 
