@@ -3701,7 +3701,9 @@ def _limited(fn: Callable[..., Any], args: tuple[Any, ...], conn: Any) -> None:
         outcome = ("returned", fn(*args))
     except Exception as exc:  # noqa: BLE001  # sent to the parent
         outcome = ("raised", exc)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM: ru_maxrss keeps the spawning process's peak across exec
+    status = pathlib.Path("/proc/self/status").read_text()
+    peak = int(status.split("VmHWM:")[1].split()[0]) * 1024
     try:
         conn.send((*outcome, peak))
     except Exception:  # noqa: BLE001  # an outcome that does not pickle
