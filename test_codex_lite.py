@@ -6116,7 +6116,7 @@ def ws_ping_flood_turn(home: pathlib.Path) -> tuple[list[str], list[str], int]:
 def test_ws_a_ping_flood_that_stops_reading_is_a_stall_then_http(
     home: pathlib.Path,
 ) -> None:
-    with Budget(15):
+    with Budget(10):
         retries, texts, shakes = in_memory_limit(
             ws_ping_flood_turn, home, peak=100 << 20
         )
@@ -6203,7 +6203,7 @@ def ws_deflate_bomb_turn(
 def test_ws_a_deflate_bomb_is_refused_1009_retried_then_http(
     home: pathlib.Path,
 ) -> None:
-    with Budget(20):
+    with Budget(15):
         retries, texts, closes = in_memory_limit(
             ws_deflate_bomb_turn, home, peak=300 << 20
         )
@@ -6236,7 +6236,7 @@ def test_ws_a_deflate_bomb_on_the_command_line_prints_no_traceback(
         "stream_max_retries = 1\nstream_idle_timeout_ms = 30000\n"
     )
     try:
-        with Budget(20):
+        with Budget(15):
             code, out, err, used = in_memory_limit(
                 run_cli, home, "exec", "hi", peak=100 << 20
             )
