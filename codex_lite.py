@@ -3715,7 +3715,7 @@ class Client:
         if socket is not None:
             if socket is self._socket:
                 self._socket = None
-            socket.connection.close()
+            _close_websocket(socket.connection)
 
     @property
     def rules(self) -> _Rules:
@@ -4136,13 +4136,14 @@ class Turn:
         A stream that breaks is sent again (same bytes); a `StreamRetry`
         event comes first, so a consumer can drop what it had so far.  Past
         the stream retry budget a WebSocket client goes over to HTTP, with a
-        budget of its own (announced by a `StreamRetry` of attempt 0).
+        budget of its own; that switch is a retry too, and the count runs on
+        (so a WebSocket client's `max_attempts` is twice the budget plus one).
         """
         parts = self._parts(prompt)
         policy, request = self.client.retry_policy, None
         if policy.turn_timeout is not None and self._deadline is None:
             self._deadline = time.monotonic() + policy.turn_timeout  # the turn's
-        retries = 0
+        retries = spent = 0  # spent: the WebSocket's, once it went over to HTTP
         while True:
             self._wait(0.0)  # a tool or a wait may have used the turn's time
             websocket = self.client._websocket_ready()
@@ -4163,18 +4164,20 @@ class Turn:
                 self.client._use_http(str(reason))
                 continue
             except StreamError as error:
-                if retries >= policy.stream_max_retries and websocket:
+                budget = policy.stream_max_retries
+                most = 2 * budget + 1 if websocket or spent else budget
+                if retries >= budget and websocket:
                     self.client._use_http(f"the stream failed {retries + 1} times")
-                    retries = 0
-                    yield StreamRetry(0, policy.stream_max_retries, 0.0, error)
+                    spent, retries = retries + 1, 0
+                    yield StreamRetry(spent, most, 0.0, error)
                     continue
-                if retries >= policy.stream_max_retries:
+                if retries >= budget:
                     raise
                 if error.delay is not None and error.delay > policy.max_retry_after:
                     raise
                 retries += 1
                 delay = policy.backoff(retries) if error.delay is None else error.delay
-                yield StreamRetry(retries, policy.stream_max_retries, delay, error)
+                yield StreamRetry(spent + retries, most, delay, error)
                 self._wait(delay, error)
 
     def _ws_exchange(self, parts: _RequestParts) -> Iterator[ResponseEvent]:
@@ -4279,7 +4282,7 @@ class Turn:
                     if idle <= 0:
                         error = StreamError("still streaming")
                         raise RetryLimitExceeded("the turn's deadline came", error)
-                message = socket.connection.recv(timeout=idle)
+                message = _recv_websocket(socket.connection, idle)
                 if not isinstance(message, str):
                     continue  # Responses events are text frames
                 event = reader.read(ServerSentEvent(data=message))
@@ -4635,11 +4638,48 @@ def _open_websocket(
         user_agent_header=wire.pop("User-Agent", None),
         open_timeout=open_timeout,
         close_timeout=1,
-        max_size=client.max_event_bytes,
+        max_size=client.max_event_bytes,  # inflated size: permessage-deflate too
         ssl=context,
     )
     connection.__enter__()  # as the library asks (17.1 warns otherwise)
+    # Its writes have no time limit: a pong or a request to a server that
+    # stopped reading would block forever, holding the lock every send takes.
+    connection.socket.settimeout(client.retry_policy.stream_idle_timeout)
     return connection
+
+
+def _recv_websocket(connection: Any, timeout: float) -> Any:
+    """The next message, waited for `timeout` seconds at most.  Once the
+    library has sent a close (1009: a message over `max_size`) it waits for
+    the server to hang up, unbounded: here the connection is closed after
+    `close_timeout`, and `recv` raises ConnectionClosed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        step = min(deadline - time.monotonic(), connection.close_timeout)
+        try:
+            return connection.recv(timeout=step)
+        except TimeoutError:
+            if connection.protocol.close_expected():
+                _close_websocket(connection)
+            elif step < connection.close_timeout:
+                raise
+
+
+def _close_websocket(connection: Any) -> None:
+    """Close a connection at once, in any state.  The library's `close()`
+    takes a lock its reader holds while writing a pong, for good when the
+    server stopped reading: shutting the socket down fails that write."""
+    import socket
+
+    try:
+        connection.socket.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already
+    connection.close()
+    # A parser error's traceback holds what was read (a message over
+    # max_size, inflated), and a reference cycle holds the error.
+    if connection.protocol.parser_exc is not None:
+        connection.protocol.parser_exc.__traceback__ = None
 
 
 def _plain_headers(headers: Any) -> dict[str, str]:
@@ -5588,7 +5628,7 @@ class RealtimeSession:
         self, client: Client, *, session: Mapping[str, Any] | None = None
     ) -> None:
         try:
-            from websockets.exceptions import InvalidHandshake, InvalidStatus
+            from websockets import exceptions as ws
         except ImportError:
             raise ConfigError(
                 "realtime over a WebSocket needs the websockets package: "
@@ -5612,9 +5652,11 @@ class RealtimeSession:
             self.connection = _open_websocket(
                 request.url, request.headers, timeout, client
             )
-        except InvalidStatus as exc:
+        except ws.InvalidStatus as exc:
             raise _handshake_error(exc.response) from None
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except ws.InvalidURI as exc:  # a base URL that is not http(s)
+            raise _unsendable(provider, exc) from None
+        except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
             raise TransportError(
                 f"realtime WebSocket connect to {_host(url)} failed: {type(exc).__name__}"
             ) from None
@@ -5647,7 +5689,7 @@ class RealtimeSession:
 
         while True:
             try:
-                message = self.connection.recv(timeout=self._idle_timeout)
+                message = _recv_websocket(self.connection, self._idle_timeout)
             except TimeoutError:
                 raise StreamError("idle timeout waiting for realtime events") from None
             except ConnectionClosed:
@@ -5668,7 +5710,7 @@ class RealtimeSession:
                 yield RealtimeServerEvent(kind, event)
 
     def close(self) -> None:
-        self.connection.close()
+        _close_websocket(self.connection)
 
     def __enter__(self) -> typing.Self:
         return self

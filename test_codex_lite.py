@@ -221,6 +221,7 @@ class Loopback:
         self.upgrades: list[Seen] = []  # WebSocket handshakes
         self.upgrade_status = 426  # what they get, unless `websocket` takes them
         self.websocket: Callable[[RawWebSocket], None] | None = None
+        self.websocket_headers: dict[str, str] = {}  # on the 101, e.g. extensions
         self.script: list[Reply] = []
         outer = self
 
@@ -254,6 +255,8 @@ class Loopback:
                 self.send_header("Connection", "Upgrade")
                 accept = base64.b64encode(hashlib.sha1(key.encode()).digest())
                 self.send_header("Sec-WebSocket-Accept", accept.decode())
+                for name, value in outer.websocket_headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.close_connection = True
                 return outer.websocket(RawWebSocket(self.rfile, self.wfile))
@@ -7420,16 +7423,209 @@ def test_ws_failures_past_the_stream_budget_switch_to_http(
         raw.write(0x8, (1011).to_bytes(2, "big"))  # close: internal error
 
     server.websocket = hang_up
-    server.then(reply(body=text_stream("over http")), reply(body=text_stream("again")))
+    cut_short = reply(body=sse({"type": "response.created", "response": {"id": "r"}}))
+    server.then(cut_short, reply(body=text_stream("over http")))
+    server.then(reply(body=text_stream("again")))
     policy = dataclasses.replace(FAST, stream_max_retries=1)
     with cl.Conversation(openai_client(server, home, retry_policy=policy)) as convo:
         events = list(convo.stream_turn("hi"))
         assert convo.last_result.text == "over http"
         assert convo.run_turn("more").text == "again"
     assert len(server.upgrades) == 2  # the budget: one try and one retry
-    assert [s.method for s in server.seen] == ["POST", "POST"]
-    # a retry on the socket, then the switch (attempt 0): HTTP's budget is whole
-    assert [e.attempt for e in events if isinstance(e, cl.StreamRetry)] == [1, 0]
+    assert [s.method for s in server.seen] == ["POST", "POST", "POST"]
+    # a retry on the socket, the switch, a retry over HTTP: one count, out of
+    # both budgets and the switch
+    retries = [e for e in events if isinstance(e, cl.StreamRetry)]
+    assert [(e.attempt, e.max_attempts) for e in retries] == [(1, 3), (2, 3), (3, 3)]
+    assert retries[1].delay == 0.0  # the switch waits for nothing
+    # the command line says the same
+    server.upgrades.clear()
+    server.then(cut_short, cut_short)
+    (home / "config.toml").write_text(
+        "model_provider = 'mine'\n[model_providers.mine]\nname = 'mine'\n"
+        f"base_url = '{server.url}'\nsupports_websockets = true\n"
+        "stream_max_retries = 1\n"
+    )
+    done = cli(home, "exec", "hi")
+    told = [line.split(" in ")[0] for line in done.stderr.splitlines() if line]
+    assert told == [
+        "reconnecting 1/3",
+        "reconnecting 2/3",
+        "reconnecting 3/3",
+        "error: stream closed before response.completed",
+    ]
+    assert done.returncode == 1 and len(server.upgrades) == 2
+
+
+def ping_flood(*answers: list[dict[str, Any]]) -> Loopback:
+    """A server that reads a frame, answers it with the next of `answers`
+    (nothing once they run out), then sends pings (125 bytes, the most a ping
+    holds) and never reads again: its receive buffer small, the client's
+    pongs soon fill the buffers and the client's writes block."""
+    server = Loopback()
+    server.server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    waiting = list(answers)
+
+    def websocket(raw: RawWebSocket) -> None:
+        raw.read()
+        raw.send_events(*(waiting.pop(0) if waiting else []))
+        with contextlib.suppress(OSError):
+            while True:
+                raw.write(0x9, b"?" * 125)
+
+    server.websocket = websocket
+    return server
+
+
+def ws_ping_flood_turn(home: pathlib.Path) -> tuple[list[str], list[str], int]:
+    """A turn against `ping_flood`, then HTTP: the retries' errors, the text,
+    the handshakes (a module-level function: it runs under a memory limit)."""
+    server = ping_flood()
+    server.then(reply(body=text_stream("after the flood")))
+    policy = dataclasses.replace(FAST, stream_idle_timeout=0.4, stream_max_retries=1)
+    try:
+        with openai_client(server, home, retry_policy=policy) as client:
+            events = run(client.new_turn())
+    finally:
+        server.close()
+    retries = [str(e.error) for e in events if isinstance(e, cl.StreamRetry)]
+    texts = [e.delta for e in events if isinstance(e, cl.OutputTextDelta)]
+    return retries, texts, len(server.upgrades)
+
+
+def test_ws_a_ping_flood_that_stops_reading_is_a_stall_then_http(
+    home: pathlib.Path,
+) -> None:
+    with Budget(10):
+        retries, texts, shakes = in_memory_limit(
+            ws_ping_flood_turn, home, peak=100 << 20
+        )
+    assert retries == ["idle timeout waiting for WebSocket events"] * 2
+    assert texts == ["after the flood"] and shakes == 2
+
+
+def ws_ping_flood_between_turns(home: pathlib.Path) -> tuple[list[str], str, int]:
+    """Two turns; after answering each, the server floods pings and stops
+    reading: the retries' errors, the second text, the handshakes."""
+    server = ping_flood(text_events("one", "resp_1"), text_events("two", "resp_2"))
+    policy = dataclasses.replace(FAST, stream_idle_timeout=0.4)
+    try:
+        with cl.Conversation(openai_client(server, home, retry_policy=policy)) as convo:
+            assert convo.run_turn("first").text == "one"
+            time.sleep(0.5)  # the pongs fill the buffers
+            events = list(convo.stream_turn("second"))
+    finally:
+        server.close()
+    retries = [str(e.error) for e in events if isinstance(e, cl.StreamRetry)]
+    return retries, convo.last_result.text, len(server.upgrades)
+
+
+def test_ws_a_ping_flood_between_turns_does_not_block_the_next_send(
+    home: pathlib.Path,
+) -> None:
+    with Budget(10):
+        retries, text, shakes = in_memory_limit(
+            ws_ping_flood_between_turns, home, peak=100 << 20
+        )
+    # the request could not be written: the socket is given up, a new one answers
+    assert retries == ["WebSocket closed before response.completed"]
+    assert text == "two" and shakes == 2
+
+
+def deflated_zeros(size: int) -> bytes:
+    """`size` zero bytes as one permessage-deflate payload (RFC 7692 7.2.1:
+    raw DEFLATE, the sync flush's 00 00 ff ff left off), made a MiB at a time."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    mib = bytes(1 << 20)
+    packed = b"".join(packer.compress(mib) for _ in range(size >> 20))
+    return (packed + packer.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def deflate_bomb_server(closes: list[bytes]) -> Loopback:
+    """A server that agrees to permessage-deflate, answers each request with
+    one small compressed frame inflating to 300 MiB, records the client's
+    close frame, then never hangs up; HTTP answers a text stream."""
+    bomb = deflated_zeros(300 << 20)
+    assert len(bomb) < 1 << 20
+
+    def websocket(raw: RawWebSocket) -> None:
+        raw.read()  # response.create
+        raw.write(0x40 | 0x1, bomb)  # RSV1 on a text frame: compressed
+        opcode, _, _, data = raw.read()
+        closes.append(bytes([opcode]) + data)
+        raw.rfile.read()  # until the client hangs up
+
+    server = Loopback()
+    server.websocket = websocket
+    server.websocket_headers = {"Sec-WebSocket-Extensions": "permessage-deflate"}
+    server.then(reply(body=text_stream("small again")))
+    return server
+
+
+def ws_deflate_bomb_turn(
+    home: pathlib.Path,
+) -> tuple[list[str], list[str], list[bytes]]:
+    """A turn against `deflate_bomb_server`: the retries' errors, the text,
+    the close frames the server got (module level: it runs under a limit)."""
+    closes: list[bytes] = []
+    server = deflate_bomb_server(closes)
+    policy = dataclasses.replace(FAST, stream_idle_timeout=30, stream_max_retries=2)
+    try:
+        with openai_client(server, home, retry_policy=policy) as client:
+            events = run(client.new_turn())
+    finally:
+        server.close()
+    retries = [str(e.error) for e in events if isinstance(e, cl.StreamRetry)]
+    texts = [e.delta for e in events if isinstance(e, cl.OutputTextDelta)]
+    return retries, texts, closes
+
+
+def test_ws_a_deflate_bomb_is_refused_1009_retried_then_http(
+    home: pathlib.Path,
+) -> None:
+    with Budget(15):
+        retries, texts, closes = in_memory_limit(
+            ws_deflate_bomb_turn, home, peak=300 << 20
+        )
+    assert (
+        retries == ["WebSocket closed before response.completed (close code 1009)"] * 3
+    )
+    assert texts == ["small again"]
+    # what the client sent: close, 1009 (message too big), on each connection
+    assert [c[:3] for c in closes] == [b"\x08" + (1009).to_bytes(2, "big")] * 3
+
+
+def run_cli(home: pathlib.Path, *args: str) -> tuple[int, str, str, int]:
+    """`cli` for `in_memory_limit`, the command under its address-space limit:
+    exit code, stdout, stderr and the command's peak resident memory."""
+    import resource
+
+    done = cli(home, *args)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return done.returncode, done.stdout, done.stderr, peak
+
+
+def test_ws_a_deflate_bomb_on_the_command_line_prints_no_traceback(
+    home: pathlib.Path,
+) -> None:
+    closes: list[bytes] = []
+    server = deflate_bomb_server(closes)
+    (home / "config.toml").write_text(
+        "model_provider = 'mine'\n[model_providers.mine]\nname = 'mine'\n"
+        f"base_url = '{server.url}'\nsupports_websockets = true\n"
+        "stream_max_retries = 1\nstream_idle_timeout_ms = 30000\n"
+    )
+    try:
+        with Budget(15):
+            code, out, err, used = in_memory_limit(
+                run_cli, home, "exec", "hi", peak=100 << 20
+            )
+    finally:
+        server.close()
+    assert (code, out) == (0, "small again\n"), err
+    assert used < 250 << 20, f"the command's peak: {used >> 20} MiB"
+    assert "Traceback" not in err and len(closes) == 2
+    assert err.count("(close code 1009)") == 2  # a retry and the switch
 
 
 def connect_proxy() -> tuple[int, list[str], Callable[[], None]]:
@@ -7661,6 +7857,62 @@ def test_realtime_cli_over_websocket_prints_the_streamed_text(
     ]
     assert audio.returncode == 0, audio.stderr
     assert refused.returncode == 2 and "--sdp-offer" in refused.stderr
+
+
+def realtime_ping_flood(home: pathlib.Path) -> None:
+    """A realtime session against `ping_flood` (module level: it runs under
+    a memory limit); what it raises is the outcome."""
+    server = ping_flood()
+    policy = dataclasses.replace(FAST, stream_idle_timeout=0.4)
+    try:
+        client = openai_client(server, home, retry_policy=policy)
+        with cl.RealtimeSession(client) as realtime:
+            realtime.send_text("hello")
+            list(realtime.events())
+    finally:
+        server.close()
+
+
+def test_realtime_a_ping_flood_that_stops_reading_is_a_typed_stall(
+    home: pathlib.Path,
+) -> None:
+    with (
+        Budget(10),
+        pytest.raises(cl.StreamError, match="idle timeout waiting for realtime"),
+    ):
+        in_memory_limit(realtime_ping_flood, home, peak=100 << 20)
+    server = ping_flood()
+    (home / "config.toml").write_text(
+        "model_provider = 'mine'\n[model_providers.mine]\nname = 'mine'\n"
+        f"base_url = '{server.url}'\nstream_idle_timeout_ms = 400\n"
+    )
+    try:
+        with Budget(10):
+            code, out, err, used = in_memory_limit(
+                run_cli, home, "realtime", "--text", "hello", peak=100 << 20
+            )
+    finally:
+        server.close()
+    assert (code, out) == (1, "")
+    assert err == "error: idle timeout waiting for realtime events\n"
+    assert used < 100 << 20, f"the command's peak: {used >> 20} MiB"
+
+
+@pytest.mark.parametrize("base_url", ["ftp://127.0.0.1/v1", "file:///v1", "no url"])
+def test_realtime_a_base_url_that_is_not_http_is_a_config_error(
+    home: pathlib.Path, base_url: str
+) -> None:
+    provider = cl.ModelProvider("odd", cl.ProviderInfo(base_url=base_url), home=home)
+    client = cl.Client(provider, model="m", retry_policy=FAST)
+    with pytest.raises(cl.ConfigError, match="model provider 'odd'.*base_url"):
+        cl.RealtimeSession(client)
+    (home / "config.toml").write_text(
+        "model_provider = 'odd'\n[model_providers.odd]\nname = 'odd'\n"
+        f"base_url = '{base_url}'\n"
+    )
+    done = cli(home, "realtime", "--text", "hello")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("error: model provider 'odd'"), done.stderr
 
 
 def test_ws_a_silent_handshake_times_out_by_the_provider_key_then_http(
