@@ -7454,7 +7454,7 @@ def test_ws_failures_past_the_stream_budget_switch_to_http(
         "reconnecting 3/3",
         "error: stream closed before response.completed",
     ]
-    assert done.returncode == 1 and len(server.upgrades) == 2
+    assert done.returncode == 6 and len(server.upgrades) == 2  # a stream failure
 
 
 def ping_flood(*answers: list[dict[str, Any]]) -> Loopback:
@@ -7500,8 +7500,11 @@ def test_ws_a_ping_flood_that_stops_reading_is_a_stall_then_http(
         retries, texts, shakes = in_memory_limit(
             ws_ping_flood_turn, home, peak=100 << 20
         )
-    assert retries == ["idle timeout waiting for WebSocket events"] * 2
+    assert retries == [IDLE_WS] * 2
     assert texts == ["after the flood"] and shakes == 2
+
+
+IDLE_WS = "idle timeout waiting for WebSocket events"
 
 
 def ws_ping_flood_between_turns(home: pathlib.Path) -> tuple[list[str], str, int]:
@@ -7527,8 +7530,10 @@ def test_ws_a_ping_flood_between_turns_does_not_block_the_next_send(
         retries, text, shakes = in_memory_limit(
             ws_ping_flood_between_turns, home, peak=100 << 20
         )
-    # the request could not be written: the socket is given up, a new one answers
-    assert retries == ["WebSocket closed before response.completed"]
+    # the request could not be written, or its answer never came (which of
+    # the two depends on how full the buffers were): a new socket answers
+    stalls = {"WebSocket closed before response.completed", IDLE_WS}
+    assert len(retries) == 1 and retries[0] in stalls, retries
     assert text == "two" and shakes == 2
 
 
