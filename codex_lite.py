@@ -6213,13 +6213,9 @@ def _run_exec(args: argparse.Namespace) -> int:
         auth = AuthProvider()
     ephemeral = args.ephemeral or args.dry_run
     if resume:
+        cwd = None if args.all else os.getcwd()
         conversation = Conversation.resume(
-            config,
-            thread_id,
-            last=args.last,
-            cwd=None if args.all else os.getcwd(),
-            ephemeral=ephemeral,
-            auth=auth,
+            config, thread_id, last=args.last, cwd=cwd, ephemeral=ephemeral, auth=auth
         )
     else:
         conversation = Conversation.start(config, ephemeral=ephemeral, auth=auth)
@@ -6293,15 +6289,12 @@ def _stream_to_terminal(
                     out.flush()
                     wrote_text = True
             elif isinstance(event, StreamRetry):
-                items.clear()
-                deltas.clear()
                 if wrote_text:
                     out.write("\n[connection lost: the answer starts again]\n")
                     wrote_text = False
                 retry = f"{event.attempt}/{event.max_attempts}"
-                error = _error_json(
-                    event.error, f"Reconnecting... {retry} ({event.error})"
-                )
+                message = f"Reconnecting... {retry} ({event.error})"
+                error = _error_json(event.error, message)
                 emit({"type": "error", **error, "will_retry": True})
                 if not json_lines:
                     err.write(
@@ -6322,6 +6315,7 @@ def _stream_to_terminal(
                         emit_item("agent_message", _assistant_text([item]))
                 if not _assistant_text(items):
                     emit_item("agent_message", answer)
+            if isinstance(event, StreamRetry | Completed):  # the next stream anew
                 items.clear()
                 deltas.clear()
     except CodexError as exc:
