@@ -6024,51 +6024,11 @@ class _UsageError(Exception):
     pass
 
 
-# Options as `--help` lists them, one a line (an indented line continues the
-# help): the flags; a metavar if the option takes a value, "..." after it if
-# it is repeatable; two spaces or more, the help.
-_COMMON_OPTIONS = """
--m, --model MODEL               the model to ask
--p, --profile PROFILE           read $CODEX_HOME/NAME.config.toml over config.toml
--c, --config KEY=VALUE ...      set a config.toml key for this run (the value read
-                                as TOML); repeatable
---provider ID                   model provider id
-"""
-
-_EXEC_OPTIONS = """
---json                          print events as `codex exec --json` does
---raw-events                    with --json: also every streamed event (text deltas,
-                                rate limits, ...) as a lite.* line
---dry-run                       print the request, send nothing
---output-schema FILE            a JSON Schema the answer must fit
---body-field KEY=VALUE ...      send this request field, replacing codex-lite's own
-                                (the value read as JSON, else as a string); repeatable
--i, --image FILE ...            a local image to send with the prompt; repeatable
--o, --output-last-message FILE  also write the answer here
--C, --cd DIR                    run in DIR, as if started there
---ephemeral                     write no rollout
---last                          with resume: the most recently updated thread started
-                                here
---all                           with resume --last: of any directory
-"""
-
-_REALTIME_OPTIONS = """
---text TEXT                     the user message to send (websocket)
---sdp-offer FILE                the SDP offer (webrtc)
---session-json FILE             the session configuration to send
-"""
-
-_LOGIN_OPTIONS = """
---with-api-key                  read an API key from stdin
---device-auth                   sign in with ChatGPT by a code
-"""
-
-
 def _parser(
-    prog: str, description: str, options: str = "", epilog: str | None = None
+    prog: str, description: str, epilog: str | None = None
 ) -> argparse.ArgumentParser:
-    """An argument parser with `options` and `--debug`, as every command has it;
-    argparse is loaded only by the command line."""
+    """An argument parser, with `--debug` as every command has it; argparse is
+    loaded only by the command line."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -6078,41 +6038,71 @@ def _parser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="log to stderr")
-    if options:
-        _add_options(parser, options)
     return parser
 
 
-def _add_options(parser: argparse._ActionsContainer, options: str) -> None:
-    """Add the options of a table such as `_EXEC_OPTIONS`."""
-    for option in re.split(r"\n+(?! )", options.strip()):
-        spec, text = re.split(r"  +", option, maxsplit=1)
-        text = " ".join(text.split())
-        flags = [word.removesuffix(",") for word in spec.split()]
-        names = [flag for flag in flags if flag.startswith("-")]
-        if names == flags:
-            parser.add_argument(*names, action="store_true", help=text)
-        elif flags[-1] == "...":
-            metavar = flags[-2]
-            parser.add_argument(
-                *names, action="append", default=[], metavar=metavar, help=text
-            )
-        else:
-            parser.add_argument(*names, metavar=flags[-1], help=text)
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("-m", "--model", help="the model to ask")
+    add("-p", "--profile", help="read $CODEX_HOME/NAME.config.toml over config.toml")
+    add(
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config.toml key for this run (the value read as TOML); repeatable",
+    )
+    add("--provider", metavar="ID", help="model provider id")
 
 
 def _exec_parser() -> argparse.ArgumentParser:
     parser = _parser(
-        "codex-lite exec",
-        "Run one turn and stream the answer.",
-        _COMMON_OPTIONS + _EXEC_OPTIONS,
-        _EXEC_EPILOG,
+        "codex-lite exec", "Run one turn and stream the answer.", _EXEC_EPILOG
     )
+    _common_options(parser)
+    add = parser.add_argument
+    add("--json", action="store_true", help="print events as `codex exec --json` does")
+    add(
+        "--raw-events",
+        action="store_true",
+        help="with --json: also every streamed event (text deltas, rate limits, ...)"
+        " as a lite.* line",
+    )
+    add("--dry-run", action="store_true", help="print the request, send nothing")
     parser.set_defaults(fast=None)
     fast = parser.add_mutually_exclusive_group()
     fast.add_argument("--fast", action="store_true", help="this run in the fast tier")
     fast.add_argument("--no-fast", dest="fast", action="store_false", help="nor this")
-    parser.add_argument("words", nargs="*", help="[resume [THREAD_ID]] [PROMPT | -]")
+    add("--output-schema", metavar="FILE", help="a JSON Schema the answer must fit")
+    add(
+        "--body-field",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="send this request field, replacing codex-lite's own (the value read "
+        "as JSON, else as a string); repeatable",
+    )
+    add(
+        "-i",
+        "--image",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a local image to send with the prompt; repeatable",
+    )
+    add(
+        "-o", "--output-last-message", metavar="FILE", help="also write the answer here"
+    )
+    add("-C", "--cd", metavar="DIR", help="run in DIR, as if started there")
+    add("--ephemeral", action="store_true", help="write no rollout")
+    add(
+        "--last",
+        action="store_true",
+        help="with resume: the most recently updated thread started here",
+    )
+    add("--all", action="store_true", help="with resume --last: of any directory")
+    add("words", nargs="*", help="[resume [THREAD_ID]] [PROMPT | -]")
     return parser
 
 
@@ -6157,20 +6147,19 @@ def _user_input(args: argparse.Namespace, words: list[str]) -> list[ResponseItem
     return [Message(role="user", content=tuple(content))]
 
 
-def _json_object_file(option: str, path: str | None) -> dict[str, Any] | None:
-    """The JSON object of the file an option names, or None without one."""
+def _output_schema(path: str | None) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-        _dumps(value)  # what could not be sent is refused now
+        schema = json.loads(Path(path).read_text(encoding="utf-8"))
+        _dumps(schema)  # what could not be sent is refused now
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{option} {path}: {exc}") from None
+        raise ConfigError(f"--output-schema {path}: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"{option} {path}: nested too deeply") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{option} {path}: must hold an object")
-    return value
+        raise ConfigError(f"--output-schema {path}: nested too deeply") from None
+    if not isinstance(schema, dict):
+        raise ConfigError(f"--output-schema {path}: the schema must be a JSON object")
+    return schema
 
 
 def _body_fields(pairs: list[str]) -> RequestFields:
@@ -6188,10 +6177,9 @@ def _body_fields(pairs: list[str]) -> RequestFields:
 
 
 def _event_json(event: ResponseEvent) -> dict[str, Any]:
-    """An event as a `--raw-events` line: its `type` the snake-case name of
-    its class under `lite.` (never one of Codex's), its fields."""
-    kind = re.sub(r"(?<!^)(?=[A-Z])", "_", type(event).__name__).lower()
-    out: dict[str, Any] = {"type": f"lite.{kind}"}
+    """An event as a `--raw-events` line: its `type` from `_EVENT_NAMES`
+    (under `lite.`, never one of Codex's), its fields."""
+    out: dict[str, Any] = {"type": f"lite.{_EVENT_NAMES[type(event)]}"}
     for name, value in event._asdict().items():
         if isinstance(value, CodexError):
             value = str(value)
@@ -6201,6 +6189,25 @@ def _event_json(event: ResponseEvent) -> dict[str, Any]:
             value = value._asdict()
         out[name] = value
     return out
+
+
+# The `type` of each event's `--raw-events` line.
+_EVENT_NAMES: dict[type[Any], str] = {
+    ServerModel: "server_model",
+    RateLimits: "rate_limits",
+    ModelsEtag: "models_etag",
+    ServerReasoningIncluded: "server_reasoning_included",
+    Created: "created",
+    OutputItemAdded: "output_item_added",
+    OutputItemDone: "output_item_done",
+    OutputTextDelta: "output_text_delta",
+    ToolCallInputDelta: "tool_call_input_delta",
+    ReasoningSummaryDelta: "reasoning_summary_delta",
+    ReasoningContentDelta: "reasoning_content_delta",
+    ReasoningSummaryPartAdded: "reasoning_summary_part_added",
+    StreamRetry: "stream_retry",
+    Completed: "completed",
+}
 
 
 def _print_dry_run(
@@ -6244,7 +6251,7 @@ def _run_exec(args: argparse.Namespace) -> int:
             raise ConfigError(f"-C {args.cd}: {exc.strerror}") from None
     config = _config_from_args(args)
     user_input = _user_input(args, words)
-    schema = _json_object_file("--output-schema", args.output_schema)
+    schema = _output_schema(args.output_schema)
     fields = _body_fields(args.body_field)
     try:  # credentials first: a missing key writes no rollout
         auth = config.provider().auth()
@@ -6255,9 +6262,13 @@ def _run_exec(args: argparse.Namespace) -> int:
         auth = AuthProvider()
     ephemeral = args.ephemeral or args.dry_run
     if resume:
-        cwd = None if args.all else os.getcwd()
         conversation = Conversation.resume(
-            config, thread_id, last=args.last, cwd=cwd, ephemeral=ephemeral, auth=auth
+            config,
+            thread_id,
+            last=args.last,
+            cwd=None if args.all else os.getcwd(),
+            ephemeral=ephemeral,
+            auth=auth,
         )
     else:
         conversation = Conversation.start(config, ephemeral=ephemeral, auth=auth)
@@ -6331,12 +6342,15 @@ def _stream_to_terminal(
                     out.flush()
                     wrote_text = True
             elif isinstance(event, StreamRetry):
+                items.clear()
+                deltas.clear()
                 if wrote_text:
                     out.write("\n[connection lost: the answer starts again]\n")
                     wrote_text = False
                 retry = f"{event.attempt}/{event.max_attempts}"
-                message = f"Reconnecting... {retry} ({event.error})"
-                error = _error_json(event.error, message)
+                error = _error_json(
+                    event.error, f"Reconnecting... {retry} ({event.error})"
+                )
                 emit({"type": "error", **error, "will_retry": True})
                 if not json_lines:
                     err.write(
@@ -6357,7 +6371,6 @@ def _stream_to_terminal(
                         emit_item("agent_message", _assistant_text([item]))
                 if not _assistant_text(items):
                     emit_item("agent_message", answer)
-            if isinstance(event, StreamRetry | Completed):  # the next stream anew
                 items.clear()
                 deltas.clear()
     except CodexError as exc:
@@ -6443,7 +6456,13 @@ def _run_login(argv: list[str]) -> int:
         "codex-lite login", "Sign in into $CODEX_HOME/auth.json, as Codex does."
     )
     parser.add_argument("action", nargs="?", choices=("status",))
-    _add_options(parser.add_mutually_exclusive_group(), _LOGIN_OPTIONS)
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
+        "--with-api-key", action="store_true", help="read an API key from stdin"
+    )
+    how.add_argument(
+        "--device-auth", action="store_true", help="sign in with ChatGPT by a code"
+    )
     args = parser.parse_args(argv)
     path = default_codex_home() / "auth.json"
     if args.action == "status":
@@ -6640,11 +6659,13 @@ def _run_realtime(argv: list[str]) -> int:
         "codex-lite realtime",
         "Start a realtime session: over a WebSocket, send --text and print the "
         "streamed answer; over WebRTC, post --sdp-offer and print the SDP answer.",
-        _COMMON_OPTIONS + _REALTIME_OPTIONS,
     )
-    transports = ("websocket", "webrtc")
-    help = "webrtc with --sdp-offer"
-    parser.add_argument("--transport", choices=transports, help=help)
+    _common_options(parser)
+    add = parser.add_argument
+    add("--transport", choices=("websocket", "webrtc"), help="webrtc with --sdp-offer")
+    add("--text", help="the user message to send (websocket)")
+    add("--sdp-offer", metavar="FILE", help="the SDP offer (webrtc)")
+    add("--session-json", metavar="FILE", help="the session configuration to send")
     args = parser.parse_args(argv)
     transport = args.transport or ("webrtc" if args.sdp_offer else "websocket")
     if transport == "webrtc" and not args.sdp_offer:
@@ -6653,9 +6674,13 @@ def _run_realtime(argv: list[str]) -> int:
         raise _UsageError("codex-lite realtime: websocket needs --text TEXT")
     try:
         offer = Path(args.sdp_offer).read_text("utf-8") if args.sdp_offer else ""
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--sdp-offer {args.sdp_offer}: {exc}") from None
-    session = _json_object_file("--session-json", args.session_json)
+        session = None
+        if args.session_json:
+            session = json.loads(Path(args.session_json).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"cannot read the realtime input: {exc}") from None
+    if session is not None and not isinstance(session, dict):
+        raise ConfigError(f"--session-json {args.session_json}: must hold an object")
     client = Client.from_config(_config_from_args(args))
     if transport == "webrtc":
         call = create_realtime_call(client, offer, session=session)
