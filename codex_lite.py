@@ -1760,8 +1760,7 @@ class SSEDecoder:
 
     def __init__(self, *, max_size: int = _MAX_EVENT_BYTES) -> None:
         self.max_size = max_size
-        self._partial: list[bytes] = []  # the line being received
-        self._partial_size = 0
+        self._buffer = bytearray()  # the line being received
         self._data_size = 0  # of the event being received
         self._at_start = True  # a BOM may still come
         self._after_cr = False  # the last chunk ended in CR: a leading LF belongs to it
@@ -1773,45 +1772,33 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         if not chunk:
             return []
-        if self._after_cr:
-            self._after_cr = False
-            if chunk[:1] == b"\n":
-                chunk = chunk[1:]
+        if self._after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._after_cr = chunk[-1:] == b"\r"
+        # CR and CRLF end lines too: make them LF
+        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer = self._buffer
+        start = len(buffer)  # only the new bytes can hold a new line end
+        buffer += chunk
         if self._at_start:
-            head = b"".join(self._partial) + chunk
-            if len(head) < 3 and _BOM.startswith(head):
-                self._partial = [head]
+            if len(buffer) < 3 and _BOM.startswith(buffer):
                 return []
             self._at_start = False
-            self._partial = []
-            chunk = head[3:] if head.startswith(_BOM) else head
-        if b"\r" in chunk:  # CR and CRLF end lines too: make them LF
-            self._after_cr = chunk[-1:] == b"\r"
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if b"\n" not in chunk:
-            self._partial.append(chunk)
-            self._partial_size += len(chunk)
-            if self._partial_size > self.max_size:
-                raise StreamError(f"an SSE line is longer than {self.max_size} bytes")
-            return []
-        if self._partial:
-            self._partial.append(chunk)
-            chunk = b"".join(self._partial)
-            self._partial = []
-        lines = chunk.split(b"\n")
-        tail = lines.pop()
-        self._partial_size = len(tail)
-        if tail:
-            self._partial.append(tail)
-        if self._partial_size > self.max_size or (
-            len(chunk) > self.max_size and any(len(ln) > self.max_size for ln in lines)
+            if buffer.startswith(_BOM):
+                del buffer[:3]
+                start = 0
+        end = buffer.rfind(b"\n", start)
+        lines = bytes(buffer[:end]).split(b"\n") if end != -1 else []
+        del buffer[: end + 1]
+        if len(buffer) > self.max_size or (
+            end > self.max_size and any(len(ln) > self.max_size for ln in lines)
         ):
             raise StreamError(f"an SSE line is longer than {self.max_size} bytes")
         return self._lines(lines)
 
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: an unterminated line or event is discarded."""
-        self._partial, self._partial_size, self._after_cr = [], 0, False
+        self._buffer, self._after_cr = bytearray(), False
         self._event, self._data, self._data_size, self._retry = None, [], 0, None
         return []
 
@@ -2247,10 +2234,6 @@ class _EncodedBody:
         )
         keep_json = keep_json or _transport_log.isEnabledFor(TRACE)
         self.json = json_bytes if keep_json else None
-
-    @classmethod
-    def from_payload(cls, payload: Any, *, compress: bool = False) -> _EncodedBody:
-        return cls(_dumps(payload), compress=compress)
 
     def __repr__(self) -> str:
         return f"_EncodedBody({len(self.data)} bytes, {self.headers})"
