@@ -1809,17 +1809,9 @@ class SSEDecoder:
         for line in lines:
             if not line:
                 if data:
-                    text = data[0] if len(data) == 1 else b"\n".join(data)
-                    events.append(
-                        ServerSentEvent(
-                            event_type.decode("utf-8", "replace")
-                            if event_type
-                            else "message",
-                            text.decode("utf-8", "replace"),
-                            last_id,
-                            retry,
-                        )
-                    )
+                    kind = (event_type or b"message").decode("utf-8", "replace")
+                    text = b"\n".join(data).decode("utf-8", "replace")
+                    events.append(ServerSentEvent(kind, text, last_id, retry))
                 event_type, data, retry, size = None, [], None, 0
                 continue
             name, _, value = line.partition(b":")
@@ -2135,11 +2127,10 @@ class _ResponsesReader:
             return ReasoningSummaryPartAdded(_field(obj, "summary_index", int))
         if kind == "response.completed" and isinstance(response, dict):
             self.done = True
-            end_turn = response.get("end_turn")
             return Completed(
                 response.get("id"),
                 _usage(response.get("usage")),
-                end_turn if isinstance(end_turn, bool) else None,
+                _json_get(response, "end_turn", bool),
             )
         if kind == "response.failed":
             self.failure = _failed_error(response, self.request_id)
