@@ -258,11 +258,10 @@ def _write_atomically(path: Path, data: bytes | Iterable[bytes], *, mode: int) -
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except OSError as exc:  # a full disk, say: name the file, leave it whole
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, say: name the file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 
@@ -400,8 +399,8 @@ def _redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     out = {}
     for name, value in headers.items():
         if _SECRET_HEADER.search(name) or _scrub(value) != value:
-            scheme = value.split(" ", 1)[0] if " " in value else ""
-            value = f"{scheme} <redacted>" if scheme else "<redacted>"
+            scheme, space, _ = value.partition(" ")
+            value = f"{scheme} <redacted>" if scheme and space else "<redacted>"
         out[name] = value
     return out
 
@@ -1760,8 +1759,7 @@ class SSEDecoder:
 
     def __init__(self, *, max_size: int = _MAX_EVENT_BYTES) -> None:
         self.max_size = max_size
-        self._partial: list[bytes] = []  # the line being received
-        self._partial_size = 0
+        self._buffer = bytearray()  # the line being received
         self._data_size = 0  # of the event being received
         self._at_start = True  # a BOM may still come
         self._after_cr = False  # the last chunk ended in CR: a leading LF belongs to it
@@ -1773,45 +1771,33 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         if not chunk:
             return []
-        if self._after_cr:
-            self._after_cr = False
-            if chunk[:1] == b"\n":
-                chunk = chunk[1:]
+        if self._after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._after_cr = chunk[-1:] == b"\r"
+        # CR and CRLF end lines too: make them LF
+        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer = self._buffer
+        start = len(buffer)  # only the new bytes can hold a new line end
+        buffer += chunk
         if self._at_start:
-            head = b"".join(self._partial) + chunk
-            if len(head) < 3 and _BOM.startswith(head):
-                self._partial = [head]
+            if len(buffer) < 3 and _BOM.startswith(buffer):
                 return []
             self._at_start = False
-            self._partial = []
-            chunk = head[3:] if head.startswith(_BOM) else head
-        if b"\r" in chunk:  # CR and CRLF end lines too: make them LF
-            self._after_cr = chunk[-1:] == b"\r"
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if b"\n" not in chunk:
-            self._partial.append(chunk)
-            self._partial_size += len(chunk)
-            if self._partial_size > self.max_size:
-                raise StreamError(f"an SSE line is longer than {self.max_size} bytes")
-            return []
-        if self._partial:
-            self._partial.append(chunk)
-            chunk = b"".join(self._partial)
-            self._partial = []
-        lines = chunk.split(b"\n")
-        tail = lines.pop()
-        self._partial_size = len(tail)
-        if tail:
-            self._partial.append(tail)
-        if self._partial_size > self.max_size or (
-            len(chunk) > self.max_size and any(len(ln) > self.max_size for ln in lines)
+            if buffer.startswith(_BOM):
+                del buffer[:3]
+                start = 0
+        end = buffer.rfind(b"\n", start)
+        lines = bytes(buffer[:end]).split(b"\n") if end != -1 else []
+        del buffer[: end + 1]
+        if len(buffer) > self.max_size or (
+            end > self.max_size and any(len(ln) > self.max_size for ln in lines)
         ):
             raise StreamError(f"an SSE line is longer than {self.max_size} bytes")
         return self._lines(lines)
 
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: an unterminated line or event is discarded."""
-        self._partial, self._partial_size, self._after_cr = [], 0, False
+        self._buffer, self._after_cr = bytearray(), False
         self._event, self._data, self._data_size, self._retry = None, [], 0, None
         return []
 
@@ -1823,17 +1809,9 @@ class SSEDecoder:
         for line in lines:
             if not line:
                 if data:
-                    text = data[0] if len(data) == 1 else b"\n".join(data)
-                    events.append(
-                        ServerSentEvent(
-                            event_type.decode("utf-8", "replace")
-                            if event_type
-                            else "message",
-                            text.decode("utf-8", "replace"),
-                            last_id,
-                            retry,
-                        )
-                    )
+                    kind = (event_type or b"message").decode("utf-8", "replace")
+                    text = b"\n".join(data).decode("utf-8", "replace")
+                    events.append(ServerSentEvent(kind, text, last_id, retry))
                 event_type, data, retry, size = None, [], None, 0
                 continue
             name, _, value = line.partition(b":")
@@ -1954,38 +1932,32 @@ ResponseEvent = (
 # fmt: on
 
 
-def _header_str(headers: Mapping[str, str], name: str) -> str | None:
-    return headers.get(name, "").strip() or None
-
-
 # Numbers as Rust parses them: no `_` separators, no NaN or infinity, and
 # integers that fit in 64 bits.
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INT = re.compile(r"[+-]?\d{1,18}")
 
 
-def _header_float(headers: Mapping[str, str], name: str) -> float | None:
+def _header(headers: Mapping[str, str], name: str, kind: type[Any] = str) -> Any:
+    """The one way a response header is read: its value as a `kind` (str,
+    bool, int or float), or None when it is missing, empty or malformed."""
     value = headers.get(name, "")
-    number = float(value) if _FLOAT.fullmatch(value) else None
-    return number if number is not None and math.isfinite(number) else None
-
-
-def _header_int(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name, "")
-    return int(value) if _INT.fullmatch(value) else None
-
-
-def _header_bool(headers: Mapping[str, str], name: str) -> bool | None:
-    value = headers.get(name, "").lower()
-    return {"true": True, "1": True, "false": False, "0": False}.get(value)
+    if kind is str:
+        return value.strip() or None
+    if kind is bool:
+        return {"true": True, "1": True, "false": False, "0": False}.get(value.lower())
+    if not (_FLOAT if kind is float else _INT).fullmatch(value):
+        return None
+    number = kind(value)
+    return number if math.isfinite(number) else None
 
 
 def _rate_limit_window(
     headers: Mapping[str, str], prefix: str
 ) -> RateLimitWindow | None:
-    used = _header_float(headers, f"{prefix}-used-percent")
-    minutes = _header_int(headers, f"{prefix}-window-minutes")
-    resets = _header_int(headers, f"{prefix}-reset-at")
+    used = _header(headers, f"{prefix}-used-percent", float)
+    minutes = _header(headers, f"{prefix}-window-minutes", int)
+    resets = _header(headers, f"{prefix}-reset-at", int)
     if used is None or (used == 0 and not minutes and resets is None):
         return None
     return RateLimitWindow(used, minutes, resets)
@@ -1997,15 +1969,12 @@ _FAMILY = re.compile(r"x-([a-z0-9-]+)-primary-used-percent")
 def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
     """The `codex` snapshot (always, first), then every other
     `x-<family>-primary-used-percent` family that carries data, by name."""
-    has_credits = _header_bool(headers, "x-codex-credits-has-credits")
-    unlimited = _header_bool(headers, "x-codex-credits-unlimited")
-    credits = None
-    if has_credits is not None and unlimited is not None:
-        credits = {
-            "has_credits": has_credits,
-            "unlimited": unlimited,
-            "balance": _header_str(headers, "x-codex-credits-balance"),
-        }
+    found = {
+        "has_credits": _header(headers, "x-codex-credits-has-credits", bool),
+        "unlimited": _header(headers, "x-codex-credits-unlimited", bool),
+        "balance": _header(headers, "x-codex-credits-balance"),
+    }
+    credits = None if None in (found["has_credits"], found["unlimited"]) else found
     families = {m[1] for h in headers if (m := _FAMILY.fullmatch(h.lower()))}
     out = []
     for family in ["codex", *sorted(families - {"codex"})]:
@@ -2014,7 +1983,7 @@ def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
             limit_id=family.replace("-", "_"),
             primary=_rate_limit_window(headers, f"{prefix}-primary"),
             secondary=_rate_limit_window(headers, f"{prefix}-secondary"),
-            limit_name=_header_str(headers, f"{prefix}-limit-name"),
+            limit_name=_header(headers, f"{prefix}-limit-name"),
             credits=credits,
         )
         if family == "codex" or snapshot.primary or snapshot.secondary or credits:
@@ -2030,7 +1999,7 @@ def _events_from_headers(headers: Mapping[str, str]) -> list[ResponseEvent]:
     if model := headers.get("openai-model"):
         events.append(ServerModel(model))
     events.extend(_rate_limits_from_headers(headers))
-    if etag := _header_str(headers, "x-models-etag"):
+    if etag := _header(headers, "x-models-etag"):
         events.append(ModelsEtag(etag))
     if "x-reasoning-included" in headers:
         events.append(ServerReasoningIncluded())
@@ -2158,11 +2127,10 @@ class _ResponsesReader:
             return ReasoningSummaryPartAdded(_field(obj, "summary_index", int))
         if kind == "response.completed" and isinstance(response, dict):
             self.done = True
-            end_turn = response.get("end_turn")
             return Completed(
                 response.get("id"),
                 _usage(response.get("usage")),
-                end_turn if isinstance(end_turn, bool) else None,
+                _json_get(response, "end_turn", bool),
             )
         if kind == "response.failed":
             self.failure = _failed_error(response, self.request_id)
@@ -2231,26 +2199,21 @@ class _EncodedBody:
         self, json_bytes: bytes, *, compress: bool = False, keep_json: bool = False
     ) -> None:
         self.headers = {"Content-Type": "application/json"}
-        if not compress:
-            self.json: bytes | None = json_bytes
-            self.data = json_bytes
-            return
-        started = time.perf_counter()
-        self.data = _zstd_compress(json_bytes)
-        self.headers["Content-Encoding"] = "zstd"
-        _transport_log.info(
-            "Compressed request body with zstd pre_compression_bytes=%d "
-            "post_compression_bytes=%d compression_duration_ms=%d",
-            len(json_bytes),
-            len(self.data),
-            (time.perf_counter() - started) * 1000,
-        )
-        keep_json = keep_json or _transport_log.isEnabledFor(TRACE)
-        self.json = json_bytes if keep_json else None
-
-    @classmethod
-    def from_payload(cls, payload: Any, *, compress: bool = False) -> _EncodedBody:
-        return cls(_dumps(payload), compress=compress)
+        self.json: bytes | None = json_bytes
+        self.data = json_bytes
+        if compress:
+            started = time.perf_counter()
+            self.data = _zstd_compress(json_bytes)
+            self.headers["Content-Encoding"] = "zstd"
+            _transport_log.info(
+                "Compressed request body with zstd pre_compression_bytes=%d "
+                "post_compression_bytes=%d compression_duration_ms=%d",
+                len(json_bytes),
+                len(self.data),
+                (time.perf_counter() - started) * 1000,
+            )
+            if not (keep_json or _transport_log.isEnabledFor(TRACE)):
+                self.json = None
 
     def __repr__(self) -> str:
         return f"_EncodedBody({len(self.data)} bytes, {self.headers})"
@@ -5754,6 +5717,20 @@ class Config:
         return ModelProvider(self.model_provider, info, environ=environ, home=self.home)
 
 
+def _read_toml(file: Path, name: Path, problem: str = "") -> tuple[str, dict[str, Any]]:
+    """A TOML file's text and table, empty when it does not exist; one that
+    cannot be read or parsed is a ConfigError naming `name`."""
+    import tomllib
+
+    try:
+        text = file.read_text(encoding="utf-8") if file.exists() else ""
+        return text, tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name}: {problem}{exc}") from None
+    except OSError as exc:
+        raise _file_error(name, exc, "make it readable, or set CODEX_HOME") from None
+
+
 def _parse_override(text: str) -> tuple[list[str], Any]:
     """`key.path=value`: the value as TOML, else as a plain string (Codex's rule)."""
     import tomllib
@@ -5777,15 +5754,6 @@ def _merge_tables(base: dict[str, Any], layer: Mapping[str, Any]) -> None:
             base[key] = value
 
 
-def _set_path(table: dict[str, Any], path: list[str], value: Any) -> None:
-    for part in path[:-1]:
-        child = table.get(part)
-        if not isinstance(child, dict):
-            child = table[part] = {}
-        table = child
-    table[path[-1]] = value
-
-
 def load_config(
     codex_home: Path | str | None = None,
     *,
@@ -5795,7 +5763,6 @@ def load_config(
 ) -> Config:
     """Read `config.toml` from the Codex home, as Codex 0.169+ does: with a
     profile, `NAME.config.toml` beside it goes over it; `-c` overrides over both."""
-    import tomllib
 
     home = default_codex_home() if codex_home is None else Path(codex_home).expanduser()
     path = home / "config.toml"
@@ -5807,15 +5774,7 @@ def load_config(
     settings: dict[str, Any] = {}
     source: dict[str, str] = {}  # the file (or -c) each top-level key came from
     for file in (path, home / f"{profile}.config.toml") if profile else (path,):
-        try:
-            text = file.read_text(encoding="utf-8") if file.exists() else ""
-            doc = tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{file}: {exc}") from None
-        except OSError as exc:
-            raise _file_error(
-                file, exc, "make it readable, or set CODEX_HOME"
-            ) from None
+        doc = _read_toml(file, file)[1]
         tables = doc.get("profiles")
         legacy = "profile" in doc or isinstance(tables, dict) and profile in tables
         if file == path and profile and legacy:
@@ -5827,7 +5786,12 @@ def load_config(
         _merge_tables(settings, doc)
         source.update(dict.fromkeys(doc, str(file)))
     for keys, value in map(_parse_override, overrides):
-        _set_path(settings, keys, value)
+        table = settings
+        for key in keys[:-1]:  # tables on the way made or replaced
+            if not isinstance(table.get(key), dict):
+                table[key] = {}
+            table = table[key]
+        table[keys[-1]] = value
         source[keys[0]] = "-c"
     old = settings.get("profile")
     if old is not None:  # Codex 0.169+ refuses it rather than pick the profile
@@ -5933,13 +5897,7 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
 
     path = home / "config.toml"
     target = path.resolve() if path.is_symlink() else path
-    try:
-        text = target.read_text(encoding="utf-8") if target.exists() else ""
-        before = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot edit service_tier safely: {exc}") from None
-    except OSError as exc:
-        raise _file_error(path, exc, "make it readable, or set CODEX_HOME") from None
+    text, before = _read_toml(target, path, "cannot edit service_tier safely: ")
     if before.get("service_tier") == ("fast" if enabled else None):
         return path
     expected = {k: v for k, v in before.items() if k != "service_tier"}

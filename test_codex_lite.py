@@ -1538,10 +1538,10 @@ def test_turn_bodies_reuse_item_encodings_and_match_one_shot(
 
 
 def test_encoded_body_headers() -> None:
-    plain = cl._EncodedBody.from_payload({"model": "test-model"})
+    plain = cl._EncodedBody(cl._dumps({"model": "test-model"}))
     assert plain.data == b'{"model":"test-model"}' and plain.json is plain.data
     assert plain.headers == {"Content-Type": "application/json"}
-    packed = cl._EncodedBody.from_payload({"model": "test-model"}, compress=True)
+    packed = cl._EncodedBody(cl._dumps({"model": "test-model"}), compress=True)
     assert packed.headers["Content-Encoding"] == "zstd"
     assert zstandard.ZstdDecompressor().decompress(packed.data) == plain.data
     assert packed.json is None  # not kept without TRACE
