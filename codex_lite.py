@@ -2376,37 +2376,8 @@ def _remove_dot_segments(path: str) -> str:
     return joined + "/" if path.endswith("/") and out else joined
 
 
-def _sigv4_canonical_uri(path: str, *, normalize: bool = True) -> str:
-    # The path is already percent-encoded on the wire; every service but S3
-    # wants it encoded once more ("double encoding").
-    if normalize:
-        path = _remove_dot_segments(path)
-    return urllib.parse.quote(path or "/", safe="/~")
-
-
 def _sigv4_encode(text: str) -> str:
     return urllib.parse.quote(urllib.parse.unquote(text), safe="-_.~")
-
-
-def _sigv4_canonical_query(query: str) -> str:
-    pairs = []
-    for part in query.split("&"):
-        if part:
-            key, _, value = part.partition("=")
-            pairs.append((_sigv4_encode(key), _sigv4_encode(value)))
-    return "&".join(f"{k}={v}" for k, v in sorted(pairs))
-
-
-def _sigv4_canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
-    """The canonical header block and the signed-header list."""
-    merged: dict[str, list[str]] = {}
-    for name, value in headers:
-        name = name.lower()
-        if name not in _SIGV4_UNSIGNED:
-            merged.setdefault(name, []).append(" ".join(value.split()))
-    names = sorted(merged)
-    block = "".join(f"{n}:{','.join(merged[n])}\n" for n in names)
-    return block, ";".join(names)
 
 
 def _sigv4_canonical_request(
@@ -2419,9 +2390,24 @@ def _sigv4_canonical_request(
 ) -> tuple[str, str]:
     """The canonical request and its signed-header list."""
     parts = urllib.parse.urlsplit(url)
-    block, signed = _sigv4_canonical_headers(headers)
-    uri = _sigv4_canonical_uri(parts.path, normalize=normalize)
-    query = _sigv4_canonical_query(parts.query)
+    path = _remove_dot_segments(parts.path) if normalize else parts.path
+    # The path is already percent-encoded on the wire; every service but S3
+    # wants it encoded once more ("double encoding").
+    uri = urllib.parse.quote(path or "/", safe="/~")
+    pairs = []
+    for part in parts.query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((_sigv4_encode(key), _sigv4_encode(value)))
+    query = "&".join(f"{k}={v}" for k, v in sorted(pairs))
+    merged: dict[str, list[str]] = {}
+    for name, value in headers:
+        name = name.lower()
+        if name not in _SIGV4_UNSIGNED:
+            merged.setdefault(name, []).append(" ".join(value.split()))
+    names = sorted(merged)
+    block = "".join(f"{n}:{','.join(merged[n])}\n" for n in names)
+    signed = ";".join(names)
     canonical = f"{method.upper()}\n{uri}\n{query}\n{block}\n{signed}\n{payload_hash}"
     return canonical, signed
 
@@ -2463,16 +2449,13 @@ def sigv4_sign(
     service: str,
     now: datetime | None = None,
     payload_hash: str | None = None,
-    normalize_path: bool = True,
-    sign_session_token: bool = True,
-    content_sha256_header: bool = False,
 ) -> dict[str, str]:
     """Sign a request; returns every header to send, `authorization` included.
 
     `headers` may be a list of pairs so that repeated headers are signed.
     Earlier `authorization` and `x-amz-date` values are replaced, and so is
-    `x-amz-security-token` when the credentials carry a token.  No `x-amz-content-sha256` header is added unless
-    `content_sha256_header` asks for it (Bedrock does not want one).
+    `x-amz-security-token` when the credentials carry a token.  No
+    `x-amz-content-sha256` header is added (Bedrock does not want one).
     """
     import hashlib
     import hmac
@@ -2488,26 +2471,20 @@ def sigv4_sign(
     if not any(n.lower() == "host" for n, _ in pairs):
         pairs.insert(0, ("host", _host_header(url)))
     pairs.append(("x-amz-date", amz_date))
-    if token and sign_session_token:
+    if token:
         pairs.append(("x-amz-security-token", token))
-    given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
     if payload_hash is None:
+        given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
         payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
-    if content_sha256_header and not given:
-        pairs.append(("x-amz-content-sha256", payload_hash))
-    canonical, signed = _sigv4_canonical_request(
-        method, url, pairs, payload_hash, normalize=normalize_path
-    )
+    canonical, signed = _sigv4_canonical_request(method, url, pairs, payload_hash)
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        out[name] = f"{out[name]},{value}" if name in out else value
     date = amz_date[:8]
     scope = f"{date}/{region}/{service}/aws4_request"
     key = _sigv4_signing_key(credentials.secret_access_key, date, region, service)
     string_to_sign = _sigv4_string_to_sign(amz_date, scope, canonical)
     signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    out: dict[str, str] = {}
-    for name, value in pairs:
-        out[name] = f"{out[name]},{value}" if name in out else value
-    if token and not sign_session_token:
-        out["x-amz-security-token"] = token
     out["authorization"] = (
         f"{_SIGV4_ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
         f"SignedHeaders={signed}, Signature={signature}"
