@@ -2823,19 +2823,16 @@ def _read_auth_json(path: Path) -> dict[str, Any]:
 
 def _chatgpt_tokens(data: Mapping[str, Any], path: Path) -> tuple[str, str | None]:
     tokens = data.get("tokens")
-    access = _json_get(tokens, "access_token")
-    if not isinstance(access, str) or not access.strip():
+    access = (_json_get(tokens, "access_token", str) or "").strip()
+    if not access:
         raise AuthError(f'{path} has no "tokens.access_token"')
     for name in ("id_token", "refresh_token"):
-        if isinstance(other := _json_get(tokens, name), str):
+        if other := _json_get(tokens, name, str):
             _secret(other)
-    account = _json_get(tokens, "account_id")
-    account = account.strip() if isinstance(account, str) else ""
+    account = (_json_get(tokens, "account_id", str) or "").strip()
     if account:
         _header_secret(account, f"{path} tokens.account_id")
-    return _header_secret(
-        access.strip(), f"{path} tokens.access_token"
-    ), account or None
+    return _header_secret(access, f"{path} tokens.access_token"), account or None
 
 
 class _BedrockBearerAuth(BearerAuth):
@@ -2967,6 +2964,8 @@ def _credential_process(command: str, profile: str) -> _Credentials:
     import shlex
     import subprocess
 
+    process = f"credential_process of AWS profile {profile!r}"
+    errors = (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError)
     try:
         done = subprocess.run(
             shlex.split(command), capture_output=True, text=True, timeout=60, check=True
@@ -2975,24 +2974,11 @@ def _credential_process(command: str, profile: str) -> _Credentials:
         creds = AwsCredentials(
             data["AccessKeyId"], data["SecretAccessKey"], data.get("SessionToken")
         )
-    except (
-        OSError,
-        subprocess.SubprocessError,
-        ValueError,
-        KeyError,
-        TypeError,
-    ) as exc:
-        raise AuthError(
-            f"credential_process of AWS profile {profile!r} failed: {type(exc).__name__}"
-        ) from None
-    expires = None
-    if "Expiration" in data:
-        expires = _rfc3339(data["Expiration"])
-        if expires is None:
-            raise AuthError(
-                f"credential_process of AWS profile {profile!r} gave an Expiration "
-                "that is not an RFC 3339 time"
-            )
+    except errors as exc:
+        raise AuthError(f"{process} failed: {type(exc).__name__}") from None
+    expires = _rfc3339(data["Expiration"]) if "Expiration" in data else None
+    if "Expiration" in data and expires is None:
+        raise AuthError(f"{process} gave an Expiration that is not an RFC 3339 time")
     return creds, expires
 
 
@@ -3077,8 +3063,14 @@ _PROVIDER_KEYS: dict[str, type[Any]] = {
 # fmt: on
 
 
-# Provider keys that choose another kind of auth than AWS.
-_NOT_WITH_AWS = ("env_key", "experimental_bearer_token", "auth", "requires_openai_auth")
+# Provider keys that choose another kind of auth than AWS, or a transport
+# Bedrock does not have.
+# fmt: off
+_NOT_WITH_AWS = (
+    "env_key", "experimental_bearer_token", "auth", "requires_openai_auth",
+    "supports_websockets",
+)
+# fmt: on
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -3143,8 +3135,6 @@ class ProviderInfo:
                 region=_typed(aws, "region", str, f"{where}.aws"),
             )
             clashes = [k for k in _NOT_WITH_AWS if table.get(k) not in (None, False)]
-            if values.get("supports_websockets"):
-                clashes.append("supports_websockets")
             if clashes:
                 raise ConfigError(
                     f"{where}: provider aws cannot be combined with {', '.join(clashes)}"
@@ -3163,20 +3153,21 @@ _MAX_IDLE_MS = 86_400_000
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+# fmt: off
+_TOML_TYPES = {
+    str: "a string", int: "an integer", bool: "true or false", dict: "a table",
+}
+# fmt: on
+
+
 def _typed(table: Mapping[str, Any], key: str, kind: type[Any], where: str) -> Any:
     """`table[key]` if it has the expected TOML type; None when absent."""
     value = table.get(key)
     if value is None:
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = {
-            str: "a string",
-            int: "an integer",
-            bool: "true or false",
-            dict: "a table",
-        }
         raise ConfigError(
-            f"{where}.{key} must be {names[kind]}, not {type(value).__name__}"
+            f"{where}.{key} must be {_TOML_TYPES[kind]}, not {type(value).__name__}"
         )
     return value
 
@@ -3244,24 +3235,19 @@ class ModelProvider:
 
     @property
     def is_azure(self) -> bool:
-        if self.info.name.lower() == "azure":
-            return True
         base = (self.info.base_url or "").lower()
-        return any(marker in base for marker in _AZURE_MARKERS)
+        return self.info.name.lower() == "azure" or any(
+            marker in base for marker in _AZURE_MARKERS
+        )
 
     def retry_policy(self) -> RetryPolicy:
-        info = self.info
         changes: dict[str, Any] = {}
-        if info.request_max_retries is not None:
-            changes["request_max_retries"] = min(info.request_max_retries, _RETRY_CAP)
-        if info.stream_max_retries is not None:
-            changes["stream_max_retries"] = min(info.stream_max_retries, _RETRY_CAP)
-        if info.stream_idle_timeout_ms is not None:
-            changes["stream_idle_timeout"] = info.stream_idle_timeout_ms / 1000
-        if info.websocket_connect_timeout_ms is not None:
-            changes["websocket_connect_timeout"] = (
-                info.websocket_connect_timeout_ms / 1000
-            )
+        for name in ("request_max_retries", "stream_max_retries"):
+            if (retries := getattr(self.info, name)) is not None:
+                changes[name] = min(retries, _RETRY_CAP)
+        for name in ("stream_idle_timeout", "websocket_connect_timeout"):
+            if (milliseconds := getattr(self.info, f"{name}_ms")) is not None:
+                changes[name] = milliseconds / 1000
         return RetryPolicy(**changes)
 
     def _env(self, name: str) -> str | None:
@@ -3295,7 +3281,11 @@ class ModelProvider:
                 source=f"model_providers.{self.id}.experimental_bearer_token",
             )
         if self.is_amazon_bedrock or info.aws is not None:
-            return self._bedrock_auth()
+            if token := self._env("AWS_BEARER_TOKEN_BEDROCK"):
+                return _BedrockBearerAuth(token)
+            profile = (info.aws or AwsAuthInfo()).profile
+            resolver = aws_credentials_resolver(profile, self.environ)
+            return SigV4Auth(resolver, region=self._aws_region())
         if not info.requires_openai_auth:
             return AuthProvider()
         for var in ("CODEX_API_KEY", "OPENAI_API_KEY"):
@@ -3308,22 +3298,12 @@ class ModelProvider:
                 f"or log in with Codex to create {path}"
             )
         data = _read_auth_json(path)
-        api_key = data.get("OPENAI_API_KEY")
-        api_key = api_key.strip() if isinstance(api_key, str) else ""
+        api_key = (_json_get(data, "OPENAI_API_KEY", str) or "").strip()
         api_key_mode = data.get("auth_mode") in ("apikey", "api_key")
         if api_key and (api_key_mode or not data.get("tokens")):
             return BearerAuth(api_key, source=f"{path} OPENAI_API_KEY")
         return ChatGptAuth(
             path, refresh_url=self._env("CODEX_REFRESH_TOKEN_URL_OVERRIDE")
-        )
-
-    def _bedrock_auth(self) -> AuthProvider:
-        if token := self._env("AWS_BEARER_TOKEN_BEDROCK"):
-            return _BedrockBearerAuth(token)
-        aws = self.info.aws or AwsAuthInfo()
-        return SigV4Auth(
-            aws_credentials_resolver(aws.profile, self.environ),
-            region=self._aws_region(),
         )
 
     def _aws_region(self) -> str:
