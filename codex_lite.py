@@ -2629,8 +2629,8 @@ class ChatGptAuth(BearerAuth):
             if self._token != before and not self._stale():
                 return None  # someone else refreshed while we waited
             tokens: dict[str, Any] = data["tokens"]  # `_adopt` checked it
-            refresh_token = tokens.get("refresh_token")
-            if not isinstance(refresh_token, str) or not refresh_token:
+            refresh_token = _json_get(tokens, "refresh_token", str)
+            if not refresh_token:
                 return None
             fresh = _request_refresh(self.refresh_url, refresh_token, reason, self.path)
             if fresh is None:
@@ -2936,27 +2936,26 @@ def _checked_aws(creds: AwsCredentials, expires: float | None) -> _Credentials:
     return creds, expires
 
 
-def _aws_profile_section(path: Path, section: str) -> dict[str, str]:
-    import configparser
-
-    parser = configparser.RawConfigParser()
-    try:
-        parser.read(path, encoding="utf-8")
-    except configparser.Error as exc:
-        raise AuthError(f"{path}: cannot parse: {exc}") from None
-    except UnicodeDecodeError:
-        raise AuthError(f"{path}: not UTF-8 text") from None
-    return dict(parser[section]) if parser.has_section(section) else {}
-
-
 def _aws_profile(profile: str, environ: Mapping[str, str]) -> dict[str, str]:
     """The profile's settings: the credentials file over the config file."""
+    import configparser
+
     aws = Path.home() / ".aws"
     credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(aws / "credentials")
     config = environ.get("AWS_CONFIG_FILE") or str(aws / "config")
-    section = "default" if profile == "default" else f"profile {profile}"
-    merged = _aws_profile_section(Path(config).expanduser(), section)
-    merged.update(_aws_profile_section(Path(credentials).expanduser(), profile))
+    config_section = "default" if profile == "default" else f"profile {profile}"
+    merged: dict[str, str] = {}
+    for name, section in ((config, config_section), (credentials, profile)):
+        path = Path(name).expanduser()
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except configparser.Error as exc:
+            raise AuthError(f"{path}: cannot parse: {exc}") from None
+        except UnicodeDecodeError:
+            raise AuthError(f"{path}: not UTF-8 text") from None
+        if parser.has_section(section):
+            merged.update(parser[section])
     return merged
 
 
@@ -3275,11 +3274,9 @@ class ModelProvider:
                 return BearerAuth(token, source=f"environment variable {info.env_key}")
             hint = f" {info.env_key_instructions}" if info.env_key_instructions else ""
             raise AuthError(f"environment variable {info.env_key} is not set.{hint}")
-        if info.experimental_bearer_token and info.experimental_bearer_token.strip():
-            return BearerAuth(
-                info.experimental_bearer_token.strip(),
-                source=f"model_providers.{self.id}.experimental_bearer_token",
-            )
+        if bearer := (info.experimental_bearer_token or "").strip():
+            source = f"model_providers.{self.id}.experimental_bearer_token"
+            return BearerAuth(bearer, source=source)
         if self.is_amazon_bedrock or info.aws is not None:
             if token := self._env("AWS_BEARER_TOKEN_BEDROCK"):
                 return _BedrockBearerAuth(token)
