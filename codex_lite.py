@@ -2601,9 +2601,8 @@ class ChatGptAuth(BearerAuth):
         now = time.time()
         if isinstance(exp, (int, float)) and not isinstance(exp, bool):
             return exp - now < _REFRESH_BEFORE_EXPIRY
-        return self._last_refresh is not None and now - self._last_refresh > (
-            _REFRESH_AFTER_DAYS * 86400
-        )
+        last = self._last_refresh
+        return last is not None and now - last > _REFRESH_AFTER
 
     def refresh_if_stale(self) -> None:
         if self._stale():
@@ -2635,11 +2634,8 @@ class ChatGptAuth(BearerAuth):
             fresh = _request_refresh(self.refresh_url, refresh_token, reason, self.path)
             if fresh is None:
                 return None
-            new = {
-                **data,
-                "tokens": {**tokens, **fresh},
-                "last_refresh": _rfc3339_now(),
-            }
+            merged = {**tokens, **fresh}
+            new = {**data, "tokens": merged, "last_refresh": _rfc3339_now()}
             self._adopt(new)
             return new
 
@@ -2653,7 +2649,7 @@ class ChatGptAuth(BearerAuth):
 _AUTH_ISSUER = "https://auth.openai.com"
 _CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 _REFRESH_BEFORE_EXPIRY = 300  # seconds
-_REFRESH_AFTER_DAYS = 8
+_REFRESH_AFTER = 8 * 86400  # seconds: eight days
 # The token endpoint's codes for a refresh token it will never take again,
 # and what that means for the user.
 _DEAD_REFRESH_TOKEN = {
