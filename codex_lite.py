@@ -2448,7 +2448,6 @@ def sigv4_sign(
     region: str,
     service: str,
     now: datetime | None = None,
-    payload_hash: str | None = None,
 ) -> dict[str, str]:
     """Sign a request; returns every header to send, `authorization` included.
 
@@ -2473,9 +2472,8 @@ def sigv4_sign(
     pairs.append(("x-amz-date", amz_date))
     if token:
         pairs.append(("x-amz-security-token", token))
-    if payload_hash is None:
-        given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
-        payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
+    given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
+    payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
     canonical, signed = _sigv4_canonical_request(method, url, pairs, payload_hash)
     out: dict[str, str] = {}
     for name, value in pairs:
@@ -2897,7 +2895,6 @@ class SigV4Auth(AuthProvider):
         self._credentials, self._expires = _checked_aws(*credentials())
         self.region = region
         self.service = service
-        self._hashed: tuple[bytes, str] | None = None
 
     def _current(self) -> AwsCredentials:
         if self._expires is not None and time.time() > self._expires - 60:
@@ -2905,11 +2902,6 @@ class SigV4Auth(AuthProvider):
         return self._credentials
 
     def apply_auth(self, request: PreparedRequest) -> PreparedRequest:
-        import hashlib
-
-        # The same bytes object comes back on every attempt: hash it once.
-        if self._hashed is None or self._hashed[0] is not request.body:
-            self._hashed = (request.body, hashlib.sha256(request.body).hexdigest())
         signed = sigv4_sign(
             request.method,
             request.url,
@@ -2918,7 +2910,6 @@ class SigV4Auth(AuthProvider):
             credentials=self._current(),
             region=self.region,
             service=self.service,
-            payload_hash=self._hashed[1],
         )
         return request._replace(headers=signed)
 
