@@ -2339,37 +2339,8 @@ def _remove_dot_segments(path: str) -> str:
     return joined + "/" if path.endswith("/") and out else joined
 
 
-def _sigv4_canonical_uri(path: str, *, normalize: bool = True) -> str:
-    # The path is already percent-encoded on the wire; every service but S3
-    # wants it encoded once more ("double encoding").
-    if normalize:
-        path = _remove_dot_segments(path)
-    return urllib.parse.quote(path or "/", safe="/~")
-
-
 def _sigv4_encode(text: str) -> str:
     return urllib.parse.quote(urllib.parse.unquote(text), safe="-_.~")
-
-
-def _sigv4_canonical_query(query: str) -> str:
-    pairs = []
-    for part in query.split("&"):
-        if part:
-            key, _, value = part.partition("=")
-            pairs.append((_sigv4_encode(key), _sigv4_encode(value)))
-    return "&".join(f"{k}={v}" for k, v in sorted(pairs))
-
-
-def _sigv4_canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
-    """The canonical header block and the signed-header list."""
-    merged: dict[str, list[str]] = {}
-    for name, value in headers:
-        name = name.lower()
-        if name not in _SIGV4_UNSIGNED:
-            merged.setdefault(name, []).append(" ".join(value.split()))
-    names = sorted(merged)
-    block = "".join(f"{n}:{','.join(merged[n])}\n" for n in names)
-    return block, ";".join(names)
 
 
 def _sigv4_canonical_request(
@@ -2382,9 +2353,24 @@ def _sigv4_canonical_request(
 ) -> tuple[str, str]:
     """The canonical request and its signed-header list."""
     parts = urllib.parse.urlsplit(url)
-    block, signed = _sigv4_canonical_headers(headers)
-    uri = _sigv4_canonical_uri(parts.path, normalize=normalize)
-    query = _sigv4_canonical_query(parts.query)
+    path = _remove_dot_segments(parts.path) if normalize else parts.path
+    # The path is already percent-encoded on the wire; every service but S3
+    # wants it encoded once more ("double encoding").
+    uri = urllib.parse.quote(path or "/", safe="/~")
+    pairs = []
+    for part in parts.query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((_sigv4_encode(key), _sigv4_encode(value)))
+    query = "&".join(f"{k}={v}" for k, v in sorted(pairs))
+    merged: dict[str, list[str]] = {}
+    for name, value in headers:
+        name = name.lower()
+        if name not in _SIGV4_UNSIGNED:
+            merged.setdefault(name, []).append(" ".join(value.split()))
+    names = sorted(merged)
+    block = "".join(f"{n}:{','.join(merged[n])}\n" for n in names)
+    signed = ";".join(names)
     canonical = f"{method.upper()}\n{uri}\n{query}\n{block}\n{signed}\n{payload_hash}"
     return canonical, signed
 
@@ -2425,17 +2411,13 @@ def sigv4_sign(
     region: str,
     service: str,
     now: datetime | None = None,
-    payload_hash: str | None = None,
-    normalize_path: bool = True,
-    sign_session_token: bool = True,
-    content_sha256_header: bool = False,
 ) -> dict[str, str]:
     """Sign a request; returns every header to send, `authorization` included.
 
     `headers` may be a list of pairs so that repeated headers are signed.
     Earlier `authorization` and `x-amz-date` values are replaced, and so is
-    `x-amz-security-token` when the credentials carry a token.  No `x-amz-content-sha256` header is added unless
-    `content_sha256_header` asks for it (Bedrock does not want one).
+    `x-amz-security-token` when the credentials carry a token.  No
+    `x-amz-content-sha256` header is added (Bedrock does not want one).
     """
     import hashlib
     import hmac
@@ -2451,26 +2433,19 @@ def sigv4_sign(
     if not any(n.lower() == "host" for n, _ in pairs):
         pairs.insert(0, ("host", _host_header(url)))
     pairs.append(("x-amz-date", amz_date))
-    if token and sign_session_token:
+    if token:
         pairs.append(("x-amz-security-token", token))
     given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
-    if payload_hash is None:
-        payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
-    if content_sha256_header and not given:
-        pairs.append(("x-amz-content-sha256", payload_hash))
-    canonical, signed = _sigv4_canonical_request(
-        method, url, pairs, payload_hash, normalize=normalize_path
-    )
+    payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
+    canonical, signed = _sigv4_canonical_request(method, url, pairs, payload_hash)
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        out[name] = f"{out[name]},{value}" if name in out else value
     date = amz_date[:8]
     scope = f"{date}/{region}/{service}/aws4_request"
     key = _sigv4_signing_key(credentials.secret_access_key, date, region, service)
     string_to_sign = _sigv4_string_to_sign(amz_date, scope, canonical)
     signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    out: dict[str, str] = {}
-    for name, value in pairs:
-        out[name] = f"{out[name]},{value}" if name in out else value
-    if token and not sign_session_token:
-        out["x-amz-security-token"] = token
     out["authorization"] = (
         f"{_SIGV4_ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
         f"SignedHeaders={signed}, Signature={signature}"
@@ -2587,9 +2562,8 @@ class ChatGptAuth(BearerAuth):
         now = time.time()
         if isinstance(exp, (int, float)) and not isinstance(exp, bool):
             return exp - now < _REFRESH_BEFORE_EXPIRY
-        return self._last_refresh is not None and now - self._last_refresh > (
-            _REFRESH_AFTER_DAYS * 86400
-        )
+        last = self._last_refresh
+        return last is not None and now - last > _REFRESH_AFTER
 
     def refresh_if_stale(self) -> None:
         if self._stale():
@@ -2615,17 +2589,14 @@ class ChatGptAuth(BearerAuth):
             if self._token != before and not self._stale():
                 return None  # someone else refreshed while we waited
             tokens: dict[str, Any] = data["tokens"]  # `_adopt` checked it
-            refresh_token = tokens.get("refresh_token")
-            if not isinstance(refresh_token, str) or not refresh_token:
+            refresh_token = _json_get(tokens, "refresh_token", str)
+            if not refresh_token:
                 return None
             fresh = _request_refresh(self.refresh_url, refresh_token, reason, self.path)
             if fresh is None:
                 return None
-            new = {
-                **data,
-                "tokens": {**tokens, **fresh},
-                "last_refresh": _rfc3339_now(),
-            }
+            merged = {**tokens, **fresh}
+            new = {**data, "tokens": merged, "last_refresh": _rfc3339_now()}
             self._adopt(new)
             return new
 
@@ -2639,7 +2610,7 @@ class ChatGptAuth(BearerAuth):
 _AUTH_ISSUER = "https://auth.openai.com"
 _CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 _REFRESH_BEFORE_EXPIRY = 300  # seconds
-_REFRESH_AFTER_DAYS = 8
+_REFRESH_AFTER = 8 * 86400  # seconds: eight days
 # The token endpoint's codes for a refresh token it will never take again,
 # and what that means for the user.
 _DEAD_REFRESH_TOKEN = {
@@ -2809,19 +2780,16 @@ def _read_auth_json(path: Path) -> dict[str, Any]:
 
 def _chatgpt_tokens(data: Mapping[str, Any], path: Path) -> tuple[str, str | None]:
     tokens = data.get("tokens")
-    access = _json_get(tokens, "access_token")
-    if not isinstance(access, str) or not access.strip():
+    access = (_json_get(tokens, "access_token", str) or "").strip()
+    if not access:
         raise AuthError(f'{path} has no "tokens.access_token"')
     for name in ("id_token", "refresh_token"):
-        if isinstance(other := _json_get(tokens, name), str):
+        if other := _json_get(tokens, name, str):
             _secret(other)
-    account = _json_get(tokens, "account_id")
-    account = account.strip() if isinstance(account, str) else ""
+    account = (_json_get(tokens, "account_id", str) or "").strip()
     if account:
         _header_secret(account, f"{path} tokens.account_id")
-    return _header_secret(
-        access.strip(), f"{path} tokens.access_token"
-    ), account or None
+    return _header_secret(access, f"{path} tokens.access_token"), account or None
 
 
 class _BedrockBearerAuth(BearerAuth):
@@ -2890,7 +2858,6 @@ class SigV4Auth(AuthProvider):
         self._credentials, self._expires = _checked_aws(*credentials())
         self.region = region
         self.service = service
-        self._hashed: tuple[bytes, str] | None = None
 
     def _current(self) -> AwsCredentials:
         if self._expires is not None and time.time() > self._expires - 60:
@@ -2898,11 +2865,6 @@ class SigV4Auth(AuthProvider):
         return self._credentials
 
     def apply_auth(self, request: PreparedRequest) -> PreparedRequest:
-        import hashlib
-
-        # The same bytes object comes back on every attempt: hash it once.
-        if self._hashed is None or self._hashed[0] is not request.body:
-            self._hashed = (request.body, hashlib.sha256(request.body).hexdigest())
         signed = sigv4_sign(
             request.method,
             request.url,
@@ -2911,7 +2873,6 @@ class SigV4Auth(AuthProvider):
             credentials=self._current(),
             region=self.region,
             service=self.service,
-            payload_hash=self._hashed[1],
         )
         return request._replace(headers=signed)
 
@@ -2925,27 +2886,26 @@ def _checked_aws(creds: AwsCredentials, expires: float | None) -> _Credentials:
     return creds, expires
 
 
-def _aws_profile_section(path: Path, section: str) -> dict[str, str]:
-    import configparser
-
-    parser = configparser.RawConfigParser()
-    try:
-        parser.read(path, encoding="utf-8")
-    except configparser.Error as exc:
-        raise AuthError(f"{path}: cannot parse: {exc}") from None
-    except UnicodeDecodeError:
-        raise AuthError(f"{path}: not UTF-8 text") from None
-    return dict(parser[section]) if parser.has_section(section) else {}
-
-
 def _aws_profile(profile: str, environ: Mapping[str, str]) -> dict[str, str]:
     """The profile's settings: the credentials file over the config file."""
+    import configparser
+
     aws = Path.home() / ".aws"
     credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(aws / "credentials")
     config = environ.get("AWS_CONFIG_FILE") or str(aws / "config")
-    section = "default" if profile == "default" else f"profile {profile}"
-    merged = _aws_profile_section(Path(config).expanduser(), section)
-    merged.update(_aws_profile_section(Path(credentials).expanduser(), profile))
+    config_section = "default" if profile == "default" else f"profile {profile}"
+    merged: dict[str, str] = {}
+    for name, section in ((config, config_section), (credentials, profile)):
+        path = Path(name).expanduser()
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except configparser.Error as exc:
+            raise AuthError(f"{path}: cannot parse: {exc}") from None
+        except UnicodeDecodeError:
+            raise AuthError(f"{path}: not UTF-8 text") from None
+        if parser.has_section(section):
+            merged.update(parser[section])
     return merged
 
 
@@ -2953,6 +2913,8 @@ def _credential_process(command: str, profile: str) -> _Credentials:
     import shlex
     import subprocess
 
+    process = f"credential_process of AWS profile {profile!r}"
+    errors = (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError)
     try:
         done = subprocess.run(
             shlex.split(command), capture_output=True, text=True, timeout=60, check=True
@@ -2961,24 +2923,11 @@ def _credential_process(command: str, profile: str) -> _Credentials:
         creds = AwsCredentials(
             data["AccessKeyId"], data["SecretAccessKey"], data.get("SessionToken")
         )
-    except (
-        OSError,
-        subprocess.SubprocessError,
-        ValueError,
-        KeyError,
-        TypeError,
-    ) as exc:
-        raise AuthError(
-            f"credential_process of AWS profile {profile!r} failed: {type(exc).__name__}"
-        ) from None
-    expires = None
-    if "Expiration" in data:
-        expires = _rfc3339(data["Expiration"])
-        if expires is None:
-            raise AuthError(
-                f"credential_process of AWS profile {profile!r} gave an Expiration "
-                "that is not an RFC 3339 time"
-            )
+    except errors as exc:
+        raise AuthError(f"{process} failed: {type(exc).__name__}") from None
+    expires = _rfc3339(data["Expiration"]) if "Expiration" in data else None
+    if "Expiration" in data and expires is None:
+        raise AuthError(f"{process} gave an Expiration that is not an RFC 3339 time")
     return creds, expires
 
 
@@ -3063,8 +3012,14 @@ _PROVIDER_KEYS: dict[str, type[Any]] = {
 # fmt: on
 
 
-# Provider keys that choose another kind of auth than AWS.
-_NOT_WITH_AWS = ("env_key", "experimental_bearer_token", "auth", "requires_openai_auth")
+# Provider keys that choose another kind of auth than AWS, or a transport
+# Bedrock does not have.
+# fmt: off
+_NOT_WITH_AWS = (
+    "env_key", "experimental_bearer_token", "auth", "requires_openai_auth",
+    "supports_websockets",
+)
+# fmt: on
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -3129,8 +3084,6 @@ class ProviderInfo:
                 region=_typed(aws, "region", str, f"{where}.aws"),
             )
             clashes = [k for k in _NOT_WITH_AWS if table.get(k) not in (None, False)]
-            if values.get("supports_websockets"):
-                clashes.append("supports_websockets")
             if clashes:
                 raise ConfigError(
                     f"{where}: provider aws cannot be combined with {', '.join(clashes)}"
@@ -3149,20 +3102,21 @@ _MAX_IDLE_MS = 86_400_000
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+# fmt: off
+_TOML_TYPES = {
+    str: "a string", int: "an integer", bool: "true or false", dict: "a table",
+}
+# fmt: on
+
+
 def _typed(table: Mapping[str, Any], key: str, kind: type[Any], where: str) -> Any:
     """`table[key]` if it has the expected TOML type; None when absent."""
     value = table.get(key)
     if value is None:
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = {
-            str: "a string",
-            int: "an integer",
-            bool: "true or false",
-            dict: "a table",
-        }
         raise ConfigError(
-            f"{where}.{key} must be {names[kind]}, not {type(value).__name__}"
+            f"{where}.{key} must be {_TOML_TYPES[kind]}, not {type(value).__name__}"
         )
     return value
 
@@ -3230,24 +3184,19 @@ class ModelProvider:
 
     @property
     def is_azure(self) -> bool:
-        if self.info.name.lower() == "azure":
-            return True
         base = (self.info.base_url or "").lower()
-        return any(marker in base for marker in _AZURE_MARKERS)
+        return self.info.name.lower() == "azure" or any(
+            marker in base for marker in _AZURE_MARKERS
+        )
 
     def retry_policy(self) -> RetryPolicy:
-        info = self.info
         changes: dict[str, Any] = {}
-        if info.request_max_retries is not None:
-            changes["request_max_retries"] = min(info.request_max_retries, _RETRY_CAP)
-        if info.stream_max_retries is not None:
-            changes["stream_max_retries"] = min(info.stream_max_retries, _RETRY_CAP)
-        if info.stream_idle_timeout_ms is not None:
-            changes["stream_idle_timeout"] = info.stream_idle_timeout_ms / 1000
-        if info.websocket_connect_timeout_ms is not None:
-            changes["websocket_connect_timeout"] = (
-                info.websocket_connect_timeout_ms / 1000
-            )
+        for name in ("request_max_retries", "stream_max_retries"):
+            if (retries := getattr(self.info, name)) is not None:
+                changes[name] = min(retries, _RETRY_CAP)
+        for name in ("stream_idle_timeout", "websocket_connect_timeout"):
+            if (milliseconds := getattr(self.info, f"{name}_ms")) is not None:
+                changes[name] = milliseconds / 1000
         return RetryPolicy(**changes)
 
     def _env(self, name: str) -> str | None:
@@ -3275,13 +3224,15 @@ class ModelProvider:
                 return BearerAuth(token, source=f"environment variable {info.env_key}")
             hint = f" {info.env_key_instructions}" if info.env_key_instructions else ""
             raise AuthError(f"environment variable {info.env_key} is not set.{hint}")
-        if info.experimental_bearer_token and info.experimental_bearer_token.strip():
-            return BearerAuth(
-                info.experimental_bearer_token.strip(),
-                source=f"model_providers.{self.id}.experimental_bearer_token",
-            )
+        if bearer := (info.experimental_bearer_token or "").strip():
+            source = f"model_providers.{self.id}.experimental_bearer_token"
+            return BearerAuth(bearer, source=source)
         if self.is_amazon_bedrock or info.aws is not None:
-            return self._bedrock_auth()
+            if token := self._env("AWS_BEARER_TOKEN_BEDROCK"):
+                return _BedrockBearerAuth(token)
+            profile = (info.aws or AwsAuthInfo()).profile
+            resolver = aws_credentials_resolver(profile, self.environ)
+            return SigV4Auth(resolver, region=self._aws_region())
         if not info.requires_openai_auth:
             return AuthProvider()
         for var in ("CODEX_API_KEY", "OPENAI_API_KEY"):
@@ -3294,22 +3245,12 @@ class ModelProvider:
                 f"or log in with Codex to create {path}"
             )
         data = _read_auth_json(path)
-        api_key = data.get("OPENAI_API_KEY")
-        api_key = api_key.strip() if isinstance(api_key, str) else ""
+        api_key = (_json_get(data, "OPENAI_API_KEY", str) or "").strip()
         api_key_mode = data.get("auth_mode") in ("apikey", "api_key")
         if api_key and (api_key_mode or not data.get("tokens")):
             return BearerAuth(api_key, source=f"{path} OPENAI_API_KEY")
         return ChatGptAuth(
             path, refresh_url=self._env("CODEX_REFRESH_TOKEN_URL_OVERRIDE")
-        )
-
-    def _bedrock_auth(self) -> AuthProvider:
-        if token := self._env("AWS_BEARER_TOKEN_BEDROCK"):
-            return _BedrockBearerAuth(token)
-        aws = self.info.aws or AwsAuthInfo()
-        return SigV4Auth(
-            aws_credentials_resolver(aws.profile, self.environ),
-            region=self._aws_region(),
         )
 
     def _aws_region(self) -> str:
