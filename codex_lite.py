@@ -3546,20 +3546,6 @@ class _Rules(typing.NamedTuple):
     responses_lite: bool  # tools and instructions as items (§11)
 
 
-def _rules(client: Client) -> _Rules:
-    provider = client.provider
-    chatgpt = provider.is_openai and client.auth.kind == "chatgpt"
-    compress = client.features.get("enable_request_compression", False)
-    return _Rules(
-        chatgpt_backend=chatgpt,
-        openai_metadata=provider.is_openai,
-        store=provider.is_azure,
-        compress=chatgpt and compress,
-        service_tier=not provider.is_amazon_bedrock,
-        responses_lite=provider.info.responses_lite,
-    )
-
-
 def _resolve_installation_id(home: Path | None = None, *, keep: bool = True) -> str:
     """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) and kept
     there if missing or corrupt.  Where it cannot be kept (a read-only or
@@ -3666,7 +3652,6 @@ class Client:
         self.prewarm = prewarm
         self._socket: _ResponsesSocket | None = None
         self._over_http = False  # latched: never a WebSocket again
-        self._window_number = 0
         self._http = http
         self._owns_http = http is None
         self._rules: _Rules | None = None
@@ -3721,7 +3706,17 @@ class Client:
     def rules(self) -> _Rules:
         """What this client's provider and credentials change on the wire."""
         if self._rules is None:
-            self._rules = _rules(self)
+            provider = self.provider
+            chatgpt = provider.is_openai and self.auth.kind == "chatgpt"
+            compress = self.features.get("enable_request_compression", False)
+            self._rules = _Rules(
+                chatgpt_backend=chatgpt,
+                openai_metadata=provider.is_openai,
+                store=provider.is_azure,
+                compress=chatgpt and compress,
+                service_tier=not provider.is_amazon_bedrock,
+                responses_lite=provider.info.responses_lite,
+            )
         return self._rules
 
     def __enter__(self) -> typing.Self:
@@ -3806,7 +3801,7 @@ class Client:
 
     @property
     def window_id(self) -> str:
-        return f"{self.thread_id}:{self._window_number}"
+        return f"{self.thread_id}:0"  # codex_lite keeps one context window
 
 
 class Turn:
@@ -3826,15 +3821,15 @@ class Turn:
 
     # Building the request -------------------------------------------------
 
-    def _body(
-        self, prompt: Prompt, tier: str | None, turn_metadata: str | None
-    ) -> tuple[
-        dict[str, Any], list[bytes], Sequence[ResponseItem], dict[str, Any], int
-    ]:
-        """The request body as head fields, the encoded input items, the
-        prompt items among them, tail fields (§11), and how many items the
-        client puts before the prompt's."""
+    def _parts(self, prompt: Prompt) -> _RequestParts:
+        """The request before it is joined, without auth or turn state: what
+        every attempt, over either transport, starts from."""
         client, rules = self.client, self.client.rules
+        tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
+        # Codex sends turn metadata to every provider; we keep it, like
+        # client_metadata, to OpenAI.
+        openai = rules.openai_metadata
+        turn_metadata = self._turn_metadata(prompt) if openai else None
         fields = prompt._over(client.fields)
         reasoning: dict[str, Any] = {}
         if effort := prompt.reasoning_effort or client.reasoning_effort:
@@ -3884,7 +3879,9 @@ class Turn:
             tail["client_metadata"] = self._client_metadata(turn_metadata)
         for key, value in (fields.override_body or {}).items():
             (head if key in head else tail)[key] = value
-        return head, fragments, items, tail, len(leading)
+        url = client.provider.url_for_path("responses", client.auth)
+        headers = self._headers(tier, turn_metadata)
+        return _RequestParts(url, headers, head, fragments, items, tail, len(leading))
 
     def _responses_lite(
         self, prompt: Prompt, items: Sequence[ResponseItem], reasoning: dict[str, Any]
@@ -3939,7 +3936,7 @@ class Turn:
             "thread_id": client.thread_id,
             "turn_id": self.turn_id,
             "window_id": client.window_id,
-            "window_number": client._window_number,
+            "window_number": 0,
             "request_kind": "turn",
             "root_turn_id": self.turn_id,
             "turn_started_at_unix_ms": self.started_at_ms,
@@ -3988,20 +3985,6 @@ class Turn:
             headers["x-codex-routing-hint"] = f"model={client.model}{tier_part}"
         return headers
 
-    def _parts(self, prompt: Prompt) -> _RequestParts:
-        """The request before it is joined, without auth or turn state: what
-        every attempt, over either transport, starts from."""
-        client = self.client
-        tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
-        # Codex sends turn metadata to every provider; we keep it, like
-        # client_metadata, to OpenAI.
-        openai = client.rules.openai_metadata
-        turn_metadata = self._turn_metadata(prompt) if openai else None
-        head, fragments, items, tail, leading = self._body(prompt, tier, turn_metadata)
-        url = client.provider.url_for_path("responses", client.auth)
-        headers = self._headers(tier, turn_metadata)
-        return _RequestParts(url, headers, head, fragments, items, tail, leading)
-
     def _http_request(
         self, parts: _RequestParts, *, keep_json: bool = False
     ) -> PreparedRequest:
@@ -4035,6 +4018,7 @@ class Turn:
     def _post(self, unsigned: PreparedRequest) -> requests.Response:
         """POST with retries until a 2xx arrives; raise a typed error otherwise."""
         import requests
+        from requests.exceptions import ChunkedEncodingError
 
         http, provider = self.client.http, self.client.provider
         # What requests would redo on every attempt and which cannot change
@@ -4051,6 +4035,8 @@ class Turn:
         where = _host(unsigned.url) + (
             f" through proxy {_host(proxy)}" if proxy else ""
         )
+        # what a retry can cure: the connection, not the request
+        retryable = (requests.ConnectionError, requests.Timeout, ChunkedEncodingError)
 
         def send_once(
             signed: PreparedRequest, timeout: tuple[float, float]
@@ -4063,7 +4049,7 @@ class Turn:
                 response = http.send(
                     wire, timeout=timeout, allow_redirects=False, **settings
                 )
-            except _transport_errors() as exc:
+            except retryable as exc:
                 failed = TransportError(f"request to {where} failed: {_describe(exc)}")
                 return _Failure(failed, None, {})
             except requests.RequestException as exc:
@@ -4108,10 +4094,8 @@ class Turn:
             error, status, headers = outcome
             step = _next_step(error, status, headers, attempt, reloaded, policy)
             if step == "reload":
-                reloaded, owner = True, auth.account_id
-                if auth.reload():
-                    if auth.account_id != owner:
-                        self.turn_state = None  # it was the other account's
+                reloaded = True
+                if self._reload_auth():
                     continue
                 step = _next_step(error, status, headers, attempt, reloaded, policy)
             if step == "exhausted":
@@ -4171,9 +4155,7 @@ class Turn:
                     spent, retries = retries + 1, 0
                     yield StreamRetry(spent, most, 0.0, error)
                     continue
-                if retries >= budget:
-                    raise
-                if error.delay is not None and error.delay > policy.max_retry_after:
+                if retries >= budget or (error.delay or 0) > policy.max_retry_after:
                     raise
                 retries += 1
                 delay = policy.backoff(retries) if error.delay is None else error.delay
@@ -4323,19 +4305,25 @@ class Turn:
             return StreamError(failure.message, request_id=failure.request_id)
         if failure.status is None:
             return failure  # `response.failed` or `.incomplete`: as over HTTP
-        client, policy = self.client, self.client.retry_policy
+        policy = self.client.retry_policy
         step = _next_step(failure, failure.status, headers, 1, False, policy)
         if step == "reload":
-            owner = client.auth.account_id
-            if not client.auth.reload():
-                return failure
-            if client.auth.account_id != owner:
-                self.turn_state = None  # it was the other account's
-            step = 0.0
+            step = 0.0 if self._reload_auth() else "raise"
         if not isinstance(step, float):
             return failure
         message = f"{failure.status}: {failure.message}"
         return StreamError(message, request_id=failure.request_id, delay=step)
+
+    def _reload_auth(self) -> bool:
+        """Reload the credentials after a 401: whether they could be.  Turn
+        state taken under another account is dropped."""
+        auth = self.client.auth
+        owner = auth.account_id
+        if not auth.reload():
+            return False
+        if auth.account_id != owner:
+            self.turn_state = None
+        return True
 
     def _wait(self, delay: float, error: CodexError | None = None) -> None:
         """Sleep before a retry (0 before any request), unless that would
@@ -4346,17 +4334,6 @@ class Turn:
             error = error or CodexError(f"turn_timeout ({timeout}s) ran out")
             raise RetryLimitExceeded("the turn's deadline came", error) from error
         time.sleep(delay)
-
-
-def _transport_errors() -> tuple[type[Exception], ...]:
-    """What a retry can cure: the connection, not the request."""
-    import requests
-
-    return (
-        requests.ConnectionError,
-        requests.Timeout,
-        requests.exceptions.ChunkedEncodingError,
-    )
 
 
 def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
@@ -4458,9 +4435,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     try:
         after = float(headers["retry-after-ms"]) / 1000
     except (KeyError, ValueError):
-        value = headers.get("retry-after")
-        if value is None:
-            return None
+        value = headers.get("retry-after", "")
         try:
             after = float(value)
         except ValueError:
@@ -4707,15 +4682,15 @@ def _new_input(
     if last is None or settings != last.settings:
         return None
     known, output = len(last.input), len(last.output_ids)
-    if parts.input[:known] != last.input or None in last.output_ids:
-        return None
-    start = known - parts.leading
-    if start < 0:
-        return None
+    start = known - parts.leading  # where the last input's prompt items end
     ids = [getattr(i, "id", None) for i in parts.items[start : start + output]]
-    if ids != last.output_ids:
-        return None
-    return parts.input[known + output :]
+    continues = (
+        parts.input[:known] == last.input
+        and None not in last.output_ids
+        and start >= 0
+        and ids == last.output_ids
+    )
+    return parts.input[known + output :] if continues else None
 
 
 def _response_create(
