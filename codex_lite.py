@@ -3830,6 +3830,13 @@ class Turn:
         # client_metadata, to OpenAI.
         openai = rules.openai_metadata
         turn_metadata = self._turn_metadata(prompt) if openai else None
+        # what headers and client_metadata both end with
+        lineage = {
+            "x-codex-turn-metadata": turn_metadata,
+            "x-openai-subagent": client.subagent,
+            "x-codex-parent-thread-id": client.parent_thread_id,
+        }
+        ids = {key: value for key, value in lineage.items() if value}
         fields = prompt._over(client.fields)
         reasoning: dict[str, Any] = {}
         if effort := prompt.reasoning_effort or client.reasoning_effort:
@@ -3875,12 +3882,20 @@ class Turn:
             if (value := getattr(fields, key)) is not None:
                 tail[key] = value
         tail.update(fields.extra_body or {})
-        if turn_metadata is not None:
-            tail["client_metadata"] = self._client_metadata(turn_metadata)
+        if openai:
+            tail["client_metadata"] = {
+                "x-codex-installation-id": client.installation_id,
+                "session_id": client.session_id,
+                "thread_id": client.thread_id,
+                "x-codex-window-id": client.window_id,
+                "turn_id": self.turn_id,
+                "root_turn_id": self.turn_id,
+                **ids,
+            }
         for key, value in (fields.override_body or {}).items():
             (head if key in head else tail)[key] = value
         url = client.provider.url_for_path("responses", client.auth)
-        headers = self._headers(tier, turn_metadata)
+        headers = self._headers(tier, ids)
         return _RequestParts(url, headers, head, fragments, items, tail, len(leading))
 
     def _responses_lite(
@@ -3946,24 +3961,7 @@ class Turn:
             metadata["reasoning_effort"] = effort
         return json.dumps(metadata, separators=(",", ":"))
 
-    def _client_metadata(self, turn_metadata: str) -> dict[str, str]:
-        client = self.client
-        metadata = {
-            "x-codex-installation-id": client.installation_id,
-            "session_id": client.session_id,
-            "thread_id": client.thread_id,
-            "x-codex-window-id": client.window_id,
-            "turn_id": self.turn_id,
-            "root_turn_id": self.turn_id,
-            "x-codex-turn-metadata": turn_metadata,
-        }
-        if client.subagent:
-            metadata["x-openai-subagent"] = client.subagent
-        if client.parent_thread_id:
-            metadata["x-codex-parent-thread-id"] = client.parent_thread_id
-        return metadata
-
-    def _headers(self, tier: str | None, turn_metadata: str | None) -> dict[str, str]:
+    def _headers(self, tier: str | None, ids: dict[str, str]) -> dict[str, str]:
         client, rules = self.client, self.client.rules
         headers = {"Accept": "text/event-stream", **client.provider.headers()}
         headers["originator"] = client.originator
@@ -3972,12 +3970,7 @@ class Turn:
         headers["session-id"] = client.session_id
         headers["thread-id"] = client.thread_id
         headers["x-codex-window-id"] = client.window_id
-        if turn_metadata is not None:
-            headers["x-codex-turn-metadata"] = turn_metadata
-        if client.subagent:
-            headers["x-openai-subagent"] = client.subagent
-        if client.parent_thread_id:
-            headers["x-codex-parent-thread-id"] = client.parent_thread_id
+        headers.update(ids)
         if rules.responses_lite:
             headers["x-openai-internal-codex-responses-lite"] = "true"
         if rules.chatgpt_backend:
@@ -4010,8 +4003,8 @@ class Turn:
 
     # Sending ---------------------------------------------------------------
 
-    def _capture_turn_state(self, headers: Mapping[str, str]) -> None:
-        value = headers.get("x-codex-turn-state")
+    def _capture_turn_state(self, value: str | None) -> None:
+        """Keep the first turn state a response carries."""
         if value and self.turn_state is None:
             self.turn_state = value
 
@@ -4055,7 +4048,7 @@ class Turn:
             except requests.RequestException as exc:
                 raise _unsendable(provider, exc) from None
             if response.status_code < 300:
-                self._capture_turn_state(response.headers)
+                self._capture_turn_state(response.headers.get("x-codex-turn-state"))
                 return response
             error = _http_error(response)
             response.close()
@@ -4223,7 +4216,7 @@ class Turn:
         socket = _ResponsesSocket(connection)
         if connection.response is not None:
             answer = _plain_headers(connection.response.headers)
-            self._capture_turn_state(answer)
+            self._capture_turn_state(answer.get("x-codex-turn-state"))
             socket.header_events = _events_from_headers(answer)
             socket.request_id = answer.get("x-request-id")
         return socket
@@ -4268,8 +4261,7 @@ class Turn:
                 if not isinstance(message, str):
                     continue  # Responses events are text frames
                 event = reader.read(ServerSentEvent(data=message))
-                if reader.turn_state is not None:
-                    self._capture_turn_state({"x-codex-turn-state": reader.turn_state})
+                self._capture_turn_state(reader.turn_state)
                 if reader.failure is not None:
                     raise self._ws_failure(reader.failure, reader.failure_headers)
                 if isinstance(event, OutputItemDone):
@@ -4473,17 +4465,18 @@ def _next_step(
         return "reload"
     after = None
     if status is not None:
-        if isinstance(error, QuotaExceeded):
-            return "raise"
         should_retry = headers.get("x-should-retry")
-        if should_retry == "false":
-            return "raise"
         after = _retry_after(headers)
-        if after is not None and after > policy.max_retry_after:
-            return "raise"
         retryable = status >= 500 or status == 408 or should_retry == "true"
-        if not retryable and (status not in (409, 429) or after is None):
-            return "raise"  # 409 and 429 only when the server says when
+        # 409 and 429 only when the server says when
+        told_when = status in (409, 429) and after is not None
+        if (
+            isinstance(error, QuotaExceeded)
+            or should_retry == "false"
+            or (after is not None and after > policy.max_retry_after)
+            or not (retryable or told_when)
+        ):
+            return "raise"
     if attempt > policy.request_max_retries:
         return "exhausted"
     return after if after is not None and after > 0 else policy.backoff(attempt)
