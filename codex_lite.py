@@ -4129,13 +4129,10 @@ class Turn:
                     yield from self._ws_exchange(parts)
                     return
                 request = request or self._http_request(parts)
-                response = self._post(request)
-                try:
+                with self._post(request) as response:
                     yield from _read_stream(
                         response, self.client.max_event_bytes, self._deadline
                     )
-                finally:
-                    response.close()
                 return
             except _UseHttp as reason:
                 self.client._use_http(str(reason))
