@@ -3450,20 +3450,6 @@ class _Rules(typing.NamedTuple):
     responses_lite: bool  # tools and instructions as items (§11)
 
 
-def _rules(client: Client) -> _Rules:
-    provider = client.provider
-    chatgpt = provider.is_openai and client.auth.kind == "chatgpt"
-    compress = client.features.get("enable_request_compression", False)
-    return _Rules(
-        chatgpt_backend=chatgpt,
-        openai_metadata=provider.is_openai,
-        store=provider.is_azure,
-        compress=chatgpt and compress,
-        service_tier=not provider.is_amazon_bedrock,
-        responses_lite=provider.info.responses_lite,
-    )
-
-
 def _resolve_installation_id(home: Path | None = None, *, keep: bool = True) -> str:
     """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) and kept
     there if missing or corrupt.  Where it cannot be kept (a read-only or
@@ -3570,7 +3556,6 @@ class Client:
         self.prewarm = prewarm
         self._socket: _ResponsesSocket | None = None
         self._over_http = False  # latched: never a WebSocket again
-        self._window_number = 0
         self._http = http
         self._owns_http = http is None
         self._rules: _Rules | None = None
@@ -3625,7 +3610,17 @@ class Client:
     def rules(self) -> _Rules:
         """What this client's provider and credentials change on the wire."""
         if self._rules is None:
-            self._rules = _rules(self)
+            provider = self.provider
+            chatgpt = provider.is_openai and self.auth.kind == "chatgpt"
+            compress = self.features.get("enable_request_compression", False)
+            self._rules = _Rules(
+                chatgpt_backend=chatgpt,
+                openai_metadata=provider.is_openai,
+                store=provider.is_azure,
+                compress=chatgpt and compress,
+                service_tier=not provider.is_amazon_bedrock,
+                responses_lite=provider.info.responses_lite,
+            )
         return self._rules
 
     def __enter__(self) -> typing.Self:
@@ -3710,7 +3705,7 @@ class Client:
 
     @property
     def window_id(self) -> str:
-        return f"{self.thread_id}:{self._window_number}"
+        return f"{self.thread_id}:0"  # codex_lite keeps one context window
 
 
 class Turn:
@@ -3730,15 +3725,22 @@ class Turn:
 
     # Building the request -------------------------------------------------
 
-    def _body(
-        self, prompt: Prompt, tier: str | None, turn_metadata: str | None
-    ) -> tuple[
-        dict[str, Any], list[bytes], Sequence[ResponseItem], dict[str, Any], int
-    ]:
-        """The request body as head fields, the encoded input items, the
-        prompt items among them, tail fields (§11), and how many items the
-        client puts before the prompt's."""
+    def _parts(self, prompt: Prompt) -> _RequestParts:
+        """The request before it is joined, without auth or turn state: what
+        every attempt, over either transport, starts from."""
         client, rules = self.client, self.client.rules
+        tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
+        # Codex sends turn metadata to every provider; we keep it, like
+        # client_metadata, to OpenAI.
+        openai = rules.openai_metadata
+        turn_metadata = self._turn_metadata(prompt) if openai else None
+        # what headers and client_metadata both end with
+        lineage = {
+            "x-codex-turn-metadata": turn_metadata,
+            "x-openai-subagent": client.subagent,
+            "x-codex-parent-thread-id": client.parent_thread_id,
+        }
+        ids = {key: value for key, value in lineage.items() if value}
         fields = prompt._over(client.fields)
         reasoning: dict[str, Any] = {}
         if effort := prompt.reasoning_effort or client.reasoning_effort:
@@ -3784,11 +3786,21 @@ class Turn:
             if (value := getattr(fields, key)) is not None:
                 tail[key] = value
         tail.update(fields.extra_body or {})
-        if turn_metadata is not None:
-            tail["client_metadata"] = self._client_metadata(turn_metadata)
+        if openai:
+            tail["client_metadata"] = {
+                "x-codex-installation-id": client.installation_id,
+                "session_id": client.session_id,
+                "thread_id": client.thread_id,
+                "x-codex-window-id": client.window_id,
+                "turn_id": self.turn_id,
+                "root_turn_id": self.turn_id,
+                **ids,
+            }
         for key, value in (fields.override_body or {}).items():
             (head if key in head else tail)[key] = value
-        return head, fragments, items, tail, len(leading)
+        url = client.provider.url_for_path("responses", client.auth)
+        headers = self._headers(tier, ids)
+        return _RequestParts(url, headers, head, fragments, items, tail, len(leading))
 
     def _responses_lite(
         self, prompt: Prompt, items: Sequence[ResponseItem], reasoning: dict[str, Any]
@@ -3843,7 +3855,7 @@ class Turn:
             "thread_id": client.thread_id,
             "turn_id": self.turn_id,
             "window_id": client.window_id,
-            "window_number": client._window_number,
+            "window_number": 0,
             "request_kind": "turn",
             "root_turn_id": self.turn_id,
             "turn_started_at_unix_ms": self.started_at_ms,
@@ -3853,24 +3865,7 @@ class Turn:
             metadata["reasoning_effort"] = effort
         return json.dumps(metadata, separators=(",", ":"))
 
-    def _client_metadata(self, turn_metadata: str) -> dict[str, str]:
-        client = self.client
-        metadata = {
-            "x-codex-installation-id": client.installation_id,
-            "session_id": client.session_id,
-            "thread_id": client.thread_id,
-            "x-codex-window-id": client.window_id,
-            "turn_id": self.turn_id,
-            "root_turn_id": self.turn_id,
-            "x-codex-turn-metadata": turn_metadata,
-        }
-        if client.subagent:
-            metadata["x-openai-subagent"] = client.subagent
-        if client.parent_thread_id:
-            metadata["x-codex-parent-thread-id"] = client.parent_thread_id
-        return metadata
-
-    def _headers(self, tier: str | None, turn_metadata: str | None) -> dict[str, str]:
+    def _headers(self, tier: str | None, ids: dict[str, str]) -> dict[str, str]:
         client, rules = self.client, self.client.rules
         headers = {"Accept": "text/event-stream", **client.provider.headers()}
         headers["originator"] = client.originator
@@ -3879,32 +3874,13 @@ class Turn:
         headers["session-id"] = client.session_id
         headers["thread-id"] = client.thread_id
         headers["x-codex-window-id"] = client.window_id
-        if turn_metadata is not None:
-            headers["x-codex-turn-metadata"] = turn_metadata
-        if client.subagent:
-            headers["x-openai-subagent"] = client.subagent
-        if client.parent_thread_id:
-            headers["x-codex-parent-thread-id"] = client.parent_thread_id
+        headers.update(ids)
         if rules.responses_lite:
             headers["x-openai-internal-codex-responses-lite"] = "true"
         if rules.chatgpt_backend:
             tier_part = f";tier={tier}" if tier else ""
             headers["x-codex-routing-hint"] = f"model={client.model}{tier_part}"
         return headers
-
-    def _parts(self, prompt: Prompt) -> _RequestParts:
-        """The request before it is joined, without auth or turn state: what
-        every attempt, over either transport, starts from."""
-        client = self.client
-        tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
-        # Codex sends turn metadata to every provider; we keep it, like
-        # client_metadata, to OpenAI.
-        openai = client.rules.openai_metadata
-        turn_metadata = self._turn_metadata(prompt) if openai else None
-        head, fragments, items, tail, leading = self._body(prompt, tier, turn_metadata)
-        url = client.provider.url_for_path("responses", client.auth)
-        headers = self._headers(tier, turn_metadata)
-        return _RequestParts(url, headers, head, fragments, items, tail, leading)
 
     def _http_request(
         self, parts: _RequestParts, *, keep_json: bool = False
@@ -3931,14 +3907,15 @@ class Turn:
 
     # Sending ---------------------------------------------------------------
 
-    def _capture_turn_state(self, headers: Mapping[str, str]) -> None:
-        value = headers.get("x-codex-turn-state")
+    def _capture_turn_state(self, value: str | None) -> None:
+        """Keep the first turn state a response carries."""
         if value and self.turn_state is None:
             self.turn_state = value
 
     def _post(self, unsigned: PreparedRequest) -> requests.Response:
         """POST with retries until a 2xx arrives; raise a typed error otherwise."""
         import requests
+        from requests.exceptions import ChunkedEncodingError
 
         http, provider = self.client.http, self.client.provider
         # What requests would redo on every attempt and which cannot change
@@ -3955,6 +3932,8 @@ class Turn:
         where = _host(unsigned.url) + (
             f" through proxy {_host(proxy)}" if proxy else ""
         )
+        # what a retry can cure: the connection, not the request
+        retryable = (requests.ConnectionError, requests.Timeout, ChunkedEncodingError)
 
         def send_once(
             signed: PreparedRequest, timeout: tuple[float, float]
@@ -3967,13 +3946,13 @@ class Turn:
                 response = http.send(
                     wire, timeout=timeout, allow_redirects=False, **settings
                 )
-            except _transport_errors() as exc:
+            except retryable as exc:
                 failed = TransportError(f"request to {where} failed: {_describe(exc)}")
                 return _Failure(failed, None, {})
             except requests.RequestException as exc:
                 raise _unsendable(provider, exc) from None
             if response.status_code < 300:
-                self._capture_turn_state(response.headers)
+                self._capture_turn_state(response.headers.get("x-codex-turn-state"))
                 return response
             error = _http_error(response)
             response.close()
@@ -4012,10 +3991,8 @@ class Turn:
             error, status, headers = outcome
             step = _next_step(error, status, headers, attempt, reloaded, policy)
             if step == "reload":
-                reloaded, owner = True, auth.account_id
-                if auth.reload():
-                    if auth.account_id != owner:
-                        self.turn_state = None  # it was the other account's
+                reloaded = True
+                if self._reload_auth():
                     continue
                 step = _next_step(error, status, headers, attempt, reloaded, policy)
             if step == "exhausted":
@@ -4056,13 +4033,10 @@ class Turn:
                     yield from self._ws_exchange(parts)
                     return
                 request = request or self._http_request(parts)
-                response = self._post(request)
-                try:
+                with self._post(request) as response:
                     yield from _read_stream(
                         response, self.client.max_event_bytes, self._deadline
                     )
-                finally:
-                    response.close()
                 return
             except _UseHttp as reason:
                 self.client._use_http(str(reason))
@@ -4075,9 +4049,7 @@ class Turn:
                     spent, retries = retries + 1, 0
                     yield StreamRetry(spent, most, 0.0, error)
                     continue
-                if retries >= budget:
-                    raise
-                if error.delay is not None and error.delay > policy.max_retry_after:
+                if retries >= budget or (error.delay or 0) > policy.max_retry_after:
                     raise
                 retries += 1
                 delay = policy.backoff(retries) if error.delay is None else error.delay
@@ -4145,7 +4117,7 @@ class Turn:
         socket = _ResponsesSocket(connection)
         if connection.response is not None:
             answer = _plain_headers(connection.response.headers)
-            self._capture_turn_state(answer)
+            self._capture_turn_state(answer.get("x-codex-turn-state"))
             socket.header_events = _events_from_headers(answer)
             socket.request_id = answer.get("x-request-id")
         return socket
@@ -4190,8 +4162,7 @@ class Turn:
                 if not isinstance(message, str):
                     continue  # Responses events are text frames
                 event = reader.read(ServerSentEvent(data=message))
-                if reader.turn_state is not None:
-                    self._capture_turn_state({"x-codex-turn-state": reader.turn_state})
+                self._capture_turn_state(reader.turn_state)
                 if reader.failure is not None:
                     raise self._ws_failure(reader.failure, reader.failure_headers)
                 if isinstance(event, OutputItemDone):
@@ -4227,19 +4198,25 @@ class Turn:
             return StreamError(failure.message, request_id=failure.request_id)
         if failure.status is None:
             return failure  # `response.failed` or `.incomplete`: as over HTTP
-        client, policy = self.client, self.client.retry_policy
+        policy = self.client.retry_policy
         step = _next_step(failure, failure.status, headers, 1, False, policy)
         if step == "reload":
-            owner = client.auth.account_id
-            if not client.auth.reload():
-                return failure
-            if client.auth.account_id != owner:
-                self.turn_state = None  # it was the other account's
-            step = 0.0
+            step = 0.0 if self._reload_auth() else "raise"
         if not isinstance(step, float):
             return failure
         message = f"{failure.status}: {failure.message}"
         return StreamError(message, request_id=failure.request_id, delay=step)
+
+    def _reload_auth(self) -> bool:
+        """Reload the credentials after a 401: whether they could be.  Turn
+        state taken under another account is dropped."""
+        auth = self.client.auth
+        owner = auth.account_id
+        if not auth.reload():
+            return False
+        if auth.account_id != owner:
+            self.turn_state = None
+        return True
 
     def _wait(self, delay: float, error: CodexError | None = None) -> None:
         """Sleep before a retry (0 before any request), unless that would
@@ -4250,17 +4227,6 @@ class Turn:
             error = error or CodexError(f"turn_timeout ({timeout}s) ran out")
             raise RetryLimitExceeded("the turn's deadline came", error) from error
         time.sleep(delay)
-
-
-def _transport_errors() -> tuple[type[Exception], ...]:
-    """What a retry can cure: the connection, not the request."""
-    import requests
-
-    return (
-        requests.ConnectionError,
-        requests.Timeout,
-        requests.exceptions.ChunkedEncodingError,
-    )
 
 
 def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
@@ -4362,9 +4328,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     try:
         after = float(headers["retry-after-ms"]) / 1000
     except (KeyError, ValueError):
-        value = headers.get("retry-after")
-        if value is None:
-            return None
+        value = headers.get("retry-after", "")
         try:
             after = float(value)
         except ValueError:
@@ -4402,17 +4366,18 @@ def _next_step(
         return "reload"
     after = None
     if status is not None:
-        if isinstance(error, QuotaExceeded):
-            return "raise"
         should_retry = headers.get("x-should-retry")
-        if should_retry == "false":
-            return "raise"
         after = _retry_after(headers)
-        if after is not None and after > policy.max_retry_after:
-            return "raise"
         retryable = status >= 500 or status == 408 or should_retry == "true"
-        if not retryable and (status not in (409, 429) or after is None):
-            return "raise"  # 409 and 429 only when the server says when
+        # 409 and 429 only when the server says when
+        told_when = status in (409, 429) and after is not None
+        if (
+            isinstance(error, QuotaExceeded)
+            or should_retry == "false"
+            or (after is not None and after > policy.max_retry_after)
+            or not (retryable or told_when)
+        ):
+            return "raise"
     if attempt > policy.request_max_retries:
         return "exhausted"
     return after if after is not None and after > 0 else policy.backoff(attempt)
@@ -4611,15 +4576,15 @@ def _new_input(
     if last is None or settings != last.settings:
         return None
     known, output = len(last.input), len(last.output_ids)
-    if parts.input[:known] != last.input or None in last.output_ids:
-        return None
-    start = known - parts.leading
-    if start < 0:
-        return None
+    start = known - parts.leading  # where the last input's prompt items end
     ids = [getattr(i, "id", None) for i in parts.items[start : start + output]]
-    if ids != last.output_ids:
-        return None
-    return parts.input[known + output :]
+    continues = (
+        parts.input[:known] == last.input
+        and None not in last.output_ids
+        and start >= 0
+        and ids == last.output_ids
+    )
+    return parts.input[known + output :] if continues else None
 
 
 def _response_create(
