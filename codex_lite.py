@@ -26,7 +26,7 @@ One turn's path, in call order:
 
     Conversation.stream_turn    records the user input (Conversation.record)
       -> Turn.stream            one request, sent again if the stream breaks
-        -> Turn._parts          _body + _headers -> _RequestParts, once
+        -> Turn._parts          body + _headers -> _RequestParts, once
         -> HTTP+SSE             _http_request (-> _EncodedBody), then
           -> Turn._post/_send   each attempt: Turn._attempt (turn state, auth),
                                 send; on failure _next_step decides; sleep
