@@ -5698,17 +5698,14 @@ class RealtimeSession:
                 raise StreamError("the realtime WebSocket closed") from None
             event = _json_or_none(message)
             kind = _json_get(event, "type", str)
-            if kind is None:
-                continue
             if kind == "error":
                 raise _failed_error(event, None)
-            delta = event.get("delta")
-            if kind in _REALTIME_DELTAS and isinstance(delta, str):
-                yield RealtimeTextDelta(delta, _REALTIME_DELTAS[kind])
+            if kind in _REALTIME_DELTAS and isinstance(event.get("delta"), str):
+                yield RealtimeTextDelta(event["delta"], _REALTIME_DELTAS[kind])
             elif kind == "response.done":
                 yield RealtimeDone(_json_get(event, "response", dict) or {})
                 return
-            else:
+            elif kind is not None:  # what is not a JSON object with a type is skipped
                 yield RealtimeServerEvent(kind, event)
 
     def close(self) -> None:
