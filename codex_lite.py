@@ -5160,7 +5160,7 @@ class Conversation:
             client,
             history=rollout.items,
             rollout=writer,
-            instructions=_without_plan_tool(rollout.base_instructions),
+            instructions=_PLAN_TOOL_SECTIONS.sub("", rollout.base_instructions),
             token_usage=rollout.token_usage,
         )
 
@@ -5345,8 +5345,8 @@ class Conversation:
             limits = {
                 "limit_id": rate_limits.limit_id,
                 "limit_name": rate_limits.limit_name,
-                "primary": _window_json(rate_limits.primary),
-                "secondary": _window_json(rate_limits.secondary),
+                "primary": rate_limits.primary and rate_limits.primary._asdict(),
+                "secondary": rate_limits.secondary and rate_limits.secondary._asdict(),
                 "credits": rate_limits.credits,
                 "plan_type": None,
             }
@@ -5390,15 +5390,10 @@ class Conversation:
 
 # The sections of Codex's base instructions about its `update_plan` tool: a
 # level-2 heading and what follows up to the next heading of level 1 or 2.
+# Codex leaves them out for a model it offers no such tool; codex-lite offers none.
 _PLAN_TOOL_SECTIONS = re.compile(
     r"^## (?:Planning|`update_plan`)\n.*?(?=^#{1,2} |\Z)", re.MULTILINE | re.DOTALL
 )
-
-
-def _without_plan_tool(instructions: str) -> str:
-    """Base instructions as Codex sends them to a model it offers no
-    `update_plan` tool (codex-lite offers none): without the sections on it."""
-    return _PLAN_TOOL_SECTIONS.sub("", instructions)
 
 
 # The token counts of a `token_count` event, in Codex's order.
@@ -5430,10 +5425,6 @@ def _task_started(turn_id: str, started: float) -> dict[str, Any]:
     }
 
 
-def _window_json(window: RateLimitWindow | None) -> dict[str, Any] | None:
-    return None if window is None else window._asdict()
-
-
 def _assistant_text(items: Iterable[ResponseItem]) -> str:
     """The text of the assistant messages among `items`."""
     return "".join(
@@ -5452,11 +5443,9 @@ def local_image_content(
     to the limits of its detail, see `_fit_image`), a closing tag."""
     unreadable = f"Codex could not read the local image at `{path}`"
     try:
-        raw = _read_image_file(path)
+        fitted, kind = _fitted_image(_read_image_file(path), detail, _PixelBudget())
     except OSError as exc:
         return [InputText(text=f"{unreadable}: {exc.strerror}")]
-    try:
-        fitted, kind = _fitted_image(raw, detail, _PixelBudget())
     except ValueError as exc:
         return [InputText(text=f"{unreadable}: {exc}")]
     url = f"data:image/{kind};base64,{base64.b64encode(fitted).decode()}"
