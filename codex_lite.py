@@ -4754,10 +4754,9 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
     if fits.get(str(kind), True) is False:
         return f"{path}: must be of type {kind}"
     if isinstance(value, list):
+        items = schema.get("items")
         for index, item in enumerate(value):
-            if problem := _schema_problem(
-                schema.get("items"), item, f"{path}[{index}]"
-            ):
+            if problem := _schema_problem(items, item, f"{path}[{index}]"):
                 return problem
     if isinstance(value, dict) and kind == "object":
         missing = [k for k in schema.get("required", ()) if k not in value]
@@ -4828,16 +4827,14 @@ _UNRUN = f"error: not run: at most {_MAX_TOOL_CALLS} tool calls are run at once"
 
 def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomToolCall]:
     """The calls in `history` no output answers yet."""
-    answered = {
-        i.call_id
-        for i in history
-        if isinstance(i, FunctionCallOutput | CustomToolCallOutput)
-    }
-    return [
-        i
-        for i in history
-        if isinstance(i, FunctionCall | CustomToolCall) and i.call_id not in answered
-    ]
+    calls: list[FunctionCall | CustomToolCall] = []
+    answered: set[str | None] = set()
+    for item in history:
+        if isinstance(item, FunctionCall | CustomToolCall):
+            calls.append(item)
+        elif isinstance(item, FunctionCallOutput | CustomToolCallOutput):
+            answered.add(item.call_id)
+    return [c for c in calls if c.call_id not in answered]
 
 
 # Codex's namespace for the ids of the outputs below (seen on the wire).
@@ -4848,10 +4845,9 @@ def _with_call_outputs(items: Sequence[ResponseItem]) -> Sequence[ResponseItem]:
     """`items` with an "aborted" output after each call none answers (a turn
     cut short), as Codex sends them: the API refuses a call alone.  They are
     never stored, so their id comes from the call's, the same on every resume."""
-    pending = {c.call_id for c in _unanswered(items)}
-    if not pending:
-        return items
     import uuid
+
+    pending = {c.call_id for c in _unanswered(items)}
 
     namespace = uuid.UUID(_SYNTHETIC_OUTPUTS)
     out: list[ResponseItem] = []
@@ -4964,11 +4960,10 @@ class Conversation:
         self.history = history if history is not None else []
         self.rollout = rollout
         self.instructions = instructions
-        self.token_usage = {k: 0 for k in _USAGE_KEYS}
-        for key in _USAGE_KEYS:
-            value = (token_usage or {}).get(key)
-            if type(value) is int:
-                self.token_usage[key] = value
+        given = token_usage or {}
+        self.token_usage = {
+            k: given[k] if type(given.get(k)) is int else 0 for k in _USAGE_KEYS
+        }
         self.last_result = TurnResult("", [], None)
 
     @classmethod
@@ -5034,7 +5029,7 @@ class Conversation:
             client,
             history=rollout.items,
             rollout=writer,
-            instructions=_without_plan_tool(rollout.base_instructions),
+            instructions=_PLAN_TOOL_SECTIONS.sub("", rollout.base_instructions),
             token_usage=rollout.token_usage,
         )
 
@@ -5101,20 +5096,15 @@ class Conversation:
         # calls a turn cut short left unanswered come first
         turn_items = self._run_tools(turn, runners, parallel=parallel_tool_calls)
         self.record(user_input, turn.turn_id)
-        prompt = Prompt(
-            input=(),
-            instructions=self.instructions,
-            output_schema=schema,
-            tools=definitions or None,
-            parallel_tool_calls=parallel_tool_calls,
-        )
         first_output: float | None = None
-        for rounds in range(max_tool_rounds + 1):
-            if rounds:
-                turn_items += self._run_tools(
-                    turn, runners, parallel=parallel_tool_calls
-                )
-            prompt = dataclasses.replace(prompt, input=list(self.history))
+        for rounds in itertools.count():
+            prompt = Prompt(
+                input=list(self.history),
+                instructions=self.instructions,
+                output_schema=schema,
+                tools=definitions or None,
+                parallel_tool_calls=parallel_tool_calls,
+            )
             output, usage, first = yield from self._respond(turn, prompt)
             first_output = first_output or first
             turn_items += output
@@ -5122,10 +5112,11 @@ class Conversation:
             self.last_result = TurnResult(text, turn_items, usage)
             if not runners or not _unanswered(output):
                 break
-        else:
-            raise ToolRoundsExceeded(
-                f"the model still called tools after {max_tool_rounds} rounds"
-            )
+            if rounds == max_tool_rounds:
+                raise ToolRoundsExceeded(
+                    f"the model still called tools after {max_tool_rounds} rounds"
+                )
+            turn_items += self._run_tools(turn, runners, parallel=parallel_tool_calls)
         done = time.time()
         self._event(
             {
@@ -5211,8 +5202,7 @@ class Conversation:
         info = None
         if usage is not None:
             last = {k: getattr(usage, k, 0) for k in _USAGE_KEYS}
-            for key, value in last.items():
-                self.token_usage[key] += value
+            self.token_usage = {k: v + last[k] for k, v in self.token_usage.items()}
             info = {
                 "total_token_usage": dict(self.token_usage),
                 "last_token_usage": last,
@@ -5224,8 +5214,8 @@ class Conversation:
             limits = {
                 "limit_id": rate_limits.limit_id,
                 "limit_name": rate_limits.limit_name,
-                "primary": _window_json(rate_limits.primary),
-                "secondary": _window_json(rate_limits.secondary),
+                "primary": rate_limits.primary and rate_limits.primary._asdict(),
+                "secondary": rate_limits.secondary and rate_limits.secondary._asdict(),
                 "credits": rate_limits.credits,
                 "plan_type": None,
             }
@@ -5269,15 +5259,10 @@ class Conversation:
 
 # The sections of Codex's base instructions about its `update_plan` tool: a
 # level-2 heading and what follows up to the next heading of level 1 or 2.
+# Codex leaves them out for a model it offers no such tool; codex-lite offers none.
 _PLAN_TOOL_SECTIONS = re.compile(
     r"^## (?:Planning|`update_plan`)\n.*?(?=^#{1,2} |\Z)", re.MULTILINE | re.DOTALL
 )
-
-
-def _without_plan_tool(instructions: str) -> str:
-    """Base instructions as Codex sends them to a model it offers no
-    `update_plan` tool (codex-lite offers none): without the sections on it."""
-    return _PLAN_TOOL_SECTIONS.sub("", instructions)
 
 
 # The token counts of a `token_count` event, in Codex's order.
@@ -5309,10 +5294,6 @@ def _task_started(turn_id: str, started: float) -> dict[str, Any]:
     }
 
 
-def _window_json(window: RateLimitWindow | None) -> dict[str, Any] | None:
-    return None if window is None else window._asdict()
-
-
 def _assistant_text(items: Iterable[ResponseItem]) -> str:
     """The text of the assistant messages among `items`."""
     return "".join(
@@ -5331,11 +5312,9 @@ def local_image_content(
     to the limits of its detail, see `_fit_image`), a closing tag."""
     unreadable = f"Codex could not read the local image at `{path}`"
     try:
-        raw = _read_image_file(path)
+        fitted, kind = _fitted_image(_read_image_file(path), detail, _PixelBudget())
     except OSError as exc:
         return [InputText(text=f"{unreadable}: {exc.strerror}")]
-    try:
-        fitted, kind = _fitted_image(raw, detail, _PixelBudget())
     except ValueError as exc:
         return [InputText(text=f"{unreadable}: {exc}")]
     url = f"data:image/{kind};base64,{base64.b64encode(fitted).decode()}"
@@ -5379,7 +5358,9 @@ class RealtimeTransport(enum.Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RealtimeStart:
-    """Parameters of the app-server's `thread/realtime/start` (camelCase on the wire)."""
+    """A realtime start: `open` it over its transport; `to_json` gives it as
+    the params of the app-server's `thread/realtime/start` (camelCase).  A
+    WebRTC start needs the SDP offer."""
 
     thread_id: str
     transport: RealtimeTransport = RealtimeTransport.WEBSOCKET
@@ -5387,11 +5368,22 @@ class RealtimeStart:
     prompt: str | None = None
     voice: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.transport is RealtimeTransport.WEBRTC and self.sdp is None:
+            raise ConfigError("a webrtc realtime start needs an SDP offer")
+
+    def open(
+        self, client: Client, *, session: Mapping[str, Any] | None = None
+    ) -> RealtimeSession | RealtimeCall:
+        """A `RealtimeSession` over a WebSocket, or a WebRTC call made with
+        the offer (`create_realtime_call`); `session` configures either."""
+        if self.transport is RealtimeTransport.WEBSOCKET:
+            return RealtimeSession(client, session=session)
+        return create_realtime_call(client, self.sdp or "", session=session)
+
     def to_json(self) -> dict[str, Any]:
         transport: dict[str, Any] = {"type": self.transport.value}
         if self.transport is RealtimeTransport.WEBRTC:
-            if not self.sdp:
-                raise ConfigError("a webrtc realtime start needs an SDP offer")
             transport["sdp"] = self.sdp
         out: dict[str, Any] = {"threadId": self.thread_id, "transport": transport}
         optional = {"prompt": self.prompt, "voice": self.voice}
@@ -5505,9 +5497,8 @@ class RealtimeSession:
             ) from None
         provider, auth, policy = client.provider, client.auth, client.retry_policy
         url = "ws" + provider.url_for_path("realtime", auth).removeprefix("http")
-        url += (
-            "&" if "?" in url else "?"
-        ) + f"model={urllib.parse.quote(client.model)}"
+        separator = "&" if "?" in url else "?"
+        url += f"{separator}model={urllib.parse.quote(client.model)}"
         headers = {
             **provider.headers(),
             "originator": client.originator,
@@ -5565,17 +5556,14 @@ class RealtimeSession:
                 raise StreamError("the realtime WebSocket closed") from None
             event = _json_or_none(message)
             kind = _json_get(event, "type", str)
-            if kind is None:
-                continue
             if kind == "error":
                 raise _failed_error(event, None)
-            delta = event.get("delta")
-            if kind in _REALTIME_DELTAS and isinstance(delta, str):
-                yield RealtimeTextDelta(delta, _REALTIME_DELTAS[kind])
+            if kind in _REALTIME_DELTAS and isinstance(event.get("delta"), str):
+                yield RealtimeTextDelta(event["delta"], _REALTIME_DELTAS[kind])
             elif kind == "response.done":
                 yield RealtimeDone(_json_get(event, "response", dict) or {})
                 return
-            else:
+            elif kind is not None:  # what is not a JSON object with a type is skipped
                 yield RealtimeServerEvent(kind, event)
 
     def close(self) -> None:
@@ -6546,14 +6534,18 @@ def _run_realtime(argv: list[str]) -> int:
     if session is not None and not isinstance(session, dict):
         raise ConfigError(f"--session-json {args.session_json}: must hold an object")
     client = Client.from_config(_config_from_args(args))
-    if transport == "webrtc":
-        call = create_realtime_call(client, offer, session=session)
-        sys.stdout.write(call.sdp_answer)
-        print(f"call id: {call.call_id}", file=sys.stderr)
+    start = RealtimeStart(
+        thread_id=client.thread_id, transport=RealtimeTransport(transport), sdp=offer
+    )
+    if transport == "websocket":
+        # --text prints text: a text session, unless --session-json says otherwise
+        session = {"type": "realtime", "output_modalities": ["text"], **(session or {})}
+    realtime = start.open(client, session=session)
+    if isinstance(realtime, RealtimeCall):
+        sys.stdout.write(realtime.sdp_answer)
+        print(f"call id: {realtime.call_id}", file=sys.stderr)
         return 0
-    # --text prints text: a text session, unless --session-json says otherwise
-    session = {"type": "realtime", "output_modalities": ["text"], **(session or {})}
-    with RealtimeSession(client, session=session) as realtime:
+    with realtime:
         realtime.send_text(args.text)
         for event in realtime.events():
             if isinstance(event, RealtimeTextDelta):
