@@ -433,9 +433,24 @@ def _redact_url(url: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Wire:
-    """What every modelled JSON object has: the keys it does not model."""
+    """What every modelled JSON object has: the keys it does not model.
 
+    A class names its wire `type` tag, and the prefix of the ids it takes
+    (none: it takes no id), in its header: `class X(_Wire, tag=..., prefix=...)`.
+    """
+
+    type: ClassVar[str]
+    prefix: ClassVar[str | None] = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __init_subclass__(
+        cls, tag: str | None = None, prefix: str | None = None
+    ) -> None:
+        # `slots=True` makes each class a second time, without these
+        # arguments; that second class keeps what the first was given.
+        if tag is not None:
+            cls.type = tag
+            cls.prefix = prefix
 
     def __post_init__(self) -> None:
         # `content=[...]` would neither equal nor encode as the tuple the
@@ -455,54 +470,47 @@ def _null_when_absent() -> Any:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class InputText(_Wire):
-    type: ClassVar[str] = "input_text"
+class InputText(_Wire, tag="input_text"):
     text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class InputImage(_Wire):
+class InputImage(_Wire, tag="input_image"):
     """An image by URL (https or inline `data:`) or by uploaded `file_id`."""
 
-    type: ClassVar[str] = "input_image"
     image_url: str | None = None
     file_id: str | None = None
     detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class InputAudio(_Wire):
-    type: ClassVar[str] = "input_audio"
+class InputAudio(_Wire, tag="input_audio"):
     audio_url: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OutputText(_Wire):
+class OutputText(_Wire, tag="output_text"):
     """Assistant text; `annotations` and `logprobs` replay even when empty."""
 
-    type: ClassVar[str] = "output_text"
     text: str
     annotations: list[Any] | None = None
     logprobs: list[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EncryptedContent(_Wire):
-    type: ClassVar[str] = "encrypted_content"
+class EncryptedContent(_Wire, tag="encrypted_content"):
     encrypted_content: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SummaryText(_Wire):
-    type: ClassVar[str] = "summary_text"
+class SummaryText(_Wire, tag="summary_text"):
     text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReasoningText(_Wire):
+class ReasoningText(_Wire, tag="reasoning_text"):
     """Raw reasoning; `kind` is the wire tag, `reasoning_text` or `text`."""
 
-    type: ClassVar[str] = "reasoning_text"
     text: str
     kind: Literal["reasoning_text", "text"] = "reasoning_text"
 
@@ -546,18 +554,14 @@ MessagePhase = Literal["commentary", "partial_answer", "final_answer"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AdditionalTools(_Wire):
-    type: ClassVar[str] = "additional_tools"
-    prefix: ClassVar[str | None] = "at"
+class AdditionalTools(_Wire, tag="additional_tools", prefix="at"):
     id: str | None = None
     role: str
     tools: list[Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Message(_Wire):
-    type: ClassVar[str] = "message"
-    prefix: ClassVar[str | None] = "msg"
+class Message(_Wire, tag="message", prefix="msg"):
     encrypted_content: str | None = None
     status: str | None = None
     id: str | None = None
@@ -578,9 +582,7 @@ class Message(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentMessage(_Wire):
-    type: ClassVar[str] = "agent_message"
-    prefix: ClassVar[str | None] = "amsg"
+class AgentMessage(_Wire, tag="agent_message", prefix="amsg"):
     id: str | None = None
     author: str
     recipient: str
@@ -589,9 +591,7 @@ class AgentMessage(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Reasoning(_Wire):
-    type: ClassVar[str] = "reasoning"
-    prefix: ClassVar[str | None] = "rs"
+class Reasoning(_Wire, tag="reasoning", prefix="rs"):
     id: str | None = None
     summary: tuple[ContentItem, ...]
     content: tuple[ContentItem, ...] | None = None
@@ -600,9 +600,7 @@ class Reasoning(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LocalShellCall(_Wire):
-    type: ClassVar[str] = "local_shell_call"
-    prefix: ClassVar[str | None] = "lsh"
+class LocalShellCall(_Wire, tag="local_shell_call", prefix="lsh"):
     encrypted_content: str | None = None
     id: str | None = None
     call_id: str | None = _null_when_absent()
@@ -612,11 +610,9 @@ class LocalShellCall(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FunctionCall(_Wire):
+class FunctionCall(_Wire, tag="function_call", prefix="fc"):
     """A function tool call; `arguments` is a JSON *string*."""
 
-    type: ClassVar[str] = "function_call"
-    prefix: ClassVar[str | None] = "fc"
     encrypted_content: str | None = None
     status: str | None = None
     id: str | None = None
@@ -629,9 +625,7 @@ class FunctionCall(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ToolSearchCall(_Wire):
-    type: ClassVar[str] = "tool_search_call"
-    prefix: ClassVar[str | None] = "tsc"
+class ToolSearchCall(_Wire, tag="tool_search_call", prefix="tsc"):
     encrypted_content: str | None = None
     id: str | None = None
     call_id: str | None = _null_when_absent()
@@ -642,11 +636,9 @@ class ToolSearchCall(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FunctionCallOutput(_Wire):
+class FunctionCallOutput(_Wire, tag="function_call_output", prefix="fco"):
     """A function result: a plain string or a list of content items."""
 
-    type: ClassVar[str] = "function_call_output"
-    prefix: ClassVar[str | None] = "fco"
     id: str | None = None
     call_id: str | None = None
     name: str | None = None
@@ -656,9 +648,7 @@ class FunctionCallOutput(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CustomToolCall(_Wire):
-    type: ClassVar[str] = "custom_tool_call"
-    prefix: ClassVar[str | None] = "ctc"
+class CustomToolCall(_Wire, tag="custom_tool_call", prefix="ctc"):
     encrypted_content: str | None = None
     id: str | None = None
     status: str | None = None
@@ -670,9 +660,7 @@ class CustomToolCall(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CustomToolCallOutput(_Wire):
-    type: ClassVar[str] = "custom_tool_call_output"
-    prefix: ClassVar[str | None] = "ctco"
+class CustomToolCallOutput(_Wire, tag="custom_tool_call_output", prefix="ctco"):
     id: str | None = None
     call_id: str
     name: str | None = None
@@ -681,9 +669,7 @@ class CustomToolCallOutput(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ToolSearchOutput(_Wire):
-    type: ClassVar[str] = "tool_search_output"
-    prefix: ClassVar[str | None] = "tso"
+class ToolSearchOutput(_Wire, tag="tool_search_output", prefix="tso"):
     id: str | None = None
     call_id: str | None = _null_when_absent()
     status: str
@@ -693,9 +679,7 @@ class ToolSearchOutput(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WebSearchCall(_Wire):
-    type: ClassVar[str] = "web_search_call"
-    prefix: ClassVar[str | None] = "ws"
+class WebSearchCall(_Wire, tag="web_search_call", prefix="ws"):
     encrypted_content: str | None = None
     id: str | None = None
     status: str | None = None
@@ -704,9 +688,7 @@ class WebSearchCall(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ImageGenerationCall(_Wire):
-    type: ClassVar[str] = "image_generation_call"
-    prefix: ClassVar[str | None] = "ig"
+class ImageGenerationCall(_Wire, tag="image_generation_call", prefix="ig"):
     encrypted_content: str | None = None
     id: str | None = None
     status: str
@@ -716,37 +698,29 @@ class ImageGenerationCall(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Compaction(_Wire):
-    type: ClassVar[str] = "compaction"
-    prefix: ClassVar[str | None] = "cmp"
+class Compaction(_Wire, tag="compaction", prefix="cmp"):
     id: str | None = None
     encrypted_content: str
     metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ContextCompaction(_Wire):
-    type: ClassVar[str] = "context_compaction"
-    prefix: ClassVar[str | None] = "cmp"
+class ContextCompaction(_Wire, tag="context_compaction", prefix="cmp"):
     id: str | None = None
     encrypted_content: str | None = None
     metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConfigurationUpdate(_Wire):
-    type: ClassVar[str] = "configuration_update"
-    prefix: ClassVar[str | None] = None
+class ConfigurationUpdate(_Wire, tag="configuration_update"):
     reasoning: Any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CompactionTrigger(_Wire):
+class CompactionTrigger(_Wire, tag="compaction_trigger"):
     """A request control, not a durable item: the API refuses an id on it, so
     one read with an id keeps it but requests go without (no `prefix`)."""
 
-    type: ClassVar[str] = "compaction_trigger"
-    prefix: ClassVar[str | None] = None
     id: str | None = None
 
 
@@ -775,7 +749,7 @@ _CONTENT_TYPES["text"] = ReasoningText
 #     `metadata`          is "internal_chat_message_metadata_passthrough",
 #     `extra`             holds every key the class does not model (kept as is),
 #     `kind`              is the wire tag where one class has two (ReasoningText);
-#   `type` (a ClassVar)   is the tag the class reads and writes;
+#   `type` (from `tag=`)  is the tag the class reads and writes;
 #   `tuple[...]`          is content parts, each read by its own `type`;
 #   `str | tuple[...]`    is a string, or else content parts (tool outputs);
 #   `Literal[...]`        is a known value; an unknown one is kept in `extra`;
