@@ -554,6 +554,14 @@ MessagePhase = Literal["commentary", "partial_answer", "final_answer"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class _Item(_Wire):
+    """A response item that carries `metadata`: every kind but the three
+    request-side ones.  The codec writes it last, as upstream does."""
+
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdditionalTools(_Wire, tag="additional_tools", prefix="at"):
     id: str | None = None
     role: str
@@ -561,14 +569,13 @@ class AdditionalTools(_Wire, tag="additional_tools", prefix="at"):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Message(_Wire, tag="message", prefix="msg"):
+class Message(_Item, tag="message", prefix="msg"):
     encrypted_content: str | None = None
     status: str | None = None
     id: str | None = None
     role: str
     content: tuple[ContentItem, ...]
     phase: MessagePhase | None = None
-    metadata: ItemMetadata | None = None
 
     @classmethod
     def user(cls, text: str) -> Message:
@@ -582,35 +589,32 @@ class Message(_Wire, tag="message", prefix="msg"):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentMessage(_Wire, tag="agent_message", prefix="amsg"):
+class AgentMessage(_Item, tag="agent_message", prefix="amsg"):
     id: str | None = None
     author: str
     recipient: str
     content: tuple[ContentItem, ...]
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Reasoning(_Wire, tag="reasoning", prefix="rs"):
+class Reasoning(_Item, tag="reasoning", prefix="rs"):
     id: str | None = None
     summary: tuple[ContentItem, ...]
     content: tuple[ContentItem, ...] | None = None
     encrypted_content: str | None = _null_when_absent()
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LocalShellCall(_Wire, tag="local_shell_call", prefix="lsh"):
+class LocalShellCall(_Item, tag="local_shell_call", prefix="lsh"):
     encrypted_content: str | None = None
     id: str | None = None
     call_id: str | None = _null_when_absent()
     status: str
     action: dict[str, Any]
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FunctionCall(_Wire, tag="function_call", prefix="fc"):
+class FunctionCall(_Item, tag="function_call", prefix="fc"):
     """A function tool call; `arguments` is a JSON *string*."""
 
     encrypted_content: str | None = None
@@ -621,22 +625,20 @@ class FunctionCall(_Wire, tag="function_call", prefix="fc"):
     arguments: str
     encrypted_function_args: list[str] | None = None
     call_id: str
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ToolSearchCall(_Wire, tag="tool_search_call", prefix="tsc"):
+class ToolSearchCall(_Item, tag="tool_search_call", prefix="tsc"):
     encrypted_content: str | None = None
     id: str | None = None
     call_id: str | None = _null_when_absent()
     status: str | None = None
     execution: str
     arguments: Any
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FunctionCallOutput(_Wire, tag="function_call_output", prefix="fco"):
+class FunctionCallOutput(_Item, tag="function_call_output", prefix="fco"):
     """A function result: a plain string or a list of content items."""
 
     id: str | None = None
@@ -644,11 +646,10 @@ class FunctionCallOutput(_Wire, tag="function_call_output", prefix="fco"):
     name: str | None = None
     namespace: str | None = None
     output: str | tuple[ContentItem, ...]
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CustomToolCall(_Wire, tag="custom_tool_call", prefix="ctc"):
+class CustomToolCall(_Item, tag="custom_tool_call", prefix="ctc"):
     encrypted_content: str | None = None
     id: str | None = None
     status: str | None = None
@@ -656,59 +657,52 @@ class CustomToolCall(_Wire, tag="custom_tool_call", prefix="ctc"):
     name: str
     namespace: str | None = None
     input: str
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CustomToolCallOutput(_Wire, tag="custom_tool_call_output", prefix="ctco"):
+class CustomToolCallOutput(_Item, tag="custom_tool_call_output", prefix="ctco"):
     id: str | None = None
     call_id: str
     name: str | None = None
     output: str | tuple[ContentItem, ...]
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ToolSearchOutput(_Wire, tag="tool_search_output", prefix="tso"):
+class ToolSearchOutput(_Item, tag="tool_search_output", prefix="tso"):
     id: str | None = None
     call_id: str | None = _null_when_absent()
     status: str
     execution: str
     tools: list[Any]
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WebSearchCall(_Wire, tag="web_search_call", prefix="ws"):
+class WebSearchCall(_Item, tag="web_search_call", prefix="ws"):
     encrypted_content: str | None = None
     id: str | None = None
     status: str | None = None
     action: dict[str, Any] | None = None
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ImageGenerationCall(_Wire, tag="image_generation_call", prefix="ig"):
+class ImageGenerationCall(_Item, tag="image_generation_call", prefix="ig"):
     encrypted_content: str | None = None
     id: str | None = None
     status: str
     revised_prompt: str | None = None
     result: str
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Compaction(_Wire, tag="compaction", prefix="cmp"):
+class Compaction(_Item, tag="compaction", prefix="cmp"):
     id: str | None = None
     encrypted_content: str
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ContextCompaction(_Wire, tag="context_compaction", prefix="cmp"):
+class ContextCompaction(_Item, tag="context_compaction", prefix="cmp"):
     id: str | None = None
     encrypted_content: str | None = None
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -746,7 +740,7 @@ _CONTENT_TYPES["text"] = ReasoningText
 
 # The codec's rules, read once from each dataclass's annotations:
 #   an attribute          is the JSON key of its name, except that
-#     `metadata`          is "internal_chat_message_metadata_passthrough",
+#     `metadata`          is "internal_chat_message_metadata_passthrough", last,
 #     `extra`             holds every key the class does not model (kept as is),
 #     `kind`              is the wire tag where one class has two (ReasoningText);
 #   `type` (from `tag=`)  is the tag the class reads and writes;
@@ -783,7 +777,8 @@ def _field_specs(cls: type[Any]) -> tuple[_FieldSpec, ...]:
                 kind=_strip_none(hints[f.name]),
                 parts="tuple[" in str(hints[f.name]),
             )
-            for f in dataclasses.fields(cls)
+            # `metadata`, declared on `_Item`, goes after the class's own fields
+            for f in sorted(dataclasses.fields(cls), key=lambda x: x.name == "metadata")
             if f.name not in ("extra", "kind")
         )
         _SPECS[cls] = specs
@@ -962,9 +957,9 @@ def _replace(item: ResponseItem, **changes: Any) -> ResponseItem:
 
 def _set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
     """Record `turn_id` in the item's metadata unless it already has a non-empty one."""
-    if not hasattr(item, "metadata"):
+    if not isinstance(item, _Item):
         return item
-    metadata: ItemMetadata = getattr(item, "metadata", None) or ItemMetadata()
+    metadata = item.metadata or ItemMetadata()
     if metadata.turn_id:
         return item
     return _replace(item, metadata=dataclasses.replace(metadata, turn_id=turn_id))
