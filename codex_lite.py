@@ -793,43 +793,40 @@ def _strip_none(hint: Any) -> Any:
     return hint
 
 
+# The JSON a field's kind takes, and how an error names it.
+_JSON_SHAPES: dict[Any, tuple[tuple[type[Any], ...], str]] = {
+    str: ((str,), "a str"),
+    float: ((int, float), "a number"),
+    list: ((list,), "an array"),
+    tuple: ((list,), "an array"),  # content parts
+    dict: ((dict,), "an object"),
+    ItemMetadata: ((dict,), "an object"),
+}
+
+
 def _decode_value(kind: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(kind)
     if kind is Any:
         return value
-    if kind is str or kind is int:
-        if isinstance(value, kind) and not isinstance(value, bool):
-            return value
-        raise ItemError(f"{where} must be a {kind.__name__}")
-    if kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value) if isinstance(value, int) else value
-        raise ItemError(f"{where} must be a number")
-    if kind is ItemMetadata:
-        if not isinstance(value, dict):
-            raise ItemError(f"{where} must be an object")
-        return _metadata_from_json(value)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ItemError(f"{where} must be an array")
-        return tuple(
-            _content_from_json(v, f"{where}[{i}]") for i, v in enumerate(value)
-        )
-    if origin in (list, dict):
-        if not isinstance(value, origin):
-            raise ItemError(
-                f"{where} must be an {'array' if origin is list else 'object'}"
-            )
-        return value
+    origin = typing.get_origin(kind) or kind
     if origin in (Union, types.UnionType):  # `output`: a string or content items
         if isinstance(value, str):
             return value
         return _decode_value(typing.get_args(kind)[1], value, where)
-    raise ItemError(f"{where} has an unsupported kind")  # pragma: no cover
+    accepted, shape = _JSON_SHAPES[origin]
+    if not isinstance(value, accepted) or isinstance(value, bool):
+        raise ItemError(f"{where} must be {shape}")
+    if origin is tuple:
+        return tuple(
+            _content_from_json(v, f"{where}[{i}]") for i, v in enumerate(value)
+        )
+    if kind is ItemMetadata:
+        return _metadata_from_json(value)
+    return float(value) if kind is float else value
 
 
 def _decode_object(cls: type[Any], obj: dict[str, Any], what: str) -> Any:
-    kwargs: dict[str, Any] = {}
+    # ReasoningText keeps which of its two tags it was read with.
+    kwargs: dict[str, Any] = {"kind": obj["type"]} if cls is ReasoningText else {}
     specs = _field_specs(cls)
     known = {s.key for s in specs}
     extra = {k: v for k, v in obj.items() if k != "type" and k not in known}
@@ -869,8 +866,6 @@ def _content_from_json(obj: Any, where: str) -> ContentItem:
     part = _decode_object(cls, obj, f"{where} ({tag})")
     if cls is InputImage and part.image_url is None and part.file_id is None:
         raise ItemError(f'{where} (input_image) missing "image_url" or "file_id"')
-    if cls is ReasoningText and tag == "text":
-        part = dataclasses.replace(part, kind="text")
     return typing.cast(ContentItem, part)
 
 
@@ -902,9 +897,7 @@ def _encode_object(obj: Any) -> dict[str, Any]:
         out["type"] = tag
     for spec in _field_specs(type(obj)):
         value = getattr(obj, spec.attr)
-        if value is None:
-            if spec.null_when_absent:
-                out[spec.key] = None
+        if value is None and not spec.null_when_absent:
             continue
         if isinstance(value, tuple):
             value = [_encode_object(v) for v in value]
@@ -1070,15 +1063,20 @@ def _fitted_size(width: int, height: int, limit: tuple[int, int]) -> tuple[int, 
         scale *= 0.99
 
 
-def _fit_image(
-    raw: bytes, kind: str, limit: tuple[int, int], budget: _PixelBudget
+def _fitted_image(
+    raw: bytes, detail: str | None, budget: _PixelBudget
 ) -> tuple[bytes, str]:
-    """The image as upstream sends it: PNG or JPEG within `limit` as it is;
-    else, with Pillow, downscaled (the right way up, by its EXIF
-    orientation) and encoded again (JPEG stays JPEG at quality 85, anything
-    else becomes PNG), decoding no more than `budget` allows.  Without
-    Pillow the bytes go as they are, with a warning when they are over.
+    """The image as upstream sends it, and its kind: PNG or JPEG within the
+    limits of `detail` as it is (`raw` itself); else, with Pillow,
+    downscaled (the right way up, by its EXIF orientation) and encoded again
+    (JPEG stays JPEG at quality 85, anything else becomes PNG), decoding no
+    more than `budget` allows.  Without Pillow the bytes go as they are,
+    with a warning when they are over.
     ValueError: not an image, or one too large to decode."""
+    kind = _image_kind(raw)
+    if kind is None:
+        raise ValueError("unsupported image format")
+    limit = _IMAGE_LIMITS.get(detail or "", _IMAGE_LIMITS["high"])
     try:
         from PIL import Image
     except ImportError:
@@ -1123,18 +1121,6 @@ def _fit_image(
     return out.getvalue(), "jpeg" if kind == "jpeg" else "png"
 
 
-def _fitted_image(
-    raw: bytes, detail: str | None, budget: _PixelBudget
-) -> tuple[bytes, str]:
-    """An image fitted to its detail's limits (`_fit_image`; `raw` itself
-    when it fits), and its kind.  ValueError: not an image."""
-    kind = _image_kind(raw)
-    if kind is None:
-        raise ValueError("unsupported image format")
-    limit = _IMAGE_LIMITS.get(detail or "", _IMAGE_LIMITS["high"])
-    return _fit_image(raw, kind, limit, budget)
-
-
 def _prepared_image(part: InputImage, budget: _PixelBudget) -> ContentItem:
     """An inline image fitted as upstream fits it, or the placeholder."""
     url = part.image_url or ""
@@ -1155,29 +1141,22 @@ def _prepared_image(part: InputImage, budget: _PixelBudget) -> ContentItem:
     return dataclasses.replace(part, image_url=f"data:image/{kind};base64,{encoded}")
 
 
-def _prepare_content(
-    parts: tuple[ContentItem, ...], budget: _PixelBudget
-) -> tuple[ContentItem, ...]:
-    if not any(isinstance(p, InputImage) and p.image_url for p in parts):
-        return parts
-    return tuple(
-        _prepared_image(p, budget) if isinstance(p, InputImage) else p for p in parts
-    )
-
-
 def _prepare_images(item: ResponseItem, budget: _PixelBudget) -> ResponseItem:
     """Images the user side sends fitted; the model's own are its to shrink."""
     if isinstance(item, Message) and item.role != "assistant":
-        content = _prepare_content(item.content, budget)
-        if content is not item.content:
-            return dataclasses.replace(item, content=content)
+        field_name, parts = "content", item.content
     elif isinstance(item, (FunctionCallOutput, CustomToolCallOutput)) and isinstance(
         item.output, tuple
     ):
-        output = _prepare_content(item.output, budget)
-        if output is not item.output:
-            return dataclasses.replace(item, output=output)
-    return item
+        field_name, parts = "output", item.output
+    else:
+        return item
+    if not any(isinstance(p, InputImage) and p.image_url for p in parts):
+        return item
+    prepared = [
+        _prepared_image(p, budget) if isinstance(p, InputImage) else p for p in parts
+    ]
+    return _replace(item, **{field_name: tuple(prepared)})
 
 
 def prepare_conversation_items_for_history(
