@@ -545,9 +545,7 @@ class ItemMetadata(_Wire):
 
 # Output-only metadata keys: read back from history they could fake tool
 # records, so they are dropped on input.
-_METADATA_OUTPUT_ONLY = frozenset(
-    {"cell_id", "executed_tool_calls", "tool_calls_complete"}
-)
+_METADATA_OUTPUT_ONLY = ("cell_id", "executed_tool_calls", "tool_calls_complete")
 _METADATA_KEY = "internal_chat_message_metadata_passthrough"
 
 MessagePhase = Literal["commentary", "partial_answer", "final_answer"]
@@ -1132,7 +1130,7 @@ def _prepared_image(part: InputImage, budget: _PixelBudget) -> ContentItem:
             raise ValueError("not base64")
         raw = base64.b64decode(payload, validate=True)
         fitted, kind = _fitted_image(raw, part.detail, budget)
-    except (binascii.Error, ValueError) as exc:
+    except ValueError as exc:  # binascii.Error is one
         _log.warning("an inline image is left out: %s", exc)
         return InputText(text=IMAGE_OMITTED_TEXT)
     if fitted is raw:  # as it came: not encoded again
@@ -1196,8 +1194,8 @@ def default_codex_home() -> Path:
         raise ConfigError("no home directory: set CODEX_HOME (or HOME)") from None
 
 
-def _utc_timestamp(now: datetime | None = None) -> str:
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+def _utc_timestamp() -> str:
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
@@ -1364,15 +1362,15 @@ def _next_ordinal(fd: int, end: int) -> int | None:
             return ordinal + after + 1
         if stop == end:
             continue
-        if after == 0 and _line_ordinal(fd, 0, _line_end(fd, 0, end)) is None:
+        if after == 0 and _line_ordinal(fd, 0, _first_line_end(fd, end)) is None:
             return None  # neither the first nor the last line is numbered
         after += 1
     return 0 if after == 0 else None
 
 
-def _line_end(fd: int, start: int, end: int) -> int:
-    """Where the line from `start` stops: its newline, or the end of the file."""
-    for at in range(start, end, 1 << 16):
+def _first_line_end(fd: int, end: int) -> int:
+    """Where the first line stops: its newline, or the end of the file."""
+    for at in range(0, end, 1 << 16):
         if (cut := _read_at(fd, at, 1 << 16).find(b"\n")) >= 0:
             return at + cut
     return end
