@@ -763,10 +763,9 @@ _SPECS: dict[type[Any], tuple[_FieldSpec, ...]] = {}
 
 def _field_specs(cls: type[Any]) -> tuple[_FieldSpec, ...]:
     """The wire layout of a dataclass, worked out once from its annotations."""
-    specs = _SPECS.get(cls)
-    if specs is None:
+    if cls not in _SPECS:
         hints = typing.get_type_hints(cls)
-        specs = tuple(
+        _SPECS[cls] = tuple(
             _FieldSpec(
                 attr=f.name,
                 key=_METADATA_KEY if f.name == "metadata" else f.name,
@@ -779,8 +778,7 @@ def _field_specs(cls: type[Any]) -> tuple[_FieldSpec, ...]:
             for f in sorted(dataclasses.fields(cls), key=lambda x: x.name == "metadata")
             if f.name not in ("extra", "kind")
         )
-        _SPECS[cls] = specs
-    return specs
+    return _SPECS[cls]
 
 
 def _strip_none(hint: Any) -> Any:
@@ -889,10 +887,8 @@ def item_from_json(obj: Any) -> ResponseItem:
 def _encode_object(obj: Any) -> dict[str, Any]:
     if isinstance(obj, UnknownItem):
         return obj.data
-    out: dict[str, Any] = {}
     tag = getattr(obj, "kind", None) or getattr(type(obj), "type", None)
-    if tag is not None:
-        out["type"] = tag
+    out: dict[str, Any] = {} if tag is None else {"type": tag}  # metadata has none
     for spec in _field_specs(type(obj)):
         value = getattr(obj, spec.attr)
         if value is None and not spec.null_when_absent:
