@@ -1605,7 +1605,7 @@ def _compacted_history(
         kept.append(text)
         budget -= tokens
     messages = [*reversed(kept), summary or "(no summary available)"]
-    return [Message(role="user", content=(InputText(text=t),)) for t in messages]
+    return [Message.user(text) for text in messages]
 
 
 def _truncate_middle(text: str, tokens: int) -> str:
