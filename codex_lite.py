@@ -432,9 +432,24 @@ def _redact_url(url: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Wire:
-    """What every modelled JSON object has: the keys it does not model."""
+    """What every modelled JSON object has: the keys it does not model.
 
+    A class names its wire `type` tag, and the prefix of the ids it takes
+    (none: it takes no id), in its header: `class X(_Wire, tag=..., prefix=...)`.
+    """
+
+    type: ClassVar[str]
+    prefix: ClassVar[str | None] = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __init_subclass__(
+        cls, tag: str | None = None, prefix: str | None = None
+    ) -> None:
+        # `slots=True` makes each class a second time, without these
+        # arguments; that second class keeps what the first was given.
+        if tag is not None:
+            cls.type = tag
+            cls.prefix = prefix
 
     def __post_init__(self) -> None:
         # `content=[...]` would neither equal nor encode as the tuple the
@@ -454,54 +469,47 @@ def _null_when_absent() -> Any:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class InputText(_Wire):
-    type: ClassVar[str] = "input_text"
+class InputText(_Wire, tag="input_text"):
     text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class InputImage(_Wire):
+class InputImage(_Wire, tag="input_image"):
     """An image by URL (https or inline `data:`) or by uploaded `file_id`."""
 
-    type: ClassVar[str] = "input_image"
     image_url: str | None = None
     file_id: str | None = None
     detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class InputAudio(_Wire):
-    type: ClassVar[str] = "input_audio"
+class InputAudio(_Wire, tag="input_audio"):
     audio_url: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OutputText(_Wire):
+class OutputText(_Wire, tag="output_text"):
     """Assistant text; `annotations` and `logprobs` replay even when empty."""
 
-    type: ClassVar[str] = "output_text"
     text: str
     annotations: list[Any] | None = None
     logprobs: list[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EncryptedContent(_Wire):
-    type: ClassVar[str] = "encrypted_content"
+class EncryptedContent(_Wire, tag="encrypted_content"):
     encrypted_content: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SummaryText(_Wire):
-    type: ClassVar[str] = "summary_text"
+class SummaryText(_Wire, tag="summary_text"):
     text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReasoningText(_Wire):
+class ReasoningText(_Wire, tag="reasoning_text"):
     """Raw reasoning; `kind` is the wire tag, `reasoning_text` or `text`."""
 
-    type: ClassVar[str] = "reasoning_text"
     text: str
     kind: Literal["reasoning_text", "text"] = "reasoning_text"
 
@@ -536,34 +544,35 @@ class ItemMetadata(_Wire):
 
 # Output-only metadata keys: read back from history they could fake tool
 # records, so they are dropped on input.
-_METADATA_OUTPUT_ONLY = frozenset(
-    {"cell_id", "executed_tool_calls", "tool_calls_complete"}
-)
+_METADATA_OUTPUT_ONLY = ("cell_id", "executed_tool_calls", "tool_calls_complete")
 _METADATA_KEY = "internal_chat_message_metadata_passthrough"
 
 MessagePhase = Literal["commentary", "partial_answer", "final_answer"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AdditionalTools(_Wire):
-    type: ClassVar[str] = "additional_tools"
-    prefix: ClassVar[str | None] = "at"
+class _Item(_Wire):
+    """A response item that carries `metadata`: every kind but the three
+    request-side ones.  The codec writes it last, as upstream does."""
+
+    metadata: ItemMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdditionalTools(_Wire, tag="additional_tools", prefix="at"):
     id: str | None = None
     role: str
     tools: list[Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Message(_Wire):
-    type: ClassVar[str] = "message"
-    prefix: ClassVar[str | None] = "msg"
+class Message(_Item, tag="message", prefix="msg"):
     encrypted_content: str | None = None
     status: str | None = None
     id: str | None = None
     role: str
     content: tuple[ContentItem, ...]
     phase: MessagePhase | None = None
-    metadata: ItemMetadata | None = None
 
     @classmethod
     def user(cls, text: str) -> Message:
@@ -577,45 +586,34 @@ class Message(_Wire):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentMessage(_Wire):
-    type: ClassVar[str] = "agent_message"
-    prefix: ClassVar[str | None] = "amsg"
+class AgentMessage(_Item, tag="agent_message", prefix="amsg"):
     id: str | None = None
     author: str
     recipient: str
     content: tuple[ContentItem, ...]
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Reasoning(_Wire):
-    type: ClassVar[str] = "reasoning"
-    prefix: ClassVar[str | None] = "rs"
+class Reasoning(_Item, tag="reasoning", prefix="rs"):
     id: str | None = None
     summary: tuple[ContentItem, ...]
     content: tuple[ContentItem, ...] | None = None
     encrypted_content: str | None = _null_when_absent()
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LocalShellCall(_Wire):
-    type: ClassVar[str] = "local_shell_call"
-    prefix: ClassVar[str | None] = "lsh"
+class LocalShellCall(_Item, tag="local_shell_call", prefix="lsh"):
     encrypted_content: str | None = None
     id: str | None = None
     call_id: str | None = _null_when_absent()
     status: str
     action: dict[str, Any]
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FunctionCall(_Wire):
+class FunctionCall(_Item, tag="function_call", prefix="fc"):
     """A function tool call; `arguments` is a JSON *string*."""
 
-    type: ClassVar[str] = "function_call"
-    prefix: ClassVar[str | None] = "fc"
     encrypted_content: str | None = None
     status: str | None = None
     id: str | None = None
@@ -624,40 +622,31 @@ class FunctionCall(_Wire):
     arguments: str
     encrypted_function_args: list[str] | None = None
     call_id: str
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ToolSearchCall(_Wire):
-    type: ClassVar[str] = "tool_search_call"
-    prefix: ClassVar[str | None] = "tsc"
+class ToolSearchCall(_Item, tag="tool_search_call", prefix="tsc"):
     encrypted_content: str | None = None
     id: str | None = None
     call_id: str | None = _null_when_absent()
     status: str | None = None
     execution: str
     arguments: Any
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FunctionCallOutput(_Wire):
+class FunctionCallOutput(_Item, tag="function_call_output", prefix="fco"):
     """A function result: a plain string or a list of content items."""
 
-    type: ClassVar[str] = "function_call_output"
-    prefix: ClassVar[str | None] = "fco"
     id: str | None = None
     call_id: str | None = None
     name: str | None = None
     namespace: str | None = None
     output: str | tuple[ContentItem, ...]
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CustomToolCall(_Wire):
-    type: ClassVar[str] = "custom_tool_call"
-    prefix: ClassVar[str | None] = "ctc"
+class CustomToolCall(_Item, tag="custom_tool_call", prefix="ctc"):
     encrypted_content: str | None = None
     id: str | None = None
     status: str | None = None
@@ -665,87 +654,64 @@ class CustomToolCall(_Wire):
     name: str
     namespace: str | None = None
     input: str
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CustomToolCallOutput(_Wire):
-    type: ClassVar[str] = "custom_tool_call_output"
-    prefix: ClassVar[str | None] = "ctco"
+class CustomToolCallOutput(_Item, tag="custom_tool_call_output", prefix="ctco"):
     id: str | None = None
     call_id: str
     name: str | None = None
     output: str | tuple[ContentItem, ...]
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ToolSearchOutput(_Wire):
-    type: ClassVar[str] = "tool_search_output"
-    prefix: ClassVar[str | None] = "tso"
+class ToolSearchOutput(_Item, tag="tool_search_output", prefix="tso"):
     id: str | None = None
     call_id: str | None = _null_when_absent()
     status: str
     execution: str
     tools: list[Any]
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WebSearchCall(_Wire):
-    type: ClassVar[str] = "web_search_call"
-    prefix: ClassVar[str | None] = "ws"
+class WebSearchCall(_Item, tag="web_search_call", prefix="ws"):
     encrypted_content: str | None = None
     id: str | None = None
     status: str | None = None
     action: dict[str, Any] | None = None
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ImageGenerationCall(_Wire):
-    type: ClassVar[str] = "image_generation_call"
-    prefix: ClassVar[str | None] = "ig"
+class ImageGenerationCall(_Item, tag="image_generation_call", prefix="ig"):
     encrypted_content: str | None = None
     id: str | None = None
     status: str
     revised_prompt: str | None = None
     result: str
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Compaction(_Wire):
-    type: ClassVar[str] = "compaction"
-    prefix: ClassVar[str | None] = "cmp"
+class Compaction(_Item, tag="compaction", prefix="cmp"):
     id: str | None = None
     encrypted_content: str
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ContextCompaction(_Wire):
-    type: ClassVar[str] = "context_compaction"
-    prefix: ClassVar[str | None] = "cmp"
+class ContextCompaction(_Item, tag="context_compaction", prefix="cmp"):
     id: str | None = None
     encrypted_content: str | None = None
-    metadata: ItemMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConfigurationUpdate(_Wire):
-    type: ClassVar[str] = "configuration_update"
-    prefix: ClassVar[str | None] = None
+class ConfigurationUpdate(_Wire, tag="configuration_update"):
     reasoning: Any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CompactionTrigger(_Wire):
+class CompactionTrigger(_Wire, tag="compaction_trigger"):
     """A request control, not a durable item: the API refuses an id on it, so
     one read with an id keeps it but requests go without (no `prefix`)."""
 
-    type: ClassVar[str] = "compaction_trigger"
-    prefix: ClassVar[str | None] = None
     id: str | None = None
 
 
@@ -771,10 +737,10 @@ _CONTENT_TYPES["text"] = ReasoningText
 
 # The codec's rules, read once from each dataclass's annotations:
 #   an attribute          is the JSON key of its name, except that
-#     `metadata`          is "internal_chat_message_metadata_passthrough",
+#     `metadata`          is "internal_chat_message_metadata_passthrough", last,
 #     `extra`             holds every key the class does not model (kept as is),
 #     `kind`              is the wire tag where one class has two (ReasoningText);
-#   `type` (a ClassVar)   is the tag the class reads and writes;
+#   `type` (from `tag=`)  is the tag the class reads and writes;
 #   `tuple[...]`          is content parts, each read by its own `type`;
 #   `str | tuple[...]`    is a string, or else content parts (tool outputs);
 #   `Literal[...]`        is a known value; an unknown one is kept in `extra`;
@@ -796,10 +762,9 @@ _SPECS: dict[type[Any], tuple[_FieldSpec, ...]] = {}
 
 def _field_specs(cls: type[Any]) -> tuple[_FieldSpec, ...]:
     """The wire layout of a dataclass, worked out once from its annotations."""
-    specs = _SPECS.get(cls)
-    if specs is None:
+    if cls not in _SPECS:
         hints = typing.get_type_hints(cls)
-        specs = tuple(
+        _SPECS[cls] = tuple(
             _FieldSpec(
                 attr=f.name,
                 key=_METADATA_KEY if f.name == "metadata" else f.name,
@@ -808,11 +773,11 @@ def _field_specs(cls: type[Any]) -> tuple[_FieldSpec, ...]:
                 kind=_strip_none(hints[f.name]),
                 parts="tuple[" in str(hints[f.name]),
             )
-            for f in dataclasses.fields(cls)
+            # `metadata`, declared on `_Item`, goes after the class's own fields
+            for f in sorted(dataclasses.fields(cls), key=lambda x: x.name == "metadata")
             if f.name not in ("extra", "kind")
         )
-        _SPECS[cls] = specs
-    return specs
+    return _SPECS[cls]
 
 
 def _strip_none(hint: Any) -> Any:
@@ -823,43 +788,40 @@ def _strip_none(hint: Any) -> Any:
     return hint
 
 
+# The JSON a field's kind takes, and how an error names it.
+_JSON_SHAPES: dict[Any, tuple[tuple[type[Any], ...], str]] = {
+    str: ((str,), "a str"),
+    float: ((int, float), "a number"),
+    list: ((list,), "an array"),
+    tuple: ((list,), "an array"),  # content parts
+    dict: ((dict,), "an object"),
+    ItemMetadata: ((dict,), "an object"),
+}
+
+
 def _decode_value(kind: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(kind)
     if kind is Any:
         return value
-    if kind is str or kind is int:
-        if isinstance(value, kind) and not isinstance(value, bool):
-            return value
-        raise ItemError(f"{where} must be a {kind.__name__}")
-    if kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value) if isinstance(value, int) else value
-        raise ItemError(f"{where} must be a number")
-    if kind is ItemMetadata:
-        if not isinstance(value, dict):
-            raise ItemError(f"{where} must be an object")
-        return _metadata_from_json(value)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ItemError(f"{where} must be an array")
-        return tuple(
-            _content_from_json(v, f"{where}[{i}]") for i, v in enumerate(value)
-        )
-    if origin in (list, dict):
-        if not isinstance(value, origin):
-            raise ItemError(
-                f"{where} must be an {'array' if origin is list else 'object'}"
-            )
-        return value
+    origin = typing.get_origin(kind) or kind
     if origin in (Union, types.UnionType):  # `output`: a string or content items
         if isinstance(value, str):
             return value
         return _decode_value(typing.get_args(kind)[1], value, where)
-    raise ItemError(f"{where} has an unsupported kind")  # pragma: no cover
+    accepted, shape = _JSON_SHAPES[origin]
+    if not isinstance(value, accepted) or isinstance(value, bool):
+        raise ItemError(f"{where} must be {shape}")
+    if origin is tuple:
+        return tuple(
+            _content_from_json(v, f"{where}[{i}]") for i, v in enumerate(value)
+        )
+    if kind is ItemMetadata:
+        return _metadata_from_json(value)
+    return float(value) if kind is float else value
 
 
 def _decode_object(cls: type[Any], obj: dict[str, Any], what: str) -> Any:
-    kwargs: dict[str, Any] = {}
+    # ReasoningText keeps which of its two tags it was read with.
+    kwargs: dict[str, Any] = {"kind": obj["type"]} if cls is ReasoningText else {}
     specs = _field_specs(cls)
     known = {s.key for s in specs}
     extra = {k: v for k, v in obj.items() if k != "type" and k not in known}
@@ -899,8 +861,6 @@ def _content_from_json(obj: Any, where: str) -> ContentItem:
     part = _decode_object(cls, obj, f"{where} ({tag})")
     if cls is InputImage and part.image_url is None and part.file_id is None:
         raise ItemError(f'{where} (input_image) missing "image_url" or "file_id"')
-    if cls is ReasoningText and tag == "text":
-        part = dataclasses.replace(part, kind="text")
     return typing.cast(ContentItem, part)
 
 
@@ -926,15 +886,11 @@ def item_from_json(obj: Any) -> ResponseItem:
 def _encode_object(obj: Any) -> dict[str, Any]:
     if isinstance(obj, UnknownItem):
         return obj.data
-    out: dict[str, Any] = {}
     tag = getattr(obj, "kind", None) or getattr(type(obj), "type", None)
-    if tag is not None:
-        out["type"] = tag
+    out: dict[str, Any] = {} if tag is None else {"type": tag}  # metadata has none
     for spec in _field_specs(type(obj)):
         value = getattr(obj, spec.attr)
-        if value is None:
-            if spec.null_when_absent:
-                out[spec.key] = None
+        if value is None and not spec.null_when_absent:
             continue
         if isinstance(value, tuple):
             value = [_encode_object(v) for v in value]
@@ -987,9 +943,9 @@ def _replace(item: ResponseItem, **changes: Any) -> ResponseItem:
 
 def _set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
     """Record `turn_id` in the item's metadata unless it already has a non-empty one."""
-    if not hasattr(item, "metadata"):
+    if not isinstance(item, _Item):
         return item
-    metadata: ItemMetadata = getattr(item, "metadata", None) or ItemMetadata()
+    metadata = item.metadata or ItemMetadata()
     if metadata.turn_id:
         return item
     return _replace(item, metadata=dataclasses.replace(metadata, turn_id=turn_id))
@@ -1100,15 +1056,20 @@ def _fitted_size(width: int, height: int, limit: tuple[int, int]) -> tuple[int, 
         scale *= 0.99
 
 
-def _fit_image(
-    raw: bytes, kind: str, limit: tuple[int, int], budget: _PixelBudget
+def _fitted_image(
+    raw: bytes, detail: str | None, budget: _PixelBudget
 ) -> tuple[bytes, str]:
-    """The image as upstream sends it: PNG or JPEG within `limit` as it is;
-    else, with Pillow, downscaled (the right way up, by its EXIF
-    orientation) and encoded again (JPEG stays JPEG at quality 85, anything
-    else becomes PNG), decoding no more than `budget` allows.  Without
-    Pillow the bytes go as they are, with a warning when they are over.
+    """The image as upstream sends it, and its kind: PNG or JPEG within the
+    limits of `detail` as it is (`raw` itself); else, with Pillow,
+    downscaled (the right way up, by its EXIF orientation) and encoded again
+    (JPEG stays JPEG at quality 85, anything else becomes PNG), decoding no
+    more than `budget` allows.  Without Pillow the bytes go as they are,
+    with a warning when they are over.
     ValueError: not an image, or one too large to decode."""
+    kind = _image_kind(raw)
+    if kind is None:
+        raise ValueError("unsupported image format")
+    limit = _IMAGE_LIMITS.get(detail or "", _IMAGE_LIMITS["high"])
     try:
         from PIL import Image
     except ImportError:
@@ -1153,18 +1114,6 @@ def _fit_image(
     return out.getvalue(), "jpeg" if kind == "jpeg" else "png"
 
 
-def _fitted_image(
-    raw: bytes, detail: str | None, budget: _PixelBudget
-) -> tuple[bytes, str]:
-    """An image fitted to its detail's limits (`_fit_image`; `raw` itself
-    when it fits), and its kind.  ValueError: not an image."""
-    kind = _image_kind(raw)
-    if kind is None:
-        raise ValueError("unsupported image format")
-    limit = _IMAGE_LIMITS.get(detail or "", _IMAGE_LIMITS["high"])
-    return _fit_image(raw, kind, limit, budget)
-
-
 def _prepared_image(part: InputImage, budget: _PixelBudget) -> ContentItem:
     """An inline image fitted as upstream fits it, or the placeholder."""
     url = part.image_url or ""
@@ -1176,7 +1125,7 @@ def _prepared_image(part: InputImage, budget: _PixelBudget) -> ContentItem:
             raise ValueError("not base64")
         raw = base64.b64decode(payload, validate=True)
         fitted, kind = _fitted_image(raw, part.detail, budget)
-    except (binascii.Error, ValueError) as exc:
+    except ValueError as exc:  # binascii.Error is one
         _log.warning("an inline image is left out: %s", exc)
         return InputText(text=IMAGE_OMITTED_TEXT)
     if fitted is raw:  # as it came: not encoded again
@@ -1185,29 +1134,22 @@ def _prepared_image(part: InputImage, budget: _PixelBudget) -> ContentItem:
     return dataclasses.replace(part, image_url=f"data:image/{kind};base64,{encoded}")
 
 
-def _prepare_content(
-    parts: tuple[ContentItem, ...], budget: _PixelBudget
-) -> tuple[ContentItem, ...]:
-    if not any(isinstance(p, InputImage) and p.image_url for p in parts):
-        return parts
-    return tuple(
-        _prepared_image(p, budget) if isinstance(p, InputImage) else p for p in parts
-    )
-
-
 def _prepare_images(item: ResponseItem, budget: _PixelBudget) -> ResponseItem:
     """Images the user side sends fitted; the model's own are its to shrink."""
     if isinstance(item, Message) and item.role != "assistant":
-        content = _prepare_content(item.content, budget)
-        if content is not item.content:
-            return dataclasses.replace(item, content=content)
+        field_name, parts = "content", item.content
     elif isinstance(item, (FunctionCallOutput, CustomToolCallOutput)) and isinstance(
         item.output, tuple
     ):
-        output = _prepare_content(item.output, budget)
-        if output is not item.output:
-            return dataclasses.replace(item, output=output)
-    return item
+        field_name, parts = "output", item.output
+    else:
+        return item
+    if not any(isinstance(p, InputImage) and p.image_url for p in parts):
+        return item
+    prepared = [
+        _prepared_image(p, budget) if isinstance(p, InputImage) else p for p in parts
+    ]
+    return _replace(item, **{field_name: tuple(prepared)})
 
 
 def prepare_conversation_items_for_history(
@@ -1247,8 +1189,8 @@ def default_codex_home() -> Path:
         raise ConfigError("no home directory: set CODEX_HOME (or HOME)") from None
 
 
-def _utc_timestamp(now: datetime | None = None) -> str:
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+def _utc_timestamp() -> str:
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
@@ -1415,15 +1357,15 @@ def _next_ordinal(fd: int, end: int) -> int | None:
             return ordinal + after + 1
         if stop == end:
             continue
-        if after == 0 and _line_ordinal(fd, 0, _line_end(fd, 0, end)) is None:
+        if after == 0 and _line_ordinal(fd, 0, _first_line_end(fd, end)) is None:
             return None  # neither the first nor the last line is numbered
         after += 1
     return 0 if after == 0 else None
 
 
-def _line_end(fd: int, start: int, end: int) -> int:
-    """Where the line from `start` stops: its newline, or the end of the file."""
-    for at in range(start, end, 1 << 16):
+def _first_line_end(fd: int, end: int) -> int:
+    """Where the first line stops: its newline, or the end of the file."""
+    for at in range(0, end, 1 << 16):
         if (cut := _read_at(fd, at, 1 << 16).find(b"\n")) >= 0:
             return at + cut
     return end
@@ -1662,7 +1604,7 @@ def _compacted_history(
         kept.append(text)
         budget -= tokens
     messages = [*reversed(kept), summary or "(no summary available)"]
-    return [Message(role="user", content=(InputText(text=t),)) for t in messages]
+    return [Message.user(text) for text in messages]
 
 
 def _truncate_middle(text: str, tokens: int) -> str:
