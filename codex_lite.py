@@ -5251,7 +5251,7 @@ def local_image_content(
     path: Path, number: int, *, detail: str = "high"
 ) -> list[ContentItem]:
     """A local image as upstream sends it: a tag, the inline image (fitted
-    to the limits of its detail, see `_fit_image`), a closing tag."""
+    to the limits of its detail, see `_fitted_image`), a closing tag."""
     unreadable = f"Codex could not read the local image at `{path}`"
     try:
         fitted, kind = _fitted_image(_read_image_file(path), detail, _PixelBudget())
