@@ -7,7 +7,7 @@ streamed events, and rollouts on disk.
 
 The module reads top to bottom in the order data flows, a section each:
 
-    Errors                      what is raised, all under CodexError
+    Secrets and errors          secrets remembered and scrubbed; CodexError's tree
     Helpers used everywhere     JSON, atomic files, TRACE, secrets, redaction
     Items and ids               response items as frozen dataclasses, one codec
     History and rollouts        rollout files: write, read back, find
@@ -117,7 +117,75 @@ __version__ = "0.1.0"
 _log = logging.getLogger("codex_lite")
 
 
-# --- Errors -----------------------------------------------------------------
+# --- Secrets and errors -----------------------------------------------------
+#
+# Every credential this process reads (keys, tokens, AWS keys, secret query
+# parameters, header values from the config or the environment) is
+# remembered, so that whatever is shown or raised can be shown without it:
+# servers do echo an `Authorization` header back in their error pages.  The
+# errors come after, as they scrub what a server said:
+#
+#   CodexError
+#   ├── ItemError (a ValueError too)   an item that is not what its type says
+#   ├── ConfigError                    found before anything is sent: exit 2
+#   ├── AuthError                      credentials missing, refused, unrefreshable
+#   ├── ApiError                       the server said no (status, code, request id)
+#   │   ├── ContextWindowExceeded, QuotaExceeded, UsageNotIncluded,
+#   │   │   InvalidRequest, CyberPolicy, ServerOverloaded
+#   │   └── StreamError                a stream that broke or failed
+#   ├── TransportError                 no answer: connection, TLS, proxy
+#   ├── RetryLimitExceeded             the budget or the turn's deadline ran out
+#   ├── ToolRoundsExceeded             the model kept calling tools
+#   └── OutputParseError               a structured reply that does not fit
+
+
+_SECRETS: set[str] = set()
+_SHORTEST_SECRET = 8  # shorter values are too likely to be ordinary text
+
+
+def _secret(value: str) -> str:
+    """Remember `value` as a secret, and the forms JSON text carries it in;
+    return it."""
+    if len(value) >= _SHORTEST_SECRET:
+        escaped = json.dumps(value)[1:-1]
+        # servers write `\u00e9` or `\u00E9`, some `\/`; a repr doubles `\`
+        upper = re.sub(r"(?<=\\u)[0-9a-f]{4}", lambda m: m[0].upper(), escaped)
+        forms = {value, json.dumps(value, ensure_ascii=False)[1:-1], escaped, upper}
+        forms |= {f.replace("/", "\\/") for f in forms}
+        _SECRETS.update(forms, (f.replace("\\", "\\\\") for f in forms))
+    return value
+
+
+_ELLIPSIS = re.compile(r"(\.\.\.|\u2026)")
+
+
+def _scrub(text: str) -> str:
+    """`text` with every known secret replaced by `<redacted>`, and what of
+    one text cut short still shows: a long start of it where the text ends
+    or an ellipsis follows, a long end of it after an ellipsis."""
+    secrets = sorted(_SECRETS, key=len, reverse=True)
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, "<redacted>")
+    pieces = _ELLIPSIS.split(text)  # what was cut, and the ellipses
+    for i in range(0, len(pieces), 2):
+        for value in secrets:
+            if (at := _cut_start(pieces[i], value)) != -1:
+                pieces[i] = pieces[i][:at] + "<redacted>"
+            start = pieces[i][: len(value)]
+            if i and (at := _cut_start(start[::-1], value[::-1])) != -1:
+                pieces[i] = "<redacted>" + pieces[i][len(start) - at :]
+    return "".join(pieces)
+
+
+def _cut_start(text: str, value: str) -> int:
+    """Where the start of `value` that `text` ends in begins, if it is
+    `_SHORTEST_SECRET` characters or longer; else -1."""
+    head = value[:_SHORTEST_SECRET]
+    at = text.find(head, max(0, len(text) - len(value)))
+    while at != -1 and not value.startswith(text[at:]):
+        at = text.find(head, at + 1)
+    return at
 
 
 class CodexError(Exception):
@@ -230,11 +298,8 @@ class OutputParseError(CodexError):
 
 # --- Helpers used everywhere ------------------------------------------------
 #
-# JSON in and out, files replaced whole, the TRACE log level, and secrets:
-# every credential this process reads (keys, tokens, AWS keys, secret query
-# parameters, header values from the config or the environment) is
-# remembered, so that whatever is shown or raised can be shown without it:
-# servers do echo an `Authorization` header back in their error pages.
+# JSON in and out, files replaced whole, the TRACE log level, credentials
+# bound for headers, and what is safe to print of headers and URLs.
 
 
 def _dumps(value: Any) -> bytes:
@@ -295,55 +360,6 @@ TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 _transport_log = logging.getLogger("codex_lite.transport")
 _retry_log = logging.getLogger("codex_lite.retry")  # the command line shows it
-
-
-_SECRETS: set[str] = set()
-_SHORTEST_SECRET = 8  # shorter values are too likely to be ordinary text
-
-
-def _secret(value: str) -> str:
-    """Remember `value` as a secret, and the forms JSON text carries it in;
-    return it."""
-    if len(value) >= _SHORTEST_SECRET:
-        escaped = json.dumps(value)[1:-1]
-        # servers write `\u00e9` or `\u00E9`, some `\/`; a repr doubles `\`
-        upper = re.sub(r"(?<=\\u)[0-9a-f]{4}", lambda m: m[0].upper(), escaped)
-        forms = {value, json.dumps(value, ensure_ascii=False)[1:-1], escaped, upper}
-        forms |= {f.replace("/", "\\/") for f in forms}
-        _SECRETS.update(forms, (f.replace("\\", "\\\\") for f in forms))
-    return value
-
-
-_ELLIPSIS = re.compile(r"(\.\.\.|\u2026)")
-
-
-def _scrub(text: str) -> str:
-    """`text` with every known secret replaced by `<redacted>`, and what of
-    one text cut short still shows: a long start of it where the text ends
-    or an ellipsis follows, a long end of it after an ellipsis."""
-    secrets = sorted(_SECRETS, key=len, reverse=True)
-    for value in secrets:
-        if value in text:
-            text = text.replace(value, "<redacted>")
-    pieces = _ELLIPSIS.split(text)  # what was cut, and the ellipses
-    for i in range(0, len(pieces), 2):
-        for value in secrets:
-            if (at := _cut_start(pieces[i], value)) != -1:
-                pieces[i] = pieces[i][:at] + "<redacted>"
-            start = pieces[i][: len(value)]
-            if i and (at := _cut_start(start[::-1], value[::-1])) != -1:
-                pieces[i] = "<redacted>" + pieces[i][len(start) - at :]
-    return "".join(pieces)
-
-
-def _cut_start(text: str, value: str) -> int:
-    """Where the start of `value` that `text` ends in begins, if it is
-    `_SHORTEST_SECRET` characters or longer; else -1."""
-    head = value[:_SHORTEST_SECRET]
-    at = text.find(head, max(0, len(text) - len(value)))
-    while at != -1 and not value.startswith(text[at:]):
-        at = text.find(head, at + 1)
-    return at
 
 
 def _header_secret(
@@ -1171,6 +1187,48 @@ def prepare_conversation_items_for_history(
                 item = _replace(item, id=f"{prefix}_{_uuid7()}")
         prepared.append(item)
     return prepared
+
+
+def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomToolCall]:
+    """The calls in `history` no output answers yet."""
+    calls: list[FunctionCall | CustomToolCall] = []
+    answered: set[str | None] = set()
+    for item in history:
+        if isinstance(item, FunctionCall | CustomToolCall):
+            calls.append(item)
+        elif isinstance(item, FunctionCallOutput | CustomToolCallOutput):
+            answered.add(item.call_id)
+    return [c for c in calls if c.call_id not in answered]
+
+
+# Codex's namespace for the ids of the outputs below (seen on the wire).
+_SYNTHETIC_OUTPUTS = "90d38d3e-6a5b-4d52-bfe2-2f1e634bfac4"
+
+
+def _with_call_outputs(items: Sequence[ResponseItem]) -> Sequence[ResponseItem]:
+    """`items` with an "aborted" output after each call none answers (a turn
+    cut short), as Codex sends them: the API refuses a call alone.  They are
+    never stored, so their id comes from the call's, the same on every resume."""
+    import uuid
+
+    pending = {c.call_id for c in _unanswered(items)}
+
+    namespace = uuid.UUID(_SYNTHETIC_OUTPUTS)
+    out: list[ResponseItem] = []
+    for item in items:
+        out.append(item)
+        if isinstance(item, FunctionCall | CustomToolCall) and item.call_id in pending:
+            output: ResponseItem
+            if isinstance(item, CustomToolCall):
+                output = CustomToolCallOutput(call_id=item.call_id, output="aborted")
+            else:
+                output = FunctionCallOutput(call_id=item.call_id, output="aborted")
+            if item.id:
+                prefix = _item_id_prefix(output)
+                name = uuid.uuid5(namespace, f"{prefix}:{item.id}")
+                output = _replace(output, id=f"{prefix}_{name}")
+            out.append(output)
+    return out
 
 
 # --- History and rollouts ---------------------------------------------------
@@ -4765,44 +4823,6 @@ def _as_tool(given: Callable[..., Any] | Tool) -> Tool:
 # every call), so the model learns it and may make them again.
 _MAX_TOOL_CALLS = 64
 _UNRUN = f"error: not run: at most {_MAX_TOOL_CALLS} tool calls are run at once"
-
-
-def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomToolCall]:
-    """The calls in `history` no output answers yet."""
-    calls: list[FunctionCall | CustomToolCall] = []
-    answered: set[str | None] = set()
-    for item in history:
-        if isinstance(item, FunctionCall | CustomToolCall):
-            calls.append(item)
-        elif isinstance(item, FunctionCallOutput | CustomToolCallOutput):
-            answered.add(item.call_id)
-    return [c for c in calls if c.call_id not in answered]
-
-
-# Codex's namespace for the ids of the outputs below (seen on the wire).
-_SYNTHETIC_OUTPUTS = "90d38d3e-6a5b-4d52-bfe2-2f1e634bfac4"
-
-
-def _with_call_outputs(items: Sequence[ResponseItem]) -> Sequence[ResponseItem]:
-    """`items` with an "aborted" output after each call none answers (a turn
-    cut short), as Codex sends them: the API refuses a call alone.  They are
-    never stored, so their id comes from the call's, the same on every resume."""
-    import uuid
-
-    pending = {c.call_id for c in _unanswered(items)}
-
-    namespace = uuid.UUID(_SYNTHETIC_OUTPUTS)
-    out: list[ResponseItem] = []
-    for item in items:
-        out.append(item)
-        if isinstance(item, FunctionCall | CustomToolCall) and item.call_id in pending:
-            output = _replace(_answer(item, {}), output="aborted")
-            if item.id:
-                prefix = _item_id_prefix(output)
-                name = uuid.uuid5(namespace, f"{prefix}:{item.id}")
-                output = _replace(output, id=f"{prefix}_{name}")
-            out.append(output)
-    return out
 
 
 def _parsed(hint: Any, schema: dict[str, Any], text: str) -> Any:
