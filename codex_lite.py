@@ -18,6 +18,7 @@ The module reads top to bottom in the order data flows, a section each:
     Providers                   [model_providers.<id>] and what it means
     Client and turn             per-provider rules, the body, the retry loop
     Responses over WebSocket    one connection per client, incremental requests
+    Tools and structured output functions as tools, schemas, replies parsed
     Conversation and realtime   history + rollout + client; realtime sessions
     Config                      config.toml, profiles, -c overrides, fast mode
     Command line                codex-lite exec, resume, login, sessions, ...

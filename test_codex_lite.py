@@ -9005,3 +9005,72 @@ def test_records_in_tools_and_structured_output(
         cl.tool(walk)
     with pytest.raises(TypeError, match="output_schema"):
         convo.run_turn("list", output_schema=list[int])
+
+
+# --- The module's shape ---------------------------------------------------------
+
+# Names a section still takes from a section below it: each is a step of the
+# structure issue still to take, and none may be added.
+BACKWARD_USES = {
+    ("Server-sent events", "_status_error"),
+    ("Auth", "_body_chunks"),
+    ("Auth", "_describe"),
+    ("Auth", "_json_or_none"),
+    ("Auth", "_user_agent"),
+    ("Providers", "RetryPolicy"),
+    ("Client and turn", "Config"),
+    ("Conversation and realtime", "Config"),
+    *(
+        ("Client and turn", name)
+        for name in (
+            "_ResponsesSocket",
+            "_close_websocket",
+            "_LastExchange",
+            "_RESPONSES_WEBSOCKETS_BETA",
+            "_UseHttp",
+            "_handshake_error",
+            "_new_input",
+            "_open_websocket",
+            "_plain_headers",
+            "_recv_websocket",
+            "_response_create",
+        )
+    ),
+}
+
+
+def test_each_section_uses_only_the_sections_above_it() -> None:
+    """The module reads top to bottom: a top-level definition names only
+    what a section above it, or its own, defines (annotations included)."""
+    import ast
+
+    source = (HERE / "codex_lite.py").read_text()
+    banner = re.compile(r"# --- (.+?) -+$")
+    starts = [
+        (number, match[1])
+        for number, line in enumerate(source.splitlines(), start=1)
+        if (match := banner.match(line))
+    ]
+    order = ["(head)"] + [name for _, name in starts]
+
+    def section(line: int) -> str:
+        return next((n for at, n in reversed(starts) if at <= line), "(head)")
+
+    tree = ast.parse(source)
+    defined: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            defined.setdefault(node.name, section(node.lineno))
+        for target in getattr(node, "targets", [getattr(node, "target", None)]):
+            if isinstance(target, ast.Name):
+                defined.setdefault(target.id, section(node.lineno))
+    backward = set()
+    for node in tree.body:
+        here = section(node.lineno)
+        for name in ast.walk(node):
+            below = isinstance(name, ast.Name) and name.id in defined
+            if below and order.index(defined[name.id]) > order.index(here):
+                backward.add((here, name.id))
+    docstring = ast.get_docstring(tree) or ""
+    assert [n for n in order[1:] if n not in docstring] == []  # the map lists each
+    assert backward <= BACKWARD_USES, sorted(backward - BACKWARD_USES)
