@@ -6505,7 +6505,7 @@ def blob_and_chunks(draw, blobs):
     return blob, split_at(blob, cuts)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(blob_and_chunks(st.binary(max_size=300)))
 def test_arbitrary_bytes_chunking_invariant(bc):
     blob, chunks = bc
@@ -6514,7 +6514,7 @@ def test_arbitrary_bytes_chunking_invariant(bc):
     assert decode_chunks(bytewise(blob)) == whole
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(blob_and_chunks(sse_ish_bytes))
 def test_sse_like_bytes_chunking_invariant(bc):
     blob, chunks = bc
@@ -6604,7 +6604,7 @@ def well_formed_streams(draw):
     return blob, expected
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(well_formed_streams(), st.data())
 def test_well_formed_stream_round_trip(stream, data):
     blob, expected = stream
