@@ -303,11 +303,14 @@ class OutputParseError(CodexError):
 # bound for headers, and what is safe to print of headers and URLs.
 
 
+# One encoder for every item: json.dumps with options makes a new one a call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON; text UTF-8 cannot carry (a lone surrogate from an
     undecodable file name or argument) is written as `?`, never dropped."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8", "replace")
+    return _ENCODER.encode(value).encode("utf-8", "replace")
 
 
 def _write_atomically(path: Path, data: bytes | Iterable[bytes], *, mode: int) -> None:
