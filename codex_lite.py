@@ -28,13 +28,12 @@ One turn's path, in call order:
     Conversation.stream_turn    records the user input (Conversation.record)
       -> Turn.stream            one request, sent again if the stream breaks
         -> Turn._parts          body + _headers -> _RequestParts, once
-        -> HTTP+SSE             _http_request (-> _EncodedBody), then
-          -> Turn._post/_send   each attempt: Turn._attempt (turn state, auth),
-                                send; on failure _next_step decides; sleep
-          -> _read_stream       _body_chunks -> SSEDecoder -> _ResponsesReader
-        or Turn._ws_exchange    WebSocket: _ws_connect (the same _send), then
-          -> Turn._ws_request   _new_input -> _response_create frame; frames
-                                -> _ResponsesReader
+        -> Turn._send           each attempt: Turn._attempt (turn state, auth),
+                                a transport's send; _next_step decides; sleep
+        -> _Http                _http_request (-> _EncodedBody) POSTed, then
+                                events: _body_chunks -> SSEDecoder -> reader
+        or _WebSocket           send: the handshake; events: _new_input ->
+                                _response_create frame; frames -> reader
       -> Conversation.record    output items into history
         -> RolloutWriter.append the rollout lines, with their ordinals
 """
@@ -3570,45 +3569,9 @@ class Client:
 
     def close(self) -> None:
         """Close its WebSocket and the HTTP session it made (its pooled connections)."""
-        self._drop_socket()
+        _drop_socket(self)
         if self._http is not None and self._owns_http:
             self._http.close()
-
-    def _websocket_ready(self) -> bool:
-        """Whether the next request goes over a WebSocket: on a provider that
-        supports them (the built-in `openai`), unless turned off
-        (`features.responses_websockets`), signed with SigV4, or without the
-        `websockets` package (then HTTP, quietly)."""
-        if self._over_http:
-            return False
-        wanted = (
-            self.provider.info.supports_websockets
-            and self.features.get("responses_websockets")
-            and not isinstance(self.auth, SigV4Auth)
-        )
-        if wanted:
-            try:
-                from websockets.version import version
-            except ImportError:
-                version = "0"
-            if int(version.split(".")[0]) >= 15:
-                return True  # the first with proxies and `send(text=)`
-            _log.debug("Responses over HTTP: no websockets package >= 15")
-        self._over_http = True
-        return False
-
-    def _use_http(self, why: str) -> None:
-        _log.info("Responses over HTTP from now on: %s", why)
-        self._over_http = True
-        self._drop_socket()
-
-    def _drop_socket(self, socket: _ResponsesSocket | None = None) -> None:
-        """Close `socket` (by default the client's own) and forget it."""
-        socket = socket or self._socket
-        if socket is not None:
-            if socket is self._socket:
-                self._socket = None
-            _close_websocket(socket.connection)
 
     @property
     def rules(self) -> _Rules:
@@ -3713,8 +3676,24 @@ class Client:
 
 
 class Turn:
-    """One user turn.  The first `x-codex-turn-state` a response carries is
-    sent back on every later request of the turn; a new turn starts without."""
+    """One user turn, and the rules its requests follow.
+
+    - The first `x-codex-turn-state` a response carries is sent back on
+      every later request of the turn; a new turn starts without.
+    - `turn_timeout` is a deadline for the whole turn: no wait, connect or
+      read runs past it (`_wait`, `_send`, the transports' reads).
+    - Two budgets nest: each send is tried `request_max_retries` more times
+      (`_send`), and a stream that breaks is sent again `stream_max_retries`
+      times (`stream`).
+    - A WebSocket that spends its stream budget, whose handshake keeps
+      failing, or that the server refuses, latches the client to HTTP for
+      its life; HTTP gets a stream budget of its own, the count runs on.
+    - A 401 reloads the credentials once a send (`_reload_auth`); an error
+      frame on a WebSocket is decided like an HTTP answer (`_next_step`).
+
+    The transports, `_Http` and `_WebSocket`, send one signed request and
+    give back its events, with typed errors; deciding is the turn's.
+    """
 
     def __init__(self, client: Client, turn_id: str) -> None:
         self.client = client
@@ -3916,76 +3895,76 @@ class Turn:
         if value and self.turn_state is None:
             self.turn_state = value
 
-    def _post(self, unsigned: PreparedRequest) -> requests.Response:
-        """POST with retries until a 2xx arrives; raise a typed error otherwise."""
-        import requests
-        from requests.exceptions import ChunkedEncodingError
+    def stream(self, prompt: Prompt) -> Iterator[ResponseEvent]:
+        """Send the prompt and yield events until `Completed`.
 
-        http, provider = self.client.http, self.client.provider
-        # What requests would redo on every attempt and which cannot change
-        # between attempts (session headers and cookies, proxies and CA
-        # bundle from the environment) is done once.
-        try:
-            base = http.prepare_request(
-                requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
-            )
-        except requests.RequestException as exc:
-            raise _unsendable(provider, exc) from None
-        settings = http.merge_environment_settings(base.url, {}, True, None, None)
-        proxy = requests.utils.select_proxy(unsigned.url, settings["proxies"])
-        where = _host(unsigned.url) + (
-            f" through proxy {_host(proxy)}" if proxy else ""
-        )
-        # what a retry can cure: the connection, not the request
-        retryable = (requests.ConnectionError, requests.Timeout, ChunkedEncodingError)
-
-        def send_once(
-            signed: PreparedRequest, timeout: tuple[float, float]
-        ) -> requests.Response | _Failure:
-            wire = base.copy()
-            wire.headers.update(signed.headers)
-            if signed.url != unsigned.url:
-                wire.prepare_url(signed.url, None)
+        A stream that breaks is sent again (same bytes); a `StreamRetry`
+        event comes first, so a consumer can drop what it had so far.  Past
+        the stream retry budget a WebSocket client goes over to HTTP, with a
+        budget of its own; that switch is a retry too, and the count runs on
+        (so a WebSocket client's `max_attempts` is twice the budget plus one).
+        """
+        parts = self._parts(prompt)
+        policy, request = self.client.retry_policy, None
+        if policy.turn_timeout is not None and self._deadline is None:
+            self._deadline = time.monotonic() + policy.turn_timeout  # the turn's
+        retries = spent = 0  # spent: the WebSocket's, once it went over to HTTP
+        while True:
+            self._wait(0.0)  # a tool or a wait may have used the turn's time
+            websocket = self._websocket_ready()
             try:
-                response = http.send(
-                    wire, timeout=timeout, allow_redirects=False, **settings
-                )
-            except retryable as exc:
-                failed = TransportError(f"request to {where} failed: {_describe(exc)}")
-                return _Failure(failed, None, {})
-            except requests.RequestException as exc:
-                raise _unsendable(provider, exc) from None
-            if response.status_code < 300:
-                self._capture_turn_state(response.headers.get("x-codex-turn-state"))
-                return response
-            error = _http_error(response)
-            response.close()
-            return _Failure(error, response.status_code, response.headers)
-
-        return self._send(unsigned, send_once)
+                if websocket:
+                    ws = _WebSocket(self, parts)
+                    connect = policy.websocket_connect_timeout
+                    socket = ws.socket or self._send(ws.request, ws.send, connect)
+                    yield from ws.events(socket)
+                    return
+                request = request or self._http_request(parts)
+                http = _Http(self, request)
+                with self._send(request, http.send, policy.connect_timeout) as answer:
+                    yield from http.events(answer)
+                return
+            except _UseHttp as reason:
+                self._use_http(str(reason))
+            except RetryLimitExceeded as exc:
+                # a handshake that kept failing, not for want of time
+                handshake = websocket and isinstance(exc.last_error, TransportError)
+                if not handshake or self._expired:
+                    raise
+                self._use_http(str(exc.last_error))
+            except StreamError as error:
+                budget = policy.stream_max_retries
+                most = 2 * budget + 1 if websocket or spent else budget
+                if retries >= budget and websocket:
+                    self._use_http(f"the stream failed {retries + 1} times")
+                    spent, retries = retries + 1, 0
+                    yield StreamRetry(spent, most, 0.0, error)
+                    continue
+                if retries >= budget or (error.delay or 0) > policy.max_retry_after:
+                    raise
+                retries += 1
+                delay = policy.backoff(retries) if error.delay is None else error.delay
+                yield StreamRetry(spent + retries, most, delay, error)
+                self._wait(delay, error)
 
     def _send(
         self,
         unsigned: PreparedRequest,
         send_once: Callable[[PreparedRequest, tuple[float, float]], _T | _Failure],
-        *,
-        connect_timeout: float | None = None,
+        connect_timeout: float,
     ) -> _T:
         """Attempts until one succeeds; raise a typed error otherwise.
 
         Each attempt signs the unsigned request afresh (auth, turn state) and
-        sends the same body bytes with `send_once(signed, timeouts)`; what to
-        do after a failure is `_next_step`.
+        sends the same body bytes with a transport's `send`; what to do after
+        a failure is `_next_step`.
         """
         policy, auth = self.client.retry_policy, self.client.auth
         attempt, reloaded = 1, False
         while True:
             auth.refresh_if_stale()
             self._wait(0.0)  # a refresh may have used the rest of the turn's time
-            timeout = (
-                connect_timeout or policy.connect_timeout,
-                policy.stream_idle_timeout,
-            )
+            timeout = (connect_timeout, policy.stream_idle_timeout)
             if self._deadline is not None:  # no wait, read or connect past it
                 left = max(0.1, self._deadline - time.monotonic())
                 timeout = (min(timeout[0], left), min(timeout[1], left))
@@ -4015,188 +3994,10 @@ class Turn:
             attempt += 1
             self._wait(step, error)
 
-    def stream(self, prompt: Prompt) -> Iterator[ResponseEvent]:
-        """Send the prompt and yield events until `Completed`.
-
-        A stream that breaks is sent again (same bytes); a `StreamRetry`
-        event comes first, so a consumer can drop what it had so far.  Past
-        the stream retry budget a WebSocket client goes over to HTTP, with a
-        budget of its own; that switch is a retry too, and the count runs on
-        (so a WebSocket client's `max_attempts` is twice the budget plus one).
-        """
-        parts = self._parts(prompt)
-        policy, request = self.client.retry_policy, None
-        if policy.turn_timeout is not None and self._deadline is None:
-            self._deadline = time.monotonic() + policy.turn_timeout  # the turn's
-        retries = spent = 0  # spent: the WebSocket's, once it went over to HTTP
-        while True:
-            self._wait(0.0)  # a tool or a wait may have used the turn's time
-            websocket = self.client._websocket_ready()
-            try:
-                if websocket:
-                    yield from self._ws_exchange(parts)
-                    return
-                request = request or self._http_request(parts)
-                with self._post(request) as response:
-                    yield from _read_stream(
-                        response, self.client.max_event_bytes, self._deadline
-                    )
-                return
-            except _UseHttp as reason:
-                self.client._use_http(str(reason))
-                continue
-            except StreamError as error:
-                budget = policy.stream_max_retries
-                most = 2 * budget + 1 if websocket or spent else budget
-                if retries >= budget and websocket:
-                    self.client._use_http(f"the stream failed {retries + 1} times")
-                    spent, retries = retries + 1, 0
-                    yield StreamRetry(spent, most, 0.0, error)
-                    continue
-                if retries >= budget or (error.delay or 0) > policy.max_retry_after:
-                    raise
-                retries += 1
-                delay = policy.backoff(retries) if error.delay is None else error.delay
-                yield StreamRetry(spent + retries, most, delay, error)
-                self._wait(delay, error)
-
-    def _ws_exchange(self, parts: _RequestParts) -> Iterator[ResponseEvent]:
-        """One request over the client's WebSocket, opened (and prewarmed)
-        first if need be: a `response.create` frame, then a frame per event."""
-        client = self.client
-        if client._socket is not None and client._socket.busy:
-            client._drop_socket()  # a stream left unread: its events are not ours
-        socket = client._socket
-        if socket is None:
-            socket = client._socket = self._ws_connect(parts)
-            if client.prewarm:
-                for _ in self._ws_request(socket, parts, generate=False):
-                    pass
-        yield from self._ws_request(socket, parts, generate=True)
-
-    def _ws_connect(self, parts: _RequestParts) -> _ResponsesSocket:
-        """The handshake, retried like a POST: auth applied on each attempt."""
-        from websockets import exceptions as ws
-
-        client = self.client
-        url = "ws" + parts.url.removeprefix("http")  # ws:// or wss://
-        headers = {k: v for k, v in parts.headers.items() if k != "Accept"}
-        unsigned = PreparedRequest("GET", url, headers, b"")
-
-        def send_once(
-            signed: PreparedRequest, timeout: tuple[float, float]
-        ) -> Any | _Failure:
-            wire = {
-                k: v for k, v in signed.headers.items() if k != "x-codex-turn-state"
-            }
-            wire["OpenAI-Beta"] = _RESPONSES_WEBSOCKETS_BETA
-            try:
-                return _open_websocket(signed.url, wire, timeout[0], client)
-            except ws.InvalidStatus as exc:
-                status = exc.response.status_code
-                answer = _plain_headers(exc.response.headers)
-                if status in (401, 403, 408, 429) or status >= 500:
-                    return _Failure(_handshake_error(exc.response), status, answer)
-                raise _UseHttp(f"the WebSocket handshake was answered {status}")
-            except ws.InvalidURI:
-                raise _unsendable(client.provider, ValueError()) from None
-            except (ws.InvalidProxy, ImportError) as exc:  # SOCKS, no python-socks
-                raise ConfigError(
-                    f"the proxy the environment names cannot be used "
-                    f"({type(exc).__name__}); check HTTPS_PROXY and ALL_PROXY"
-                ) from None
-            except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
-                failed = TransportError(
-                    f"WebSocket connect failed: {type(exc).__name__}"
-                )
-                return _Failure(failed, None, {})
-
-        timeout = client.retry_policy.websocket_connect_timeout
-        try:
-            connection = self._send(unsigned, send_once, connect_timeout=timeout)
-        except RetryLimitExceeded as exc:
-            if not self._expired and isinstance(exc.last_error, TransportError):
-                raise _UseHttp(str(exc.last_error)) from None
-            raise  # or the deadline came: not the transport's fault
-        socket = _ResponsesSocket(connection)
-        if connection.response is not None:
-            answer = _plain_headers(connection.response.headers)
-            self._capture_turn_state(answer.get("x-codex-turn-state"))
-            socket.header_events = _events_from_headers(answer)
-            socket.request_id = answer.get("x-request-id")
-        return socket
-
-    def _ws_request(
-        self, socket: _ResponsesSocket, parts: _RequestParts, *, generate: bool
-    ) -> Iterator[ResponseEvent]:
-        from websockets.exceptions import ConnectionClosed
-
-        client, policy = self.client, self.client.retry_policy
-        if not generate:  # a prewarm: the leading items, nothing generated
-            leading = parts.leading
-            parts = parts._replace(input=parts.input[:leading], items=())
-        settings = parts.settings()
-        new_input = _new_input(socket.last, parts, settings)
-        previous = socket.last.response_id if socket.last else None
-        metadata = {"x-codex-ws-stream-request-start-ms": str(time.time_ns() // 10**6)}
-        if self.turn_state is not None:
-            metadata["x-codex-turn-state"] = self.turn_state
-        frame = _response_create(
-            parts, new_input, previous, metadata, generate=generate
-        )
-        mode = "full" if new_input is None else "incremental"
-        items = len(parts.input if new_input is None else new_input)
-        _log_request("responses_websocket", items, len(frame), socket.used, mode)
-        socket.last, socket.used, socket.busy = None, True, True
-        reader = _ResponsesReader(socket.request_id, websocket=True)
-        output_ids: list[str | None] = []
-        if generate:  # what the handshake's answer said, once per connection
-            yield from socket.header_events
-            socket.header_events = []
-        try:
-            socket.connection.send(frame, text=True)
-            while True:
-                idle = policy.stream_idle_timeout
-                if self._deadline is not None:
-                    idle = min(idle, self._deadline - time.monotonic())
-                    if idle <= 0:
-                        error = StreamError("still streaming")
-                        raise RetryLimitExceeded("the turn's deadline came", error)
-                message = _recv_websocket(socket.connection, idle)
-                if not isinstance(message, str):
-                    continue  # Responses events are text frames
-                event = reader.read(ServerSentEvent(data=message))
-                self._capture_turn_state(reader.turn_state)
-                if reader.failure is not None:
-                    raise self._ws_failure(reader.failure, reader.failure_headers)
-                if isinstance(event, OutputItemDone):
-                    output_ids.append(getattr(event.item, "id", None))
-                elif isinstance(event, Completed):
-                    socket.busy = False  # before the consumer sees it
-                    if event.response_id:
-                        socket.last = _LastExchange(
-                            settings, parts.input, event.response_id, output_ids
-                        )
-                if event is not None and generate:
-                    yield event
-                if not socket.busy:
-                    return
-        except TimeoutError:
-            raise StreamError("idle timeout waiting for WebSocket events") from None
-        except (ConnectionClosed, OSError) as exc:
-            close = getattr(exc, "rcvd", None) or getattr(exc, "sent", None)
-            why = f" (close code {close.code})" if close is not None else ""
-            raise StreamError(
-                f"WebSocket closed before response.completed{why}"
-            ) from None
-        finally:
-            if socket.busy:  # a response may still be coming: never read it
-                client._drop_socket(socket)
-
-    def _ws_failure(self, failure: ApiError, headers: Mapping[str, str]) -> ApiError:
-        """What a failed request on the socket becomes: a stream error to
-        retry (on a fresh connection: the failed one is dropped), or the
-        typed error to raise."""
+    def _error_frame(self, failure: ApiError, headers: Mapping[str, str]) -> ApiError:
+        """What an error frame on the socket becomes, decided as an HTTP
+        answer would be: a stream error to retry (on a fresh connection: the
+        failed one is dropped), or the typed error to raise."""
         if failure.code == "previous_response_not_found":
             # The server forgot: a fresh connection starts over, in full.
             return StreamError(failure.message, request_id=failure.request_id)
@@ -4210,6 +4011,35 @@ class Turn:
             return failure
         message = f"{failure.status}: {failure.message}"
         return StreamError(message, request_id=failure.request_id, delay=step)
+
+    def _websocket_ready(self) -> bool:
+        """Whether the next request goes over a WebSocket: on a provider that
+        supports them (the built-in `openai`), unless turned off
+        (`features.responses_websockets`), signed with SigV4, or without the
+        `websockets` package (then HTTP, quietly)."""
+        client = self.client
+        if client._over_http:
+            return False
+        wanted = (
+            client.provider.info.supports_websockets
+            and client.features.get("responses_websockets")
+            and not isinstance(client.auth, SigV4Auth)
+        )
+        if wanted:
+            try:
+                from websockets.version import version
+            except ImportError:
+                version = "0"
+            if int(version.split(".")[0]) >= 15:
+                return True  # the first with proxies and `send(text=)`
+            _log.debug("Responses over HTTP: no websockets package >= 15")
+        client._over_http = True
+        return False
+
+    def _use_http(self, why: str) -> None:
+        _log.info("Responses over HTTP from now on: %s", why)
+        self.client._over_http = True
+        _drop_socket(self.client)
 
     def _reload_auth(self) -> bool:
         """Reload the credentials after a 401: whether they could be.  Turn
@@ -4231,6 +4061,109 @@ class Turn:
             error = error or CodexError(f"turn_timeout ({timeout}s) ran out")
             raise RetryLimitExceeded("the turn's deadline came", error) from error
         time.sleep(delay)
+
+
+class _Http:
+    """Responses over HTTP: `send` POSTs one signed request and gives back a
+    2xx answer or the failure; `events` reads the answer's event stream.
+    Errors come out typed: TransportError, ApiError, StreamError."""
+
+    def __init__(self, turn: Turn, unsigned: PreparedRequest) -> None:
+        import requests
+
+        self.turn, self.url, http = turn, unsigned.url, turn.client.http
+        # What requests would redo on every attempt and which cannot change
+        # between attempts (session headers and cookies, proxies and CA
+        # bundle from the environment) is done once.
+        try:
+            self.base = http.prepare_request(
+                requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
+            )
+        except requests.RequestException as exc:
+            raise _unsendable(turn.client.provider, exc) from None
+        self.settings = http.merge_environment_settings(
+            self.base.url, {}, True, None, None
+        )
+        proxy = requests.utils.select_proxy(unsigned.url, self.settings["proxies"])
+        self.where = _host(self.url) + (
+            f" through proxy {_host(proxy)}" if proxy else ""
+        )
+
+    def send(
+        self, signed: PreparedRequest, timeout: tuple[float, float]
+    ) -> requests.Response | _Failure:
+        import requests
+        from requests.exceptions import ChunkedEncodingError
+
+        wire = self.base.copy()
+        wire.headers.update(signed.headers)
+        if signed.url != self.url:
+            wire.prepare_url(signed.url, None)
+        client = self.turn.client
+        try:
+            response = client.http.send(
+                wire, timeout=timeout, allow_redirects=False, **self.settings
+            )
+        # what a retry can cure: the connection, not the request
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            ChunkedEncodingError,
+        ) as exc:
+            failed = TransportError(f"request to {self.where} failed: {_describe(exc)}")
+            return _Failure(failed, None, {})
+        except requests.RequestException as exc:
+            raise _unsendable(client.provider, exc) from None
+        if response.status_code < 300:
+            self.turn._capture_turn_state(response.headers.get("x-codex-turn-state"))
+            return response
+        error = _http_error(response)
+        response.close()
+        return _Failure(error, response.status_code, response.headers)
+
+    def events(self, response: requests.Response) -> Iterator[ResponseEvent]:
+        """Header events, then the body's events until `Completed` (wire-spec §13)."""
+        import requests
+        import urllib3
+
+        reader = _ResponsesReader(response.headers.get("x-request-id"))
+        yield from _events_from_headers(response.headers)
+        decoder = SSEDecoder(max_size=self.turn.client.max_event_bytes)
+        deadline = self.turn._deadline
+        try:
+            for chunk in _body_chunks(response):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RetryLimitExceeded(
+                        "the turn's deadline came",
+                        StreamError("still streaming", request_id=reader.request_id),
+                    )
+                for sse in decoder.feed(chunk):
+                    event = reader.read(sse)
+                    if event is not None:
+                        yield event
+                        if reader.done:
+                            return
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+            raise StreamError(
+                "idle timeout waiting for SSE", request_id=reader.request_id
+            ) from None
+        except (
+            urllib3.exceptions.HTTPError,
+            requests.RequestException,
+            OSError,
+        ) as exc:
+            raise StreamError(
+                f"stream disconnected before completion: {type(exc).__name__}",
+                request_id=reader.request_id,
+            ) from None
+        decoder.flush()
+        kind = response.headers.get("content-type") or "no content type"
+        if reader.failure is None and "text/event-stream" not in kind.lower():
+            raise StreamError(
+                f"expected an event stream ending in response.completed, got {kind}",
+                request_id=reader.request_id,
+            )
+        raise reader.end_error()
 
 
 def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
@@ -4283,48 +4216,6 @@ def _body_chunks(response: requests.Response) -> Iterator[bytes]:
             )
     while chunk := response.raw.read1(65536, decode_content=True):
         yield chunk
-
-
-def _read_stream(
-    response: requests.Response, max_event_bytes: int, deadline: float | None
-) -> Iterator[ResponseEvent]:
-    """Header events, then the body's events until `Completed` (wire-spec §13)."""
-    import requests
-    import urllib3
-
-    reader = _ResponsesReader(response.headers.get("x-request-id"))
-    yield from _events_from_headers(response.headers)
-    decoder = SSEDecoder(max_size=max_event_bytes)
-    try:
-        for chunk in _body_chunks(response):
-            if deadline is not None and time.monotonic() > deadline:
-                raise RetryLimitExceeded(
-                    "the turn's deadline came",
-                    StreamError("still streaming", request_id=reader.request_id),
-                )
-            for sse in decoder.feed(chunk):
-                event = reader.read(sse)
-                if event is not None:
-                    yield event
-                    if reader.done:
-                        return
-    except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-        raise StreamError(
-            "idle timeout waiting for SSE", request_id=reader.request_id
-        ) from None
-    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
-        raise StreamError(
-            f"stream disconnected before completion: {type(exc).__name__}",
-            request_id=reader.request_id,
-        ) from None
-    decoder.flush()
-    kind = response.headers.get("content-type") or "no content type"
-    if reader.failure is None and "text/event-stream" not in kind.lower():
-        raise StreamError(
-            f"expected an event stream ending in response.completed, got {kind}",
-            request_id=reader.request_id,
-        )
-    raise reader.end_error()
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -4476,6 +4367,8 @@ class _LastExchange(typing.NamedTuple):
 
 
 class _ResponsesSocket:
+    """A client's connection, and what the server holds of it."""
+
     def __init__(self, connection: Any) -> None:
         self.connection = connection  # a websockets.sync ClientConnection
         self.last: _LastExchange | None = None
@@ -4483,6 +4376,136 @@ class _ResponsesSocket:
         self.busy = False  # a request sent, its response not read to the end
         self.request_id: str | None = None  # the handshake answer's
         self.header_events: list[ResponseEvent] = []
+
+
+def _drop_socket(client: Client, socket: _ResponsesSocket | None = None) -> None:
+    """Close `socket` (by default the client's own) and forget it."""
+    socket = socket or client._socket
+    if socket is not None:
+        if socket is client._socket:
+            client._socket = None
+        _close_websocket(socket.connection)
+
+
+class _WebSocket:
+    """Responses over the client's WebSocket: `send` is the handshake, one
+    signed request that gives back a connection or the failure, when the
+    client has none; `events` sends the `response.create` frame on it (after
+    a prewarm on a new one) and reads a frame per event.  Errors come out
+    typed; a server that will not take WebSockets raises `_UseHttp`."""
+
+    def __init__(self, turn: Turn, parts: _RequestParts) -> None:
+        self.turn, self.parts, client = turn, parts, turn.client
+        if client._socket is not None and client._socket.busy:
+            _drop_socket(client)  # a stream left unread: its events are not ours
+        self.socket = client._socket  # None: `send` opens one
+        url = "ws" + parts.url.removeprefix("http")  # ws:// or wss://
+        headers = {k: v for k, v in parts.headers.items() if k != "Accept"}
+        self.request = PreparedRequest("GET", url, headers, b"")
+
+    def send(
+        self, signed: PreparedRequest, timeout: tuple[float, float]
+    ) -> _ResponsesSocket | _Failure:
+        from websockets import exceptions as ws
+
+        client = self.turn.client
+        wire = {k: v for k, v in signed.headers.items() if k != "x-codex-turn-state"}
+        wire["OpenAI-Beta"] = _RESPONSES_WEBSOCKETS_BETA
+        try:
+            connection = _open_websocket(signed.url, wire, timeout[0], client)
+        except ws.InvalidStatus as exc:
+            status = exc.response.status_code
+            answer = _plain_headers(exc.response.headers)
+            if status in (401, 403, 408, 429) or status >= 500:
+                return _Failure(_handshake_error(exc.response), status, answer)
+            raise _UseHttp(f"the WebSocket handshake was answered {status}") from None
+        except ws.InvalidURI:
+            raise _unsendable(client.provider, ValueError()) from None
+        except (ws.InvalidProxy, ImportError) as exc:  # SOCKS, no python-socks
+            raise ConfigError(
+                f"the proxy the environment names cannot be used "
+                f"({type(exc).__name__}); check HTTPS_PROXY and ALL_PROXY"
+            ) from None
+        except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
+            failed = TransportError(f"WebSocket connect failed: {type(exc).__name__}")
+            return _Failure(failed, None, {})
+        socket = client._socket = _ResponsesSocket(connection)
+        if connection.response is not None:
+            answer = _plain_headers(connection.response.headers)
+            self.turn._capture_turn_state(answer.get("x-codex-turn-state"))
+            socket.header_events = _events_from_headers(answer)
+            socket.request_id = answer.get("x-request-id")
+        if client.prewarm:  # a request that generates nothing
+            for _ in self.events(socket, generate=False):
+                pass
+        return socket
+
+    def events(
+        self, socket: _ResponsesSocket, *, generate: bool = True
+    ) -> Iterator[ResponseEvent]:
+        from websockets.exceptions import ConnectionClosed
+
+        turn, parts, client = self.turn, self.parts, self.turn.client
+        if not generate:  # a prewarm: the leading items, nothing generated
+            leading = parts.leading
+            parts = parts._replace(input=parts.input[:leading], items=())
+        settings = parts.settings()
+        new_input = _new_input(socket.last, parts, settings)
+        previous = socket.last.response_id if socket.last else None
+        metadata = {"x-codex-ws-stream-request-start-ms": str(time.time_ns() // 10**6)}
+        if turn.turn_state is not None:
+            metadata["x-codex-turn-state"] = turn.turn_state
+        frame = _response_create(
+            parts, new_input, previous, metadata, generate=generate
+        )
+        mode = "full" if new_input is None else "incremental"
+        items = len(parts.input if new_input is None else new_input)
+        _log_request("responses_websocket", items, len(frame), socket.used, mode)
+        socket.last, socket.used, socket.busy = None, True, True
+        reader = _ResponsesReader(socket.request_id, websocket=True)
+        output_ids: list[str | None] = []
+        if generate:  # what the handshake's answer said, once per connection
+            yield from socket.header_events
+            socket.header_events = []
+        try:
+            socket.connection.send(frame, text=True)
+            while True:
+                idle = client.retry_policy.stream_idle_timeout
+                if turn._deadline is not None:
+                    idle = min(idle, turn._deadline - time.monotonic())
+                    if idle <= 0:
+                        error = StreamError("still streaming")
+                        raise RetryLimitExceeded("the turn's deadline came", error)
+                message = _recv_websocket(socket.connection, idle)
+                if not isinstance(message, str):
+                    continue  # Responses events are text frames
+                event = reader.read(ServerSentEvent(data=message))
+                turn._capture_turn_state(reader.turn_state)
+                if reader.failure is not None:
+                    raise turn._error_frame(reader.failure, reader.failure_headers)
+                if isinstance(event, OutputItemDone):
+                    output_ids.append(getattr(event.item, "id", None))
+                elif isinstance(event, Completed):
+                    socket.busy = False  # before the consumer sees it
+                    if event.response_id:
+                        socket.last = _LastExchange(
+                            settings, parts.input, event.response_id, output_ids
+                        )
+                if event is not None and generate:
+                    yield event
+                if not socket.busy:
+                    return
+        except TimeoutError:
+            raise StreamError("idle timeout waiting for WebSocket events") from None
+        except (ConnectionClosed, OSError) as exc:
+            close = getattr(exc, "rcvd", None) or getattr(exc, "sent", None)
+            why = f" (close code {close.code})" if close is not None else ""
+            raise StreamError(
+                f"WebSocket closed before response.completed{why}"
+            ) from None
+        finally:
+            if socket.busy:  # a response may still be coming: never read it
+                _drop_socket(client, socket)
 
 
 def _open_websocket(

@@ -8908,7 +8908,7 @@ def test_ws_a_deadline_in_the_handshake_keeps_websockets_for_the_next_turn(
             run(client.new_turn())
     finally:
         silent.close()
-    assert client._websocket_ready()  # not switched to HTTP by the deadline
+    assert not client._over_http  # not switched to HTTP by the deadline
 
 
 def test_realtime_a_closed_session_is_a_stream_error(home: pathlib.Path) -> None:
