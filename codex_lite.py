@@ -11,7 +11,7 @@ The module reads top to bottom in the order data flows, a section each:
     Helpers used everywhere     JSON, atomic files, TRACE, secrets, redaction
     Items and ids               response items as frozen dataclasses, one codec
     History and rollouts        rollout files: write, read back, find
-    Server-sent events          bytes -> SSE events -> Responses events (sans-IO)
+    Reading responses           bytes -> SSE -> Responses events; status errors
     Body encoding               a body encoded and compressed once per request
     SigV4                       AWS Signature Version 4 as named steps
     Auth                        API keys, ChatGPT sign-in and refresh, SigV4
@@ -357,6 +357,24 @@ def _field(obj: dict[str, Any], key: str, kind: type[_T]) -> _T:
     if value is None:
         raise TypeError(f"{key} is missing or not a {kind.__name__}")
     return typing.cast(_T, value)
+
+
+def _json_or_none(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _user_agent(originator: str) -> str:
+    import platform
+
+    terminal = os.environ.get("TERM_PROGRAM") or os.environ.get("TERM") or "unknown"
+    agent = (
+        f"{originator}/{__version__} ({platform.system()} {platform.release()}; "
+        f"{platform.machine() or 'unknown'}) {terminal}"
+    )
+    return "".join(c if " " <= c <= "~" else "_" for c in agent)
 
 
 TRACE = 5
@@ -1730,11 +1748,14 @@ def _session_cwd(path: Path) -> str | None:
     return cwd if isinstance(cwd, str) else None
 
 
-# --- Server-sent events -----------------------------------------------------
+# --- Reading responses ------------------------------------------------------
 #
 # Two sans-IO layers: `SSEDecoder` turns bytes into `ServerSentEvent`s by the
 # WHATWG rules, and `_ResponsesReader` turns those into Responses events.
-# Neither touches a socket; whatever reads the body feeds them.
+# Neither touches a socket; whatever reads the body feeds them.  Beside them,
+# what the transports and the sign-in service share: a body read as it
+# arrives (`_body_chunks`), a status answer as its typed error
+# (`_status_error`), a transport failure in a few words (`_describe`).
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -2066,6 +2087,75 @@ def _usage(raw: Any) -> TokenUsage | None:
         reasoning_output_tokens=_json_get(details[1], "reasoning_tokens", int) or 0,
         total_tokens=_json_get(raw, "total_tokens", int) or 0,
     )
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for a transport error, without URLs or headers."""
+    import requests
+
+    for kind, text in (
+        (requests.ConnectTimeout, "connect timeout"),
+        (requests.ReadTimeout, "read timeout"),
+        (requests.exceptions.SSLError, "TLS error"),
+        (requests.ConnectionError, "connection error"),
+    ):
+        if isinstance(exc, kind):
+            cause = exc.args[0] if exc.args else None
+            reason = getattr(cause, "reason", None)
+            return f"{text} ({type(reason).__name__})" if reason is not None else text
+    return type(exc).__name__
+
+
+def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The decoded body as it arrives (not waiting for full reads).
+
+    urllib3 decodes the encodings requests asks for (gzip and deflate, and
+    brotli or zstd where it has them), each read bounded to 64 KiB of output
+    however small the input.  A body in an encoding not asked for is refused:
+    decoding it would be unbounded.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    decoders = response.raw.CONTENT_DECODERS
+    for part in filter(None, (e.strip() for e in encoding.split(","))):
+        if part != "identity" and part not in decoders:
+            raise StreamError(
+                f"the response body is {part}-encoded, which was not asked for",
+                request_id=response.headers.get("x-request-id"),
+            )
+    while chunk := response.raw.read1(65536, decode_content=True):
+        yield chunk
+
+
+def _status_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: Any,
+    raw: bytes = b"",
+    reason: str | None = None,
+) -> ApiError:
+    """The typed error an HTTP status and error body (parsed, and `raw`)
+    stand for; a WebSocket error frame is read the same way."""
+    import http.client
+
+    request_id = headers.get("x-request-id")
+    phrase = http.client.responses.get(status) if status >= 400 else None
+    message, code = reason or phrase or "an error, with no message", None
+    error = _json_get(body, "error")
+    if isinstance(error, dict):
+        message = str(error.get("message") or message)
+        code = error.get("code") or error.get("type")
+        code = code if isinstance(code, str) else None
+    elif isinstance(error, str):
+        message = error
+    elif body is None and raw and b"<" not in raw[:1]:  # scrubbed, then cut
+        message = f"{message}: {_scrub(raw.decode('utf-8', 'replace'))[:200].strip()}"
+    if code in _ERROR_CODES:
+        cls = _ERROR_CODES[code][0]
+    elif 400 <= status < 500 and status not in (401, 403, 408, 409, 429):
+        cls = InvalidRequest
+    else:
+        cls = ApiError
+    return cls(message, status=status, code=code, request_id=request_id)
 
 
 class _ResponsesReader:
@@ -3154,6 +3244,36 @@ def _built_in_providers(
     }
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How hard to try.  Delays are in seconds.
+
+    Requests are retried on 5xx, 408 and transport errors, with `base_delay`
+    doubling and ±10% jitter; 409 and 429 only when the server says when.
+    A stream that breaks is sent again up to `stream_max_retries` times.
+    The budgets nest: each stream attempt is a request with its own retries,
+    so a turn sends at most (request_max_retries + 1) * (stream_max_retries
+    + 1) requests, 30 by default; twice that when a WebSocket spent its
+    budget and HTTP gets one of its own.  A wait the server asks for longer than
+    `max_retry_after` is not waited: the error is raised.  `turn_timeout`,
+    when set, bounds the whole turn, retries and waits included.
+    """
+
+    request_max_retries: int = 4
+    stream_max_retries: int = 5
+    base_delay: float = 0.2
+    max_retry_after: float = 120.0
+    connect_timeout: float = 15.0
+    websocket_connect_timeout: float = 15.0  # the whole handshake
+    stream_idle_timeout: float = 300.0
+    turn_timeout: float | None = None
+
+    def backoff(self, attempt: int) -> float:
+        """The delay before retry number `attempt` (1 for the first retry)."""
+        jitter = 0.9 + int.from_bytes(os.urandom(4), "big") % 20_001 / 100_000
+        return float(self.base_delay * 2 ** (attempt - 1) * jitter)
+
+
 class ModelProvider:
     """A configured provider at run time.
 
@@ -3323,36 +3443,6 @@ _SERVICE_TIERS = {"fast": "priority", "priority": "priority", "flex": "flex"}
 _OPENAI_ONLY_KEYS = (_METADATA_KEY, "encrypted_function_args")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy:
-    """How hard to try.  Delays are in seconds.
-
-    Requests are retried on 5xx, 408 and transport errors, with `base_delay`
-    doubling and ±10% jitter; 409 and 429 only when the server says when.
-    A stream that breaks is sent again up to `stream_max_retries` times.
-    The budgets nest: each stream attempt is a request with its own retries,
-    so a turn sends at most (request_max_retries + 1) * (stream_max_retries
-    + 1) requests, 30 by default; twice that when a WebSocket spent its
-    budget and HTTP gets one of its own.  A wait the server asks for longer than
-    `max_retry_after` is not waited: the error is raised.  `turn_timeout`,
-    when set, bounds the whole turn, retries and waits included.
-    """
-
-    request_max_retries: int = 4
-    stream_max_retries: int = 5
-    base_delay: float = 0.2
-    max_retry_after: float = 120.0
-    connect_timeout: float = 15.0
-    websocket_connect_timeout: float = 15.0  # the whole handshake
-    stream_idle_timeout: float = 300.0
-    turn_timeout: float | None = None
-
-    def backoff(self, attempt: int) -> float:
-        """The delay before retry number `attempt` (1 for the first retry)."""
-        jitter = 0.9 + int.from_bytes(os.urandom(4), "big") % 20_001 / 100_000
-        return float(self.base_delay * 2 ** (attempt - 1) * jitter)
-
-
 # Fields codex_lite sends or has a name for: extra_body may not name them,
 # override_body replaces them.
 # fmt: off
@@ -3491,17 +3581,6 @@ def _resolve_installation_id(home: Path | None = None, *, keep: bool = True) -> 
     except (OSError, ValueError):
         _log.debug("%s: %s; an installation id for this process only", path, why)
         return str(uuid.uuid4())
-
-
-def _user_agent(originator: str) -> str:
-    import platform
-
-    terminal = os.environ.get("TERM_PROGRAM") or os.environ.get("TERM") or "unknown"
-    agent = (
-        f"{originator}/{__version__} ({platform.system()} {platform.release()}; "
-        f"{platform.machine() or 'unknown'}) {terminal}"
-    )
-    return "".join(c if " " <= c <= "~" else "_" for c in agent)
 
 
 class Client:
@@ -4181,43 +4260,6 @@ def _host(url: str) -> str:
     return authority.rpartition("@")[2].split("/")[0]
 
 
-def _describe(exc: BaseException) -> str:
-    """A one-line reason for a transport error, without URLs or headers."""
-    import requests
-
-    for kind, text in (
-        (requests.ConnectTimeout, "connect timeout"),
-        (requests.ReadTimeout, "read timeout"),
-        (requests.exceptions.SSLError, "TLS error"),
-        (requests.ConnectionError, "connection error"),
-    ):
-        if isinstance(exc, kind):
-            cause = exc.args[0] if exc.args else None
-            reason = getattr(cause, "reason", None)
-            return f"{text} ({type(reason).__name__})" if reason is not None else text
-    return type(exc).__name__
-
-
-def _body_chunks(response: requests.Response) -> Iterator[bytes]:
-    """The decoded body as it arrives (not waiting for full reads).
-
-    urllib3 decodes the encodings requests asks for (gzip and deflate, and
-    brotli or zstd where it has them), each read bounded to 64 KiB of output
-    however small the input.  A body in an encoding not asked for is refused:
-    decoding it would be unbounded.
-    """
-    encoding = response.headers.get("content-encoding", "").strip().lower()
-    decoders = response.raw.CONTENT_DECODERS
-    for part in filter(None, (e.strip() for e in encoding.split(","))):
-        if part != "identity" and part not in decoders:
-            raise StreamError(
-                f"the response body is {part}-encoded, which was not asked for",
-                request_id=response.headers.get("x-request-id"),
-            )
-    while chunk := response.raw.read1(65536, decode_content=True):
-        yield chunk
-
-
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
     try:
@@ -4293,45 +4335,6 @@ def _http_error(response: requests.Response) -> ApiError:
         pass
     status, headers = response.status_code, response.headers
     return _status_error(status, headers, _json_or_none(raw), raw, response.reason)
-
-
-def _json_or_none(raw: bytes | str) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _status_error(
-    status: int,
-    headers: Mapping[str, str],
-    body: Any,
-    raw: bytes = b"",
-    reason: str | None = None,
-) -> ApiError:
-    """The typed error an HTTP status and error body (parsed, and `raw`)
-    stand for; a WebSocket error frame is read the same way."""
-    import http.client
-
-    request_id = headers.get("x-request-id")
-    phrase = http.client.responses.get(status) if status >= 400 else None
-    message, code = reason or phrase or "an error, with no message", None
-    error = _json_get(body, "error")
-    if isinstance(error, dict):
-        message = str(error.get("message") or message)
-        code = error.get("code") or error.get("type")
-        code = code if isinstance(code, str) else None
-    elif isinstance(error, str):
-        message = error
-    elif body is None and raw and b"<" not in raw[:1]:  # scrubbed, then cut
-        message = f"{message}: {_scrub(raw.decode('utf-8', 'replace'))[:200].strip()}"
-    if code in _ERROR_CODES:
-        cls = _ERROR_CODES[code][0]
-    elif 400 <= status < 500 and status not in (401, 403, 408, 409, 429):
-        cls = InvalidRequest
-    else:
-        cls = ApiError
-    return cls(message, status=status, code=code, request_id=request_id)
 
 
 class _Failure(typing.NamedTuple):
