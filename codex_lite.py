@@ -3754,6 +3754,10 @@ class Client:
         return f"{self.thread_id}:0"  # codex_lite keeps one context window
 
 
+# What the API says when a WebSocket has been open for 60 minutes.
+_WEBSOCKET_AT_ITS_LIMIT = "websocket_connection_limit_reached"
+
+
 class Turn:
     """One user turn, and the rules its requests follow.
 
@@ -4077,9 +4081,11 @@ class Turn:
         """What an error frame on the socket becomes, decided as an HTTP
         answer would be: a stream error to retry (on a fresh connection: the
         failed one is dropped), or the typed error to raise."""
-        if failure.code == "previous_response_not_found":
-            # The server forgot: a fresh connection starts over, in full.
-            return StreamError(failure.message, request_id=failure.request_id)
+        if failure.code in ("previous_response_not_found", _WEBSOCKET_AT_ITS_LIMIT):
+            # The server forgot, or ends a connection at 60 minutes: a fresh
+            # connection starts over, in full, at once.
+            message, request_id = failure.message, failure.request_id
+            return StreamError(message, request_id=request_id, delay=0.0)
         if failure.status is None:
             return failure  # `response.failed` or `.incomplete`: as over HTTP
         policy = self.client.retry_policy

@@ -7345,20 +7345,30 @@ def test_ws_server_errors_stalls_and_closes_are_retried_on_a_fresh_connection(
     assert all("previous_response_id" not in r for r in ws.requests)
 
 
-def test_ws_a_forgotten_previous_response_is_sent_again_in_full(
-    ws: WsBackend, home: pathlib.Path
+@pytest.mark.parametrize(
+    "code",
+    # the server forgot; the API ends a socket open for 60 minutes (its docs:
+    # open a new connection and continue)
+    ["previous_response_not_found", "websocket_connection_limit_reached"],
+)
+def test_ws_a_forgotten_response_or_an_old_socket_is_sent_again_in_full(
+    ws: WsBackend, home: pathlib.Path, code: str
 ) -> None:
     forgot = {
         "type": "error",
         "status": 400,
-        "error": {"code": "previous_response_not_found", "message": "not found"},
+        "error": {"type": "invalid_request_error", "code": code, "message": "again"},
     }
     ws.then(ws_answer(), ws_events(forgot))
     with cl.Conversation(openai_client(ws, home)) as convo:
         convo.run_turn("one")
-        assert convo.run_turn("two").text == "ok"
+        events = list(convo.stream_turn("two"))
+        assert convo.last_result.text == "ok"
     assert input_texts(ws.requests[1]) == ["two"]
     assert input_texts(ws.requests[2]) == ["one", "ok", "two"]
+    assert "previous_response_id" not in ws.requests[2] and len(ws.handshakes) == 2
+    (retry,) = [e for e in events if isinstance(e, cl.StreamRetry)]
+    assert retry.delay == 0.0  # at once: nothing failed on the server's side
 
 
 def test_ws_events_of_20_mb_arrive_and_over_the_cap_are_stream_errors(
