@@ -3754,6 +3754,17 @@ class Client:
         return f"{self.thread_id}:0"  # codex_lite keeps one context window
 
 
+# The fields `POST /responses/input_tokens` takes besides the model and input.
+_COUNTED_FIELDS = (
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "reasoning",
+    "text",
+    "truncation",
+)
+
+
 # What the API says when a WebSocket has been open for 60 minutes.
 _WEBSOCKET_AT_ITS_LIMIT = "websocket_connection_limit_reached"
 
@@ -3970,6 +3981,30 @@ class Turn:
     def prepare(self, prompt: Prompt) -> PreparedRequest:
         """The request the next attempt would send, auth applied, with its JSON."""
         return self._attempt(self._http_request(self._parts(prompt), keep_json=True))
+
+    def count_input_tokens(self, prompt: Prompt) -> int:
+        """The input tokens `prompt` would take, as the server counts them
+        (`POST /responses/input_tokens`), without running the model; sent
+        with the same headers, auth and retries as a turn's request."""
+        parts = self._parts(prompt)
+        tail = {k: v for k, v in parts.tail.items() if k in _COUNTED_FIELDS}
+        body = _join_request(parts.head, parts.input, tail)
+        url = self.client.provider.url_for_path(
+            "responses/input_tokens", self.client.auth
+        )
+        kind = {"Accept": "application/json", "Content-Type": "application/json"}
+        unsigned = PreparedRequest("POST", url, {**parts.headers, **kind}, body)
+        timeout = self.client.retry_policy.connect_timeout
+        with self._send(unsigned, _Http(self, unsigned).send, timeout) as response:
+            answer = b""
+            for chunk in _body_chunks(response):
+                answer += chunk
+                if len(answer) > 1 << 20:
+                    break  # no count takes a megabyte
+        count = _json_get(_json_or_none(answer), "input_tokens", int)
+        if count is None:
+            raise ApiError(f"{_host(url)} answered no input_tokens count")
+        return int(count)
 
     # Sending ---------------------------------------------------------------
 

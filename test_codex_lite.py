@@ -1315,6 +1315,45 @@ def test_extra_body_adds_fields_and_override_body_replaces_codexs(
     assert "top_logprobs" not in second and "max_tool_calls" not in second
 
 
+def test_input_tokens_are_counted_by_the_server(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    """`POST /responses/input_tokens`: the prompt's model, input and the
+    fields that endpoint takes, with the turn's auth, headers and retries."""
+    counted = {"object": "response.input_tokens", "input_tokens": 1234}
+    as_json = {"Content-Type": "application/json"}
+    server.then(reply(503, b""), reply(200, json.dumps(counted).encode(), as_json))
+    token = {"experimental_bearer_token": "count-token-12345"}
+    client = local_client(server, home, info=token)
+    tool_json = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+    prompt = cl.Prompt(
+        input=[user("how long is this?")],
+        tools=[tool_json],
+        tool_choice="required",
+        max_output_tokens=10,
+    )
+    assert client.new_turn().count_input_tokens(prompt) == 1234
+    retried, seen = server.seen
+    assert (seen.method, seen.path) == ("POST", "/v1/responses/input_tokens")
+    assert seen.header("authorization") == "Bearer count-token-12345"
+    assert seen.header("accept") == "application/json"
+    assert seen.header("session-id") == client.session_id
+    body = seen.json()
+    assert body["model"] == "test-model" and body["tools"] == [tool_json]
+    assert body["tool_choice"] == "required" and input_texts(body) == [
+        "how long is this?"
+    ]
+    counted_fields = {"model", "input", "tools", "tool_choice", "parallel_tool_calls"}
+    assert set(body) <= counted_fields | {"instructions", "reasoning", "text"}
+    assert retried.body == seen.body  # the same bytes again
+    server.then(reply(200, b'{"object": "response.input_tokens"}', as_json))
+    with pytest.raises(cl.ApiError, match="no input_tokens count"):
+        client.new_turn().count_input_tokens(prompt)
+    server.then(reply(200, [b"[" * 65536] * 40, as_json))  # endless: read to 1 MiB
+    with pytest.raises(cl.ApiError, match="no input_tokens count"):
+        client.new_turn().count_input_tokens(prompt)
+
+
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
