@@ -1819,11 +1819,10 @@ class SSEDecoder:
             raise StreamError(f"an SSE line is longer than {self.max_size} bytes")
         return self._lines(lines)
 
-    def flush(self) -> list[ServerSentEvent]:
+    def flush(self) -> None:
         """End of stream: an unterminated line or event is discarded."""
         self._buffer, self._after_cr = bytearray(), False
         self._event, self._data, self._data_size, self._retry = None, [], 0, None
-        return []
 
     def _lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
         # One loop over complete lines, state in locals: this is the hot path.
@@ -3506,11 +3505,11 @@ class RequestFields:
                         "override_body replaces it"
                     )
 
-    def _over(self, default: RequestFields) -> RequestFields:
+    def _over(self, default: RequestFields) -> typing.Self:
         """These fields, each left None taken from `default`."""
         names = [f.name for f in dataclasses.fields(RequestFields)]
-        mine = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
-        return dataclasses.replace(default, **mine)
+        taken = {n: getattr(default, n) for n in names if getattr(self, n) is None}
+        return dataclasses.replace(self, **taken)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -3583,6 +3582,199 @@ def _resolve_installation_id(home: Path | None = None, *, keep: bool = True) -> 
         return str(uuid.uuid4())
 
 
+class _Identity(typing.NamedTuple):
+    """Who sends a request: the one source of the ids that its headers, its
+    turn metadata and its `client_metadata` carry."""
+
+    session_id: str
+    thread_id: str
+    turn_id: str
+    started_at_ms: int
+    originator: str
+    subagent: str | None
+    parent_thread_id: str | None
+    installation_id: str | None  # told to OpenAI alone
+    window_id: str
+
+
+def _request_parts(
+    prompt: Prompt,
+    model: str,
+    who: _Identity,
+    rules: _Rules,
+    cache: _FragmentCache,
+    url: str,
+    provider_headers: Mapping[str, str],
+) -> _RequestParts:
+    """The request before it is joined, without auth or turn state: what
+    every attempt, over either transport, starts from.  `prompt` holds the
+    client's defaults for what it leaves None."""
+    tier = _SERVICE_TIERS.get(prompt.service_tier or "")
+    # Codex sends turn metadata to every provider; we keep it, like
+    # client_metadata, to OpenAI.
+    openai = rules.openai_metadata
+    turn_metadata = _turn_metadata(who, model, prompt.reasoning_effort)
+    # what headers and client_metadata both end with
+    lineage = {
+        "x-codex-turn-metadata": turn_metadata if openai else None,
+        "x-openai-subagent": who.subagent,
+        "x-codex-parent-thread-id": who.parent_thread_id,
+    }
+    ids = {key: value for key, value in lineage.items() if value}
+    reasoning: dict[str, Any] = {}
+    if prompt.reasoning_effort:
+        reasoning["effort"] = prompt.reasoning_effort
+    if prompt.reasoning_summary and prompt.reasoning_summary != "none":
+        reasoning["summary"] = prompt.reasoning_summary
+    leading: list[bytes] = []
+    items = _with_call_outputs(prompt.input)
+    if rules.responses_lite:
+        prompt, items, leading = _responses_lite(prompt, items, reasoning, who)
+    if prompt.instructions:
+        leading.append(_instructions_item(prompt.instructions, who, openai))
+    head: dict[str, Any] = {"model": model}
+    tail: dict[str, Any] = {}
+    if prompt.tools is not None:
+        tail["tools"] = prompt.tools
+    tail["tool_choice"] = prompt.tool_choice or "auto"
+    tail["parallel_tool_calls"] = prompt.parallel_tool_calls
+    tail["reasoning"] = reasoning or None
+    tail["store"] = rules.store
+    tail["stream"] = True
+    include = ["reasoning.encrypted_content", *(prompt.include or ())]
+    tail["include"] = list(dict.fromkeys(include))
+    if tier and rules.service_tier:
+        tail["service_tier"] = tier
+    # the session id keeps the cache across resumes and sub-agents
+    tail["prompt_cache_key"] = prompt.prompt_cache_key or who.session_id
+    text: dict[str, Any] = {}
+    if prompt.verbosity:
+        text["verbosity"] = prompt.verbosity
+    if prompt.output_schema is not None:
+        text["format"] = {
+            "type": "json_schema",
+            "strict": True,
+            "schema": prompt.output_schema,
+            "name": "codex_output_schema",
+        }
+    if text:
+        tail["text"] = text
+    for key in ("max_output_tokens", "metadata", "safety_identifier", "truncation"):
+        if (value := getattr(prompt, key)) is not None:
+            tail[key] = value
+    tail.update(prompt.extra_body or {})
+    if openai:
+        tail["client_metadata"] = {
+            "x-codex-installation-id": who.installation_id,
+            "session_id": who.session_id,
+            "thread_id": who.thread_id,
+            "x-codex-window-id": who.window_id,
+            "turn_id": who.turn_id,
+            "root_turn_id": who.turn_id,
+            **ids,
+        }
+    for key, value in (prompt.override_body or {}).items():
+        (head if key in head else tail)[key] = value
+    headers = {"Accept": "text/event-stream", **provider_headers}
+    headers["originator"] = who.originator
+    headers["User-Agent"] = _user_agent(who.originator)
+    headers["x-client-request-id"] = who.thread_id
+    headers["session-id"] = who.session_id
+    headers["thread-id"] = who.thread_id
+    headers["x-codex-window-id"] = who.window_id
+    headers.update(ids)
+    if rules.responses_lite:
+        headers["x-openai-internal-codex-responses-lite"] = "true"
+    if rules.chatgpt_backend:
+        tier_part = f";tier={tier}" if tier else ""
+        headers["x-codex-routing-hint"] = f"model={model}{tier_part}"
+    fragments = leading + cache.encode(items)
+    return _RequestParts(url, headers, head, fragments, items, tail, len(leading))
+
+
+def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
+    """`x-codex-turn-metadata`: who and what this request is, as one
+    ASCII JSON string (the header and `client_metadata` carry the same)."""
+    metadata: dict[str, Any] = {
+        "installation_id": who.installation_id,
+        "session_id": who.session_id,
+        "thread_id": who.thread_id,
+        "turn_id": who.turn_id,
+        "window_id": who.window_id,
+        "window_number": 0,
+        "request_kind": "turn",
+        "root_turn_id": who.turn_id,
+        "turn_started_at_unix_ms": who.started_at_ms,
+        "model": model,
+    }
+    if effort:
+        metadata["reasoning_effort"] = effort
+    return json.dumps(metadata, separators=(",", ":"))
+
+
+def _responses_lite(
+    prompt: Prompt,
+    items: Sequence[ResponseItem],
+    reasoning: dict[str, Any],
+    who: _Identity,
+) -> tuple[Prompt, list[ResponseItem], list[bytes]]:
+    """Responses Lite (wire-spec §11) as one step: the tools move into a
+    leading `additional_tools` item, parallel tool calls are off, the
+    reasoning covers all turns, configuration updates are left out.  A
+    conversation keeps that item and the instructions in its history
+    (`Conversation.stream_turn`): then none is added here."""
+    reasoning["context"] = "all_turns"
+    items = [i for i in items if not isinstance(i, ConfigurationUpdate)]
+    lite = dataclasses.replace(prompt, tools=None, parallel_tool_calls=False)
+    if any(isinstance(i, AdditionalTools) for i in items):
+        return dataclasses.replace(lite, instructions=""), items, []
+    tools = prompt.tools or []
+    tools_item = {
+        "type": "additional_tools",
+        "id": _stable_id(who, "at", _dumps(tools).decode()),
+        "role": "developer",
+        "tools": tools,
+    }
+    return lite, items, [_dumps(tools_item)]
+
+
+def _instructions_item(instructions: str, who: _Identity, openai: bool) -> bytes:
+    """The instructions as Codex 0.169 sends them: a developer message
+    before the history."""
+    message: dict[str, Any] = {
+        "type": "message",
+        "id": _stable_id(who, "msg", instructions),
+        "role": "developer",
+        "content": [{"type": "input_text", "text": instructions}],
+    }
+    if openai:
+        message[_METADATA_KEY] = {"content_item_kinds": ["model.base_instructions"]}
+    return _dumps(message)
+
+
+def _stable_id(who: _Identity, prefix: str, content: str) -> str:
+    """An id that is the same on every attempt, turn and resume: a UUIDv5
+    of the thread and the content, as Codex makes them."""
+    import uuid
+
+    namespace = uuid.uuid5(uuid.NAMESPACE_OID, who.thread_id)
+    return f"{prefix}_{uuid.uuid5(namespace, content)}"
+
+
+def _http_request(
+    parts: _RequestParts, *, compress: bool, keep_json: bool = False
+) -> PreparedRequest:
+    """The unsigned HTTP request: the body joined, encoded and compressed once."""
+    json_bytes = _join_request(parts.head, parts.input, parts.tail)
+    body = _EncodedBody(json_bytes, compress=compress, keep_json=keep_json)
+    _log_request("responses_http", len(parts.input), len(json_bytes), None, "full")
+    if _transport_log.isEnabledFor(TRACE):
+        url = _redact_url(parts.url)
+        _transport_log.log(TRACE, "POST to %s: %s", url, json_bytes.decode())
+    headers = {**parts.headers, **body.headers}
+    return PreparedRequest("POST", parts.url, headers, body.data, body.json)
+
+
 class Client:
     """One conversation thread with one provider; use one per thread of execution.
 
@@ -3648,7 +3840,7 @@ class Client:
 
     def close(self) -> None:
         """Close its WebSocket and the HTTP session it made (its pooled connections)."""
-        _drop_socket(self)
+        self._drop_socket()
         if self._http is not None and self._owns_http:
             self._http.close()
 
@@ -3733,6 +3925,11 @@ class Client:
         child._http, child._owns_http = self.http, False  # one pool for the tree
         return child
 
+    def _drop_socket(self) -> None:
+        if self._socket is not None:
+            _close_websocket(self._socket.connection)
+            self._socket = None
+
     def _request_item_json(self, item: ResponseItem) -> dict[str, Any]:
         """The copy of an item a request carries (wire-spec §2, §12)."""
         obj = item_to_json(item)
@@ -3748,10 +3945,6 @@ class Client:
         if drop.intersection(obj):
             obj = {k: v for k, v in obj.items() if k not in drop}
         return obj
-
-    @property
-    def window_id(self) -> str:
-        return f"{self.thread_id}:0"  # codex_lite keeps one context window
 
 
 # The fields `POST /responses/input_tokens` takes besides the model and input.
@@ -3800,177 +3993,30 @@ class Turn:
     def __repr__(self) -> str:
         return f"Turn(turn_id={self.turn_id!r}, thread_id={self.client.thread_id!r})"
 
-    # Building the request -------------------------------------------------
-
     def _parts(self, prompt: Prompt) -> _RequestParts:
-        """The request before it is joined, without auth or turn state: what
-        every attempt, over either transport, starts from."""
-        client, rules = self.client, self.client.rules
-        tier = _SERVICE_TIERS.get(prompt.service_tier or client.service_tier or "")
-        # Codex sends turn metadata to every provider; we keep it, like
-        # client_metadata, to OpenAI.
-        openai = rules.openai_metadata
-        turn_metadata = self._turn_metadata(prompt) if openai else None
-        # what headers and client_metadata both end with
-        lineage = {
-            "x-codex-turn-metadata": turn_metadata,
-            "x-openai-subagent": client.subagent,
-            "x-codex-parent-thread-id": client.parent_thread_id,
-        }
-        ids = {key: value for key, value in lineage.items() if value}
-        fields = prompt._over(client.fields)
-        reasoning: dict[str, Any] = {}
-        if effort := prompt.reasoning_effort or client.reasoning_effort:
-            reasoning["effort"] = effort
-        summary = prompt.reasoning_summary or client.reasoning_summary
-        if summary and summary != "none":
-            reasoning["summary"] = summary
-        leading: list[bytes] = []
-        items = _with_call_outputs(prompt.input)
-        if rules.responses_lite:
-            prompt, items, leading = self._responses_lite(prompt, items, reasoning)
-        if prompt.instructions:
-            leading.append(self._instructions_item(prompt.instructions))
-        head: dict[str, Any] = {"model": client.model}
-        fragments = leading + client._fragments.encode(items)
-        tail: dict[str, Any] = {}
-        if prompt.tools is not None:
-            tail["tools"] = prompt.tools
-        tail["tool_choice"] = fields.tool_choice or "auto"
-        tail["parallel_tool_calls"] = prompt.parallel_tool_calls
-        tail["reasoning"] = reasoning or None
-        tail["store"] = rules.store
-        tail["stream"] = True
-        include = ["reasoning.encrypted_content", *(fields.include or ())]
-        tail["include"] = list(dict.fromkeys(include))
-        if tier and rules.service_tier:
-            tail["service_tier"] = tier
-        # the session id keeps the cache across resumes and sub-agents
-        tail["prompt_cache_key"] = fields.prompt_cache_key or client.session_id
-        text: dict[str, Any] = {}
-        if verbosity := prompt.verbosity or client.verbosity:
-            text["verbosity"] = verbosity
-        if prompt.output_schema is not None:
-            text["format"] = {
-                "type": "json_schema",
-                "strict": True,
-                "schema": prompt.output_schema,
-                "name": "codex_output_schema",
-            }
-        if text:
-            tail["text"] = text
-        for key in ("max_output_tokens", "metadata", "safety_identifier", "truncation"):
-            if (value := getattr(fields, key)) is not None:
-                tail[key] = value
-        tail.update(fields.extra_body or {})
-        if openai:
-            tail["client_metadata"] = {
-                "x-codex-installation-id": client.installation_id,
-                "session_id": client.session_id,
-                "thread_id": client.thread_id,
-                "x-codex-window-id": client.window_id,
-                "turn_id": self.turn_id,
-                "root_turn_id": self.turn_id,
-                **ids,
-            }
-        for key, value in (fields.override_body or {}).items():
-            (head if key in head else tail)[key] = value
-        url = client.provider.url_for_path("responses", client.auth)
-        headers = self._headers(tier, ids)
-        return _RequestParts(url, headers, head, fragments, items, tail, len(leading))
-
-    def _responses_lite(
-        self, prompt: Prompt, items: Sequence[ResponseItem], reasoning: dict[str, Any]
-    ) -> tuple[Prompt, list[ResponseItem], list[bytes]]:
-        """Responses Lite (wire-spec §11) as one step: the tools move into a
-        leading `additional_tools` item, parallel tool calls are off, the
-        reasoning covers all turns, configuration updates are left out.  A
-        conversation keeps that item and the instructions in its history
-        (`Conversation.stream_turn`): then none is added here."""
-        reasoning["context"] = "all_turns"
-        items = [i for i in items if not isinstance(i, ConfigurationUpdate)]
-        lite = dataclasses.replace(prompt, tools=None, parallel_tool_calls=False)
-        if any(isinstance(i, AdditionalTools) for i in items):
-            return dataclasses.replace(lite, instructions=""), items, []
-        tools = prompt.tools or []
-        tools_item = {
-            "type": "additional_tools",
-            "id": self._stable_id("at", _dumps(tools).decode()),
-            "role": "developer",
-            "tools": tools,
-        }
-        return lite, items, [_dumps(tools_item)]
-
-    def _instructions_item(self, instructions: str) -> bytes:
-        """The instructions as Codex 0.169 sends them: a developer message
-        before the history."""
-        message: dict[str, Any] = {
-            "type": "message",
-            "id": self._stable_id("msg", instructions),
-            "role": "developer",
-            "content": [{"type": "input_text", "text": instructions}],
-        }
-        if self.client.rules.openai_metadata:
-            message[_METADATA_KEY] = {"content_item_kinds": ["model.base_instructions"]}
-        return _dumps(message)
-
-    def _stable_id(self, prefix: str, content: str) -> str:
-        """An id that is the same on every attempt, turn and resume: a UUIDv5
-        of the thread and the content, as Codex makes them."""
-        import uuid
-
-        namespace = uuid.uuid5(uuid.NAMESPACE_OID, self.client.thread_id)
-        return f"{prefix}_{uuid.uuid5(namespace, content)}"
-
-    def _turn_metadata(self, prompt: Prompt) -> str:
-        """`x-codex-turn-metadata`: who and what this request is, as one
-        ASCII JSON string (the header and `client_metadata` carry the same)."""
         client = self.client
-        metadata: dict[str, Any] = {
-            "installation_id": client.installation_id,
-            "session_id": client.session_id,
-            "thread_id": client.thread_id,
-            "turn_id": self.turn_id,
-            "window_id": client.window_id,
-            "window_number": 0,
-            "request_kind": "turn",
-            "root_turn_id": self.turn_id,
-            "turn_started_at_unix_ms": self.started_at_ms,
-            "model": client.model,
-        }
-        if effort := prompt.reasoning_effort or client.reasoning_effort:
-            metadata["reasoning_effort"] = effort
-        return json.dumps(metadata, separators=(",", ":"))
-
-    def _headers(self, tier: str | None, ids: dict[str, str]) -> dict[str, str]:
-        client, rules = self.client, self.client.rules
-        headers = {"Accept": "text/event-stream", **client.provider.headers()}
-        headers["originator"] = client.originator
-        headers["User-Agent"] = _user_agent(client.originator)
-        headers["x-client-request-id"] = client.thread_id
-        headers["session-id"] = client.session_id
-        headers["thread-id"] = client.thread_id
-        headers["x-codex-window-id"] = client.window_id
-        headers.update(ids)
-        if rules.responses_lite:
-            headers["x-openai-internal-codex-responses-lite"] = "true"
-        if rules.chatgpt_backend:
-            tier_part = f";tier={tier}" if tier else ""
-            headers["x-codex-routing-hint"] = f"model={client.model}{tier_part}"
-        return headers
-
-    def _http_request(
-        self, parts: _RequestParts, *, keep_json: bool = False
-    ) -> PreparedRequest:
-        json_bytes = _join_request(parts.head, parts.input, parts.tail)
-        compress = self.client.rules.compress
-        body = _EncodedBody(json_bytes, compress=compress, keep_json=keep_json)
-        _log_request("responses_http", len(parts.input), len(json_bytes), None, "full")
-        if _transport_log.isEnabledFor(TRACE):
-            url = _redact_url(parts.url)
-            _transport_log.log(TRACE, "POST to %s: %s", url, json_bytes.decode())
-        headers = {**parts.headers, **body.headers}
-        return PreparedRequest("POST", parts.url, headers, body.data, body.json)
+        prompt = dataclasses.replace(
+            prompt._over(client.fields),
+            reasoning_effort=prompt.reasoning_effort or client.reasoning_effort,
+            reasoning_summary=prompt.reasoning_summary or client.reasoning_summary,
+            verbosity=prompt.verbosity or client.verbosity,
+            service_tier=prompt.service_tier or client.service_tier,
+        )
+        who = _Identity(
+            client.session_id,
+            client.thread_id,
+            self.turn_id,
+            self.started_at_ms,
+            client.originator,
+            client.subagent,
+            client.parent_thread_id,
+            client.installation_id if client.rules.openai_metadata else None,
+            f"{client.thread_id}:0",  # codex_lite keeps one context window
+        )
+        url = client.provider.url_for_path("responses", client.auth)
+        headers = client.provider.headers()
+        parts = (client.model, who, client.rules, client._fragments, url, headers)
+        return _request_parts(prompt, *parts)
 
     def _attempt(self, request: PreparedRequest) -> PreparedRequest:
         if self.turn_state is not None:
@@ -3980,7 +4026,11 @@ class Turn:
 
     def prepare(self, prompt: Prompt) -> PreparedRequest:
         """The request the next attempt would send, auth applied, with its JSON."""
-        return self._attempt(self._http_request(self._parts(prompt), keep_json=True))
+        return self._attempt(
+            _http_request(
+                self._parts(prompt), compress=self.client.rules.compress, keep_json=True
+            )
+        )
 
     def count_input_tokens(self, prompt: Prompt) -> int:
         """The input tokens `prompt` would take, as the server counts them
@@ -3995,7 +4045,9 @@ class Turn:
         kind = {"Accept": "application/json", "Content-Type": "application/json"}
         unsigned = PreparedRequest("POST", url, {**parts.headers, **kind}, body)
         timeout = self.client.retry_policy.connect_timeout
-        with self._send(unsigned, _Http(self, unsigned).send, timeout) as response:
+        http = _Http(self.client.http, self.client.provider, unsigned)
+        with self._send(unsigned, http.send, timeout) as response:
+            self._capture_turn_state(response.headers.get("x-codex-turn-state"))
             answer = b""
             for chunk in _body_chunks(response):
                 answer += chunk
@@ -4022,8 +4074,8 @@ class Turn:
         budget of its own; that switch is a retry too, and the count runs on
         (so a WebSocket client's `max_attempts` is twice the budget plus one).
         """
-        parts = self._parts(prompt)
-        policy, request = self.client.retry_policy, None
+        parts, client = self._parts(prompt), self.client
+        policy, request = client.retry_policy, None
         if policy.turn_timeout is not None and self._deadline is None:
             self._deadline = time.monotonic() + policy.turn_timeout  # the turn's
         retries = spent = 0  # spent: the WebSocket's, once it went over to HTTP
@@ -4032,15 +4084,17 @@ class Turn:
             websocket = self._websocket_ready()
             try:
                 if websocket:
-                    ws = _WebSocket(self, parts)
-                    connect = policy.websocket_connect_timeout
-                    socket = ws.socket or self._send(ws.request, ws.send, connect)
-                    yield from ws.events(socket)
+                    yield from self._over_websocket(parts)
                     return
-                request = request or self._http_request(parts)
-                http = _Http(self, request)
+                request = request or _http_request(
+                    parts, compress=client.rules.compress
+                )
+                http = _Http(client.http, client.provider, request)
                 with self._send(request, http.send, policy.connect_timeout) as answer:
-                    yield from http.events(answer)
+                    self._capture_turn_state(answer.headers.get("x-codex-turn-state"))
+                    yield from http.events(
+                        answer, client.max_event_bytes, self._deadline
+                    )
                 return
             except _UseHttp as reason:
                 self._use_http(str(reason))
@@ -4064,6 +4118,28 @@ class Turn:
                 delay = policy.backoff(retries) if error.delay is None else error.delay
                 yield StreamRetry(spent + retries, most, delay, error)
                 self._wait(delay, error)
+
+    def _over_websocket(self, parts: _RequestParts) -> Iterator[ResponseEvent]:
+        client, policy = self.client, self.client.retry_policy
+        if client._socket is not None and client._socket.busy:
+            client._drop_socket()  # a stream left unread: its events are not ours
+        ws = _WebSocket(
+            client.provider,
+            parts,
+            turn_state=self.turn_state,
+            deadline=self._deadline,
+            decide=self._error_frame,
+            prewarm=client.prewarm,
+            idle_timeout=policy.stream_idle_timeout,
+            max_size=client.max_event_bytes,
+        )
+        if client._socket is None:
+            connect = policy.websocket_connect_timeout
+            client._socket = self._send(ws.request, ws.send, connect)
+        try:
+            yield from ws.events(client._socket)
+        finally:
+            self._capture_turn_state(ws.turn_state)
 
     def _send(
         self,
@@ -4159,7 +4235,7 @@ class Turn:
     def _use_http(self, why: str) -> None:
         _log.info("Responses over HTTP from now on: %s", why)
         self.client._over_http = True
-        _drop_socket(self.client)
+        self.client._drop_socket()
 
     def _reload_auth(self) -> bool:
         """Reload the credentials after a 401: whether they could be.  Turn
@@ -4188,10 +4264,12 @@ class _Http:
     2xx answer or the failure; `events` reads the answer's event stream.
     Errors come out typed: TransportError, ApiError, StreamError."""
 
-    def __init__(self, turn: Turn, unsigned: PreparedRequest) -> None:
+    def __init__(
+        self, http: requests.Session, provider: ModelProvider, unsigned: PreparedRequest
+    ) -> None:
         import requests
 
-        self.turn, self.url, http = turn, unsigned.url, turn.client.http
+        self.http, self.provider, self.url = http, provider, unsigned.url
         # What requests would redo on every attempt and which cannot change
         # between attempts (session headers and cookies, proxies and CA
         # bundle from the environment) is done once.
@@ -4200,7 +4278,7 @@ class _Http:
                 requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
             )
         except requests.RequestException as exc:
-            raise _unsendable(turn.client.provider, exc) from None
+            raise _unsendable(provider, exc) from None
         self.settings = http.merge_environment_settings(
             self.base.url, {}, True, None, None
         )
@@ -4219,9 +4297,8 @@ class _Http:
         wire.headers.update(signed.headers)
         if signed.url != self.url:
             wire.prepare_url(signed.url, None)
-        client = self.turn.client
         try:
-            response = client.http.send(
+            response = self.http.send(
                 wire, timeout=timeout, allow_redirects=False, **self.settings
             )
         # what a retry can cure: the connection, not the request
@@ -4233,23 +4310,24 @@ class _Http:
             failed = TransportError(f"request to {self.where} failed: {_describe(exc)}")
             return _Failure(failed, None, {})
         except requests.RequestException as exc:
-            raise _unsendable(client.provider, exc) from None
+            raise _unsendable(self.provider, exc) from None
         if response.status_code < 300:
-            self.turn._capture_turn_state(response.headers.get("x-codex-turn-state"))
             return response
         error = _http_error(response)
         response.close()
         return _Failure(error, response.status_code, response.headers)
 
-    def events(self, response: requests.Response) -> Iterator[ResponseEvent]:
-        """Header events, then the body's events until `Completed` (wire-spec §13)."""
+    def events(
+        self, response: requests.Response, max_size: int, deadline: float | None
+    ) -> Iterator[ResponseEvent]:
+        """Header events, then the body's events until `Completed` (wire-spec §13),
+        each line and event at most `max_size` bytes, none read past `deadline`."""
         import requests
         import urllib3
 
         reader = _ResponsesReader(response.headers.get("x-request-id"))
         yield from _events_from_headers(response.headers)
-        decoder = SSEDecoder(max_size=self.turn.client.max_event_bytes)
-        deadline = self.turn._deadline
+        decoder = SSEDecoder(max_size=max_size)
         try:
             for chunk in _body_chunks(response):
                 if deadline is not None and time.monotonic() > deadline:
@@ -4422,27 +4500,31 @@ class _ResponsesSocket:
         self.header_events: list[ResponseEvent] = []
 
 
-def _drop_socket(client: Client, socket: _ResponsesSocket | None = None) -> None:
-    """Close `socket` (by default the client's own) and forget it."""
-    socket = socket or client._socket
-    if socket is not None:
-        if socket is client._socket:
-            client._socket = None
-        _close_websocket(socket.connection)
-
-
 class _WebSocket:
-    """Responses over the client's WebSocket: `send` is the handshake, one
-    signed request that gives back a connection or the failure, when the
-    client has none; `events` sends the `response.create` frame on it (after
-    a prewarm on a new one) and reads a frame per event.  Errors come out
-    typed; a server that will not take WebSockets raises `_UseHttp`."""
+    """Responses over a WebSocket: `send` is the handshake, one signed
+    request that gives back a connection or the failure (with a prewarm on
+    it, when asked); `events` sends the `response.create` frame on a
+    connection and reads a frame per event.  Errors come out typed, an
+    error frame as `decide` makes it; a server that will not take
+    WebSockets raises `_UseHttp`.  `turn_state` is the turn's, and the first
+    one this request is given."""
 
-    def __init__(self, turn: Turn, parts: _RequestParts) -> None:
-        self.turn, self.parts, client = turn, parts, turn.client
-        if client._socket is not None and client._socket.busy:
-            _drop_socket(client)  # a stream left unread: its events are not ours
-        self.socket = client._socket  # None: `send` opens one
+    def __init__(
+        self,
+        provider: ModelProvider,
+        parts: _RequestParts,
+        *,
+        turn_state: str | None,
+        deadline: float | None,
+        decide: Callable[[ApiError, Mapping[str, str]], ApiError],
+        prewarm: bool,
+        idle_timeout: float,
+        max_size: int,
+    ) -> None:
+        self.provider, self.parts = provider, parts
+        self.turn_state, self.deadline = turn_state, deadline
+        self.decide, self.prewarm = decide, prewarm
+        self.idle_timeout, self.max_size = idle_timeout, max_size
         url = "ws" + parts.url.removeprefix("http")  # ws:// or wss://
         headers = {k: v for k, v in parts.headers.items() if k != "Accept"}
         self.request = PreparedRequest("GET", url, headers, b"")
@@ -4452,11 +4534,12 @@ class _WebSocket:
     ) -> _ResponsesSocket | _Failure:
         from websockets import exceptions as ws
 
-        client = self.turn.client
         wire = {k: v for k, v in signed.headers.items() if k != "x-codex-turn-state"}
         wire["OpenAI-Beta"] = _RESPONSES_WEBSOCKETS_BETA
         try:
-            connection = _open_websocket(signed.url, wire, timeout[0], client)
+            connection = _open_websocket(
+                signed.url, wire, timeout[0], self.max_size, self.idle_timeout
+            )
         except ws.InvalidStatus as exc:
             status = exc.response.status_code
             answer = _plain_headers(exc.response.headers)
@@ -4464,7 +4547,7 @@ class _WebSocket:
                 return _Failure(_handshake_error(exc.response), status, answer)
             raise _UseHttp(f"the WebSocket handshake was answered {status}") from None
         except ws.InvalidURI:
-            raise _unsendable(client.provider, ValueError()) from None
+            raise _unsendable(self.provider, ValueError()) from None
         except (ws.InvalidProxy, ImportError) as exc:  # SOCKS, no python-socks
             raise ConfigError(
                 f"the proxy the environment names cannot be used "
@@ -4473,13 +4556,13 @@ class _WebSocket:
         except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
             failed = TransportError(f"WebSocket connect failed: {type(exc).__name__}")
             return _Failure(failed, None, {})
-        socket = client._socket = _ResponsesSocket(connection)
+        socket = _ResponsesSocket(connection)
         if connection.response is not None:
             answer = _plain_headers(connection.response.headers)
-            self.turn._capture_turn_state(answer.get("x-codex-turn-state"))
+            self.turn_state = self.turn_state or answer.get("x-codex-turn-state")
             socket.header_events = _events_from_headers(answer)
             socket.request_id = answer.get("x-request-id")
-        if client.prewarm:  # a request that generates nothing
+        if self.prewarm:  # a request that generates nothing
             for _ in self.events(socket, generate=False):
                 pass
         return socket
@@ -4489,7 +4572,7 @@ class _WebSocket:
     ) -> Iterator[ResponseEvent]:
         from websockets.exceptions import ConnectionClosed
 
-        turn, parts, client = self.turn, self.parts, self.turn.client
+        parts = self.parts
         if not generate:  # a prewarm: the leading items, nothing generated
             leading = parts.leading
             parts = parts._replace(input=parts.input[:leading], items=())
@@ -4497,8 +4580,8 @@ class _WebSocket:
         new_input = _new_input(socket.last, parts, settings)
         previous = socket.last.response_id if socket.last else None
         metadata = {"x-codex-ws-stream-request-start-ms": str(time.time_ns() // 10**6)}
-        if turn.turn_state is not None:
-            metadata["x-codex-turn-state"] = turn.turn_state
+        if self.turn_state is not None:
+            metadata["x-codex-turn-state"] = self.turn_state
         frame = _response_create(
             parts, new_input, previous, metadata, generate=generate
         )
@@ -4514,9 +4597,9 @@ class _WebSocket:
         try:
             socket.connection.send(frame, text=True)
             while True:
-                idle = client.retry_policy.stream_idle_timeout
-                if turn._deadline is not None:
-                    idle = min(idle, turn._deadline - time.monotonic())
+                idle = self.idle_timeout
+                if self.deadline is not None:
+                    idle = min(idle, self.deadline - time.monotonic())
                     if idle <= 0:
                         error = StreamError("still streaming")
                         raise RetryLimitExceeded("the turn's deadline came", error)
@@ -4524,9 +4607,9 @@ class _WebSocket:
                 if not isinstance(message, str):
                     continue  # Responses events are text frames
                 event = reader.read(ServerSentEvent(data=message))
-                turn._capture_turn_state(reader.turn_state)
+                self.turn_state = self.turn_state or reader.turn_state
                 if reader.failure is not None:
-                    raise turn._error_frame(reader.failure, reader.failure_headers)
+                    raise self.decide(reader.failure, reader.failure_headers)
                 if isinstance(event, OutputItemDone):
                     output_ids.append(getattr(event.item, "id", None))
                 elif isinstance(event, Completed):
@@ -4549,11 +4632,15 @@ class _WebSocket:
             ) from None
         finally:
             if socket.busy:  # a response may still be coming: never read it
-                _drop_socket(client, socket)
+                _close_websocket(socket.connection)
 
 
 def _open_websocket(
-    url: str, headers: Mapping[str, str], open_timeout: float, client: Client
+    url: str,
+    headers: Mapping[str, str],
+    open_timeout: float,
+    max_size: int,
+    write_timeout: float,
 ) -> Any:
     """A websockets.sync connection with `headers` on the handshake, through
     the proxy the environment names, TLS verified against what the HTTP
@@ -4578,13 +4665,13 @@ def _open_websocket(
         user_agent_header=wire.pop("User-Agent", None),
         open_timeout=open_timeout,
         close_timeout=1,
-        max_size=client.max_event_bytes,  # inflated size: permessage-deflate too
+        max_size=max_size,  # inflated size: permessage-deflate too
         ssl=context,
     )
     connection.__enter__()  # as the library asks (17.1 warns otherwise)
     # Its writes have no time limit: a pong or a request to a server that
     # stopped reading would block forever, holding the lock every send takes.
-    connection.socket.settimeout(client.retry_policy.stream_idle_timeout)
+    connection.socket.settimeout(write_timeout)
     return connection
 
 
@@ -5543,7 +5630,11 @@ class RealtimeSession:
         timeout = policy.websocket_connect_timeout
         try:
             self.connection = _open_websocket(
-                request.url, request.headers, timeout, client
+                request.url,
+                request.headers,
+                timeout,
+                client.max_event_bytes,
+                client.retry_policy.stream_idle_timeout,
             )
         except ws.InvalidStatus as exc:
             raise _handshake_error(exc.response) from None

@@ -6368,9 +6368,7 @@ def decode_chunks(chunks):
         got = dec.feed(chunk)
         assert isinstance(got, list)
         out.extend(got)
-    got = dec.flush()
-    assert isinstance(got, list)
-    out.extend(got)
+    assert dec.flush() is None
     for e in out:
         assert isinstance(e, cl.ServerSentEvent)
     return out
@@ -6465,20 +6463,21 @@ def test_events_are_returned_as_soon_as_complete():
     assert dec.feed(b"data: c\r\n\r\n") == [ev("c")]
     assert dec.feed(b"data: d\r\n") == []
     assert dec.feed(b"\r\n") == [ev("d")]
-    assert dec.flush() == []
+    assert dec.flush() is None
 
 
 def test_flush_dispatches_on_pending_cr_only_once():
     dec = cl.SSEDecoder()
-    got = dec.feed(b"data: a\r\r")
-    got += dec.flush()
-    assert got == [ev("a")]
+    assert dec.feed(b"data: a\r\r") == [ev("a")]
+    dec.flush()
+    assert dec.feed(b"\n") == []  # the CR's LF ends nothing more
 
 
 def test_flush_discards_unterminated_event():
     dec = cl.SSEDecoder()
     assert dec.feed(b"event: e\nid: 1\ndata: a\n") == []
-    assert dec.flush() == []
+    dec.flush()
+    assert dec.feed(b"\n") == []  # the event was discarded
 
 
 def test_server_sent_event_record():
