@@ -3861,7 +3861,9 @@ def test_a_stricter_installation_id_mode_is_kept(home: pathlib.Path) -> None:
 def test_cli_sessions_lists_newest_first(server: Loopback, home: pathlib.Path) -> None:
     server.then(reply(body=text_stream()), reply(body=text_stream()))
     cli(home, "exec", "first thread", env=openai_env(server))
-    time.sleep(1.1)
+    (first,) = (home / "sessions").rglob("rollout-*.jsonl")
+    an_hour_ago = time.time() - 3600
+    os.utime(first, (an_hour_ago, an_hour_ago))  # ordered by mtime, not by wait
     cli(home, "exec", "second thread", env=openai_env(server))
     done = cli(home, "sessions")
     rows = done.stdout.splitlines()
@@ -8221,10 +8223,14 @@ def test_a_parallel_round_runs_together_and_answers_in_call_order(
     server: Loopback, home: pathlib.Path
 ) -> None:
     both_running = threading.Barrier(2, timeout=10)
+    second_done = threading.Event()
 
     def slow(n: int) -> str:
         both_running.wait()  # only returns if the other call runs meanwhile
-        time.sleep(0.05 * (2 - n))  # the first call finishes last
+        if n == 0:  # the first call finishes last
+            assert second_done.wait(timeout=10)
+        else:
+            second_done.set()
         return f"done {n}"
 
     server.then(
