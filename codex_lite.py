@@ -70,19 +70,22 @@ if typing.TYPE_CHECKING:  # imported where used: loading requests costs more
 
     import requests
 
-# The core a script needs comes first: the README documents it.  Then the
-# parts for building on the protocol yourself, in the module's order.
+# What a script needs: the README names the core first.  The plumbing (the
+# SSE decoder, SigV4, the rollout writer, image preparation, the command
+# line) stays importable by name, outside this list.
 # fmt: off
 __all__ = [  # noqa: RUF022
-    # core: a conversation, its client and turns, config, errors
+    # core: a conversation, its client and turns, settings, tools, providers
     "Conversation", "TurnResult", "Client", "Turn", "Prompt", "RequestFields",
-    "RetryPolicy",
-    "Config", "load_config", "CodexError", "ConfigError", "AuthError", "ItemError",
-    "ApiError", "TransportError", "StreamError", "RetryLimitExceeded",
-    "ToolRoundsExceeded", "OutputParseError", "Tool", "tool",
-    "ContextWindowExceeded", "QuotaExceeded", "UsageNotIncluded", "InvalidRequest",
-    "CyberPolicy", "ServerOverloaded",
-    # core: items (the API's response items and content parts) and their JSON
+    "RetryPolicy", "Config", "load_config", "ModelProvider", "ProviderInfo",
+    "AuthProvider", "BearerAuth", "PreparedRequest", "Tool", "tool",
+    "Rollout", "read_rollout", "find_rollout",
+    # errors
+    "CodexError", "ConfigError", "AuthError", "ItemError", "ApiError",
+    "TransportError", "StreamError", "RetryLimitExceeded", "ToolRoundsExceeded",
+    "OutputParseError", "ContextWindowExceeded", "QuotaExceeded",
+    "UsageNotIncluded", "InvalidRequest", "CyberPolicy", "ServerOverloaded",
+    # items (the API's response items and content parts) and their JSON
     "ResponseItem", "ContentItem", "Message", "MessagePhase", "InputText",
     "InputImage", "InputAudio", "OutputText", "EncryptedContent", "SummaryText",
     "ReasoningText", "ItemMetadata", "UnknownItem", "AgentMessage", "Reasoning",
@@ -90,25 +93,15 @@ __all__ = [  # noqa: RUF022
     "CustomToolCallOutput", "ToolSearchCall", "ToolSearchOutput", "WebSearchCall",
     "ImageGenerationCall", "Compaction", "ContextCompaction", "AdditionalTools",
     "ConfigurationUpdate", "CompactionTrigger", "item_from_json", "item_to_json",
-    # core: streamed events
+    # streamed events
     "ResponseEvent", "Created", "OutputItemAdded", "OutputItemDone",
     "OutputTextDelta", "ToolCallInputDelta", "ReasoningSummaryDelta",
     "ReasoningContentDelta", "ReasoningSummaryPartAdded", "StreamRetry", "Completed",
     "TokenUsage", "RateLimits", "RateLimitWindow", "ServerModel", "ModelsEtag",
     "ServerReasoningIncluded",
-    # building blocks: history, rollouts, images
-    "prepare_conversation_items_for_history", "IMAGE_OMITTED_TEXT",
-    "local_image_content", "default_codex_home", "RolloutWriter", "Rollout",
-    "read_rollout", "find_rollout",
-    # building blocks: the decoder, logging, SigV4, auth, providers
-    "SSEDecoder", "ServerSentEvent", "TRACE", "AwsCredentials", "sigv4_sign",
-    "PreparedRequest", "AuthProvider", "BearerAuth", "ChatGptAuth", "SigV4Auth",
-    "aws_credentials_resolver", "AwsAuthInfo", "ProviderInfo", "ModelProvider",
-    # realtime, config files, the command line
-    "RealtimeCall", "RealtimeTransport", "RealtimeStart", "create_realtime_call",
-    "RealtimeSession", "RealtimeEvent", "RealtimeTextDelta", "RealtimeDone",
-    "RealtimeServerEvent",
-    "DEFAULT_MODEL", "set_fast_mode", "main",
+    # realtime
+    "RealtimeStart", "RealtimeTransport", "RealtimeCall", "RealtimeSession",
+    "RealtimeEvent", "RealtimeTextDelta", "RealtimeDone", "RealtimeServerEvent",
 ]
 # fmt: on
 
