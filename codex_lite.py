@@ -5265,11 +5265,12 @@ def _thread_client(
 ) -> Client:
     """The client of a thread, new or resumed from `old`.  An ephemeral run
     writes no file: an installation id that exists is read, none is made."""
+    thread_id = session_id = None
+    if old is not None:
+        thread_id = old.thread_id
+        session_id = old.meta.get("session_id") or old.thread_id
     client = Client.from_config(
-        config,
-        thread_id=old and old.thread_id,
-        session_id=old and (old.meta.get("session_id") or old.thread_id),
-        auth=auth,
+        config, thread_id=thread_id, session_id=session_id, auth=auth
     )
     if ephemeral:
         client._installation_id = _resolve_installation_id(config.home, keep=False)
@@ -5823,11 +5824,10 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
     for i, line in enumerate(lines):
         if match := _TIER_LINE.fullmatch(line):
             value = [f'{match["head"]}"fast"{match["rest"]}'] if enabled else []
-            edits.append([*lines[:i], *value, *lines[i + 1 :]])
+            edits.append("".join([*lines[:i], *value, *lines[i + 1 :]]))
     if enabled:
-        edits.append(['service_tier = "fast"\n', *lines])
-    for edit in edits:
-        new = "".join(edit)
+        edits.append(f'service_tier = "fast"\n{text}')
+    for new in edits:
         try:
             if tomllib.loads(new) == expected:
                 break
