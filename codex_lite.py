@@ -5235,10 +5235,23 @@ class Conversation:
         return {"type": "token_count", "info": info, "rate_limits": limits}
 
     def run_turn(
-        self, user_input: str | Sequence[ResponseItem], **options: Any
+        self,
+        user_input: str | Sequence[ResponseItem],
+        *,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
+        output_schema: Any = None,
+        max_tool_rounds: int = 16,
+        parallel_tool_calls: bool = False,
     ) -> TurnResult:
-        """`stream_turn` (the same options) to its end: what the turn produced."""
-        for _ in self.stream_turn(user_input, **options):
+        """`stream_turn` to its end: what the turn produced."""
+        events = self.stream_turn(
+            user_input,
+            tools=tools,
+            output_schema=output_schema,
+            max_tool_rounds=max_tool_rounds,
+            parallel_tool_calls=parallel_tool_calls,
+        )
+        for _ in events:
             pass
         return self.last_result
 
