@@ -19,7 +19,8 @@ The module reads top to bottom in the order data flows, a section each:
     Client and turn             per-provider rules, the body, the retry loop
     Responses over WebSocket    one connection per client, incremental requests
     Tools and structured output functions as tools, schemas, replies parsed
-    Conversation and realtime   history + rollout + client; realtime sessions
+    Conversation                history + rollout + client, turns with tools
+    Realtime                    a realtime start: WebSocket session or WebRTC call
     Config                      config.toml, profiles, -c overrides, fast mode
     Command line                codex-lite exec, resume, login, sessions, ...
 
@@ -5029,10 +5030,10 @@ def _call_tool(fn: Callable[..., Any], arguments: dict[str, Any]) -> Any:
     return fn(**{k: _from_json(hints.get(k), v) for k, v in arguments.items()})
 
 
-# --- Conversation and realtime ---------------------------------------------
+# --- Conversation -----------------------------------------------------------
 #
 # A `Conversation` is a client plus its history and rollout: the layer the
-# command line runs turns on.  The realtime call start is a single request.
+# command line runs turns on.
 
 
 class TurnResult(typing.NamedTuple):
@@ -5045,12 +5046,6 @@ class TurnResult(typing.NamedTuple):
     items: list[ResponseItem]
     usage: TokenUsage | None
     parsed: Any = None
-
-
-# A request's events, then its output, usage and when output began.
-_Responding = typing.Generator[
-    ResponseEvent, None, tuple[list[ResponseItem], TokenUsage | None, float | None]
-]
 
 
 class Conversation:
@@ -5090,11 +5085,9 @@ class Conversation:
     ) -> Conversation:
         """A new thread; `ephemeral` writes no file: no rollout, no
         installation id (one that exists is read)."""
-        client = Client.from_config(config, auth=auth)
+        client = _thread_client(config, ephemeral, auth)
         rollout = None
-        if ephemeral:
-            client._installation_id = _resolve_installation_id(config.home, keep=False)
-        else:
+        if not ephemeral:
             meta: dict[str, Any] = {
                 "session_id": client.session_id,
                 "timestamp": _utc_timestamp(),
@@ -5131,17 +5124,10 @@ class Conversation:
         rollout = read_rollout(path)
         if not rollout.thread_id:
             raise CodexError(f"{rollout.path} has no session_meta line with an id")
-        session_id = rollout.meta.get("session_id") or rollout.thread_id
-        client = Client.from_config(
-            config, thread_id=rollout.thread_id, session_id=session_id, auth=auth
-        )
-        writer = None if ephemeral else RolloutWriter(rollout.path)
-        if ephemeral:
-            client._installation_id = _resolve_installation_id(config.home, keep=False)
         return cls(
-            client,
+            _thread_client(config, ephemeral, auth, rollout),
             history=rollout.items,
-            rollout=writer,
+            rollout=None if ephemeral else RolloutWriter(rollout.path),
             instructions=_PLAN_TOOL_SECTIONS.sub("", rollout.base_instructions),
             token_usage=rollout.token_usage,
         )
@@ -5218,8 +5204,23 @@ class Conversation:
                 tools=definitions or None,
                 parallel_tool_calls=parallel_tool_calls,
             )
-            output, usage, first = yield from self._respond(turn, prompt)
-            first_output = first_output or first
+            output: list[ResponseItem] = []
+            usage = rate_limits = None
+            for event in turn.stream(prompt):
+                if isinstance(event, StreamRetry):
+                    output.clear()
+                elif isinstance(event, RateLimits) and event.limit_id == "codex":
+                    rate_limits = event
+                elif isinstance(
+                    event, OutputTextDelta | OutputItemAdded | OutputItemDone
+                ):
+                    first_output = first_output or time.time()
+                    if isinstance(event, OutputItemDone):
+                        output.append(event.item)
+                elif isinstance(event, Completed):
+                    output, usage = self.record(output, turn.turn_id), event.usage
+                    self._event(self._token_count(usage, rate_limits))
+                yield event
             turn_items += output
             text = _assistant_text(output)
             self.last_result = TurnResult(text, turn_items, usage)
@@ -5268,27 +5269,6 @@ class Conversation:
             message = Message.developer(self.instructions)
             items.append(_replace(message, id=f"msg_{_uuid7()}", metadata=metadata))
         self.record(items, turn_id)
-
-    def _respond(self, turn: Turn, prompt: Prompt) -> _Responding:
-        """One request's events; at `Completed` its output is recorded.
-        Returns the output, its usage and when output began."""
-        output: list[ResponseItem] = []
-        rate_limits: RateLimits | None = None
-        first_output = usage = None
-        for event in turn.stream(prompt):
-            if isinstance(event, StreamRetry):
-                output.clear()
-            elif isinstance(event, RateLimits) and event.limit_id == "codex":
-                rate_limits = event
-            elif isinstance(event, OutputTextDelta | OutputItemAdded | OutputItemDone):
-                first_output = first_output or time.time()
-                if isinstance(event, OutputItemDone):
-                    output.append(event.item)
-            elif isinstance(event, Completed):
-                output, usage = self.record(output, turn.turn_id), event.usage
-                self._event(self._token_count(usage, rate_limits))
-            yield event
-        return output, usage, first_output
 
     def _run_tools(
         self, turn: Turn, tools: Mapping[str, Tool], *, parallel: bool
@@ -5370,6 +5350,26 @@ class Conversation:
         self.close()
 
 
+def _thread_client(
+    config: Config,
+    ephemeral: bool,
+    auth: AuthProvider | None,
+    old: Rollout | None = None,
+) -> Client:
+    """The client of a thread, new or resumed from `old`.  An ephemeral run
+    writes no file: an installation id that exists is read, none is made."""
+    thread_id = session_id = None
+    if old is not None:
+        thread_id = old.thread_id
+        session_id = old.meta.get("session_id") or old.thread_id
+    client = Client.from_config(
+        config, thread_id=thread_id, session_id=session_id, auth=auth
+    )
+    if ephemeral:
+        client._installation_id = _resolve_installation_id(config.home, keep=False)
+    return client
+
+
 # The sections of Codex's base instructions about its `update_plan` tool: a
 # level-2 heading and what follows up to the next heading of level 1 or 2.
 # Codex leaves them out for a model it offers no such tool; codex-lite offers none.
@@ -5444,19 +5444,22 @@ def _read_image_file(path: Path) -> bytes:
     import stat
 
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO: no wait
-    try:
+    with open(fd, "rb") as f:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise OSError(0, "not a regular file")
         if info.st_size > _IMAGE_FILE_MAX:
             raise OSError(0, f"larger than {_IMAGE_FILE_MAX >> 20} MiB")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            raw = f.read(_IMAGE_FILE_MAX + 1)
-    finally:
-        os.close(fd)
+        raw = f.read(_IMAGE_FILE_MAX + 1)
     if len(raw) > _IMAGE_FILE_MAX:  # it grew meanwhile
         raise OSError(0, f"larger than {_IMAGE_FILE_MAX >> 20} MiB")
     return raw
+
+
+# --- Realtime ---------------------------------------------------------------
+#
+# A realtime start opens a session over a WebSocket (text in, typed events
+# out) or makes a WebRTC call, a single request, by its transport.
 
 
 class RealtimeCall(typing.NamedTuple):
@@ -5699,7 +5702,6 @@ class RealtimeSession:
 # ignored; a key we use with the wrong type is an error naming file and key.
 
 DEFAULT_MODEL = "gpt-5-codex"
-_SERVICE_TIER_VALUES = ("fast", "flex")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -5819,7 +5821,7 @@ def load_config(
         return _typed(settings, key, kind, where(key))
 
     tier = get("service_tier")
-    if tier is not None and tier not in _SERVICE_TIER_VALUES:
+    if tier is not None and tier not in ("fast", "flex"):
         raise ConfigError(
             f'{where("service_tier")}.service_tier must be "fast" or "flex", '
             f"not {tier!r}"
@@ -5919,11 +5921,10 @@ def set_fast_mode(home: Path, enabled: bool) -> Path:
     for i, line in enumerate(lines):
         if match := _TIER_LINE.fullmatch(line):
             value = [f'{match["head"]}"fast"{match["rest"]}'] if enabled else []
-            edits.append([*lines[:i], *value, *lines[i + 1 :]])
+            edits.append("".join([*lines[:i], *value, *lines[i + 1 :]]))
     if enabled:
-        edits.append(['service_tier = "fast"\n', *lines])
-    for edit in edits:
-        new = "".join(edit)
+        edits.append(f'service_tier = "fast"\n{text}')
+    for new in edits:
         try:
             if tomllib.loads(new) == expected:
                 break

@@ -9067,7 +9067,7 @@ def test_records_in_tools_and_structured_output(
 # structure issue still to take, and none may be added.
 BACKWARD_USES = {
     ("Client and turn", "Config"),
-    ("Conversation and realtime", "Config"),
+    ("Conversation", "Config"),
     ("Client and turn", "_ResponsesSocket"),
     ("Client and turn", "_drop_socket"),
     ("Client and turn", "_UseHttp"),
