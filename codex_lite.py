@@ -4526,30 +4526,16 @@ class _WebSocket:
     def send(
         self, signed: PreparedRequest, timeout: tuple[float, float]
     ) -> _ResponsesSocket | _Failure:
-        from websockets import exceptions as ws
-
         wire = {k: v for k, v in signed.headers.items() if k != "x-codex-turn-state"}
         wire["OpenAI-Beta"] = _RESPONSES_WEBSOCKETS_BETA
-        try:
-            connection = _open_websocket(
-                signed.url, wire, timeout[0], self.max_size, self.idle_timeout
-            )
-        except ws.InvalidStatus as exc:
-            status = exc.response.status_code
-            answer = _plain_headers(exc.response.headers)
-            if status in (401, 403, 408, 429) or status >= 500:
-                return _Failure(_handshake_error(exc.response), status, answer)
-            raise _UseHttp(f"the WebSocket handshake was answered {status}") from None
-        except ws.InvalidURI:
-            raise _unsendable(self.provider, ValueError()) from None
-        except (ws.InvalidProxy, ImportError) as exc:  # SOCKS, no python-socks
-            raise ConfigError(
-                f"the proxy the environment names cannot be used "
-                f"({type(exc).__name__}); check HTTPS_PROXY and ALL_PROXY"
-            ) from None
-        except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
-            failed = TransportError(f"WebSocket connect failed: {type(exc).__name__}")
-            return _Failure(failed, None, {})
+        signed = signed._replace(headers=wire)
+        limits = (self.max_size, self.idle_timeout)
+        connection = _websocket_handshake(signed, timeout[0], self.provider, *limits)
+        if isinstance(connection, _Failure):
+            status = connection.status
+            if status is None or status in (401, 403, 408, 429) or status >= 500:
+                return connection
+            raise _UseHttp(f"the WebSocket handshake was answered {status}")
         socket = _ResponsesSocket(connection)
         if connection.response is not None:
             answer = _plain_headers(connection.response.headers)
@@ -4627,6 +4613,40 @@ class _WebSocket:
         finally:
             if socket.busy:  # a response may still be coming: never read it
                 _close_websocket(socket.connection)
+
+
+def _websocket_handshake(
+    signed: PreparedRequest,
+    timeout: float,
+    provider: ModelProvider,
+    max_size: int,
+    write_timeout: float,
+) -> Any | _Failure:
+    """One signed handshake: the connection, or the failure (a refusal with
+    its typed error, or no answer); what cannot be sent at all is raised."""
+    from websockets import exceptions as ws
+
+    try:
+        return _open_websocket(
+            signed.url, signed.headers, timeout, max_size, write_timeout
+        )
+    except ws.InvalidStatus as exc:
+        answer = _plain_headers(exc.response.headers)
+        status = exc.response.status_code
+        return _Failure(_handshake_error(exc.response), status, answer)
+    except ws.InvalidURI:  # a base URL that is not http(s)
+        raise _unsendable(provider, ValueError()) from None
+    except (ws.InvalidProxy, ImportError) as exc:  # SOCKS, no python-socks
+        raise ConfigError(
+            f"the proxy the environment names cannot be used "
+            f"({type(exc).__name__}); check HTTPS_PROXY and ALL_PROXY"
+        ) from None
+    except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
+        where = _host(signed.url)
+        failed = TransportError(
+            f"WebSocket connect to {where} failed: {type(exc).__name__}"
+        )
+        return _Failure(failed, None, {})
 
 
 def _open_websocket(
