@@ -5625,41 +5625,31 @@ class RealtimeSession:
         self, client: Client, *, session: Mapping[str, Any] | None = None
     ) -> None:
         try:
-            from websockets import exceptions as ws
+            importlib.import_module("websockets")
         except ImportError:
             raise ConfigError(
                 "realtime over a WebSocket needs the websockets package: "
                 "pip install 'codex-lite[ws]'"
             ) from None
-        provider, auth, policy = client.provider, client.auth, client.retry_policy
-        url = "ws" + provider.url_for_path("realtime", auth).removeprefix("http")
-        separator = "&" if "?" in url else "?"
-        url += f"{separator}model={urllib.parse.quote(client.model)}"
+        provider, policy = client.provider, client.retry_policy
+        url = provider.url_for_path("realtime", client.auth)
+        url = "ws" + url.removeprefix("http") + ("&" if "?" in url else "?")
+        url += f"model={urllib.parse.quote(client.model)}"
         headers = {
             **provider.headers(),
             "originator": client.originator,
             "User-Agent": _user_agent(client.originator),
         }
-        auth.refresh_if_stale()
-        request = auth.apply_auth(PreparedRequest("GET", url, headers, b""))
         self._idle_timeout = policy.stream_idle_timeout
-        timeout = policy.websocket_connect_timeout
-        try:
-            self.connection = _open_websocket(
-                request.url,
-                request.headers,
-                timeout,
-                client.max_event_bytes,
-                client.retry_policy.stream_idle_timeout,
-            )
-        except ws.InvalidStatus as exc:
-            raise _handshake_error(exc.response) from None
-        except ws.InvalidURI as exc:  # a base URL that is not http(s)
-            raise _unsendable(provider, exc) from None
-        except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
-            raise TransportError(
-                f"realtime WebSocket connect to {_host(url)} failed: {type(exc).__name__}"
-            ) from None
+        limits = (client.max_event_bytes, policy.stream_idle_timeout)
+
+        def handshake(signed: PreparedRequest, timeout: tuple[float, float]) -> Any:
+            return _websocket_handshake(signed, timeout[0], provider, *limits)
+
+        # the handshake is retried, and its refusals typed, as a turn's are
+        unsigned = PreparedRequest("GET", url, headers, b"")
+        connect = policy.websocket_connect_timeout
+        self.connection = client.new_turn()._send(unsigned, handshake, connect)
         if session is not None:
             config = {k: v for k, v in session.items() if k != "id"}
             try:
