@@ -6147,14 +6147,11 @@ def _run_exec(args: argparse.Namespace) -> int:
         finally:  # an answer that came is written, even if it did not parse
             if args.output_last_message and conversation.last_result.items:
                 answer = conversation.last_result.text.encode("utf-8", "replace")
+                path = Path(args.output_last_message)
                 try:
-                    _write_atomically(
-                        Path(args.output_last_message), answer, mode=0o644
-                    )
+                    _write_atomically(path, answer, mode=0o644)
                 except OSError as exc:  # after the answer: no "nothing was sent" 2
-                    raise CodexError(
-                        f"-o {args.output_last_message}: {exc.strerror}"
-                    ) from None
+                    raise CodexError(f"-o {path}: {exc.strerror}") from None
 
 
 def _stream_to_terminal(
