@@ -6180,8 +6180,7 @@ def _stream_to_terminal(
 
     emit({"type": "thread.started", "thread_id": conversation.client.thread_id})
     emit({"type": "turn.started"})
-    live = not args.json and out.isatty()
-    wrote_text = False
+    live = not args.json and out.isatty()  # and the text shown is `deltas`
     items: list[ResponseItem] = []
     deltas: list[str] = []  # for servers that send no output items
     answer, usage = "", None
@@ -6194,13 +6193,11 @@ def _stream_to_terminal(
                 if live:
                     out.write(event.delta)
                     out.flush()
-                    wrote_text = True
             elif isinstance(event, StreamRetry):
+                if live and deltas:
+                    out.write("\n[connection lost: the answer starts again]\n")
                 items.clear()
                 deltas.clear()
-                if wrote_text:
-                    out.write("\n[connection lost: the answer starts again]\n")
-                    wrote_text = False
                 retry = f"{event.attempt}/{event.max_attempts}"
                 error = _error_json(
                     event.error, f"Reconnecting... {retry} ({event.error})"
@@ -6232,7 +6229,7 @@ def _stream_to_terminal(
         err.write(f"error: {exc}\n")
         return _EXIT_CODES[error["kind"]]
     finally:  # the line ends, whatever stopped it; an answer that came is shown
-        if wrote_text:
+        if live and deltas:
             out.write("\n")
         elif answer and not live and not args.json:
             out.write(answer + "\n")
