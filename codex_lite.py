@@ -6101,7 +6101,9 @@ def _print_dry_run(
     print(f"\n{json.dumps(body, indent=2, ensure_ascii=False)}")
 
 
-def _run_exec(args: argparse.Namespace) -> int:
+def _run_exec(argv: list[str]) -> int:
+    args = _exec_parser().parse_intermixed_args(argv)
+    _setup_logging(args.debug)
     resume = args.words[:1] == ["resume"]
     words = args.words[1:] if resume else list(args.words)
     if args.last and not resume:
@@ -6577,9 +6579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="replace")
     try:
         if command == "exec":
-            parsed = _exec_parser().parse_intermixed_args(rest)
-            _setup_logging(parsed.debug)
-            return _run_exec(parsed)
+            return _run_exec(rest)
         _setup_logging("--debug" in rest)
         if command == "fast":
             return _run_fast(rest)
