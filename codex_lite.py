@@ -5906,7 +5906,7 @@ exit codes:
 
 
 class _UsageError(Exception):
-    pass
+    """A command line to correct: its message alone on stderr, exit code 2."""
 
 
 def _parser(
