@@ -6001,7 +6001,7 @@ exit codes:
 
 
 class _UsageError(Exception):
-    pass
+    """A command line to correct: its message alone on stderr, exit code 2."""
 
 
 def _parser(
@@ -6021,17 +6021,25 @@ def _parser(
     return parser
 
 
+def _repeatable(
+    parser: argparse.ArgumentParser, *flags: str, metavar: str, help: str
+) -> None:
+    """An option that may be given again, each value kept in order."""
+    parser.add_argument(
+        *flags, action="append", default=[], metavar=metavar, help=f"{help}; repeatable"
+    )
+
+
 def _common_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("-m", "--model", help="the model to ask")
     add("-p", "--profile", help="read $CODEX_HOME/NAME.config.toml over config.toml")
-    add(
+    _repeatable(
+        parser,
         "-c",
         "--config",
-        action="append",
-        default=[],
         metavar="KEY=VALUE",
-        help="set a config.toml key for this run (the value read as TOML); repeatable",
+        help="set a config.toml key for this run (the value read as TOML)",
     )
     add("--provider", metavar="ID", help="model provider id")
 
@@ -6055,22 +6063,14 @@ def _exec_parser() -> argparse.ArgumentParser:
     fast.add_argument("--fast", action="store_true", help="this run in the fast tier")
     fast.add_argument("--no-fast", dest="fast", action="store_false", help="nor this")
     add("--output-schema", metavar="FILE", help="a JSON Schema the answer must fit")
-    add(
+    _repeatable(
+        parser,
         "--body-field",
-        action="append",
-        default=[],
         metavar="KEY=VALUE",
         help="send this request field, replacing codex-lite's own (the value read "
-        "as JSON, else as a string); repeatable",
+        "as JSON, else as a string)",
     )
-    add(
-        "-i",
-        "--image",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a local image to send with the prompt; repeatable",
-    )
+    _repeatable(parser, "-i", "--image", metavar="FILE", help="a local image to send")
     add(
         "-o", "--output-last-message", metavar="FILE", help="also write the answer here"
     )
@@ -6099,21 +6099,27 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     return config
 
 
+def _piped_stdin() -> str | None:
+    """What is piped on stdin, or None when stdin is a terminal or closed."""
+    if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
+        return None
+    return sys.stdin.buffer.read().decode("utf-8", "replace")
+
+
 def _user_input(args: argparse.Namespace, words: list[str]) -> list[ResponseItem]:
     if len(words) > 1:
         raise _UsageError("codex-lite exec: give the prompt as one argument (quote it)")
     text = words[0] if words else "-"
+    piped = _piped_stdin()
     if text == "-":
-        if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
+        if piped is None:
             raise _UsageError(
                 "codex-lite exec: no prompt given (pass one, or pipe it on stdin)"
             )
-        text = sys.stdin.buffer.read().decode("utf-8", "replace")
-    elif sys.stdin is not None and not sys.stdin.closed and not sys.stdin.isatty():
-        piped = sys.stdin.buffer.read().decode("utf-8", "replace")
-        if piped.strip():  # after the prompt, as `codex exec` adds it
-            end = "" if piped.endswith("\n") else "\n"
-            text = f"{text}\n\n<stdin>\n{piped}{end}</stdin>"
+        text = piped
+    elif piped and piped.strip():  # after the prompt, as `codex exec` adds it
+        end = "" if piped.endswith("\n") else "\n"
+        text = f"{text}\n\n<stdin>\n{piped}{end}</stdin>"
     if not text.strip():
         raise _UsageError("codex-lite exec: the prompt is empty")
     content: list[ContentItem] = []
@@ -6157,37 +6163,19 @@ def _body_fields(pairs: list[str]) -> RequestFields:
 
 
 def _event_json(event: ResponseEvent) -> dict[str, Any]:
-    """An event as a `--raw-events` line: its `type` from `_EVENT_NAMES`
-    (under `lite.`, never one of Codex's), its fields."""
-    out: dict[str, Any] = {"type": f"lite.{_EVENT_NAMES[type(event)]}"}
-    for name, value in event._asdict().items():
+    """An event as a `--raw-events` line: its `type` the event's class name
+    in snake case under `lite.` (never one of Codex's), its fields."""
+    name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", type(event).__name__).lower()
+    out: dict[str, Any] = {"type": f"lite.{name}"}
+    for key, value in event._asdict().items():
         if isinstance(value, CodexError):
             value = str(value)
-        elif name == "item":
+        elif key == "item":
             value = item_to_json(value)
         elif isinstance(value, (TokenUsage, RateLimitWindow)):
             value = value._asdict()
-        out[name] = value
+        out[key] = value
     return out
-
-
-# The `type` of each event's `--raw-events` line.
-_EVENT_NAMES: dict[type[Any], str] = {
-    ServerModel: "server_model",
-    RateLimits: "rate_limits",
-    ModelsEtag: "models_etag",
-    ServerReasoningIncluded: "server_reasoning_included",
-    Created: "created",
-    OutputItemAdded: "output_item_added",
-    OutputItemDone: "output_item_done",
-    OutputTextDelta: "output_text_delta",
-    ToolCallInputDelta: "tool_call_input_delta",
-    ReasoningSummaryDelta: "reasoning_summary_delta",
-    ReasoningContentDelta: "reasoning_content_delta",
-    ReasoningSummaryPartAdded: "reasoning_summary_part_added",
-    StreamRetry: "stream_retry",
-    Completed: "completed",
-}
 
 
 def _print_dry_run(
@@ -6201,27 +6189,25 @@ def _print_dry_run(
         output_schema=schema,
     )
     request = turn.prepare(prompt)
-    out = sys.stdout
-    out.write(f"{request.method} {_redact_url(request.url)}\n")
+    print(request.method, _redact_url(request.url))
     for name, value in _redact_headers(request.headers).items():
-        out.write(f"{name}: {value}\n")
-    out.write("\n")
+        print(f"{name}: {value}")
     body = json.loads(request.json) if request.json is not None else None
-    out.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+    print(f"\n{json.dumps(body, indent=2, ensure_ascii=False)}")
 
 
-def _run_exec(args: argparse.Namespace) -> int:
-    words = list(args.words)
-    resume = bool(words) and words[0] == "resume"
-    thread_id = None
-    if resume:
-        words = words[1:]
-        if not args.last:
-            if not words:
-                raise _UsageError("codex-lite exec resume: give a THREAD_ID or --last")
-            thread_id = words.pop(0)
-    elif args.last:
+def _run_exec(argv: list[str]) -> int:
+    args = _exec_parser().parse_intermixed_args(argv)
+    _setup_logging(args.debug)
+    resume = args.words[:1] == ["resume"]
+    words = args.words[1:] if resume else list(args.words)
+    if args.last and not resume:
         raise _UsageError("codex-lite exec: --last goes with resume")
+    thread_id = None
+    if resume and not args.last:
+        if not words:
+            raise _UsageError("codex-lite exec resume: give a THREAD_ID or --last")
+        thread_id = words.pop(0)
     if args.all and not args.last:
         raise _UsageError("codex-lite exec: --all goes with resume --last")
     if args.cd is not None:
@@ -6242,29 +6228,19 @@ def _run_exec(args: argparse.Namespace) -> int:
         auth = AuthProvider()
     ephemeral = args.ephemeral or args.dry_run
     if resume:
+        cwd = None if args.all else os.getcwd()
         conversation = Conversation.resume(
-            config,
-            thread_id,
-            last=args.last,
-            cwd=None if args.all else os.getcwd(),
-            ephemeral=ephemeral,
-            auth=auth,
+            config, thread_id, last=args.last, cwd=cwd, ephemeral=ephemeral, auth=auth
         )
     else:
         conversation = Conversation.start(config, ephemeral=ephemeral, auth=auth)
     conversation.client.fields = fields
-    try:
+    with conversation:
         if args.dry_run:
             _print_dry_run(conversation, user_input, schema)
             return 0
         try:
-            return _stream_to_terminal(
-                conversation,
-                user_input,
-                schema,
-                json_lines=args.json,
-                raw=args.raw_events,
-            )
+            return _stream_to_terminal(conversation, user_input, schema, args)
         finally:  # an answer that came is written, even if it did not parse
             if args.output_last_message and conversation.last_result.items:
                 answer = conversation.last_result.text.encode("utf-8", "replace")
@@ -6273,27 +6249,24 @@ def _run_exec(args: argparse.Namespace) -> int:
                     _write_atomically(path, answer, mode=0o644)
                 except OSError as exc:  # after the answer: no "nothing was sent" 2
                     raise CodexError(f"-o {path}: {exc.strerror}") from None
-    finally:
-        conversation.close()
 
 
 def _stream_to_terminal(
     conversation: Conversation,
     user_input: list[ResponseItem],
     schema: Any,
-    *,
-    json_lines: bool,
-    raw: bool,
+    args: argparse.Namespace,
 ) -> int:
     """Print a turn; return the exit code.  On a terminal the answer as it
     streams, a retry marked where the text starts again; to a pipe or file
     only the answer of the completed response, once (a retried stream sends
-    its text again).  With `json_lines`, the lines `codex exec --json` prints
+    its text again).  With `--json`, the lines `codex exec --json` prints
     (item ids counted from 0 in each run, usage the thread's total)."""
     out, err = sys.stdout, sys.stderr
+    ids = itertools.count()
 
     def emit(line: dict[str, Any]) -> None:
-        if json_lines:
+        if args.json:
             out.write(_scrub(json.dumps(line, ensure_ascii=False)) + "\n")
             out.flush()
 
@@ -6302,43 +6275,38 @@ def _stream_to_terminal(
             item = {"id": f"item_{next(ids)}", "type": kind, "text": text}
             emit({"type": "item.completed", "item": item})
 
-    ids = itertools.count()
     emit({"type": "thread.started", "thread_id": conversation.client.thread_id})
     emit({"type": "turn.started"})
-    live = not json_lines and out.isatty()
-    usage = None
-    wrote_text = False
+    live = not args.json and out.isatty()  # and the text shown is `deltas`
     items: list[ResponseItem] = []
     deltas: list[str] = []  # for servers that send no output items
-    answer = ""
+    answer, usage = "", None
     try:
         for event in conversation.stream_turn(user_input, output_schema=schema):
-            if raw:
+            if args.raw_events:
                 emit(_event_json(event))
             if isinstance(event, OutputTextDelta):
                 deltas.append(event.delta)
                 if live:
                     out.write(event.delta)
                     out.flush()
-                    wrote_text = True
             elif isinstance(event, StreamRetry):
+                if live and deltas:
+                    out.write("\n[connection lost: the answer starts again]\n")
                 items.clear()
                 deltas.clear()
-                if wrote_text:
-                    out.write("\n[connection lost: the answer starts again]\n")
-                    wrote_text = False
                 retry = f"{event.attempt}/{event.max_attempts}"
                 error = _error_json(
                     event.error, f"Reconnecting... {retry} ({event.error})"
                 )
                 emit({"type": "error", **error, "will_retry": True})
-                if not json_lines:
+                if not args.json:
                     err.write(
                         f"\nreconnecting {retry} in {event.delay:.1f}s … ({event.error})\n"
                     )
             elif isinstance(event, OutputItemDone):
                 items.append(event.item)
-            elif isinstance(event, Completed):
+            elif isinstance(event, Completed):  # the only one: exec runs no tools
                 usage = event.usage
                 answer = _assistant_text(items) or "".join(deltas)
                 for item in items:
@@ -6351,8 +6319,6 @@ def _stream_to_terminal(
                         emit_item("agent_message", _assistant_text([item]))
                 if not _assistant_text(items):
                     emit_item("agent_message", answer)
-                items.clear()
-                deltas.clear()
     except CodexError as exc:
         error = _error_json(exc, str(exc))
         emit({"type": "error", **error, "will_retry": False})
@@ -6360,13 +6326,13 @@ def _stream_to_terminal(
         err.write(f"error: {exc}\n")
         return _EXIT_CODES[error["kind"]]
     finally:  # the line ends, whatever stopped it; an answer that came is shown
-        if wrote_text:
+        if live and deltas:
             out.write("\n")
-        elif answer and not live and not json_lines:
+        elif answer and not live and not args.json:
             out.write(answer + "\n")
     total = conversation.token_usage
     emit({"type": "turn.completed", "usage": {k: total[k] for k in _USAGE_KEYS[:-1]}})
-    if usage is not None and not json_lines:
+    if usage is not None and not args.json:
         err.write(
             f"tokens used: input {usage.input_tokens} (cached {usage.cached_input_tokens}), "
             f"output {usage.output_tokens} (reasoning {usage.reasoning_output_tokens}), "
@@ -6447,31 +6413,32 @@ def _run_login(argv: list[str]) -> int:
     path = default_codex_home() / "auth.json"
     if args.action == "status":
         return _login_status(path)
-    if args.with_api_key:
-        if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
-            raise _UsageError(
-                "codex-lite login --with-api-key reads the key from stdin, e.g.\n"
-                "  printenv OPENAI_API_KEY | codex-lite login --with-api-key"
-            )
-        print("Reading API key from stdin...", file=sys.stderr)
-        key = sys.stdin.buffer.read().decode("utf-8", "replace").strip()
-        if not key:
-            print("No API key provided via stdin.", file=sys.stderr)
-            return 1
-        if not all(" " < c <= "~" for c in key):
-            raise _UsageError("codex-lite login: the API key on stdin is not printable")
-        login = {"auth_mode": "apikey", "OPENAI_API_KEY": key}
-        _update_auth_json(path, lambda _: login, read=False)
-        print(f"API key saved. {_CHECKED_LATER}", file=sys.stderr)
-        return 0
     if args.device_auth:
         _device_login(path)
         print("Successfully logged in", file=sys.stderr)
         return 0
-    raise _UsageError(
-        "codex-lite login: use --with-api-key or --device-auth "
-        "(the browser sign-in is `codex login`)"
-    )
+    if not args.with_api_key:
+        raise _UsageError(
+            "codex-lite login: use --with-api-key or --device-auth "
+            "(the browser sign-in is `codex login`)"
+        )
+    piped = _piped_stdin()
+    if piped is None:
+        raise _UsageError(
+            "codex-lite login --with-api-key reads the key from stdin, e.g.\n"
+            "  printenv OPENAI_API_KEY | codex-lite login --with-api-key"
+        )
+    print("Reading API key from stdin...", file=sys.stderr)
+    key = piped.strip()
+    if not key:
+        print("No API key provided via stdin.", file=sys.stderr)
+        return 1
+    if not all(" " < c <= "~" for c in key):
+        raise _UsageError("codex-lite login: the API key on stdin is not printable")
+    login = {"auth_mode": "apikey", "OPENAI_API_KEY": key}
+    _update_auth_json(path, lambda _: login, read=False)
+    print(f"API key saved. {_CHECKED_LATER}", file=sys.stderr)
+    return 0
 
 
 _CHECKED_LATER = "Authentication is checked when you send a request."
@@ -6481,19 +6448,14 @@ def _login_status(path: Path) -> int:
     """What `codex login status` says of auth.json, in its words."""
     data = _read_auth_json(path) if path.exists() else {}
     key = data.get("OPENAI_API_KEY")
-    if (
-        isinstance(key, str)
-        and key
-        and (data.get("auth_mode") in ("apikey", "api_key") or not data.get("tokens"))
-    ):
+    apikey = data.get("auth_mode") in ("apikey", "api_key") or not data.get("tokens")
+    if isinstance(key, str) and key and apikey:
         masked = f"{key[:8]}***{key[-5:]}" if len(key) > 13 else "***"
         print(f"API key configured - {masked}\n{_CHECKED_LATER}", file=sys.stderr)
         return 0
-    if data.get("tokens"):
-        print("Logged in using ChatGPT", file=sys.stderr)
-        return 0
-    print("Not logged in", file=sys.stderr)
-    return 1
+    status = "Logged in using ChatGPT" if data.get("tokens") else "Not logged in"
+    print(status, file=sys.stderr)
+    return 0 if data.get("tokens") else 1
 
 
 def _run_logout(argv: list[str]) -> int:
@@ -6614,23 +6576,21 @@ def _rollout_summary(path: Path) -> tuple[str, str]:
     """A rollout's thread id and first user message, from its first lines
     only: listing a long thread must not read all of it."""
     thread_id, text = "", ""
-    head: list[bytes] = []
     try:
-        head.extend(itertools.islice(_rollout_lines(path, limit=16 << 20), 64))
+        for raw in itertools.islice(_rollout_lines(path, limit=16 << 20), 64):
+            try:
+                line = json.loads(raw)
+                payload = line["payload"]
+                if line["type"] == "session_meta" and not thread_id:
+                    thread_id = str(payload.get("id", ""))
+                elif line["type"] == "response_item":
+                    text = _user_text(item_from_json(payload)) or ""
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                continue
+            if text:
+                break
     except (OSError, CodexError):
         pass  # what came before is summary enough
-    for raw in head:
-        try:
-            line = json.loads(raw)
-            payload = line["payload"]
-            if line["type"] == "session_meta" and not thread_id:
-                thread_id = str(payload.get("id", ""))
-            elif line["type"] == "response_item":
-                text = _user_text(item_from_json(payload)) or ""
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            continue
-        if text:
-            break
     return thread_id, text
 
 
@@ -6714,9 +6674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="replace")
     try:
         if command == "exec":
-            parsed = _exec_parser().parse_intermixed_args(rest)
-            _setup_logging(parsed.debug)
-            return _run_exec(parsed)
+            return _run_exec(rest)
         _setup_logging("--debug" in rest)
         if command == "fast":
             return _run_fast(rest)
