@@ -10,6 +10,7 @@ The module reads top to bottom in the order data flows, a section each:
     Secrets and errors          secrets remembered and scrubbed; CodexError's tree
     Helpers used everywhere     JSON, atomic files, TRACE, secrets, redaction
     Items and ids               response items as frozen dataclasses, one codec
+    Images and history preparation  images fitted, ids given, calls answered
     History and rollouts        rollout files: write, read back, find
     Reading responses           bytes -> SSE -> Responses events; status errors
     Body encoding               a body encoded and compressed once per request
@@ -340,23 +341,78 @@ def _file_error(path: Path, exc: OSError, remedy: str) -> ConfigError:
     return ConfigError(f"{path}: {exc.strerror or type(exc).__name__}{at}; {remedy}")
 
 
+# The typed getters, one family: every typed value read from parsed JSON, a
+# TOML table or response headers goes through one of these.  A bool is never
+# a number, and a whole number is a float too.
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def _is_type(value: Any, kind: type[Any]) -> bool:
+    if kind is float and type(value) is int:
+        return True
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
 def _json_get(obj: Any, key: str, kind: type[Any] | None = None) -> Any:
-    """The one way a field of parsed JSON is read: `obj[key]` when `obj` is
-    an object and, given a `kind`, the value is exactly of that JSON type (a
-    bool is no int); else None."""
+    """What a server or a file may leave out or get wrong: `obj[key]` when
+    `obj` is an object and, given a `kind`, the value is of it; else None."""
     value = obj.get(key) if isinstance(obj, dict) else None
-    return value if kind is None or type(value) is kind else None
+    return value if kind is None or _is_type(value, kind) else None
+
+
+def _typed(
+    obj: Mapping[str, Any],
+    key: str,
+    kind: type[Any],
+    where: str | None = None,
+    *,
+    error: type[Exception] = ConfigError,
+    required: bool = False,
+) -> Any:
+    """What must be right: `obj[key]` when it is of `kind`; None when it is
+    absent or null and not `required`; else `error`, naming the key by
+    `where` (its full name, when that is more than `key`)."""
+    value = obj.get(key)
+    where = where or key
+    if value is None and not required:
+        return None
+    if value is None:
+        raise error(f"{where} is missing")
+    if not _is_type(value, kind):
+        # config.toml calls an object a table
+        name = "a table" if kind is dict and error is ConfigError else _TYPE_NAMES[kind]
+        raise error(f"{where} must be {name}, not {type(value).__name__}")
+    return value
+
+
+# Numbers as Rust parses them: no `_` separators, no NaN or infinity, and
+# integers that fit in 64 bits.
+_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_INT = re.compile(r"[+-]?\d{1,18}")
+
+
+def _header(headers: Mapping[str, str], name: str, kind: type[Any] = str) -> Any:
+    """A response header's value as a `kind` (str, bool, int or float), or
+    None when it is missing, empty or malformed."""
+    value = headers.get(name, "")
+    if kind is str:
+        return value.strip() or None
+    if kind is bool:
+        return {"true": True, "1": True, "false": False, "0": False}.get(value.lower())
+    if not (_FLOAT if kind is float else _INT).fullmatch(value):
+        return None
+    number = kind(value)
+    return number if math.isfinite(number) else None
 
 
 _T = typing.TypeVar("_T")
-
-
-def _field(obj: dict[str, Any], key: str, kind: type[_T]) -> _T:
-    """A field an event cannot go without: `_json_get`, or a TypeError."""
-    value = _json_get(obj, key, kind)
-    if value is None:
-        raise TypeError(f"{key} is missing or not a {kind.__name__}")
-    return typing.cast(_T, value)
 
 
 def _json_or_none(raw: bytes | str) -> Any:
@@ -825,34 +881,21 @@ def _strip_none(hint: Any) -> Any:
     return hint
 
 
-# The JSON a field's kind takes, and how an error names it.
-_JSON_SHAPES: dict[Any, tuple[tuple[type[Any], ...], str]] = {
-    str: ((str,), "a str"),
-    float: ((int, float), "a number"),
-    list: ((list,), "an array"),
-    tuple: ((list,), "an array"),  # content parts
-    dict: ((dict,), "an object"),
-    ItemMetadata: ((dict,), "an object"),
-}
-
-
-def _decode_value(kind: Any, value: Any, where: str) -> Any:
-    if kind is Any:
-        return value
-    origin = typing.get_origin(kind) or kind
-    if origin in (Union, types.UnionType):  # `output`: a string or content items
-        if isinstance(value, str):
-            return value
-        return _decode_value(typing.get_args(kind)[1], value, where)
-    accepted, shape = _JSON_SHAPES[origin]
-    if not isinstance(value, accepted) or isinstance(value, bool):
-        raise ItemError(f"{where} must be {shape}")
-    if origin is tuple:
+def _decode_field(obj: dict[str, Any], spec: _FieldSpec, where: str) -> Any:
+    """`obj[spec.key]`, not null, as the field's kind."""
+    kind, value = spec.kind, obj[spec.key]
+    if kind is Any or (isinstance(value, str) and str in typing.get_args(kind)):
+        return value  # a tool's `output` is a string, or else content parts
+    if spec.parts:
+        parts = _typed(obj, spec.key, list, where, error=ItemError)
         return tuple(
-            _content_from_json(v, f"{where}[{i}]") for i, v in enumerate(value)
+            _content_from_json(v, f"{where}[{i}]") for i, v in enumerate(parts)
         )
     if kind is ItemMetadata:
-        return _metadata_from_json(value)
+        return _metadata_from_json(_typed(obj, spec.key, dict, where, error=ItemError))
+    value = _typed(
+        obj, spec.key, typing.get_origin(kind) or kind, where, error=ItemError
+    )
     return float(value) if kind is float else value
 
 
@@ -864,17 +907,16 @@ def _decode_object(cls: type[Any], obj: dict[str, Any], what: str) -> Any:
     extra = {k: v for k, v in obj.items() if k != "type" and k not in known}
     for spec in specs:
         value = obj.get(spec.key)
+        if value is None and spec.required:
+            raise ItemError(f'{what} missing "{spec.key}"')
         if value is None:
-            if spec.required:
-                raise ItemError(f'{what} missing "{spec.key}"')
             continue  # a `null` optional field reads as absent
-        if typing.get_origin(spec.kind) is Literal:
-            if value not in typing.get_args(spec.kind):
-                extra[spec.key] = value  # an unknown enum value: kept, not understood
-                continue
+        if typing.get_origin(spec.kind) is not Literal:
+            kwargs[spec.attr] = _decode_field(obj, spec, f'{what} field "{spec.key}"')
+        elif value in typing.get_args(spec.kind):
+            kwargs[spec.attr] = value
         else:
-            value = _decode_value(spec.kind, value, f'{what} field "{spec.key}"')
-        kwargs[spec.attr] = value
+            extra[spec.key] = value  # an unknown enum value: kept, not understood
     return cls(**kwargs, extra=extra)
 
 
@@ -1019,6 +1061,13 @@ def _uuid7() -> str:
     n = millis << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     h = f"{n:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# --- Images and history preparation -----------------------------------------
+#
+# Items made ready for history: inline images fitted as upstream fits them
+# (or a placeholder), ids given where they are missing, and calls a cut-short
+# turn left unanswered.
 
 
 IMAGE_OMITTED_TEXT = "image content omitted because it could not be processed"
@@ -1956,26 +2005,6 @@ ResponseEvent = (
 # fmt: on
 
 
-# Numbers as Rust parses them: no `_` separators, no NaN or infinity, and
-# integers that fit in 64 bits.
-_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INT = re.compile(r"[+-]?\d{1,18}")
-
-
-def _header(headers: Mapping[str, str], name: str, kind: type[Any] = str) -> Any:
-    """The one way a response header is read: its value as a `kind` (str,
-    bool, int or float), or None when it is missing, empty or malformed."""
-    value = headers.get(name, "")
-    if kind is str:
-        return value.strip() or None
-    if kind is bool:
-        return {"true": True, "1": True, "false": False, "0": False}.get(value.lower())
-    if not (_FLOAT if kind is float else _INT).fullmatch(value):
-        return None
-    number = kind(value)
-    return number if math.isfinite(number) else None
-
-
 def _rate_limit_window(
     headers: Mapping[str, str], prefix: str
 ) -> RateLimitWindow | None:
@@ -2196,7 +2225,10 @@ class _ResponsesReader:
     def _event(self, kind: Any, obj: dict[str, Any]) -> ResponseEvent | None:
         response = obj.get("response")
         if kind == "response.output_text.delta":
-            return OutputTextDelta(_field(obj, "delta", str), obj.get("item_id"))
+            return OutputTextDelta(
+                _typed(obj, "delta", str, error=TypeError, required=True),
+                obj.get("item_id"),
+            )
         if kind == "response.output_item.done":
             return OutputItemDone(item_from_json(obj["item"]))
         if kind == "response.output_item.added":
@@ -2206,18 +2238,24 @@ class _ResponsesReader:
         if kind == "response.custom_tool_call_input.delta":
             call_id = obj.get("call_id")
             return ToolCallInputDelta(
-                obj.get("item_id") or call_id, call_id, _field(obj, "delta", str)
+                obj.get("item_id") or call_id,
+                call_id,
+                _typed(obj, "delta", str, error=TypeError, required=True),
             )
         if kind == "response.reasoning_summary_text.delta":
             return ReasoningSummaryDelta(
-                _field(obj, "delta", str), _field(obj, "summary_index", int)
+                _typed(obj, "delta", str, error=TypeError, required=True),
+                _typed(obj, "summary_index", int, error=TypeError, required=True),
             )
         if kind == "response.reasoning_text.delta":
             return ReasoningContentDelta(
-                _field(obj, "delta", str), _field(obj, "content_index", int)
+                _typed(obj, "delta", str, error=TypeError, required=True),
+                _typed(obj, "content_index", int, error=TypeError, required=True),
             )
         if kind == "response.reasoning_summary_part.added":
-            return ReasoningSummaryPartAdded(_field(obj, "summary_index", int))
+            return ReasoningSummaryPartAdded(
+                _typed(obj, "summary_index", int, error=TypeError, required=True)
+            )
         if kind == "response.completed" and isinstance(response, dict):
             self.done = True
             return Completed(
@@ -3144,7 +3182,7 @@ class ProviderInfo:
     ) -> ProviderInfo:
         """Validate a provider table; errors name the key at fault."""
         values = {
-            key: _typed(table, key, kind, where)
+            key: _typed(table, key, kind, f"{where}.{key}")
             for key, kind in _PROVIDER_KEYS.items()
             if table.get(key) is not None
         }
@@ -3171,10 +3209,10 @@ class ProviderInfo:
                 )
             raise ConfigError(f'{where}.wire_api must be "responses"')
         if "aws" in table:
-            aws = _typed(table, "aws", dict, where)
+            aws = _typed(table, "aws", dict, f"{where}.aws")
             values["aws"] = AwsAuthInfo(
-                profile=_typed(aws, "profile", str, f"{where}.aws"),
-                region=_typed(aws, "region", str, f"{where}.aws"),
+                profile=_typed(aws, "profile", str, f"{where}.aws.profile"),
+                region=_typed(aws, "region", str, f"{where}.aws.region"),
             )
             clashes = [k for k in _NOT_WITH_AWS if table.get(k) not in (None, False)]
             if clashes:
@@ -3193,25 +3231,6 @@ _MAX_IDLE_MS = 86_400_000
 
 # An RFC 9110 token: what a header name may be.
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-# fmt: off
-_TOML_TYPES = {
-    str: "a string", int: "an integer", bool: "true or false", dict: "a table",
-}
-# fmt: on
-
-
-def _typed(table: Mapping[str, Any], key: str, kind: type[Any], where: str) -> Any:
-    """`table[key]` if it has the expected TOML type; None when absent."""
-    value = table.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"{where}.{key} must be {_TOML_TYPES[kind]}, not {type(value).__name__}"
-        )
-    return value
 
 
 def _built_in_providers(
@@ -5732,7 +5751,7 @@ def load_config(
         return f"{source.get(key, path)}: config"
 
     def get(key: str, kind: type[Any] = str) -> Any:
-        return _typed(settings, key, kind, where(key))
+        return _typed(settings, key, kind, f"{where(key)}.{key}")
 
     tier = get("service_tier")
     if tier is not None and tier not in _SERVICE_TIER_VALUES:
