@@ -341,6 +341,9 @@ def _file_error(path: Path, exc: OSError, remedy: str) -> ConfigError:
     return ConfigError(f"{path}: {exc.strerror or type(exc).__name__}{at}; {remedy}")
 
 
+_T = typing.TypeVar("_T")
+
+
 # The typed getters, one family: every typed value read from parsed JSON, a
 # TOML table or response headers goes through one of these.  A bool is never
 # a number, and a whole number is a float too.
@@ -360,6 +363,10 @@ def _is_type(value: Any, kind: type[Any]) -> bool:
     return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
 
 
+@typing.overload
+def _json_get(obj: Any, key: str) -> Any: ...
+@typing.overload
+def _json_get(obj: Any, key: str, kind: type[_T]) -> _T | None: ...
 def _json_get(obj: Any, key: str, kind: type[Any] | None = None) -> Any:
     """What a server or a file may leave out or get wrong: `obj[key]` when
     `obj` is an object and, given a `kind`, the value is of it; else None."""
@@ -410,9 +417,6 @@ def _header(headers: Mapping[str, str], name: str, kind: type[Any] = str) -> Any
         return None
     number = kind(value)
     return number if math.isfinite(number) else None
-
-
-_T = typing.TypeVar("_T")
 
 
 def _json_or_none(raw: bytes | str) -> Any:
@@ -874,11 +878,9 @@ def _field_specs(cls: type[Any]) -> tuple[_FieldSpec, ...]:
 
 
 def _strip_none(hint: Any) -> Any:
+    # Every optional field is `X | None`, with None last.
     args = typing.get_args(hint)
-    if type(None) in args:
-        rest = tuple(a for a in args if a is not type(None))
-        return rest[0] if len(rest) == 1 else hint
-    return hint
+    return args[0] if type(None) in args else hint
 
 
 def _decode_field(obj: dict[str, Any], spec: _FieldSpec, where: str) -> Any:
@@ -933,8 +935,8 @@ def _metadata_from_json(obj: dict[str, Any]) -> ItemMetadata:
 def _content_from_json(obj: Any, where: str) -> ContentItem:
     if not isinstance(obj, dict):
         raise ItemError(f"{where} must be an object")
-    tag = obj.get("type")
-    cls = _CONTENT_TYPES.get(tag) if isinstance(tag, str) else None
+    tag = _json_get(obj, "type", str)
+    cls = _CONTENT_TYPES.get(tag or "")
     if cls is None:
         return UnknownItem(data=obj)
     part = _decode_object(cls, obj, f"{where} ({tag})")
@@ -1282,17 +1284,14 @@ def _with_call_outputs(items: Sequence[ResponseItem]) -> Sequence[ResponseItem]:
     import uuid
 
     pending = {c.call_id for c in _unanswered(items)}
-
     namespace = uuid.UUID(_SYNTHETIC_OUTPUTS)
     out: list[ResponseItem] = []
     for item in items:
         out.append(item)
         if isinstance(item, FunctionCall | CustomToolCall) and item.call_id in pending:
-            output: ResponseItem
-            if isinstance(item, CustomToolCall):
-                output = CustomToolCallOutput(call_id=item.call_id, output="aborted")
-            else:
-                output = FunctionCallOutput(call_id=item.call_id, output="aborted")
+            custom = isinstance(item, CustomToolCall)
+            answer = CustomToolCallOutput if custom else FunctionCallOutput
+            output: ResponseItem = answer(call_id=item.call_id, output="aborted")
             if item.id:
                 prefix = _item_id_prefix(output)
                 name = uuid.uuid5(namespace, f"{prefix}:{item.id}")
@@ -1352,17 +1351,10 @@ class RolloutWriter:
             self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise _file_error(path, exc, _ROLLOUT_REMEDY) from None
-        try:
-            with _locked(self._fd):
-                self._catch_up()
-        except BaseException:
-            os.close(self._fd)
-            raise
-
-    def _catch_up(self) -> None:
-        """Take the file as the others left it: where it ends, the next ordinal."""
-        self._end = os.lseek(self._fd, 0, os.SEEK_END)
-        self._ordinal = _next_ordinal(self._fd, self._end)
+        # Where the file ends and the next ordinal: read under the lock, at
+        # the first append and whenever another writer was here since.
+        self._end = -1
+        self._ordinal: int | None = None
 
     @classmethod
     def create(
@@ -1382,8 +1374,9 @@ class RolloutWriter:
 
     def append(self, kind: str, payload: Any) -> None:
         with _locked(self._fd):
-            if os.fstat(self._fd).st_size != self._end:  # another writer was here
-                self._catch_up()
+            if os.fstat(self._fd).st_size != self._end:
+                self._end = os.lseek(self._fd, 0, os.SEEK_END)
+                self._ordinal = _next_ordinal(self._fd, self._end)
             line: dict[str, Any] = {"timestamp": _utc_timestamp()}
             if self._ordinal is not None:
                 line["ordinal"] = self._ordinal
@@ -1467,11 +1460,7 @@ def _line_ordinal(fd: int, start: int, stop: int, *, whole: bool = True) -> int 
         return int(match[1])
     if not whole:
         return None
-    try:
-        value = _json_get(json.loads(_read_at(fd, start, stop - start)), "ordinal")
-    except (ValueError, RecursionError):
-        return None
-    return value if type(value) is int else None
+    return _json_get(_json_or_none(_read_at(fd, start, stop - start)), "ordinal", int)
 
 
 def _next_ordinal(fd: int, end: int) -> int | None:
@@ -1533,8 +1522,7 @@ class Rollout(typing.NamedTuple):
     def base_instructions(self) -> str:
         """The system prompt the thread was written under ("" if none was stored)."""
         value = self.meta.get("base_instructions")
-        text = _json_get(value, "text") if isinstance(value, dict) else value
-        return text if isinstance(text, str) else ""
+        return value if isinstance(value, str) else _json_get(value, "text", str) or ""
 
 
 def read_rollout(path: Path | str) -> Rollout:
@@ -1585,13 +1573,12 @@ def _read_rollout(path: Path) -> Rollout:
             elif event == "thread_rolled_back":
                 items = _rolled_back(items, payload["num_turns"])
             elif event == "token_count" and isinstance(payload.get("info"), dict):
-                usage = payload["info"].get("total_token_usage")
+                usage = _json_get(payload["info"], "total_token_usage", dict)
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             _log.warning(
                 "%s:%d: skipping unreadable rollout line: %s", path, number, exc
             )
     items = prepare_conversation_items_for_history(items, item_ids=False)
-    usage = usage if isinstance(usage, dict) else None
     return Rollout(path=path, meta=meta, items=items, token_usage=usage)
 
 
@@ -1791,10 +1778,9 @@ def _session_cwd(path: Path) -> str | None:
     """The `cwd` of a rollout's `session_meta`, reading only its first line."""
     try:
         first = next(_rollout_lines(path, limit=16 << 20), b"")
-        cwd = _json_get(_json_get(json.loads(first), "payload"), "cwd")
-    except (OSError, ValueError, RecursionError, CodexError):
+    except (OSError, CodexError):
         return None
-    return cwd if isinstance(cwd, str) else None
+    return _json_get(_json_get(_json_or_none(first), "payload"), "cwd", str)
 
 
 # --- Reading responses ------------------------------------------------------
