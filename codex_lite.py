@@ -1022,26 +1022,22 @@ def _replace(item: ResponseItem, **changes: Any) -> ResponseItem:
     )
 
 
-def _set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
-    """Record `turn_id` in the item's metadata unless it already has a non-empty one."""
+def _stamped(item: ResponseItem, turn_id: str, now: float) -> ResponseItem:
+    """The item with `turn_id` in its metadata unless it has a non-empty one,
+    and `create_time` where upstream dates items (user and developer
+    messages, agent messages and tool outputs, wire-spec §1) and none is set."""
     if not isinstance(item, _Item):
         return item
-    metadata = item.metadata or ItemMetadata()
-    if metadata.turn_id:
-        return item
-    return _replace(item, metadata=dataclasses.replace(metadata, turn_id=turn_id))
-
-
-def _stamp_created(item: ResponseItem, now: float) -> ResponseItem:
-    """`create_time` on the items upstream dates: user and developer messages,
-    agent messages and tool outputs (wire-spec §1); others are left alone."""
-    metadata = getattr(item, "metadata", None)
+    old = item.metadata or ItemMetadata()
     dated = isinstance(
         item, (AgentMessage, FunctionCallOutput, CustomToolCallOutput, ToolSearchOutput)
     ) or (isinstance(item, Message) and item.role in ("user", "developer"))
-    if not dated or metadata is None or metadata.create_time is not None:
-        return item
-    return _replace(item, metadata=dataclasses.replace(metadata, create_time=now))
+    metadata = dataclasses.replace(
+        old,
+        turn_id=old.turn_id or turn_id,
+        create_time=now if dated and old.create_time is None else old.create_time,
+    )
+    return item if metadata == item.metadata else _replace(item, metadata=metadata)
 
 
 _uuid7_lock = threading.Lock()
@@ -5078,7 +5074,7 @@ class Conversation:
         and images prepared as configured."""
         now = time.time()
         return prepare_conversation_items_for_history(
-            [_stamp_created(_set_turn_id_if_missing(i, turn_id), now) for i in items],
+            [_stamped(i, turn_id, now) for i in items],
             item_ids=self.client.features.get("item_ids", True),
         )
 
