@@ -347,14 +347,12 @@ _T = typing.TypeVar("_T")
 # The typed getters, one family: every typed value read from parsed JSON, a
 # TOML table or response headers goes through one of these.  A bool is never
 # a number, and a whole number is a float too.
+# fmt: off
 _TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    list: "an array",
-    dict: "an object",
+    str: "a string", int: "an integer", float: "a number", bool: "true or false",
+    list: "an array", dict: "an object",
 }
+# fmt: on
 
 
 def _is_type(value: Any, kind: type[Any]) -> bool:
@@ -387,15 +385,12 @@ def _typed(
     absent or null and not `required`; else `error`, naming the key by
     `where` (its full name, when that is more than `key`)."""
     value = obj.get(key)
-    where = where or key
     if value is None and not required:
         return None
-    if value is None:
-        raise error(f"{where} is missing")
     if not _is_type(value, kind):
         # config.toml calls an object a table
         name = "a table" if kind is dict and error is ConfigError else _TYPE_NAMES[kind]
-        raise error(f"{where} must be {name}, not {type(value).__name__}")
+        raise error(f"{where or key} must be {name}, not {type(value).__name__}")
     return value
 
 
