@@ -10,6 +10,7 @@ The module reads top to bottom in the order data flows, a section each:
     Secrets and errors          secrets remembered and scrubbed; CodexError's tree
     Helpers used everywhere     JSON, atomic files, TRACE, secrets, redaction
     Items and ids               response items as frozen dataclasses, one codec
+    Images and history preparation  images fitted, ids given, calls answered
     History and rollouts        rollout files: write, read back, find
     Reading responses           bytes -> SSE -> Responses events; status errors
     Body encoding               a body encoded and compressed once per request
@@ -334,23 +335,77 @@ def _file_error(path: Path, exc: OSError, remedy: str) -> ConfigError:
     return ConfigError(f"{path}: {exc.strerror or type(exc).__name__}{at}; {remedy}")
 
 
-def _json_get(obj: Any, key: str, kind: type[Any] | None = None) -> Any:
-    """The one way a field of parsed JSON is read: `obj[key]` when `obj` is
-    an object and, given a `kind`, the value is exactly of that JSON type (a
-    bool is no int); else None."""
-    value = obj.get(key) if isinstance(obj, dict) else None
-    return value if kind is None or type(value) is kind else None
-
-
 _T = typing.TypeVar("_T")
 
 
-def _field(obj: dict[str, Any], key: str, kind: type[_T]) -> _T:
-    """A field an event cannot go without: `_json_get`, or a TypeError."""
-    value = _json_get(obj, key, kind)
-    if value is None:
-        raise TypeError(f"{key} is missing or not a {kind.__name__}")
-    return typing.cast(_T, value)
+# The typed getters, one family: every typed value read from parsed JSON, a
+# TOML table or response headers goes through one of these.  A bool is never
+# a number, and a whole number is a float too.
+# fmt: off
+_TYPE_NAMES = {
+    str: "a string", int: "an integer", float: "a number", bool: "true or false",
+    list: "an array", dict: "an object",
+}
+# fmt: on
+
+
+def _is_type(value: Any, kind: type[Any]) -> bool:
+    if kind is float and type(value) is int:
+        return True
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+@typing.overload
+def _json_get(obj: Any, key: str) -> Any: ...
+@typing.overload
+def _json_get(obj: Any, key: str, kind: type[_T]) -> _T | None: ...
+def _json_get(obj: Any, key: str, kind: type[Any] | None = None) -> Any:
+    """What a server or a file may leave out or get wrong: `obj[key]` when
+    `obj` is an object and, given a `kind`, the value is of it; else None."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if kind is None or _is_type(value, kind) else None
+
+
+def _typed(
+    obj: Mapping[str, Any],
+    key: str,
+    kind: type[Any],
+    where: str | None = None,
+    *,
+    error: type[Exception] = ConfigError,
+    required: bool = False,
+) -> Any:
+    """What must be right: `obj[key]` when it is of `kind`; None when it is
+    absent or null and not `required`; else `error`, naming the key by
+    `where` (its full name, when that is more than `key`)."""
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if not _is_type(value, kind):
+        # config.toml calls an object a table
+        name = "a table" if kind is dict and error is ConfigError else _TYPE_NAMES[kind]
+        raise error(f"{where or key} must be {name}, not {type(value).__name__}")
+    return value
+
+
+# Numbers as Rust parses them: no `_` separators, no NaN or infinity, and
+# integers that fit in 64 bits.
+_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_INT = re.compile(r"[+-]?\d{1,18}")
+
+
+def _header(headers: Mapping[str, str], name: str, kind: type[Any] = str) -> Any:
+    """A response header's value as a `kind` (str, bool, int or float), or
+    None when it is missing, empty or malformed."""
+    value = headers.get(name, "")
+    if kind is str:
+        return value.strip() or None
+    if kind is bool:
+        return {"true": True, "1": True, "false": False, "0": False}.get(value.lower())
+    if not (_FLOAT if kind is float else _INT).fullmatch(value):
+        return None
+    number = kind(value)
+    return number if math.isfinite(number) else None
 
 
 def _json_or_none(raw: bytes | str) -> Any:
@@ -812,41 +867,26 @@ def _field_specs(cls: type[Any]) -> tuple[_FieldSpec, ...]:
 
 
 def _strip_none(hint: Any) -> Any:
+    # Every optional field is `X | None`, with None last.
     args = typing.get_args(hint)
-    if type(None) in args:
-        rest = tuple(a for a in args if a is not type(None))
-        return rest[0] if len(rest) == 1 else hint
-    return hint
+    return args[0] if type(None) in args else hint
 
 
-# The JSON a field's kind takes, and how an error names it.
-_JSON_SHAPES: dict[Any, tuple[tuple[type[Any], ...], str]] = {
-    str: ((str,), "a str"),
-    float: ((int, float), "a number"),
-    list: ((list,), "an array"),
-    tuple: ((list,), "an array"),  # content parts
-    dict: ((dict,), "an object"),
-    ItemMetadata: ((dict,), "an object"),
-}
-
-
-def _decode_value(kind: Any, value: Any, where: str) -> Any:
-    if kind is Any:
-        return value
-    origin = typing.get_origin(kind) or kind
-    if origin in (Union, types.UnionType):  # `output`: a string or content items
-        if isinstance(value, str):
-            return value
-        return _decode_value(typing.get_args(kind)[1], value, where)
-    accepted, shape = _JSON_SHAPES[origin]
-    if not isinstance(value, accepted) or isinstance(value, bool):
-        raise ItemError(f"{where} must be {shape}")
-    if origin is tuple:
+def _decode_field(obj: dict[str, Any], spec: _FieldSpec, where: str) -> Any:
+    """`obj[spec.key]`, not null, as the field's kind."""
+    kind, value = spec.kind, obj[spec.key]
+    if kind is Any or (isinstance(value, str) and str in typing.get_args(kind)):
+        return value  # a tool's `output` is a string, or else content parts
+    if spec.parts:
+        parts = _typed(obj, spec.key, list, where, error=ItemError)
         return tuple(
-            _content_from_json(v, f"{where}[{i}]") for i, v in enumerate(value)
+            _content_from_json(v, f"{where}[{i}]") for i, v in enumerate(parts)
         )
     if kind is ItemMetadata:
-        return _metadata_from_json(value)
+        return _metadata_from_json(_typed(obj, spec.key, dict, where, error=ItemError))
+    value = _typed(
+        obj, spec.key, typing.get_origin(kind) or kind, where, error=ItemError
+    )
     return float(value) if kind is float else value
 
 
@@ -858,17 +898,16 @@ def _decode_object(cls: type[Any], obj: dict[str, Any], what: str) -> Any:
     extra = {k: v for k, v in obj.items() if k != "type" and k not in known}
     for spec in specs:
         value = obj.get(spec.key)
+        if value is None and spec.required:
+            raise ItemError(f'{what} missing "{spec.key}"')
         if value is None:
-            if spec.required:
-                raise ItemError(f'{what} missing "{spec.key}"')
             continue  # a `null` optional field reads as absent
-        if typing.get_origin(spec.kind) is Literal:
-            if value not in typing.get_args(spec.kind):
-                extra[spec.key] = value  # an unknown enum value: kept, not understood
-                continue
+        if typing.get_origin(spec.kind) is not Literal:
+            kwargs[spec.attr] = _decode_field(obj, spec, f'{what} field "{spec.key}"')
+        elif value in typing.get_args(spec.kind):
+            kwargs[spec.attr] = value
         else:
-            value = _decode_value(spec.kind, value, f'{what} field "{spec.key}"')
-        kwargs[spec.attr] = value
+            extra[spec.key] = value  # an unknown enum value: kept, not understood
     return cls(**kwargs, extra=extra)
 
 
@@ -885,8 +924,8 @@ def _metadata_from_json(obj: dict[str, Any]) -> ItemMetadata:
 def _content_from_json(obj: Any, where: str) -> ContentItem:
     if not isinstance(obj, dict):
         raise ItemError(f"{where} must be an object")
-    tag = obj.get("type")
-    cls = _CONTENT_TYPES.get(tag) if isinstance(tag, str) else None
+    tag = _json_get(obj, "type", str)
+    cls = _CONTENT_TYPES.get(tag or "")
     if cls is None:
         return UnknownItem(data=obj)
     part = _decode_object(cls, obj, f"{where} ({tag})")
@@ -972,26 +1011,22 @@ def _replace(item: ResponseItem, **changes: Any) -> ResponseItem:
     )
 
 
-def _set_turn_id_if_missing(item: ResponseItem, turn_id: str) -> ResponseItem:
-    """Record `turn_id` in the item's metadata unless it already has a non-empty one."""
+def _stamped(item: ResponseItem, turn_id: str, now: float) -> ResponseItem:
+    """The item with `turn_id` in its metadata unless it has a non-empty one,
+    and `create_time` where upstream dates items (user and developer
+    messages, agent messages and tool outputs, wire-spec §1) and none is set."""
     if not isinstance(item, _Item):
         return item
-    metadata = item.metadata or ItemMetadata()
-    if metadata.turn_id:
-        return item
-    return _replace(item, metadata=dataclasses.replace(metadata, turn_id=turn_id))
-
-
-def _stamp_created(item: ResponseItem, now: float) -> ResponseItem:
-    """`create_time` on the items upstream dates: user and developer messages,
-    agent messages and tool outputs (wire-spec §1); others are left alone."""
-    metadata = getattr(item, "metadata", None)
+    old = item.metadata or ItemMetadata()
     dated = isinstance(
         item, (AgentMessage, FunctionCallOutput, CustomToolCallOutput, ToolSearchOutput)
     ) or (isinstance(item, Message) and item.role in ("user", "developer"))
-    if not dated or metadata is None or metadata.create_time is not None:
-        return item
-    return _replace(item, metadata=dataclasses.replace(metadata, create_time=now))
+    metadata = dataclasses.replace(
+        old,
+        turn_id=old.turn_id or turn_id,
+        create_time=now if dated and old.create_time is None else old.create_time,
+    )
+    return item if metadata == item.metadata else _replace(item, metadata=metadata)
 
 
 _uuid7_lock = threading.Lock()
@@ -1013,6 +1048,13 @@ def _uuid7() -> str:
     n = millis << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     h = f"{n:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# --- Images and history preparation -----------------------------------------
+#
+# Items made ready for history: inline images fitted as upstream fits them
+# (or a placeholder), ids given where they are missing, and calls a cut-short
+# turn left unanswered.
 
 
 IMAGE_OMITTED_TEXT = "image content omitted because it could not be processed"
@@ -1227,17 +1269,14 @@ def _with_call_outputs(items: Sequence[ResponseItem]) -> Sequence[ResponseItem]:
     import uuid
 
     pending = {c.call_id for c in _unanswered(items)}
-
     namespace = uuid.UUID(_SYNTHETIC_OUTPUTS)
     out: list[ResponseItem] = []
     for item in items:
         out.append(item)
         if isinstance(item, FunctionCall | CustomToolCall) and item.call_id in pending:
-            output: ResponseItem
-            if isinstance(item, CustomToolCall):
-                output = CustomToolCallOutput(call_id=item.call_id, output="aborted")
-            else:
-                output = FunctionCallOutput(call_id=item.call_id, output="aborted")
+            custom = isinstance(item, CustomToolCall)
+            answer = CustomToolCallOutput if custom else FunctionCallOutput
+            output: ResponseItem = answer(call_id=item.call_id, output="aborted")
             if item.id:
                 prefix = _item_id_prefix(output)
                 name = uuid.uuid5(namespace, f"{prefix}:{item.id}")
@@ -1297,17 +1336,10 @@ class RolloutWriter:
             self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise _file_error(path, exc, _ROLLOUT_REMEDY) from None
-        try:
-            with _locked(self._fd):
-                self._catch_up()
-        except BaseException:
-            os.close(self._fd)
-            raise
-
-    def _catch_up(self) -> None:
-        """Take the file as the others left it: where it ends, the next ordinal."""
-        self._end = os.lseek(self._fd, 0, os.SEEK_END)
-        self._ordinal = _next_ordinal(self._fd, self._end)
+        # Where the file ends and the next ordinal: read under the lock, at
+        # the first append and whenever another writer was here since.
+        self._end = -1
+        self._ordinal: int | None = None
 
     @classmethod
     def create(
@@ -1327,8 +1359,9 @@ class RolloutWriter:
 
     def append(self, kind: str, payload: Any) -> None:
         with _locked(self._fd):
-            if os.fstat(self._fd).st_size != self._end:  # another writer was here
-                self._catch_up()
+            if os.fstat(self._fd).st_size != self._end:
+                self._end = os.lseek(self._fd, 0, os.SEEK_END)
+                self._ordinal = _next_ordinal(self._fd, self._end)
             line: dict[str, Any] = {"timestamp": _utc_timestamp()}
             if self._ordinal is not None:
                 line["ordinal"] = self._ordinal
@@ -1412,11 +1445,7 @@ def _line_ordinal(fd: int, start: int, stop: int, *, whole: bool = True) -> int 
         return int(match[1])
     if not whole:
         return None
-    try:
-        value = _json_get(json.loads(_read_at(fd, start, stop - start)), "ordinal")
-    except (ValueError, RecursionError):
-        return None
-    return value if type(value) is int else None
+    return _json_get(_json_or_none(_read_at(fd, start, stop - start)), "ordinal", int)
 
 
 def _next_ordinal(fd: int, end: int) -> int | None:
@@ -1478,8 +1507,7 @@ class Rollout(typing.NamedTuple):
     def base_instructions(self) -> str:
         """The system prompt the thread was written under ("" if none was stored)."""
         value = self.meta.get("base_instructions")
-        text = _json_get(value, "text") if isinstance(value, dict) else value
-        return text if isinstance(text, str) else ""
+        return value if isinstance(value, str) else _json_get(value, "text", str) or ""
 
 
 def read_rollout(path: Path | str) -> Rollout:
@@ -1530,13 +1558,12 @@ def _read_rollout(path: Path) -> Rollout:
             elif event == "thread_rolled_back":
                 items = _rolled_back(items, payload["num_turns"])
             elif event == "token_count" and isinstance(payload.get("info"), dict):
-                usage = payload["info"].get("total_token_usage")
+                usage = _json_get(payload["info"], "total_token_usage", dict)
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             _log.warning(
                 "%s:%d: skipping unreadable rollout line: %s", path, number, exc
             )
     items = prepare_conversation_items_for_history(items, item_ids=False)
-    usage = usage if isinstance(usage, dict) else None
     return Rollout(path=path, meta=meta, items=items, token_usage=usage)
 
 
@@ -1736,10 +1763,9 @@ def _session_cwd(path: Path) -> str | None:
     """The `cwd` of a rollout's `session_meta`, reading only its first line."""
     try:
         first = next(_rollout_lines(path, limit=16 << 20), b"")
-        cwd = _json_get(_json_get(json.loads(first), "payload"), "cwd")
-    except (OSError, ValueError, RecursionError, CodexError):
+    except (OSError, CodexError):
         return None
-    return cwd if isinstance(cwd, str) else None
+    return _json_get(_json_get(_json_or_none(first), "payload"), "cwd", str)
 
 
 # --- Reading responses ------------------------------------------------------
@@ -1947,26 +1973,6 @@ ResponseEvent = (
     | StreamRetry | Completed
 )
 # fmt: on
-
-
-# Numbers as Rust parses them: no `_` separators, no NaN or infinity, and
-# integers that fit in 64 bits.
-_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INT = re.compile(r"[+-]?\d{1,18}")
-
-
-def _header(headers: Mapping[str, str], name: str, kind: type[Any] = str) -> Any:
-    """The one way a response header is read: its value as a `kind` (str,
-    bool, int or float), or None when it is missing, empty or malformed."""
-    value = headers.get(name, "")
-    if kind is str:
-        return value.strip() or None
-    if kind is bool:
-        return {"true": True, "1": True, "false": False, "0": False}.get(value.lower())
-    if not (_FLOAT if kind is float else _INT).fullmatch(value):
-        return None
-    number = kind(value)
-    return number if math.isfinite(number) else None
 
 
 def _rate_limit_window(
@@ -2189,7 +2195,10 @@ class _ResponsesReader:
     def _event(self, kind: Any, obj: dict[str, Any]) -> ResponseEvent | None:
         response = obj.get("response")
         if kind == "response.output_text.delta":
-            return OutputTextDelta(_field(obj, "delta", str), obj.get("item_id"))
+            return OutputTextDelta(
+                _typed(obj, "delta", str, error=TypeError, required=True),
+                obj.get("item_id"),
+            )
         if kind == "response.output_item.done":
             return OutputItemDone(item_from_json(obj["item"]))
         if kind == "response.output_item.added":
@@ -2199,18 +2208,24 @@ class _ResponsesReader:
         if kind == "response.custom_tool_call_input.delta":
             call_id = obj.get("call_id")
             return ToolCallInputDelta(
-                obj.get("item_id") or call_id, call_id, _field(obj, "delta", str)
+                obj.get("item_id") or call_id,
+                call_id,
+                _typed(obj, "delta", str, error=TypeError, required=True),
             )
         if kind == "response.reasoning_summary_text.delta":
             return ReasoningSummaryDelta(
-                _field(obj, "delta", str), _field(obj, "summary_index", int)
+                _typed(obj, "delta", str, error=TypeError, required=True),
+                _typed(obj, "summary_index", int, error=TypeError, required=True),
             )
         if kind == "response.reasoning_text.delta":
             return ReasoningContentDelta(
-                _field(obj, "delta", str), _field(obj, "content_index", int)
+                _typed(obj, "delta", str, error=TypeError, required=True),
+                _typed(obj, "content_index", int, error=TypeError, required=True),
             )
         if kind == "response.reasoning_summary_part.added":
-            return ReasoningSummaryPartAdded(_field(obj, "summary_index", int))
+            return ReasoningSummaryPartAdded(
+                _typed(obj, "summary_index", int, error=TypeError, required=True)
+            )
         if kind == "response.completed" and isinstance(response, dict):
             self.done = True
             return Completed(
@@ -3137,7 +3152,7 @@ class ProviderInfo:
     ) -> ProviderInfo:
         """Validate a provider table; errors name the key at fault."""
         values = {
-            key: _typed(table, key, kind, where)
+            key: _typed(table, key, kind, f"{where}.{key}")
             for key, kind in _PROVIDER_KEYS.items()
             if table.get(key) is not None
         }
@@ -3164,10 +3179,10 @@ class ProviderInfo:
                 )
             raise ConfigError(f'{where}.wire_api must be "responses"')
         if "aws" in table:
-            aws = _typed(table, "aws", dict, where)
+            aws = _typed(table, "aws", dict, f"{where}.aws")
             values["aws"] = AwsAuthInfo(
-                profile=_typed(aws, "profile", str, f"{where}.aws"),
-                region=_typed(aws, "region", str, f"{where}.aws"),
+                profile=_typed(aws, "profile", str, f"{where}.aws.profile"),
+                region=_typed(aws, "region", str, f"{where}.aws.region"),
             )
             clashes = [k for k in _NOT_WITH_AWS if table.get(k) not in (None, False)]
             if clashes:
@@ -3186,25 +3201,6 @@ _MAX_IDLE_MS = 86_400_000
 
 # An RFC 9110 token: what a header name may be.
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-# fmt: off
-_TOML_TYPES = {
-    str: "a string", int: "an integer", bool: "true or false", dict: "a table",
-}
-# fmt: on
-
-
-def _typed(table: Mapping[str, Any], key: str, kind: type[Any], where: str) -> Any:
-    """`table[key]` if it has the expected TOML type; None when absent."""
-    value = table.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"{where}.{key} must be {_TOML_TYPES[kind]}, not {type(value).__name__}"
-        )
-    return value
 
 
 def _built_in_providers(
@@ -5159,7 +5155,7 @@ class Conversation:
         and images prepared as configured."""
         now = time.time()
         return prepare_conversation_items_for_history(
-            [_stamp_created(_set_turn_id_if_missing(i, turn_id), now) for i in items],
+            [_stamped(i, turn_id, now) for i in items],
             item_ids=self.client.features.get("item_ids", True),
         )
 
@@ -5828,7 +5824,7 @@ def load_config(
         return f"{source.get(key, path)}: config"
 
     def get(key: str, kind: type[Any] = str) -> Any:
-        return _typed(settings, key, kind, where(key))
+        return _typed(settings, key, kind, f"{where(key)}.{key}")
 
     tier = get("service_tier")
     if tier is not None and tier not in ("fast", "flex"):

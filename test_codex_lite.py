@@ -495,19 +495,19 @@ def test_metadata_output_only_keys_and_bad_kinds_are_dropped() -> None:
     }
 
 
-def test_set_turn_id_if_missing() -> None:
-    fresh = cl._set_turn_id_if_missing(user("a"), "turn_2")
+def test_stamped_sets_a_missing_turn_id() -> None:
+    fresh = cl._stamped(user("a"), "turn_2", 0.0)
     assert isinstance(fresh, cl.Message) and fresh.metadata is not None
     assert fresh.metadata.turn_id == "turn_2"
-    kept = cl._set_turn_id_if_missing(fresh, "turn_3")
+    kept = cl._stamped(fresh, "turn_3", 0.0)
     assert isinstance(kept, cl.Message) and kept.metadata is not None
     assert kept.metadata.turn_id == "turn_2"
     empty = user("b", metadata=cl.ItemMetadata(turn_id=""))
-    filled = cl._set_turn_id_if_missing(empty, "turn_4")
+    filled = cl._stamped(empty, "turn_4", 0.0)
     assert isinstance(filled, cl.Message) and filled.metadata is not None
     assert filled.metadata.turn_id == "turn_4"
     trigger = cl.CompactionTrigger()
-    assert cl._set_turn_id_if_missing(trigger, "turn_5") is trigger
+    assert cl._stamped(trigger, "turn_5", 0.0) is trigger
 
 
 # --- Item ids -------------------------------------------------------------------
