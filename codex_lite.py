@@ -2651,7 +2651,19 @@ class ChatGptAuth(BearerAuth):
         self._adopt(_read_auth_json(path))
 
     def _adopt(self, data: dict[str, Any]) -> None:
-        self._token, self.account_id = _chatgpt_tokens(data, self.path)
+        """Take the tokens of auth.json's `data`, remembered as secrets."""
+        tokens = data.get("tokens")
+        access = (_json_get(tokens, "access_token", str) or "").strip()
+        if not access:
+            raise AuthError(f'{self.path} has no "tokens.access_token"')
+        for name in ("id_token", "refresh_token"):
+            if other := _json_get(tokens, name, str):
+                _secret(other)
+        account = (_json_get(tokens, "account_id", str) or "").strip()
+        if account:
+            _header_secret(account, f"{self.path} tokens.account_id")
+        self._token = _header_secret(access, f"{self.path} tokens.access_token")
+        self.account_id = account or None
         self._last_refresh = _rfc3339(data.get("last_refresh"))
 
     def _stale(self) -> bool:
@@ -2962,20 +2974,6 @@ def _read_auth_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _chatgpt_tokens(data: Mapping[str, Any], path: Path) -> tuple[str, str | None]:
-    tokens = data.get("tokens")
-    access = (_json_get(tokens, "access_token", str) or "").strip()
-    if not access:
-        raise AuthError(f'{path} has no "tokens.access_token"')
-    for name in ("id_token", "refresh_token"):
-        if other := _json_get(tokens, name, str):
-            _secret(other)
-    account = (_json_get(tokens, "account_id", str) or "").strip()
-    if account:
-        _header_secret(account, f"{path} tokens.account_id")
-    return _header_secret(access, f"{path} tokens.access_token"), account or None
-
-
 class _BedrockBearerAuth(BearerAuth):
     """An Amazon Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`); it names its region."""
 
@@ -3037,14 +3035,22 @@ class SigV4Auth(AuthProvider):
         service: str = "bedrock-mantle",
     ) -> None:
         self._resolve = credentials
-        # Resolved now, so missing credentials show before anything is sent.
-        self._credentials, self._expires = _checked_aws(*credentials())
         self.region = region
         self.service = service
+        self._expires: float | None = 0.0  # long gone: resolved at once
+        # Resolved now, so missing credentials show before anything is sent.
+        self._current()
 
     def _current(self) -> AwsCredentials:
+        """The credentials, asked for again when they expire within a minute;
+        remembered as secrets, the parts that go into headers checked."""
         if self._expires is not None and time.time() > self._expires - 60:
-            self._credentials, self._expires = _checked_aws(*self._resolve())
+            creds, self._expires = self._resolve()
+            _header_secret(creds.access_key_id, "the AWS access key id")
+            _secret(creds.secret_access_key)
+            if creds.session_token:
+                _header_secret(creds.session_token, "the AWS session token")
+            self._credentials = creds
         return self._credentials
 
     def apply_auth(self, request: PreparedRequest) -> PreparedRequest:
@@ -3060,19 +3066,14 @@ class SigV4Auth(AuthProvider):
         return request._replace(headers=signed)
 
 
-def _checked_aws(creds: AwsCredentials, expires: float | None) -> _Credentials:
-    """Credentials remembered as secrets; the parts that go into headers checked."""
-    _header_secret(creds.access_key_id, "the AWS access key id")
-    _secret(creds.secret_access_key)
-    if creds.session_token:
-        _header_secret(creds.session_token, "the AWS session token")
-    return creds, expires
-
-
-def _aws_profile(profile: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """The profile's settings: the credentials file over the config file."""
+def _aws_profile(
+    profile: str | None, environ: Mapping[str, str]
+) -> tuple[str, dict[str, str]]:
+    """The profile's name (`AWS_PROFILE` or "default" when none is given) and
+    its settings: the credentials file over the config file."""
     import configparser
 
+    profile = profile or environ.get("AWS_PROFILE", "").strip() or "default"
     aws = Path.home() / ".aws"
     credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(aws / "credentials")
     config = environ.get("AWS_CONFIG_FILE") or str(aws / "config")
@@ -3089,7 +3090,7 @@ def _aws_profile(profile: str, environ: Mapping[str, str]) -> dict[str, str]:
             raise AuthError(f"{path}: not UTF-8 text") from None
         if parser.has_section(section):
             merged.update(parser[section])
-    return merged
+    return profile, merged
 
 
 def _credential_process(command: str, profile: str) -> _Credentials:
@@ -3131,8 +3132,7 @@ def aws_credentials_resolver(
         if key and secret:
             token = env.get("AWS_SESSION_TOKEN", "").strip() or None
             return AwsCredentials(key, secret, token), None
-        name = profile or env.get("AWS_PROFILE", "").strip() or "default"
-        settings = _aws_profile(name, env)
+        name, settings = _aws_profile(profile, env)
         if settings.get("aws_access_key_id") and settings.get("aws_secret_access_key"):
             token = settings.get("aws_session_token") or None
             return AwsCredentials(
@@ -3226,18 +3226,18 @@ class ProviderInfo:
             for key, kind in _provider_keys().items()
             if table.get(key) is not None
         }
-        for name, table_or_value in values.items():
-            if name.endswith("_ms") and not 0 < table_or_value <= _MAX_IDLE_MS:
+        for name, value in values.items():
+            if name.endswith("_ms") and not 0 < value <= _MAX_IDLE_MS:
                 raise ConfigError(
                     f"{where}.{name} must be from 1 to {_MAX_IDLE_MS} (a day), "
-                    f"not {table_or_value}"
+                    f"not {value}"
                 )
-            if not isinstance(table_or_value, dict):
+            if not isinstance(value, dict):
                 continue
-            for key, value in table_or_value.items():
-                if not isinstance(value, str):
+            for key, entry in value.items():  # query parameters or headers
+                if not isinstance(entry, str):
                     raise ConfigError(f"{where}.{name}.{key} must be a string")
-                if name == "http_headers" and ("\r" in value or "\n" in value):
+                if name == "http_headers" and ("\r" in entry or "\n" in entry):
                     raise ConfigError(f"{where}.{name}.{key} must not contain CR or LF")
                 if name != "query_params" and not _HEADER_NAME.fullmatch(key):
                     raise ConfigError(f"{where}.{name}: {key!r} is not a header name")
@@ -3469,11 +3469,11 @@ class ModelProvider:
 
     def _aws_region(self) -> str:
         aws = self.info.aws or AwsAuthInfo()
-        region = (aws.region or "").strip() or self._env("AWS_REGION")
-        if region := region or self._env("AWS_DEFAULT_REGION"):
+        from_env = self._env("AWS_REGION") or self._env("AWS_DEFAULT_REGION")
+        if region := (aws.region or "").strip() or from_env:
             return region
-        profile = aws.profile or self._env("AWS_PROFILE") or "default"
-        if region := _aws_profile(profile, self.environ).get("region", "").strip():
+        profile, settings = _aws_profile(aws.profile, self.environ)
+        if region := settings.get("region", "").strip():
             return region
         raise ConfigError(
             "AWS SDK config did not resolve a region: set aws.region for provider "
