@@ -2494,28 +2494,21 @@ def _sigv4_headers(
 
 
 def _sigv4_authorization(
-    credentials: AwsCredentials,
-    amz_date: str,
-    region: str,
-    service: str,
-    canonical_request: str,
-    signed_headers: str,
+    credentials: AwsCredentials, amz_date: str, scope: str, canonical: str, signed: str
 ) -> str:
     """The `authorization` header: the string to sign, signed with the key
-    derived for the day, region and service."""
+    derived along the scope (day, region, service, "aws4_request")."""
     import hashlib
     import hmac
 
-    date = amz_date[:8]
-    scope = f"{date}/{region}/{service}/aws4_request"
     key = f"AWS4{credentials.secret_access_key}".encode()
-    for part in (date, region, service, "aws4_request"):
+    for part in scope.split("/"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    string_to_sign = _sigv4_string_to_sign(amz_date, scope, canonical_request)
+    string_to_sign = _sigv4_string_to_sign(amz_date, scope, canonical)
     signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     return (
         f"{_SIGV4_ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
-        f"SignedHeaders={signed_headers}, Signature={signature}"
+        f"SignedHeaders={signed}, Signature={signature}"
     )
 
 
@@ -2543,11 +2536,11 @@ def sigv4_sign(
     given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
     payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
     canonical, signed = _sigv4_canonical_request(method, url, pairs, payload_hash)
-    return dict(pairs) | {
-        "authorization": _sigv4_authorization(
-            credentials, amz_date, region, service, canonical, signed
-        )
-    }
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    authorization = _sigv4_authorization(
+        credentials, amz_date, scope, canonical, signed
+    )
+    return dict(pairs) | {"authorization": authorization}
 
 
 # --- Auth -------------------------------------------------------------------

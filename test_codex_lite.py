@@ -6891,7 +6891,7 @@ def test_sigv4_botocore_suite(case: pathlib.Path) -> None:
     )
     credentials = dataclasses.replace(EXAMPLE_CREDENTIALS, session_token=token)
     authorization = cl._sigv4_authorization(
-        credentials, amz_date, "us-east-1", "service", canonical, signed_headers
+        credentials, amz_date, scope, canonical, signed_headers
     )
     assert authorization == (case / f"{name}.authz").read_text().strip()
 
@@ -6934,7 +6934,7 @@ def test_sigv4_aws_c_auth_suite(case: pathlib.Path) -> None:
     string_to_sign = cl._sigv4_string_to_sign(amz_date, scope, canonical)
     assert string_to_sign == (case / "header-string-to-sign.txt").read_text()
     authorization = cl._sigv4_authorization(
-        credentials, amz_date, region, service, canonical, signed_headers
+        credentials, amz_date, scope, canonical, signed_headers
     )
     assert authorization.endswith(f", Signature={signature}")
     assert authorization == expected["Authorization"]
