@@ -2429,15 +2429,11 @@ class AwsCredentials:  # a dataclass, not a tuple: it must not unpack its secret
 
 
 def _remove_dot_segments(path: str) -> str:
-    out: list[str] = []
-    for segment in path.split("/"):
-        if segment == "..":
-            if out:
-                out.pop()
-        elif segment not in ("", "."):
-            out.append(segment)
-    joined = "/" + "/".join(out)
-    return joined + "/" if path.endswith("/") and out else joined
+    import posixpath
+
+    # One leading slash: POSIX keeps a leading "//" as it is.
+    normal = posixpath.normpath("/" + path.lstrip("/"))
+    return normal + "/" if path.endswith("/") and normal != "/" else normal
 
 
 def _sigv4_encode(text: str) -> str:
@@ -2483,75 +2479,76 @@ def _sigv4_string_to_sign(amz_date: str, scope: str, canonical_request: str) -> 
     return f"{_SIGV4_ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 
-def _sigv4_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+def _sigv4_headers(
+    url: str, headers: Iterable[tuple[str, str]], amz_date: str, token: str | None
+) -> list[tuple[str, str]]:
+    """The headers to sign and send: `host` added when missing; `x-amz-date`,
+    and `x-amz-security-token` when there is a token, replacing earlier ones."""
+    replaced = {"authorization", "x-amz-date"} | (
+        {"x-amz-security-token"} if token else set()
+    )
+    pairs = [(n, v) for n, v in headers if n.lower() not in replaced]
+    if not any(n.lower() == "host" for n, _ in pairs):
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        default = {"http": 80, "https": 443}.get(parts.scheme)
+        port = "" if parts.port in (None, default) else f":{parts.port}"
+        pairs.insert(0, ("host", host + port))
+    pairs.append(("x-amz-date", amz_date))
+    if token:
+        pairs.append(("x-amz-security-token", token))
+    return pairs
+
+
+def _sigv4_authorization(
+    credentials: AwsCredentials, amz_date: str, scope: str, canonical: str, signed: str
+) -> str:
+    """The `authorization` header: the string to sign, signed with the key
+    derived along the scope (day, region, service, "aws4_request")."""
     import hashlib
     import hmac
 
-    key = f"AWS4{secret}".encode()
-    for part in (date, region, service, "aws4_request"):
+    key = f"AWS4{credentials.secret_access_key}".encode()
+    for part in scope.split("/"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
-
-
-def _host_header(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+    string_to_sign = _sigv4_string_to_sign(amz_date, scope, canonical)
+    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    return (
+        f"{_SIGV4_ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}"
+    )
 
 
 def sigv4_sign(
     method: str,
     url: str,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
     body: bytes,
     *,
     credentials: AwsCredentials,
     region: str,
     service: str,
-    now: datetime | None = None,
 ) -> dict[str, str]:
-    """Sign a request; returns every header to send, `authorization` included.
+    """Sign a request now; returns every header to send, `authorization` included.
 
-    `headers` may be a list of pairs so that repeated headers are signed.
     Earlier `authorization` and `x-amz-date` values are replaced, and so is
     `x-amz-security-token` when the credentials carry a token.  No
-    `x-amz-content-sha256` header is added (Bedrock does not want one).
+    `x-amz-content-sha256` header is added (Bedrock does not want one); one
+    given is the payload hash signed.
     """
     import hashlib
-    import hmac
 
-    token = credentials.session_token
-    replaced = {"authorization", "x-amz-date"} | (
-        {"x-amz-security-token"} if token else set()
-    )
-    pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
-    pairs = [(n, v) for n, v in pairs if n.lower() not in replaced]
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-    if not any(n.lower() == "host" for n, _ in pairs):
-        pairs.insert(0, ("host", _host_header(url)))
-    pairs.append(("x-amz-date", amz_date))
-    if token:
-        pairs.append(("x-amz-security-token", token))
+    amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    pairs = _sigv4_headers(url, headers.items(), amz_date, credentials.session_token)
     given = [v for n, v in pairs if n.lower() == "x-amz-content-sha256"]
     payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
     canonical, signed = _sigv4_canonical_request(method, url, pairs, payload_hash)
-    out: dict[str, str] = {}
-    for name, value in pairs:
-        out[name] = f"{out[name]},{value}" if name in out else value
-    date = amz_date[:8]
-    scope = f"{date}/{region}/{service}/aws4_request"
-    key = _sigv4_signing_key(credentials.secret_access_key, date, region, service)
-    string_to_sign = _sigv4_string_to_sign(amz_date, scope, canonical)
-    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    out["authorization"] = (
-        f"{_SIGV4_ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
-        f"SignedHeaders={signed}, Signature={signature}"
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    authorization = _sigv4_authorization(
+        credentials, amz_date, scope, canonical, signed
     )
-    return out
+    return dict(pairs) | {"authorization": authorization}
 
 
 # --- Auth -------------------------------------------------------------------
@@ -2655,7 +2652,19 @@ class ChatGptAuth(BearerAuth):
         self._adopt(_read_auth_json(path))
 
     def _adopt(self, data: dict[str, Any]) -> None:
-        self._token, self.account_id = _chatgpt_tokens(data, self.path)
+        """Take the tokens of auth.json's `data`, remembered as secrets."""
+        tokens = data.get("tokens")
+        access = (_json_get(tokens, "access_token", str) or "").strip()
+        if not access:
+            raise AuthError(f'{self.path} has no "tokens.access_token"')
+        for name in ("id_token", "refresh_token"):
+            if other := _json_get(tokens, name, str):
+                _secret(other)
+        account = (_json_get(tokens, "account_id", str) or "").strip()
+        if account:
+            _header_secret(account, f"{self.path} tokens.account_id")
+        self._token = _header_secret(access, f"{self.path} tokens.access_token")
+        self.account_id = account or None
         self._last_refresh = _rfc3339(data.get("last_refresh"))
 
     def _stale(self) -> bool:
@@ -2687,17 +2696,14 @@ class ChatGptAuth(BearerAuth):
             if data is None:
                 raise AuthError(f"{self.path} is gone: sign in again")
             self._adopt(data)
-            if self._token != before and not self._stale():
-                return None  # someone else refreshed while we waited
             tokens: dict[str, Any] = data["tokens"]  # `_adopt` checked it
             refresh_token = _json_get(tokens, "refresh_token", str)
-            if not refresh_token:
-                return None
+            if not refresh_token or (self._token != before and not self._stale()):
+                return None  # none, or someone else refreshed while we waited
             fresh = _request_refresh(self.refresh_url, refresh_token, reason, self.path)
             if fresh is None:
                 return None
-            merged = {**tokens, **fresh}
-            new = {**data, "tokens": merged, "last_refresh": _rfc3339_now()}
+            new = {**data, "tokens": tokens | fresh, "last_refresh": _rfc3339_now()}
             self._adopt(new)
             return new
 
@@ -2733,7 +2739,7 @@ def _request_refresh(
         "refresh_token": refresh_token,
         "refresh_reason": reason,
     }
-    reply, status = _post_json(url, _dumps(body), "application/json")
+    reply, status = _post_json(url, body)
     if status is None:
         return None
     if status >= 300:
@@ -2747,29 +2753,44 @@ def _request_refresh(
             )
         _log.warning("token refresh failed: HTTP %d", status)
         return None
-    fresh = {
-        key: value
-        for key in ("id_token", "access_token", "refresh_token")
-        if isinstance(value := _json_get(reply, key), str) and value
-    }
+    fresh = _sent_tokens(reply, url)
     if "access_token" not in fresh:
         _log.warning("token refresh answer has no access_token; ignored")
         return None
-    source = f"the access token the sign-in service at {_redact_url(url)} sent"
-    _header_secret(fresh["access_token"].strip(), source, error=AuthError)
     return fresh
 
 
-def _post_json(url: str, body: bytes, content_type: str) -> tuple[Any, int | None]:
-    """POST to the sign-in service: the parsed JSON answer (None if it is not
-    JSON) and the status, or (None, None) when the service cannot be reached.
-    An answer over 1 MiB, or still coming after a minute, is an AuthError."""
+_TOKEN_NAMES = ("id_token", "access_token", "refresh_token")
+
+
+def _sent_tokens(reply: Any, url: str) -> dict[str, str]:
+    """The tokens a token endpoint at `url` sent (the non-empty strings of
+    those named), its access token checked fit for a header."""
+    tokens = {
+        name: value
+        for name in _TOKEN_NAMES
+        if isinstance(value := _json_get(reply, name), str) and value
+    }
+    if "access_token" in tokens:
+        source = f"the access token the sign-in service at {_redact_url(url)} sent"
+        _header_secret(tokens["access_token"].strip(), source, error=AuthError)
+    return tokens
+
+
+def _post_json(
+    url: str, fields: dict[str, str], *, form: bool = False
+) -> tuple[Any, int | None]:
+    """POST `fields` to the sign-in service, as JSON or as a form: the parsed
+    JSON answer (None if it is not JSON) and the status, or (None, None) when
+    the service cannot be reached.  An answer over 1 MiB, or still coming
+    after a minute, is an AuthError."""
     import requests
     import urllib3
 
     originator = os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
+    kind = "application/x-www-form-urlencoded" if form else "application/json"
     headers = {
-        "Content-Type": content_type,
+        "Content-Type": kind,
         "originator": originator,
         "User-Agent": _user_agent(originator),
     }
@@ -2777,7 +2798,7 @@ def _post_json(url: str, body: bytes, content_type: str) -> tuple[Any, int | Non
     try:
         with requests.post(
             url,
-            data=body,
+            data=urllib.parse.urlencode(fields).encode() if form else _dumps(fields),
             headers=headers,
             timeout=(15, 60),
             allow_redirects=False,
@@ -2794,6 +2815,81 @@ def _post_json(url: str, body: bytes, content_type: str) -> tuple[Any, int | Non
         _log.warning("%s: %s", _redact_url(url), _describe(exc))
         return None, None
     return _json_or_none(bytes(answer)), response.status_code
+
+
+def _came(status: int | None, wanted: str) -> str:
+    """What a sign-in request expected, and what came instead."""
+    came = "no answer" if status is None else f"HTTP {status}"
+    return f"expected HTTP 200 with {wanted}, got {came}" + (
+        f" without {wanted}" if status == 200 else ""
+    )
+
+
+def _device_login(path: Path) -> None:
+    """Sign in with ChatGPT by a device code, for machines without a browser:
+    the user opens a page elsewhere and types the code shown here."""
+    override = os.environ.get("CODEX_LITE_AUTH_ISSUER", "").strip().rstrip("/")
+    issuer = override or _AUTH_ISSUER
+    api = f"{issuer}/api/accounts/deviceauth"
+    start, status = _post_json(f"{api}/usercode", {"client_id": _CLIENT_ID})
+    device_auth_id = _json_get(start, "device_auth_id", str)
+    user_code = _json_get(start, "user_code", str)
+    if status != 200 or device_auth_id is None or user_code is None:
+        raise AuthError(
+            f"device sign-in could not start at {issuer}: {_came(status, 'a user code')}"
+        )
+    try:
+        interval = float(_json_get(start, "interval") or 5)
+    except (TypeError, ValueError):
+        interval = 5.0
+    except OverflowError:  # an integer of hundreds of digits
+        interval = math.inf
+    if not interval < 15 * 60:  # NaN too: not one poll before the code expires
+        raise AuthError(
+            f"device sign-in: {issuer} sent a polling interval that is not "
+            "a number of seconds under 15 minutes"
+        )
+    interval = min(max(interval, 1.0), 60.0)
+    print(
+        f"To sign in, open {issuer}/codex/device and enter this code: {user_code}\n"
+        "(it expires in 15 minutes)",
+        file=sys.stderr,
+    )
+    poll = {"device_auth_id": device_auth_id, "user_code": user_code}
+    deadline = time.monotonic() + 15 * 60
+    while True:
+        time.sleep(interval)
+        answer, status = _post_json(f"{api}/token", poll)
+        if status == 200:
+            break
+        if status is not None and status < 500 and status not in (403, 404, 429):
+            raise AuthError(f"device sign-in failed: {_came(status, 'a code')}")
+        if time.monotonic() > deadline:
+            raise AuthError("device sign-in timed out after 15 minutes")
+    code = _json_get(answer, "authorization_code", str)
+    verifier = _json_get(answer, "code_verifier", str)
+    if code is None or verifier is None:
+        raise AuthError("device sign-in answer has no authorization code")
+    exchange = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": f"{issuer}/deviceauth/callback",
+        "client_id": _CLIENT_ID,
+        "code_verifier": verifier,
+    }
+    url = f"{issuer}/oauth/token"
+    answer, status = _post_json(url, exchange, form=True)
+    tokens = _sent_tokens(answer, url) if status == 200 else {}
+    if len(tokens) < len(_TOKEN_NAMES):
+        raise AuthError(f"device sign-in: no tokens: {_came(status, 'the tokens')}")
+    claims = _json_get(_jwt_claims(tokens["id_token"]), "https://api.openai.com/auth")
+    login = {
+        "auth_mode": "chatgpt",
+        "OPENAI_API_KEY": None,
+        "tokens": {**tokens, "account_id": _json_get(claims, "chatgpt_account_id")},
+        "last_refresh": _rfc3339_now(),
+    }
+    _update_auth_json(path, lambda _: login, read=False)
 
 
 def _update_auth_json(
@@ -2879,20 +2975,6 @@ def _read_auth_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _chatgpt_tokens(data: Mapping[str, Any], path: Path) -> tuple[str, str | None]:
-    tokens = data.get("tokens")
-    access = (_json_get(tokens, "access_token", str) or "").strip()
-    if not access:
-        raise AuthError(f'{path} has no "tokens.access_token"')
-    for name in ("id_token", "refresh_token"):
-        if other := _json_get(tokens, name, str):
-            _secret(other)
-    account = (_json_get(tokens, "account_id", str) or "").strip()
-    if account:
-        _header_secret(account, f"{path} tokens.account_id")
-    return _header_secret(access, f"{path} tokens.access_token"), account or None
-
-
 class _BedrockBearerAuth(BearerAuth):
     """An Amazon Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`); it names its region."""
 
@@ -2915,12 +2997,11 @@ def _bedrock_token_region(token: str) -> str:
     body = token.strip().removeprefix("bedrock-api-key-").split("&Version=", 1)[0]
     try:
         url = base64.b64decode(body + "=" * (-len(body) % 4), validate=True).decode()
-    except (binascii.Error, ValueError):
+    except ValueError:  # binascii.Error and UnicodeDecodeError among them
         raise invalid("not base64 after the bedrock-api-key- prefix") from None
-    if "://" not in url:
-        url = "https://" + url
     try:
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        split = urllib.parse.urlsplit(url if "://" in url else f"https://{url}")
+        query = urllib.parse.parse_qs(split.query)
     except ValueError as exc:
         raise invalid(f"not a presigned URL ({exc})") from None
     credential = query.get("X-Amz-Credential")
@@ -2955,14 +3036,22 @@ class SigV4Auth(AuthProvider):
         service: str = "bedrock-mantle",
     ) -> None:
         self._resolve = credentials
-        # Resolved now, so missing credentials show before anything is sent.
-        self._credentials, self._expires = _checked_aws(*credentials())
         self.region = region
         self.service = service
+        self._expires: float | None = 0.0  # long gone: resolved at once
+        # Resolved now, so missing credentials show before anything is sent.
+        self._current()
 
     def _current(self) -> AwsCredentials:
+        """The credentials, asked for again when they expire within a minute;
+        remembered as secrets, the parts that go into headers checked."""
         if self._expires is not None and time.time() > self._expires - 60:
-            self._credentials, self._expires = _checked_aws(*self._resolve())
+            creds, self._expires = self._resolve()
+            _header_secret(creds.access_key_id, "the AWS access key id")
+            _secret(creds.secret_access_key)
+            if creds.session_token:
+                _header_secret(creds.session_token, "the AWS session token")
+            self._credentials = creds
         return self._credentials
 
     def apply_auth(self, request: PreparedRequest) -> PreparedRequest:
@@ -2978,19 +3067,14 @@ class SigV4Auth(AuthProvider):
         return request._replace(headers=signed)
 
 
-def _checked_aws(creds: AwsCredentials, expires: float | None) -> _Credentials:
-    """Credentials remembered as secrets; the parts that go into headers checked."""
-    _header_secret(creds.access_key_id, "the AWS access key id")
-    _secret(creds.secret_access_key)
-    if creds.session_token:
-        _header_secret(creds.session_token, "the AWS session token")
-    return creds, expires
-
-
-def _aws_profile(profile: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """The profile's settings: the credentials file over the config file."""
+def _aws_profile(
+    profile: str | None, environ: Mapping[str, str]
+) -> tuple[str, dict[str, str]]:
+    """The profile's name (`AWS_PROFILE` or "default" when none is given) and
+    its settings: the credentials file over the config file."""
     import configparser
 
+    profile = profile or environ.get("AWS_PROFILE", "").strip() or "default"
     aws = Path.home() / ".aws"
     credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(aws / "credentials")
     config = environ.get("AWS_CONFIG_FILE") or str(aws / "config")
@@ -3007,7 +3091,7 @@ def _aws_profile(profile: str, environ: Mapping[str, str]) -> dict[str, str]:
             raise AuthError(f"{path}: not UTF-8 text") from None
         if parser.has_section(section):
             merged.update(parser[section])
-    return merged
+    return profile, merged
 
 
 def _credential_process(command: str, profile: str) -> _Credentials:
@@ -3049,8 +3133,7 @@ def aws_credentials_resolver(
         if key and secret:
             token = env.get("AWS_SESSION_TOKEN", "").strip() or None
             return AwsCredentials(key, secret, token), None
-        name = profile or env.get("AWS_PROFILE", "").strip() or "default"
-        settings = _aws_profile(name, env)
+        name, settings = _aws_profile(profile, env)
         if settings.get("aws_access_key_id") and settings.get("aws_secret_access_key"):
             token = settings.get("aws_session_token") or None
             return AwsCredentials(
@@ -3101,18 +3184,6 @@ class AwsAuthInfo(typing.NamedTuple):
     region: str | None = None
 
 
-# fmt: off
-_PROVIDER_KEYS: dict[str, type[Any]] = {
-    "name": str, "base_url": str, "env_key": str, "env_key_instructions": str,
-    "experimental_bearer_token": str, "wire_api": str,
-    "query_params": dict, "http_headers": dict, "env_http_headers": dict,
-    "request_max_retries": int, "stream_max_retries": int,
-    "stream_idle_timeout_ms": int, "websocket_connect_timeout_ms": int,
-    "requires_openai_auth": bool, "supports_websockets": bool, "responses_lite": bool,
-}
-# fmt: on
-
-
 # Provider keys that choose another kind of auth than AWS, or a transport
 # Bedrock does not have.
 # fmt: off
@@ -3153,24 +3224,24 @@ class ProviderInfo:
         """Validate a provider table; errors name the key at fault."""
         values = {
             key: _typed(table, key, kind, f"{where}.{key}")
-            for key, kind in _PROVIDER_KEYS.items()
+            for key, kind in _provider_keys().items()
             if table.get(key) is not None
         }
-        for name in ("query_params", "http_headers", "env_http_headers"):
-            for key, value in (values.get(name) or {}).items():
-                if not isinstance(value, str):
-                    raise ConfigError(f"{where}.{name}.{key} must be a string")
-                if name == "http_headers" and ("\r" in value or "\n" in value):
-                    raise ConfigError(f"{where}.{name}.{key} must not contain CR or LF")
-                if name != "query_params" and not _HEADER_NAME.fullmatch(key):
-                    raise ConfigError(f"{where}.{name}: {key!r} is not a header name")
-        for name in ("stream_idle_timeout_ms", "websocket_connect_timeout_ms"):
-            value = values.get(name)
-            if value is not None and not 0 < value <= _MAX_IDLE_MS:
+        for name, value in values.items():
+            if name.endswith("_ms") and not 0 < value <= _MAX_IDLE_MS:
                 raise ConfigError(
                     f"{where}.{name} must be from 1 to {_MAX_IDLE_MS} (a day), "
                     f"not {value}"
                 )
+            if not isinstance(value, dict):
+                continue
+            for key, entry in value.items():  # query parameters or headers
+                if not isinstance(entry, str):
+                    raise ConfigError(f"{where}.{name}.{key} must be a string")
+                if name == "http_headers" and ("\r" in entry or "\n" in entry):
+                    raise ConfigError(f"{where}.{name}.{key} must not contain CR or LF")
+                if name != "query_params" and not _HEADER_NAME.fullmatch(key):
+                    raise ConfigError(f"{where}.{name}: {key!r} is not a header name")
         if values.get("wire_api", "responses") != "responses":
             if values["wire_api"] == "chat":
                 raise ConfigError(
@@ -3198,6 +3269,19 @@ class ProviderInfo:
 
 
 _MAX_IDLE_MS = 86_400_000
+
+
+def _provider_keys() -> dict[str, type[Any]]:
+    """The keys of a provider table and their TOML types, as `ProviderInfo`
+    declares them (`aws`, a table of its own, is read apart)."""
+    keys = {}
+    for name, hint in typing.get_type_hints(ProviderInfo).items():
+        if isinstance(hint, types.UnionType):  # `X | None`
+            hint = typing.get_args(hint)[0]
+        keys[name] = typing.get_origin(hint) or hint
+    del keys["aws"]
+    return keys
+
 
 # An RFC 9110 token: what a header name may be.
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -3367,13 +3451,11 @@ class ModelProvider:
 
     def _aws_region(self) -> str:
         aws = self.info.aws or AwsAuthInfo()
-        if aws.region and aws.region.strip():
-            return aws.region.strip()
-        for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
-            if region := self._env(var):
-                return region
-        profile = aws.profile or self._env("AWS_PROFILE") or "default"
-        if region := _aws_profile(profile, self.environ).get("region", "").strip():
+        from_env = self._env("AWS_REGION") or self._env("AWS_DEFAULT_REGION")
+        if region := (aws.region or "").strip() or from_env:
+            return region
+        profile, settings = _aws_profile(aws.profile, self.environ)
+        if region := settings.get("region", "").strip():
             return region
         raise ConfigError(
             "AWS SDK config did not resolve a region: set aws.region for provider "
@@ -6467,91 +6549,6 @@ def _run_logout(argv: list[str]) -> int:
     _update_auth_json(path, remove, read=False)
     print("Successfully logged out" if gone else "Not logged in", file=sys.stderr)
     return 0
-
-
-def _came(status: int | None, wanted: str) -> str:
-    """What a sign-in request expected, and what came instead."""
-    came = "no answer" if status is None else f"HTTP {status}"
-    return f"expected HTTP 200 with {wanted}, got {came}" + (
-        f" without {wanted}" if status == 200 else ""
-    )
-
-
-def _device_login(path: Path) -> None:
-    """Sign in with ChatGPT by a device code, for machines without a browser:
-    the user opens a page elsewhere and types the code shown here."""
-    override = os.environ.get("CODEX_LITE_AUTH_ISSUER", "").strip().rstrip("/")
-    issuer = override or _AUTH_ISSUER
-    api = f"{issuer}/api/accounts/deviceauth"
-    start, status = _post_json(
-        f"{api}/usercode", _dumps({"client_id": _CLIENT_ID}), "application/json"
-    )
-    device_auth_id = _json_get(start, "device_auth_id", str)
-    user_code = _json_get(start, "user_code", str)
-    if status != 200 or device_auth_id is None or user_code is None:
-        raise AuthError(
-            f"device sign-in could not start at {issuer}: {_came(status, 'a user code')}"
-        )
-    try:
-        interval = float(_json_get(start, "interval") or 5)
-    except (TypeError, ValueError):
-        interval = 5.0
-    except OverflowError:  # an integer of hundreds of digits
-        interval = math.inf
-    if not interval < 15 * 60:  # NaN too: not one poll before the code expires
-        raise AuthError(
-            f"device sign-in: {issuer} sent a polling interval that is not "
-            "a number of seconds under 15 minutes"
-        )
-    interval = min(max(interval, 1.0), 60.0)
-    print(
-        f"To sign in, open {issuer}/codex/device and enter this code: {user_code}\n"
-        "(it expires in 15 minutes)",
-        file=sys.stderr,
-    )
-    poll = _dumps({"device_auth_id": device_auth_id, "user_code": user_code})
-    deadline = time.monotonic() + 15 * 60
-    while True:
-        time.sleep(interval)
-        answer, status = _post_json(f"{api}/token", poll, "application/json")
-        if status == 200:
-            break
-        if status is not None and status < 500 and status not in (403, 404, 429):
-            raise AuthError(f"device sign-in failed: {_came(status, 'a code')}")
-        if time.monotonic() > deadline:
-            raise AuthError("device sign-in timed out after 15 minutes")
-    code = _json_get(answer, "authorization_code", str)
-    verifier = _json_get(answer, "code_verifier", str)
-    if code is None or verifier is None:
-        raise AuthError("device sign-in answer has no authorization code")
-    form = urllib.parse.urlencode(
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": f"{issuer}/deviceauth/callback",
-            "client_id": _CLIENT_ID,
-            "code_verifier": verifier,
-        }
-    )
-    tokens, status = _post_json(
-        f"{issuer}/oauth/token", form.encode(), "application/x-www-form-urlencoded"
-    )
-    names = ("id_token", "access_token", "refresh_token")
-    if status != 200 or not all(isinstance(_json_get(tokens, n), str) for n in names):
-        raise AuthError(f"device sign-in: no tokens: {_came(status, 'the tokens')}")
-    source = f"the access token the sign-in service at {issuer} sent"
-    _header_secret(tokens["access_token"].strip(), source, error=AuthError)
-    claims = _json_get(_jwt_claims(tokens["id_token"]), "https://api.openai.com/auth")
-    login = {
-        "auth_mode": "chatgpt",
-        "OPENAI_API_KEY": None,
-        "tokens": {
-            **{n: tokens[n] for n in names},
-            "account_id": _json_get(claims, "chatgpt_account_id"),
-        },
-        "last_refresh": _rfc3339_now(),
-    }
-    _update_auth_json(path, lambda _: login, read=False)
 
 
 def _run_sessions(argv: list[str]) -> int:

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
-import hmac
 import http.server
 import io
 import itertools
@@ -6858,8 +6857,14 @@ def suite_cases() -> list[pathlib.Path]:
     return sorted(p.parent for p in SUITE.rglob("*.req"))
 
 
+def amz_date_of(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 @pytest.mark.parametrize("case", suite_cases(), ids=lambda p: p.name)
 def test_sigv4_botocore_suite(case: pathlib.Path) -> None:
+    # The signer's named steps composed as sigv4_sign composes them, at the
+    # suite's signing time (botocore's SigV4Auth walks the same steps).
     name = case.name
     method, url, headers, body = parse_vector_request(
         (case / f"{name}.req").read_text()
@@ -6874,29 +6879,22 @@ def test_sigv4_botocore_suite(case: pathlib.Path) -> None:
         token = json.loads((CAUTH / name / "context.json").read_text())["credentials"][
             "token"
         ]
-    signed = cl.sigv4_sign(
-        method,
-        url,
-        headers,
-        body,
-        credentials=dataclasses.replace(EXAMPLE_CREDENTIALS, session_token=token),
-        region="us-east-1",
-        service="service",
-        now=SIGNING_TIME,
+    amz_date = amz_date_of(SIGNING_TIME)
+    pairs = cl._sigv4_headers(url, headers, amz_date, token)
+    canonical, signed_headers = cl._sigv4_canonical_request(
+        method, url, pairs, hashlib.sha256(body).hexdigest()
     )
-    assert signed["authorization"] == (case / f"{name}.authz").read_text().strip()
-    canonical = (case / f"{name}.creq").read_text()
-    payload_hash = canonical.rsplit("\n", 1)[1]
-    signed_pairs = [(k, v) for k, v in signed.items() if k != "authorization"]
-    assert (
-        cl._sigv4_canonical_request(method, url, signed_pairs, payload_hash)[0]
-        == canonical
-    )
+    assert canonical == (case / f"{name}.creq").read_text()
     scope = "20150830/us-east-1/service/aws4_request"
     assert (
-        cl._sigv4_string_to_sign("20150830T123600Z", scope, canonical)
+        cl._sigv4_string_to_sign(amz_date, scope, canonical)
         == (case / f"{name}.sts").read_text()
     )
+    credentials = dataclasses.replace(EXAMPLE_CREDENTIALS, session_token=token)
+    authorization = cl._sigv4_authorization(
+        credentials, amz_date, scope, canonical, signed_headers
+    )
+    assert authorization == (case / f"{name}.authz").read_text().strip()
 
 
 @pytest.mark.parametrize("case", sorted(CAUTH.iterdir()), ids=lambda p: p.name)
@@ -6907,8 +6905,9 @@ def test_sigv4_aws_c_auth_suite(case: pathlib.Path) -> None:
     )
     region, service = context["region"], context["service"]
     creds = context["credentials"]
-    # The vectors' options, as a caller of sigv4_sign gives them: a token
-    # sent unsigned is left out, a signed body hash is a header.
+    # The vectors' options, as a caller of the steps gives them: a token
+    # sent unsigned is left out, a signed body hash is a header, an
+    # unnormalized path is not normalized.
     omit_token = context.get("omit_session_token", False)
     credentials = cl.AwsCredentials(
         creds["access_key_id"],
@@ -6922,44 +6921,24 @@ def test_sigv4_aws_c_auth_suite(case: pathlib.Path) -> None:
     signed_request = (case / "header-signed-request.txt").read_text()
     _, _, expected_pairs, _ = parse_vector_request(signed_request)
     expected = dict(expected_pairs)
-    if context["normalize"]:
-        signed = cl.sigv4_sign(
-            method,
-            url,
-            headers,
-            body,
-            credentials=credentials,
-            region=region,
-            service=service,
-            now=datetime.datetime.fromisoformat(context["timestamp"]),
-        )
-        assert signed["authorization"].endswith(f", Signature={signature}")
-        assert signed["authorization"] == expected["Authorization"]
-        for name in ("X-Amz-Date", "X-Amz-Security-Token", "x-amz-content-sha256"):
-            if name in expected and not (omit_token and name == "X-Amz-Security-Token"):
-                assert signed[name.lower()] == expected[name]
-    # The signer's named steps, composed over the headers the vector signed
-    # (an unnormalized path is only signed this way).
-    unsigned = {"authorization"} | ({"x-amz-security-token"} if omit_token else set())
-    pairs = [(k, v) for k, v in expected_pairs if k.lower() not in unsigned]
+    amz_date = amz_date_of(datetime.datetime.fromisoformat(context["timestamp"]))
+    pairs = cl._sigv4_headers(url, headers, amz_date, credentials.session_token)
+    sent = dict(pairs)
+    for name in ("X-Amz-Date", "X-Amz-Security-Token", "x-amz-content-sha256"):
+        if name in expected and not (omit_token and name == "X-Amz-Security-Token"):
+            assert sent[name.lower()] == expected[name]
     canonical, signed_headers = cl._sigv4_canonical_request(
         method, url, pairs, payload_hash, normalize=context["normalize"]
     )
     assert canonical == (case / "header-canonical-request.txt").read_text()
-    amz_date = expected["X-Amz-Date"]
     scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
     string_to_sign = cl._sigv4_string_to_sign(amz_date, scope, canonical)
     assert string_to_sign == (case / "header-string-to-sign.txt").read_text()
-    key = cl._sigv4_signing_key(
-        credentials.secret_access_key, amz_date[:8], region, service
+    authorization = cl._sigv4_authorization(
+        credentials, amz_date, scope, canonical, signed_headers
     )
-    assert hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest() == (
-        signature
-    )
-    assert expected["Authorization"] == (
-        f"AWS4-HMAC-SHA256 Credential={credentials.access_key_id}/{scope}, "
-        f"SignedHeaders={signed_headers}, Signature={signature}"
-    )
+    assert authorization.endswith(f", Signature={signature}")
+    assert authorization == expected["Authorization"]
 
 
 def test_sigv4_bedrock_like_request() -> None:
@@ -6981,7 +6960,6 @@ def test_sigv4_bedrock_like_request() -> None:
         credentials=creds,
         region="us-west-2",
         service="bedrock-mantle",
-        now=SIGNING_TIME,
     )
     assert "x-amz-content-sha256" not in {k.lower() for k in signed}
     assert signed["x-amz-security-token"] == "tok/en+="
