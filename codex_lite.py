@@ -5,31 +5,33 @@ items and their ids, session and turn headers, request bodies encoded and
 compressed once, a blocking retry loop that re-applies auth on every attempt,
 streamed events, and rollouts on disk.
 
-The module reads top to bottom in the order data flows, a section each:
+The module reads top to bottom in the order a request's data flows out and
+back, a section each; each uses only the sections above it:
 
     Secrets and errors          secrets remembered and scrubbed; CodexError's tree
-    Helpers used everywhere     JSON, atomic files, TRACE, secrets, redaction
+    Helpers used everywhere     JSON and typed getters, files, logging, redaction
     Items and ids               response items as frozen dataclasses, one codec
     Images and history preparation  images fitted, ids given, calls answered
-    History and rollouts        rollout files: write, read back, find
-    Reading responses           bytes -> SSE -> Responses events; status errors
-    Body encoding               a body encoded and compressed once per request
+    The request body            Prompt, rules, identity, headers, body encoded once
     SigV4                       AWS Signature Version 4 as named steps
-    Auth                        API keys, ChatGPT sign-in and refresh, SigV4
-    Providers                   [model_providers.<id>] and what it means
-    Client and turn             per-provider rules, the body, the retry loop
-    Responses over WebSocket    one connection per client, incremental requests
+    Auth                        API keys, ChatGPT sign-in (device code), refresh, SigV4
+    Providers                   [model_providers.<id>], what it means; retry policy
+    Config                      config.toml, profiles, -c overrides, fast mode
+    Reading responses           bytes -> SSE -> Responses events; status errors
+    Responses over HTTP         a transport: one signed POST, its event stream
+    Responses over WebSocket    a transport: one connection per client, increments
+    Retry and the turn          the retry decision; Client; Turn and its loop
     Tools and structured output functions as tools, schemas, replies parsed
+    Rollouts                    rollout files: write, read back, find
     Conversation                history + rollout + client, turns with tools
     Realtime                    a realtime start: WebSocket session or WebRTC call
-    Config                      config.toml, profiles, -c overrides, fast mode
     Command line                codex-lite exec, resume, login, sessions, ...
 
 One turn's path, in call order:
 
     Conversation.stream_turn    records the user input (Conversation.record)
       -> Turn.stream            one request, sent again if the stream breaks
-        -> Turn._parts          body + _headers -> _RequestParts, once
+        -> _request_parts       the body and headers -> _RequestParts, once
         -> Turn._send           each attempt: Turn._attempt (turn state, auth),
                                 a transport's send; _next_step decides; sleep
         -> _Http                _http_request (-> _EncodedBody) POSTed, then
@@ -293,8 +295,11 @@ class OutputParseError(CodexError):
 
 # --- Helpers used everywhere ------------------------------------------------
 #
-# JSON in and out, files replaced whole, the TRACE log level, credentials
-# bound for headers, and what is safe to print of headers and URLs.
+# JSON in and out and one family of typed getters, files replaced whole and
+# locked, the TRACE log level, credentials bound for headers, what is safe
+# to print of headers and URLs, and what every HTTP caller (the transports,
+# the sign-in service) shares: a body read as it arrives, a transport
+# failure in a few words.
 
 
 # One encoder for every item: json.dumps with options makes a new one a call.
@@ -506,6 +511,90 @@ def _redact_url(url: str) -> str:
         for k, v in pairs
     )
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _host(url: str) -> str:
+    """A URL's host and port alone: its user, path and query may hold secrets."""
+    authority = re.split(r"[?#]", url.partition("://")[2] or url)[0]
+    return authority.rpartition("@")[2].split("/")[0]
+
+
+def default_codex_home() -> Path:
+    """`$CODEX_HOME`, or `~/.codex`."""
+    value = os.environ.get("CODEX_HOME", "").strip()
+    try:
+        return Path(value).expanduser() if value else Path.home() / ".codex"
+    except RuntimeError:  # no HOME, and no home in the user database
+        raise ConfigError("no home directory: set CODEX_HOME (or HOME)") from None
+
+
+class _locked:
+    """An exclusive `flock` on an open file for the length of a `with` block.
+
+    Where there are no advisory locks (Windows, some Android builds) the
+    block runs unlocked: one writer per file is then the caller's promise.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._flock: Any = None
+
+    def __enter__(self) -> None:
+        try:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._flock = fcntl
+        except (ImportError, OSError):
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        if self._flock is not None:
+            self._flock.flock(self._fd, self._flock.LOCK_UN)
+
+
+def _read_at(fd: int, offset: int, size: int) -> bytes:
+    # os.pread is not on Windows; lseek and read are.  (Appends with
+    # O_APPEND go to the end whatever the offset.)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for a transport error, without URLs or headers."""
+    import requests
+
+    for kind, text in (
+        (requests.ConnectTimeout, "connect timeout"),
+        (requests.ReadTimeout, "read timeout"),
+        (requests.exceptions.SSLError, "TLS error"),
+        (requests.ConnectionError, "connection error"),
+    ):
+        if isinstance(exc, kind):
+            cause = exc.args[0] if exc.args else None
+            reason = getattr(cause, "reason", None)
+            return f"{text} ({type(reason).__name__})" if reason is not None else text
+    return type(exc).__name__
+
+
+def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The decoded body as it arrives (not waiting for full reads).
+
+    urllib3 decodes the encodings requests asks for (gzip and deflate, and
+    brotli or zstd where it has them), each read bounded to 64 KiB of output
+    however small the input.  A body in an encoding not asked for is refused:
+    decoding it would be unbounded.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    decoders = response.raw.CONTENT_DECODERS
+    for part in filter(None, (e.strip() for e in encoding.split(","))):
+        if part != "identity" and part not in decoders:
+            raise StreamError(
+                f"the response body is {part}-encoded, which was not asked for",
+                request_id=response.headers.get("x-request-id"),
+            )
+    while chunk := response.raw.read1(65536, decode_content=True):
+        yield chunk
 
 
 # --- Items and ids ----------------------------------------------------------
@@ -1285,999 +1374,380 @@ def _with_call_outputs(items: Sequence[ResponseItem]) -> Sequence[ResponseItem]:
     return out
 
 
-# --- History and rollouts ---------------------------------------------------
-#
-# A rollout is the conversation on disk: JSON lines under
-# $CODEX_HOME/sessions/YYYY/MM/DD/, the same files upstream Codex writes, so a
-# thread started by either resumes in the other.
-
-
-def default_codex_home() -> Path:
-    """`$CODEX_HOME`, or `~/.codex`."""
-    value = os.environ.get("CODEX_HOME", "").strip()
+def local_image_content(
+    path: Path, number: int, *, detail: str = "high"
+) -> list[ContentItem]:
+    """A local image as upstream sends it: a tag, the inline image (fitted
+    to the limits of its detail, see `_fitted_image`), a closing tag."""
+    unreadable = f"Codex could not read the local image at `{path}`"
     try:
-        return Path(value).expanduser() if value else Path.home() / ".codex"
-    except RuntimeError:  # no HOME, and no home in the user database
-        raise ConfigError("no home directory: set CODEX_HOME (or HOME)") from None
-
-
-def _utc_timestamp() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
-# What to do when a rollout cannot be written.
-_ROLLOUT_REMEDY = (
-    "set CODEX_HOME to a writable folder with room, "
-    "or run ephemeral (--ephemeral, ephemeral=True)"
-)
-
-
-class RolloutWriter:
-    """Appends `RolloutLine`s to one rollout file, one `write` call per line.
-
-    Lines carry `ordinal`, the line's number from 0, whenever the file's
-    lines do (Codex 0.169 refuses to resume a file whose last line lacks
-    one); a file in the older format without ordinals keeps that format.
-    Appends hold an exclusive lock, so two writers never share a number or
-    interleave a line.  Each line reaches the kernel before `append`
-    returns, so a crash loses at most the line being written; `close` fsyncs.
-
-    Codex appends without a lock, one `write` a line, and a line can be
-    hundreds of MB: a file that ends mid-line may be another program's write
-    still under way.  So no byte this writer did not write is ever removed;
-    a line of ours that follows a partial one starts on a line of its own.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise _file_error(path, exc, _ROLLOUT_REMEDY) from None
-        # Where the file ends and the next ordinal: read under the lock, at
-        # the first append and whenever another writer was here since.
-        self._end = -1
-        self._ordinal: int | None = None
-
-    @classmethod
-    def create(
-        cls,
-        home: Path,
-        thread_id: str,
-        meta: Mapping[str, Any],
-        *,
-        now: datetime | None = None,
-    ) -> RolloutWriter:
-        """Start a new rollout for `thread_id` with its `session_meta` line."""
-        local = (now or datetime.now(UTC)).astimezone()
-        name = f"rollout-{local.strftime('%Y-%m-%dT%H-%M-%S')}-{thread_id}.jsonl"
-        writer = cls(home / "sessions" / local.strftime("%Y/%m/%d") / name)
-        writer.append("session_meta", {"id": thread_id, **meta})
-        return writer
-
-    def append(self, kind: str, payload: Any) -> None:
-        with _locked(self._fd):
-            if os.fstat(self._fd).st_size != self._end:
-                self._end = os.lseek(self._fd, 0, os.SEEK_END)
-                self._ordinal = _next_ordinal(self._fd, self._end)
-            line: dict[str, Any] = {"timestamp": _utc_timestamp()}
-            if self._ordinal is not None:
-                line["ordinal"] = self._ordinal
-                self._ordinal += 1
-            line["type"], line["payload"] = kind, payload
-            data = _dumps(line) + b"\n"
-            if self._end and _read_at(self._fd, self._end - 1, 1) != b"\n":
-                data = b"\n" + data  # after a line a crash cut, or one being written
-            view, written = memoryview(data), 0
-            try:
-                while written < len(data):
-                    written += os.write(self._fd, view[written:])
-            except OSError as exc:  # a full disk, say: no half line, name the file
-                if written and os.fstat(self._fd).st_size == self._end + written:
-                    os.ftruncate(self._fd, self._end)  # only what this call wrote
-                raise _file_error(self.path, exc, _ROLLOUT_REMEDY) from None
-            self._end = os.fstat(self._fd).st_size
-
-    def append_items(self, items: Iterable[ResponseItem]) -> None:
-        for item in items:
-            self.append("response_item", item_to_json(item))
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            try:
-                os.fsync(self._fd)
-            except OSError as exc:
-                raise _file_error(self.path, exc, _ROLLOUT_REMEDY) from None
-            finally:
-                os.close(self._fd)
-                self._fd = -1
-
-    def __enter__(self) -> typing.Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _locked:
-    """An exclusive `flock` on an open file for the length of a `with` block.
-
-    Where there are no advisory locks (Windows, some Android builds) the
-    block runs unlocked: one writer per file is then the caller's promise.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._flock: Any = None
-
-    def __enter__(self) -> None:
-        try:
-            import fcntl
-
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            self._flock = fcntl
-        except (ImportError, OSError):
-            pass
-
-    def __exit__(self, *exc: object) -> None:
-        if self._flock is not None:
-            self._flock.flock(self._fd, self._flock.LOCK_UN)
-
-
-def _read_at(fd: int, offset: int, size: int) -> bytes:
-    # os.pread is not on Windows; lseek and read are.  (Appends with
-    # O_APPEND go to the end whatever the offset.)
-    os.lseek(fd, offset, os.SEEK_SET)
-    return os.read(fd, size)
-
-
-# Where both Codex and codex-lite write a line's ordinal: at its head, so a
-# line of hundreds of MB need not be read whole to number the next one.
-_ORDINAL_AT_HEAD = re.compile(
-    rb'\{\s*"timestamp"\s*:\s*"[^"\\]{0,64}"\s*,\s*"ordinal"\s*:\s*(\d{1,18})\s*[,}]'
-)
-
-
-def _line_ordinal(fd: int, start: int, stop: int, *, whole: bool = True) -> int | None:
-    if match := _ORDINAL_AT_HEAD.match(_read_at(fd, start, min(stop - start, 256))):
-        return int(match[1])
-    if not whole:
-        return None
-    return _json_get(_json_or_none(_read_at(fd, start, stop - start)), "ordinal", int)
-
-
-def _next_ordinal(fd: int, end: int) -> int | None:
-    """The ordinal the next line takes: 0 in an empty file, one past the
-    last numbered line (counting the whole lines after it), or None for a
-    file in the format without ordinals.  A partial last line counts by the
-    ordinal at its head alone, as Codex counts it."""
-    after = 0
-    for start, stop in _lines_backwards(fd, end):
-        if (ordinal := _line_ordinal(fd, start, stop, whole=stop < end)) is not None:
-            return ordinal + after + 1
-        if stop == end:
-            continue
-        if after == 0 and _line_ordinal(fd, 0, _first_line_end(fd, end)) is None:
-            return None  # neither the first nor the last line is numbered
-        after += 1
-    return 0 if after == 0 else None
-
-
-def _first_line_end(fd: int, end: int) -> int:
-    """Where the first line stops: its newline, or the end of the file."""
-    for at in range(0, end, 1 << 16):
-        if (cut := _read_at(fd, at, 1 << 16).find(b"\n")) >= 0:
-            return at + cut
-    return end
-
-
-def _lines_backwards(fd: int, end: int) -> Iterator[tuple[int, int]]:
-    """Where the non-empty lines before `end` start and stop, last first (a
-    last line without its newline too); read in blocks, each byte once."""
-    stop = at = end
-    while at > 0:
-        start = max(0, at - (1 << 16))
-        block = _read_at(fd, start, at - start)
-        cut = len(block)
-        while (cut := block.rfind(b"\n", 0, cut)) >= 0:
-            if start + cut + 1 < stop:
-                yield start + cut + 1, stop
-            stop = start + cut
-        at = start
-    if stop > 0:
-        yield 0, stop
-
-
-class Rollout(typing.NamedTuple):
-    """A rollout read back: its `session_meta` payload, the rebuilt history,
-    and the thread's token usage so far (the last `token_count` total)."""
-
-    path: Path
-    meta: dict[str, Any]
-    items: list[ResponseItem]
-    token_usage: dict[str, Any] | None = None
-
-    @property
-    def thread_id(self) -> str:
-        return str(self.meta.get("id", ""))
-
-    @property
-    def base_instructions(self) -> str:
-        """The system prompt the thread was written under ("" if none was stored)."""
-        value = self.meta.get("base_instructions")
-        return value if isinstance(value, str) else _json_get(value, "text", str) or ""
-
-
-def read_rollout(path: Path | str) -> Rollout:
-    """Rebuild history from a rollout file (`.jsonl`, or `.jsonl.zst`).
-
-    History is the `response_item` lines, changed as Codex changes it: a
-    `compacted` line replaces what came before (with its
-    `replacement_history`, or else with the recent user messages and the
-    summary), a `thread_rolled_back` event drops the last user turns.
-    Inline images are prepared again.  A torn last line (a crash mid-write)
-    is skipped with a warning; any other bad line is skipped with a warning
-    that names its line number, so one bad line never costs the whole file.
-    A file past `_ROLLOUT_MAX` bytes (decompressed), or more than memory
-    holds, is a ConfigError naming it.
-    """
-    path = Path(path)
-    try:
-        return _read_rollout(path)
-    except MemoryError:
-        raise ConfigError(
-            f"{path}: the thread is too large to hold in memory"
-        ) from None
+        fitted, kind = _fitted_image(_read_image_file(path), detail, _PixelBudget())
     except OSError as exc:
-        raise _file_error(path, exc, "make it readable") from None
-
-
-def _read_rollout(path: Path) -> Rollout:
-    meta: dict[str, Any] = {}
-    items: list[ResponseItem] = []
-    usage = None
-    summaries: set[str] = set()
-    for number, raw in enumerate(_rollout_lines(path), start=1):
-        if not raw.endswith(b"\n") and raw.strip():
-            _log.warning("%s: ignoring a torn last line (%d bytes)", path, len(raw))
-            break
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-            kind, payload = line["type"], line["payload"]
-            event = _json_get(payload, "type") if kind == "event_msg" else None
-            if kind == "session_meta" and not meta:
-                meta = dict(payload)
-            elif kind == "response_item":
-                items.append(item_from_json(payload))
-            elif kind == "compacted":
-                items = _compacted_history(items, payload, summaries)
-            elif event == "thread_rolled_back":
-                items = _rolled_back(items, payload["num_turns"])
-            elif event == "token_count" and isinstance(payload.get("info"), dict):
-                usage = _json_get(payload["info"], "total_token_usage", dict)
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-            _log.warning(
-                "%s:%d: skipping unreadable rollout line: %s", path, number, exc
-            )
-    items = prepare_conversation_items_for_history(items, item_ids=False)
-    return Rollout(path=path, meta=meta, items=items, token_usage=usage)
-
-
-# The most of a rollout resume reads into memory, decompressed: well past
-# any thread a model can take, far short of what a compressed file can claim.
-_ROLLOUT_MAX = 256 << 20
-
-
-def _rollout_lines(path: Path, limit: int = _ROLLOUT_MAX) -> Iterator[bytes]:
-    """A rollout's lines as they are read, each with its newline (a torn
-    last one without); `.zst` files decompressed on the way.  ConfigError,
-    naming the file: more than `limit` bytes, corrupt or cut zstd data."""
-    pending: list[bytes] = []
-    total = 0
-    with path.open("rb") as f:
-        zst = path.name.endswith(".zst")
-        chunks = _zstd_chunks(f) if zst else iter(lambda: f.read(1 << 20), b"")
-        try:
-            for chunk in chunks:
-                total += len(chunk)
-                if total > limit:
-                    raise ValueError(
-                        f"more than the {limit >> 20} MiB codex-lite reads"
-                    )
-                start = 0
-                while (cut := chunk.find(b"\n", start) + 1) > 0:
-                    yield b"".join([*pending, chunk[start:cut]])
-                    pending, start = [], cut
-                pending.append(chunk[start:])
-        except ValueError as exc:  # found before anything is sent: exit 2
-            raise ConfigError(f"{path}: {exc}") from None
-    if tail := b"".join(pending):
-        yield tail
-
-
-def _zstd_chunks(f: typing.BinaryIO) -> Iterator[bytes]:
-    """A zstd file's content, every frame of it, in bounded pieces (a
-    kilobyte of input inflates to 32 MiB at the most).  ValueError: corrupt
-    or cut short, where the libraries' stream readers would just stop."""
-    try:
-        from compression import zstd  # type: ignore[import-not-found]  # novermin
-    except ImportError:
-        import zstandard
-
-        decoder = None
-        while data := f.read(1024):
-            while data:
-                decoder = decoder or zstandard.ZstdDecompressor().decompressobj()
-                try:
-                    yield decoder.decompress(data)
-                except zstandard.ZstdError as exc:
-                    raise ValueError(f"corrupt zstd data: {exc}") from None
-                data, decoder = (
-                    (decoder.unused_data, None) if decoder.eof else (b"", decoder)
-                )
-        if decoder is not None:
-            raise ValueError("truncated zstd data")
-        return
-    try:
-        with zstd.ZstdFile(f) as packed:
-            yield from iter(lambda: packed.read(1 << 20), b"")
-    except (zstd.ZstdError, EOFError) as exc:
-        raise ValueError(f"corrupt or truncated zstd data: {exc}") from None
-
-
-def _unpack_rollout(path: Path) -> Path:
-    """Before appending to a `.jsonl.zst` rollout: decompress it back to
-    `.jsonl` beside it (atomically), as Codex does, and remove the `.zst`."""
-    if not path.name.endswith(".zst"):
-        return path
-    plain = path.with_name(path.name.removesuffix(".zst"))
-    try:
-        _write_atomically(plain, _rollout_lines(path), mode=0o644)
-        path.unlink()
-    except OSError as exc:
-        raise _file_error(plain, exc, _ROLLOUT_REMEDY) from None
-    return plain
-
-
-# User messages that are context the harness adds, not a user's turn.
-_CONTEXT_PREFIXES = (
-    "<environment_context>",
-    "<user_instructions>",
-    "# AGENTS.md instructions",
-    "<skill>",
-    "<user_shell_command>",
-    "<turn_aborted>",
-    "<subagent_notification>",
-)
-
-
-def _user_text(item: ResponseItem) -> str | None:
-    """The text of a message a user typed, or None for anything else."""
-    if not isinstance(item, Message) or item.role != "user":
-        return None
-    text = "".join(p.text for p in item.content if isinstance(p, InputText))
-    return None if text.lstrip().startswith(_CONTEXT_PREFIXES) else text
-
-
-def _rolled_back(items: list[ResponseItem], num_turns: Any) -> list[ResponseItem]:
-    """History without its last `num_turns` user turns (`thread_rolled_back`)."""
-    if type(num_turns) is not int or num_turns < 0:
-        raise TypeError("thread_rolled_back num_turns must be a whole number")
-    starts = [i for i, item in enumerate(items) if _user_text(item) is not None]
-    if num_turns == 0 or not starts:
-        return items
-    return items[: starts[-min(num_turns, len(starts))]]
-
-
-# How many tokens of earlier user messages a compaction without a
-# replacement history keeps; Codex counts a token as four bytes.
-_COMPACT_USER_TOKENS = 20_000
-
-
-def _compacted_history(
-    items: list[ResponseItem], payload: Any, summaries: set[str]
-) -> list[ResponseItem]:
-    """History after a `compacted` line: its `replacement_history`, or else
-    the most recent user messages (the oldest one kept cut in the middle)
-    and then the summary, each as a user message."""
-    replacement = payload.get("replacement_history")
-    if replacement is not None:
-        return [item_from_json(p) for p in replacement]
-    summary = payload["message"]
-    if not isinstance(summary, str):
-        raise TypeError("compacted message must be a string")
-    texts = [t for i in items if (t := _user_text(i)) is not None]
-    texts = [t for t in texts if t not in summaries]  # earlier summaries
-    summaries.add(summary)
-    kept: list[str] = []
-    budget = _COMPACT_USER_TOKENS
-    for text in reversed(texts):
-        tokens = (len(text.encode()) + 3) // 4
-        if tokens > budget:
-            if budget > 0:
-                kept.append(_truncate_middle(text, budget))
-            break
-        kept.append(text)
-        budget -= tokens
-    messages = [*reversed(kept), summary or "(no summary available)"]
-    return [Message.user(text) for text in messages]
-
-
-def _truncate_middle(text: str, tokens: int) -> str:
-    keep = tokens * 4 // 2
-    removed = (len(text.encode()) + 3) // 4 - tokens
-    return f"{text[:keep]}…{removed} tokens truncated…{text[-keep:]}"
-
-
-# What a thread id may look like: a UUID, as Codex makes them.  Anything
-# else would be matched as a file-name pattern.
-_THREAD_ID = re.compile(r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
-
-
-def find_rollout(
-    home: Path, thread_id: str | None = None, *, cwd: str | None = None
-) -> Path:
-    """The rollout of `thread_id`; or, when it is None, the most recently
-    updated one, of a thread started in `cwd` when that is given.
-
-    `.jsonl.zst` files are found too; the plain file wins when both exist.
-    """
-    sessions = home / "sessions"
-    if thread_id is not None:
-        if not _THREAD_ID.fullmatch(thread_id):
-            raise ConfigError(f"{thread_id!r} is not a thread id (a UUID)")
-        thread_id = thread_id.lower()  # as file names spell it
-        found = _rollout_files(sessions, f"rollout-*-{thread_id}")
-        if not found:
-            raise ConfigError(f"no rollout for thread {thread_id} under {sessions}")
-        return found[0]
-    for path in sorted(_rollout_files(sessions), key=_mtime, reverse=True):
-        if cwd is None or _session_cwd(path) == cwd:
-            return path
-    where = f" for {cwd}" if cwd is not None else ""
-    raise ConfigError(f"no rollouts{where} under {sessions}")
-
-
-def _rollout_files(sessions: Path, stem: str = "rollout-*") -> list[Path]:
-    """Rollout files under `sessions`, plain before compressed."""
-    plain = list(sessions.glob(f"*/*/*/{stem}.jsonl"))
-    names = {p.name for p in plain}
-    packed = sessions.glob(f"*/*/*/{stem}.jsonl.zst")
-    return [p for p in plain if p.is_file()] + [
-        p for p in packed if p.name[:-4] not in names and p.is_file()
+        return [InputText(text=f"{unreadable}: {exc.strerror}")]
+    except ValueError as exc:
+        return [InputText(text=f"{unreadable}: {exc}")]
+    url = f"data:image/{kind};base64,{base64.b64encode(fitted).decode()}"
+    return [
+        InputText(text=f'<image name=[Image #{number}] path="{path}">'),
+        InputImage(image_url=url, detail=detail),
+        InputText(text="</image>"),
     ]
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
+def _read_image_file(path: Path) -> bytes:
+    """A regular file of at most `_IMAGE_FILE_MAX` bytes; anything else (a
+    FIFO, a device, a huge file) is refused before a byte is read."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO: no wait
+    with open(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file")
+        if info.st_size > _IMAGE_FILE_MAX:
+            raise OSError(0, f"larger than {_IMAGE_FILE_MAX >> 20} MiB")
+        raw = f.read(_IMAGE_FILE_MAX + 1)
+    if len(raw) > _IMAGE_FILE_MAX:  # it grew meanwhile
+        raise OSError(0, f"larger than {_IMAGE_FILE_MAX >> 20} MiB")
+    return raw
 
 
-def _session_cwd(path: Path) -> str | None:
-    """The `cwd` of a rollout's `session_meta`, reading only its first line."""
-    try:
-        first = next(_rollout_lines(path, limit=16 << 20), b"")
-    except (OSError, CodexError):
-        return None
-    return _json_get(_json_get(_json_or_none(first), "payload"), "cwd", str)
-
-
-# --- Reading responses ------------------------------------------------------
+# --- The request body -------------------------------------------------------
 #
-# Two sans-IO layers: `SSEDecoder` turns bytes into `ServerSentEvent`s by the
-# WHATWG rules, and `_ResponsesReader` turns those into Responses events.
-# Neither touches a socket; whatever reads the body feeds them.  Beside them,
-# what the transports and the sign-in service share: a body read as it
-# arrives (`_body_chunks`), a status answer as its typed error
-# (`_status_error`), a transport failure in a few words (`_describe`).
-
-_BOM = b"\xef\xbb\xbf"
+# What one request says, built once for every attempt over either transport:
+# the prompt and the client's settings, the per-provider rules, who is
+# asking (identity, headers, turn metadata), the body as items already
+# encoded (the fragment cache) joined into bytes and compressed once.
 
 
-class ServerSentEvent(typing.NamedTuple):
-    """One dispatched event; `id` is the last event id in force, if any was set."""
-
-    event: str = "message"
-    data: str = ""
-    id: str | None = None
-    retry: int | None = None
+_SERVICE_TIERS = {"fast": "priority", "priority": "priority", "flex": "flex"}
+# Item keys that only OpenAI accepts in a request.
+_OPENAI_ONLY_KEYS = (_METADATA_KEY, "encrypted_function_args")
 
 
-_MAX_EVENT_BYTES = 64 << 20
-
-
-class SSEDecoder:
-    """Incremental event-stream decoder: `feed` bytes, get events.
-
-    Results do not depend on how the stream is split into chunks.  An event
-    left unterminated when the stream ends is discarded (`flush`).  A line
-    or an event's data longer than `max_size` bytes is a `StreamError`, so
-    a server cannot make the client hold an unbounded buffer.
-    """
-
-    def __init__(self, *, max_size: int = _MAX_EVENT_BYTES) -> None:
-        self.max_size = max_size
-        self._buffer = bytearray()  # the line being received
-        self._data_size = 0  # of the event being received
-        self._at_start = True  # a BOM may still come
-        self._after_cr = False  # the last chunk ended in CR: a leading LF belongs to it
-        self._event: bytes | None = None
-        self._data: list[bytes] = []
-        self._retry: int | None = None
-        self._last_id: str | None = None
-
-    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        if not chunk:
-            return []
-        if self._after_cr and chunk[:1] == b"\n":
-            chunk = chunk[1:]
-        self._after_cr = chunk[-1:] == b"\r"
-        # CR and CRLF end lines too: make them LF
-        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buffer = self._buffer
-        start = len(buffer)  # only the new bytes can hold a new line end
-        buffer += chunk
-        if self._at_start:
-            if len(buffer) < 3 and _BOM.startswith(buffer):
-                return []
-            self._at_start = False
-            if buffer.startswith(_BOM):
-                del buffer[:3]
-                start = 0
-        end = buffer.rfind(b"\n", start)
-        lines = bytes(buffer[:end]).split(b"\n") if end != -1 else []
-        del buffer[: end + 1]
-        if len(buffer) > self.max_size or (
-            end > self.max_size and any(len(ln) > self.max_size for ln in lines)
-        ):
-            raise StreamError(f"an SSE line is longer than {self.max_size} bytes")
-        return self._lines(lines)
-
-    def flush(self) -> None:
-        """End of stream: an unterminated line or event is discarded."""
-        self._buffer, self._after_cr = bytearray(), False
-        self._event, self._data, self._data_size, self._retry = None, [], 0, None
-
-    def _lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
-        # One loop over complete lines, state in locals: this is the hot path.
-        events: list[ServerSentEvent] = []
-        event_type, data, retry = self._event, self._data, self._retry
-        last_id, size = self._last_id, self._data_size
-        for line in lines:
-            if not line:
-                if data:
-                    kind = (event_type or b"message").decode("utf-8", "replace")
-                    text = b"\n".join(data).decode("utf-8", "replace")
-                    events.append(ServerSentEvent(kind, text, last_id, retry))
-                event_type, data, retry, size = None, [], None, 0
-                continue
-            name, _, value = line.partition(b":")
-            if value[:1] == b" ":
-                value = value[1:]
-            if name == b"data":
-                data.append(value)
-                size += len(value) + 1  # and the newline joining it
-            elif name == b"event":
-                event_type = value
-            elif name == b"id" and b"\0" not in value:
-                last_id = value.decode("utf-8", "replace")
-            elif name == b"retry" and value.isdigit() and len(value) <= 4300:
-                retry = int(value)  # ASCII digits; Python converts up to 4,300
-            # anything else, a comment (no name) included, is ignored
-        if size > self.max_size:  # once a chunk: what can grow is across chunks
-            raise StreamError(f"an SSE event is larger than {self.max_size} bytes")
-        self._event, self._data, self._retry = event_type, data, retry
-        self._last_id, self._data_size = last_id, size
-        return events
-
-
-class TokenUsage(typing.NamedTuple):
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_output_tokens: int = 0
-    total_tokens: int = 0
-
-
-class RateLimitWindow(typing.NamedTuple):
-    used_percent: float
-    window_minutes: int | None = None
-    resets_at: int | None = None
-
-
-class RateLimits(typing.NamedTuple):
-    """One rate-limit family from the response headers (`codex` for the main one)."""
-
-    limit_id: str
-    primary: RateLimitWindow | None = None
-    secondary: RateLimitWindow | None = None
-    limit_name: str | None = None
-    credits: dict[str, Any] | None = None
-
-
-class ServerModel(typing.NamedTuple):
-    model: str
-
-
-class ModelsEtag(typing.NamedTuple):
-    etag: str
-
-
-class ServerReasoningIncluded(typing.NamedTuple):
-    included: bool = True
-
-
-class Created(typing.NamedTuple):
-    response_id: str | None = None
-
-
-class OutputItemAdded(typing.NamedTuple):
-    item: ResponseItem
-
-
-class OutputItemDone(typing.NamedTuple):
-    item: ResponseItem
-
-
-class OutputTextDelta(typing.NamedTuple):
-    delta: str
-    item_id: str | None = None
-
-
-class ToolCallInputDelta(typing.NamedTuple):
-    item_id: str | None
-    call_id: str | None
-    delta: str
-
-
-class ReasoningSummaryDelta(typing.NamedTuple):
-    delta: str
-    summary_index: int
-
-
-class ReasoningContentDelta(typing.NamedTuple):
-    delta: str
-    content_index: int
-
-
-class ReasoningSummaryPartAdded(typing.NamedTuple):
-    summary_index: int
-
-
-class StreamRetry(typing.NamedTuple):
-    """The stream failed and will be sent again: drop partial deltas seen so far."""
-
-    attempt: int
-    max_attempts: int
-    delay: float
-    error: CodexError
-
-
-class Completed(typing.NamedTuple):
-    response_id: str | None
-    usage: TokenUsage | None = None
-    end_turn: bool | None = None
-
-
+# Fields codex_lite sends or has a name for: extra_body may not name them,
+# override_body replaces them.
 # fmt: off
-ResponseEvent = (
-    ServerModel | RateLimits | ModelsEtag | ServerReasoningIncluded | Created
-    | OutputItemAdded | OutputItemDone | OutputTextDelta | ToolCallInputDelta
-    | ReasoningSummaryDelta | ReasoningContentDelta | ReasoningSummaryPartAdded
-    | StreamRetry | Completed
-)
+_OWN_FIELDS = frozenset({
+    "model", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "store",
+    "stream", "include", "service_tier", "prompt_cache_key", "text",
+    "client_metadata", "max_output_tokens", "metadata", "safety_identifier",
+    "truncation",
+})
 # fmt: on
+# Made for each request from the history, or a WebSocket frame's own.
+_FIXED_FIELDS = ("input", "previous_response_id", "type")
 
 
-def _rate_limit_window(
-    headers: Mapping[str, str], prefix: str
-) -> RateLimitWindow | None:
-    used = _header(headers, f"{prefix}-used-percent", float)
-    minutes = _header(headers, f"{prefix}-window-minutes", int)
-    resets = _header(headers, f"{prefix}-reset-at", int)
-    if used is None or (used == 0 and not minutes and resets is None):
-        return None
-    return RateLimitWindow(used, minutes, resets)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestFields:
+    """Request fields a script may set, for one `Prompt` or as a client's
+    default (`Client(fields=...)`); each left None takes the client's.
+
+    `tool_choice` is "auto" (the default), "required", "none" or an object
+    such as `{"type": "function", "name": ...}` or `{"type": "allowed_tools",
+    ...}`; `include` adds to the "reasoning.encrypted_content" always asked;
+    `prompt_cache_key` defaults to the session id.  `extra_body` adds any
+    other field by name; `override_body` replaces one codex_lite sets.
+    """
+
+    tool_choice: str | dict[str, Any] | None = None
+    include: Sequence[str] | None = None
+    max_output_tokens: int | None = None
+    metadata: dict[str, str] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    truncation: str | None = None
+    extra_body: dict[str, Any] | None = None
+    override_body: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        choice = self.tool_choice
+        named = isinstance(choice, dict) and isinstance(choice.get("type"), str)
+        if choice not in (None, "auto", "required", "none") and not named:
+            raise ConfigError(
+                'tool_choice must be "auto", "required", "none" or an object '
+                f'with a "type", not {choice!r}'
+            )
+        if self.truncation not in (None, "auto", "disabled"):
+            raise ConfigError(
+                f'truncation must be "auto" or "disabled", not {self.truncation!r}'
+            )
+        if isinstance(self.include, str):
+            raise ConfigError(
+                f"include must be a list of strings, not {self.include!r}"
+            )
+        bodies = {"extra_body": self.extra_body, "override_body": self.override_body}
+        for where, body in bodies.items():
+            for key in body or ():
+                if key in _FIXED_FIELDS:
+                    raise ConfigError(f"{where}.{key}: codex_lite makes this field")
+                if key in _OWN_FIELDS and where == "extra_body":
+                    raise ConfigError(
+                        f"{where}.{key}: a field codex_lite sets or names; "
+                        "override_body replaces it"
+                    )
+
+    def _over(self, default: RequestFields) -> typing.Self:
+        """These fields, each left None taken from `default`."""
+        names = [f.name for f in dataclasses.fields(RequestFields)]
+        taken = {n: getattr(default, n) for n in names if getattr(self, n) is None}
+        return dataclasses.replace(self, **taken)
 
 
-_FAMILY = re.compile(r"x-([a-z0-9-]+)-primary-used-percent")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prompt(RequestFields):
+    """What one request asks: input items and the settings that go with them.
+
+    `tools` is the raw JSON list of tool definitions.  Settings left None
+    fall back to the client's.
+    """
+
+    input: Sequence[ResponseItem]
+    instructions: str = ""
+    tools: list[Any] | None = None
+    parallel_tool_calls: bool = False
+    reasoning_effort: str | None = None
+    reasoning_summary: str | None = None
+    verbosity: str | None = None
+    output_schema: dict[str, Any] | None = None
+    service_tier: str | None = None
 
 
-def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
-    """The `codex` snapshot (always, first), then every other
-    `x-<family>-primary-used-percent` family that carries data, by name."""
-    found = {
-        "has_credits": _header(headers, "x-codex-credits-has-credits", bool),
-        "unlimited": _header(headers, "x-codex-credits-unlimited", bool),
-        "balance": _header(headers, "x-codex-credits-balance"),
+class _Rules(typing.NamedTuple):
+    """What differs per provider, in one place, worked out once per client."""
+
+    chatgpt_backend: bool  # the openai provider signed in with ChatGPT
+    openai_metadata: bool  # client_metadata, turn metadata, OpenAI-only item keys
+    store: bool  # Azure keeps responses (wire-spec §2)
+    compress: bool  # zstd request bodies (§5)
+    service_tier: bool  # a tier may be asked for: not on Bedrock (§10)
+    responses_lite: bool  # tools and instructions as items (§11)
+
+
+def _resolve_installation_id(home: Path | None = None, *, keep: bool = True) -> str:
+    """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) and kept
+    there if missing or corrupt.  Where it cannot be kept (a read-only or
+    missing home), or `keep` is off, an id that exists is read, else the
+    one made is this process's alone."""
+    import uuid
+
+    home = home if home is not None else default_codex_home()
+    path, fd, why = home / "installation_id", -1, "an ephemeral run makes none"
+    try:
+        if keep:
+            home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            with _locked(fd):
+                # 0644 as upstream makes it; a stricter mode is kept
+                if os.name == "posix" and os.fstat(fd).st_mode & 0o022:
+                    os.chmod(path, 0o644)
+                text = _read_at(fd, 0, 128).decode("utf-8", "replace").strip()
+                try:
+                    return str(uuid.UUID(text))
+                except ValueError:
+                    fresh = str(uuid.uuid4())
+                    os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    os.write(fd, fresh.encode())
+                    os.fsync(fd)
+                    return fresh
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    try:
+        with path.open("rb") as f:
+            return str(uuid.UUID(f.read(128).decode("utf-8", "replace").strip()))
+    except (OSError, ValueError):
+        _log.debug("%s: %s; an installation id for this process only", path, why)
+        return str(uuid.uuid4())
+
+
+class _Identity(typing.NamedTuple):
+    """Who sends a request: the one source of the ids that its headers, its
+    turn metadata and its `client_metadata` carry."""
+
+    session_id: str
+    thread_id: str
+    turn_id: str
+    started_at_ms: int
+    originator: str
+    subagent: str | None
+    parent_thread_id: str | None
+    installation_id: str | None  # told to OpenAI alone
+    window_id: str
+
+
+def _request_parts(
+    prompt: Prompt,
+    model: str,
+    who: _Identity,
+    rules: _Rules,
+    cache: _FragmentCache,
+    url: str,
+    provider_headers: Mapping[str, str],
+) -> _RequestParts:
+    """The request before it is joined, without auth or turn state: what
+    every attempt, over either transport, starts from.  `prompt` holds the
+    client's defaults for what it leaves None."""
+    tier = _SERVICE_TIERS.get(prompt.service_tier or "")
+    # Codex sends turn metadata to every provider; we keep it, like
+    # client_metadata, to OpenAI.
+    openai = rules.openai_metadata
+    turn_metadata = _turn_metadata(who, model, prompt.reasoning_effort)
+    # what headers and client_metadata both end with
+    lineage = {
+        "x-codex-turn-metadata": turn_metadata if openai else None,
+        "x-openai-subagent": who.subagent,
+        "x-codex-parent-thread-id": who.parent_thread_id,
     }
-    credits = None if None in (found["has_credits"], found["unlimited"]) else found
-    families = {m[1] for h in headers if (m := _FAMILY.fullmatch(h.lower()))}
-    out = []
-    for family in ["codex", *sorted(families - {"codex"})]:
-        prefix = f"x-{family}"
-        snapshot = RateLimits(
-            limit_id=family.replace("-", "_"),
-            primary=_rate_limit_window(headers, f"{prefix}-primary"),
-            secondary=_rate_limit_window(headers, f"{prefix}-secondary"),
-            limit_name=_header(headers, f"{prefix}-limit-name"),
-            credits=credits,
-        )
-        if family == "codex" or snapshot.primary or snapshot.secondary or credits:
-            out.append(snapshot)
-    return out
+    ids = {key: value for key, value in lineage.items() if value}
+    reasoning: dict[str, Any] = {}
+    if prompt.reasoning_effort:
+        reasoning["effort"] = prompt.reasoning_effort
+    if prompt.reasoning_summary and prompt.reasoning_summary != "none":
+        reasoning["summary"] = prompt.reasoning_summary
+    leading: list[bytes] = []
+    items = _with_call_outputs(prompt.input)
+    if rules.responses_lite:
+        prompt, items, leading = _responses_lite(prompt, items, reasoning, who)
+    if prompt.instructions:
+        leading.append(_instructions_item(prompt.instructions, who, openai))
+    head: dict[str, Any] = {"model": model}
+    tail: dict[str, Any] = {}
+    if prompt.tools is not None:
+        tail["tools"] = prompt.tools
+    tail["tool_choice"] = prompt.tool_choice or "auto"
+    tail["parallel_tool_calls"] = prompt.parallel_tool_calls
+    tail["reasoning"] = reasoning or None
+    tail["store"] = rules.store
+    tail["stream"] = True
+    include = ["reasoning.encrypted_content", *(prompt.include or ())]
+    tail["include"] = list(dict.fromkeys(include))
+    if tier and rules.service_tier:
+        tail["service_tier"] = tier
+    # the session id keeps the cache across resumes and sub-agents
+    tail["prompt_cache_key"] = prompt.prompt_cache_key or who.session_id
+    text: dict[str, Any] = {}
+    if prompt.verbosity:
+        text["verbosity"] = prompt.verbosity
+    if prompt.output_schema is not None:
+        text["format"] = {
+            "type": "json_schema",
+            "strict": True,
+            "schema": prompt.output_schema,
+            "name": "codex_output_schema",
+        }
+    if text:
+        tail["text"] = text
+    for key in ("max_output_tokens", "metadata", "safety_identifier", "truncation"):
+        if (value := getattr(prompt, key)) is not None:
+            tail[key] = value
+    tail.update(prompt.extra_body or {})
+    if openai:
+        tail["client_metadata"] = {
+            "x-codex-installation-id": who.installation_id,
+            "session_id": who.session_id,
+            "thread_id": who.thread_id,
+            "x-codex-window-id": who.window_id,
+            "turn_id": who.turn_id,
+            "root_turn_id": who.turn_id,
+            **ids,
+        }
+    for key, value in (prompt.override_body or {}).items():
+        (head if key in head else tail)[key] = value
+    headers = {"Accept": "text/event-stream", **provider_headers}
+    headers["originator"] = who.originator
+    headers["User-Agent"] = _user_agent(who.originator)
+    headers["x-client-request-id"] = who.thread_id
+    headers["session-id"] = who.session_id
+    headers["thread-id"] = who.thread_id
+    headers["x-codex-window-id"] = who.window_id
+    headers.update(ids)
+    if rules.responses_lite:
+        headers["x-openai-internal-codex-responses-lite"] = "true"
+    if rules.chatgpt_backend:
+        tier_part = f";tier={tier}" if tier else ""
+        headers["x-codex-routing-hint"] = f"model={model}{tier_part}"
+    fragments = leading + cache.encode(items)
+    return _RequestParts(url, headers, head, fragments, items, tail, len(leading))
 
 
-def _events_from_headers(headers: Mapping[str, str]) -> list[ResponseEvent]:
-    """What the response headers say, in the order upstream emits it, with
-    no secret a server echoed in them (events reach `--json` and rollouts)."""
-    headers = {name.lower(): _scrub(value) for name, value in headers.items()}
-    events: list[ResponseEvent] = []
-    if model := headers.get("openai-model"):
-        events.append(ServerModel(model))
-    events.extend(_rate_limits_from_headers(headers))
-    if etag := _header(headers, "x-models-etag"):
-        events.append(ModelsEtag(etag))
-    if "x-reasoning-included" in headers:
-        events.append(ServerReasoningIncluded())
-    return events
+def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
+    """`x-codex-turn-metadata`: who and what this request is, as one
+    ASCII JSON string (the header and `client_metadata` carry the same)."""
+    metadata: dict[str, Any] = {
+        "installation_id": who.installation_id,
+        "session_id": who.session_id,
+        "thread_id": who.thread_id,
+        "turn_id": who.turn_id,
+        "window_id": who.window_id,
+        "window_number": 0,
+        "request_kind": "turn",
+        "root_turn_id": who.turn_id,
+        "turn_started_at_unix_ms": who.started_at_ms,
+        "model": model,
+    }
+    if effort:
+        metadata["reasoning_effort"] = effort
+    return json.dumps(metadata, separators=(",", ":"))
 
 
-_TRY_AGAIN = re.compile(r"(?i)try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)")
+def _responses_lite(
+    prompt: Prompt,
+    items: Sequence[ResponseItem],
+    reasoning: dict[str, Any],
+    who: _Identity,
+) -> tuple[Prompt, list[ResponseItem], list[bytes]]:
+    """Responses Lite (wire-spec §11) as one step: the tools move into a
+    leading `additional_tools` item, parallel tool calls are off, the
+    reasoning covers all turns, configuration updates are left out.  A
+    conversation keeps that item and the instructions in its history
+    (`Conversation.stream_turn`): then none is added here."""
+    reasoning["context"] = "all_turns"
+    items = [i for i in items if not isinstance(i, ConfigurationUpdate)]
+    lite = dataclasses.replace(prompt, tools=None, parallel_tool_calls=False)
+    if any(isinstance(i, AdditionalTools) for i in items):
+        return dataclasses.replace(lite, instructions=""), items, []
+    tools = prompt.tools or []
+    tools_item = {
+        "type": "additional_tools",
+        "id": _stable_id(who, "at", _dumps(tools).decode()),
+        "role": "developer",
+        "tools": tools,
+    }
+    return lite, items, [_dumps(tools_item)]
 
 
-def _retry_delay(message: str) -> float | None:
-    match = _TRY_AGAIN.search(message)
-    if match is None:
-        return None
-    value, unit = match.groups()
-    return int(float(value)) / 1000 if unit.lower() == "ms" else float(value)
+def _instructions_item(instructions: str, who: _Identity, openai: bool) -> bytes:
+    """The instructions as Codex 0.169 sends them: a developer message
+    before the history."""
+    message: dict[str, Any] = {
+        "type": "message",
+        "id": _stable_id(who, "msg", instructions),
+        "role": "developer",
+        "content": [{"type": "input_text", "text": instructions}],
+    }
+    if openai:
+        message[_METADATA_KEY] = {"content_item_kinds": ["model.base_instructions"]}
+    return _dumps(message)
 
 
-# Error codes the API reports, what they become here, and the message to use
-# when the server sends none.
-_ERROR_CODES: dict[str, tuple[type[ApiError], str]] = {
-    "context_length_exceeded": (ContextWindowExceeded, "context window exceeded"),
-    "insufficient_quota": (QuotaExceeded, "quota exceeded"),
-    "usage_not_included": (UsageNotIncluded, "usage not included in your plan"),
-    "cyber_policy": (
-        CyberPolicy,
-        "This request has been flagged for possible cybersecurity risk.",
-    ),
-    "invalid_prompt": (InvalidRequest, "Invalid request."),
-    "server_is_overloaded": (ServerOverloaded, "server is overloaded"),
-    "slow_down": (ServerOverloaded, "server is overloaded"),
-}
+def _stable_id(who: _Identity, prefix: str, content: str) -> str:
+    """An id that is the same on every attempt, turn and resume: a UUIDv5
+    of the thread and the content, as Codex makes them."""
+    import uuid
 
-
-def _failed_error(response: Any, request_id: str | None) -> ApiError:
-    """The error a `response.failed` event stands for (wire-spec §13)."""
-    error = _json_get(response, "error")
-    if not isinstance(error, dict):
-        return StreamError("response.failed event received", request_id=request_id)
-    code = error.get("code")
-    message = str(error.get("message") or "")
-    if code in _ERROR_CODES:
-        cls, default = _ERROR_CODES[code]
-        return cls(message or default, code=code, request_id=request_id)
-    delay = _retry_delay(message) if code == "rate_limit_exceeded" else None
-    return StreamError(
-        message or f"response.failed with error code {code!r} and no message",
-        request_id=request_id,
-        delay=delay,
-        code=code if isinstance(code, str) else None,
-    )
-
-
-def _usage(raw: Any) -> TokenUsage | None:
-    if not isinstance(raw, dict):
-        return None
-    details = raw.get("input_tokens_details"), raw.get("output_tokens_details")
-    return TokenUsage(
-        input_tokens=_json_get(raw, "input_tokens", int) or 0,
-        cached_input_tokens=_json_get(details[0], "cached_tokens", int) or 0,
-        output_tokens=_json_get(raw, "output_tokens", int) or 0,
-        reasoning_output_tokens=_json_get(details[1], "reasoning_tokens", int) or 0,
-        total_tokens=_json_get(raw, "total_tokens", int) or 0,
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    """A one-line reason for a transport error, without URLs or headers."""
-    import requests
-
-    for kind, text in (
-        (requests.ConnectTimeout, "connect timeout"),
-        (requests.ReadTimeout, "read timeout"),
-        (requests.exceptions.SSLError, "TLS error"),
-        (requests.ConnectionError, "connection error"),
-    ):
-        if isinstance(exc, kind):
-            cause = exc.args[0] if exc.args else None
-            reason = getattr(cause, "reason", None)
-            return f"{text} ({type(reason).__name__})" if reason is not None else text
-    return type(exc).__name__
-
-
-def _body_chunks(response: requests.Response) -> Iterator[bytes]:
-    """The decoded body as it arrives (not waiting for full reads).
-
-    urllib3 decodes the encodings requests asks for (gzip and deflate, and
-    brotli or zstd where it has them), each read bounded to 64 KiB of output
-    however small the input.  A body in an encoding not asked for is refused:
-    decoding it would be unbounded.
-    """
-    encoding = response.headers.get("content-encoding", "").strip().lower()
-    decoders = response.raw.CONTENT_DECODERS
-    for part in filter(None, (e.strip() for e in encoding.split(","))):
-        if part != "identity" and part not in decoders:
-            raise StreamError(
-                f"the response body is {part}-encoded, which was not asked for",
-                request_id=response.headers.get("x-request-id"),
-            )
-    while chunk := response.raw.read1(65536, decode_content=True):
-        yield chunk
-
-
-def _status_error(
-    status: int,
-    headers: Mapping[str, str],
-    body: Any,
-    raw: bytes = b"",
-    reason: str | None = None,
-) -> ApiError:
-    """The typed error an HTTP status and error body (parsed, and `raw`)
-    stand for; a WebSocket error frame is read the same way."""
-    import http.client
-
-    request_id = headers.get("x-request-id")
-    phrase = http.client.responses.get(status) if status >= 400 else None
-    message, code = reason or phrase or "an error, with no message", None
-    error = _json_get(body, "error")
-    if isinstance(error, dict):
-        message = str(error.get("message") or message)
-        code = error.get("code") or error.get("type")
-        code = code if isinstance(code, str) else None
-    elif isinstance(error, str):
-        message = error
-    elif body is None and raw and b"<" not in raw[:1]:  # scrubbed, then cut
-        message = f"{message}: {_scrub(raw.decode('utf-8', 'replace'))[:200].strip()}"
-    if code in _ERROR_CODES:
-        cls = _ERROR_CODES[code][0]
-    elif 400 <= status < 500 and status not in (401, 403, 408, 409, 429):
-        cls = InvalidRequest
-    else:
-        cls = ApiError
-    return cls(message, status=status, code=code, request_id=request_id)
-
-
-class _ResponsesReader:
-    """Responses stream semantics over decoded SSE events (sans-IO).
-
-    Events are told apart by the JSON `type` in the data, not the SSE event
-    name: some servers send no `event:` lines.  `done` turns true at
-    `response.completed`; `end_error` is what a stream that ends before that
-    amounts to.  Over a `websocket` an `error` event ends the request.
-    """
-
-    def __init__(self, request_id: str | None, *, websocket: bool = False) -> None:
-        self.request_id = request_id
-        self.websocket = websocket
-        self.done = False
-        self.failure: ApiError | None = None  # what the stream ends in, if not done
-        self.failure_headers: dict[str, str] = {}  # an error frame's
-        self.turn_state: str | None = None  # from a WebSocket `response.metadata`
-
-    def read(self, sse: ServerSentEvent) -> ResponseEvent | None:
-        if self.done or not sse.data or sse.data == "[DONE]":
-            return None
-        try:
-            obj = json.loads(sse.data)
-        except (ValueError, RecursionError):
-            # scrubbed whole: %.200r cuts it, and could leave part of a key
-            _log.debug("skipping SSE data that is not JSON: %.200r", _scrub(sse.data))
-            return None
-        if not isinstance(obj, dict):
-            return None
-        kind = obj.get("type")
-        try:
-            return self._event(kind, obj)
-        except (ItemError, KeyError, TypeError, ValueError) as exc:
-            _log.debug("skipping malformed %s event: %s", kind, exc)
-            return None
-
-    def _event(self, kind: Any, obj: dict[str, Any]) -> ResponseEvent | None:
-        response = obj.get("response")
-        if kind == "response.output_text.delta":
-            return OutputTextDelta(
-                _typed(obj, "delta", str, error=TypeError, required=True),
-                obj.get("item_id"),
-            )
-        if kind == "response.output_item.done":
-            return OutputItemDone(item_from_json(obj["item"]))
-        if kind == "response.output_item.added":
-            return OutputItemAdded(item_from_json(obj["item"]))
-        if kind == "response.created" and isinstance(response, dict):
-            return Created(response.get("id"))
-        if kind == "response.custom_tool_call_input.delta":
-            call_id = obj.get("call_id")
-            return ToolCallInputDelta(
-                obj.get("item_id") or call_id,
-                call_id,
-                _typed(obj, "delta", str, error=TypeError, required=True),
-            )
-        if kind == "response.reasoning_summary_text.delta":
-            return ReasoningSummaryDelta(
-                _typed(obj, "delta", str, error=TypeError, required=True),
-                _typed(obj, "summary_index", int, error=TypeError, required=True),
-            )
-        if kind == "response.reasoning_text.delta":
-            return ReasoningContentDelta(
-                _typed(obj, "delta", str, error=TypeError, required=True),
-                _typed(obj, "content_index", int, error=TypeError, required=True),
-            )
-        if kind == "response.reasoning_summary_part.added":
-            return ReasoningSummaryPartAdded(
-                _typed(obj, "summary_index", int, error=TypeError, required=True)
-            )
-        if kind == "response.completed" and isinstance(response, dict):
-            self.done = True
-            return Completed(
-                response.get("id"),
-                _usage(response.get("usage")),
-                _json_get(response, "end_turn", bool),
-            )
-        if kind == "response.failed":
-            self.failure = _failed_error(response, self.request_id)
-        elif kind == "response.incomplete":
-            reason = _json_get(_json_get(response, "incomplete_details"), "reason")
-            self.failure = StreamError(
-                f"Incomplete response returned, reason: {reason or 'unknown'}",
-                request_id=self.request_id,
-            )
-        elif kind == "response.metadata":
-            state = _json_get(_json_get(obj, "headers"), "x-codex-turn-state", str)
-            self.turn_state = self.turn_state or state
-        elif kind == "error" and self.websocket:
-            # with the HTTP status the request would have had, if it says
-            headers = _json_get(obj, "headers", dict) or {}
-            headers = {k.lower(): v for k, v in headers.items() if isinstance(v, str)}
-            status = obj.get("status")
-            self.failure_headers = headers
-            self.failure = (
-                _status_error(status, headers, obj)
-                if type(status) is int
-                else _failed_error(obj, self.request_id)
-            )
-        elif kind == "error":
-            _log.warning(
-                "server sent an error event: %s", _scrub(json.dumps(obj))[:500]
-            )
-        return None
-
-    def end_error(self) -> CodexError:
-        return self.failure or StreamError(
-            "stream closed before response.completed", request_id=self.request_id
-        )
-
-
-# --- Body encoding ----------------------------------------------------------
-#
-# A request body is serialized once and compressed once, before the retry
-# loop; every attempt sends the same bytes object.  Items keep their encoded
-# JSON between turns, so turn N+1 only encodes what is new and joins bytes.
+    namespace = uuid.uuid5(uuid.NAMESPACE_OID, who.thread_id)
+    return f"{prefix}_{uuid.uuid5(namespace, content)}"
 
 
 def _zstd_compress(data: bytes) -> bytes:
     # Imported here: only compressed requests pay for loading zstd.
     try:
-        from compression import zstd  # novermin
+        from compression import zstd  # type: ignore[import-not-found]  # novermin
 
         return typing.cast(bytes, zstd.compress(data, level=3))
     except ImportError:
@@ -3497,340 +2967,726 @@ class ModelProvider:
         return url
 
 
-# --- Client and turn --------------------------------------------------------
+# --- Config -----------------------------------------------------------------
 #
-# A `Client` is one thread of conversation with one provider; a `Turn` is one
-# user turn, holding the sticky routing token.  `Turn.stream` builds the body
-# once, then runs the blocking retry loop: auth is applied on every attempt,
-# the bytes never change.
+# The same `$CODEX_HOME/config.toml` Codex reads.  Keys we do not use are
+# ignored; a key we use with the wrong type is an error naming file and key.
 
-_DEFAULT_FEATURES: dict[str, bool] = {
-    "item_ids": True,
-    "responses_websockets": True,
-    "enable_request_compression": True,
-}
-_SERVICE_TIERS = {"fast": "priority", "priority": "priority", "flex": "flex"}
-# Item keys that only OpenAI accepts in a request.
-_OPENAI_ONLY_KEYS = (_METADATA_KEY, "encrypted_function_args")
-
-
-# Fields codex_lite sends or has a name for: extra_body may not name them,
-# override_body replaces them.
-# fmt: off
-_OWN_FIELDS = frozenset({
-    "model", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "store",
-    "stream", "include", "service_tier", "prompt_cache_key", "text",
-    "client_metadata", "max_output_tokens", "metadata", "safety_identifier",
-    "truncation",
-})
-# fmt: on
-# Made for each request from the history, or a WebSocket frame's own.
-_FIXED_FIELDS = ("input", "previous_response_id", "type")
+DEFAULT_MODEL = "gpt-5-codex"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RequestFields:
-    """Request fields a script may set, for one `Prompt` or as a client's
-    default (`Client(fields=...)`); each left None takes the client's.
+class Config:
+    """Settings after file, profile and `-c` overrides are merged."""
 
-    `tool_choice` is "auto" (the default), "required", "none" or an object
-    such as `{"type": "function", "name": ...}` or `{"type": "allowed_tools",
-    ...}`; `include` adds to the "reasoning.encrypted_content" always asked;
-    `prompt_cache_key` defaults to the session id.  `extra_body` adds any
-    other field by name; `override_body` replaces one codex_lite sets.
-    """
-
-    tool_choice: str | dict[str, Any] | None = None
-    include: Sequence[str] | None = None
-    max_output_tokens: int | None = None
-    metadata: dict[str, str] | None = None
-    prompt_cache_key: str | None = None
-    safety_identifier: str | None = None
-    truncation: str | None = None
-    extra_body: dict[str, Any] | None = None
-    override_body: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        choice = self.tool_choice
-        named = isinstance(choice, dict) and isinstance(choice.get("type"), str)
-        if choice not in (None, "auto", "required", "none") and not named:
-            raise ConfigError(
-                'tool_choice must be "auto", "required", "none" or an object '
-                f'with a "type", not {choice!r}'
-            )
-        if self.truncation not in (None, "auto", "disabled"):
-            raise ConfigError(
-                f'truncation must be "auto" or "disabled", not {self.truncation!r}'
-            )
-        if isinstance(self.include, str):
-            raise ConfigError(
-                f"include must be a list of strings, not {self.include!r}"
-            )
-        bodies = {"extra_body": self.extra_body, "override_body": self.override_body}
-        for where, body in bodies.items():
-            for key in body or ():
-                if key in _FIXED_FIELDS:
-                    raise ConfigError(f"{where}.{key}: codex_lite makes this field")
-                if key in _OWN_FIELDS and where == "extra_body":
-                    raise ConfigError(
-                        f"{where}.{key}: a field codex_lite sets or names; "
-                        "override_body replaces it"
-                    )
-
-    def _over(self, default: RequestFields) -> typing.Self:
-        """These fields, each left None taken from `default`."""
-        names = [f.name for f in dataclasses.fields(RequestFields)]
-        taken = {n: getattr(default, n) for n in names if getattr(self, n) is None}
-        return dataclasses.replace(self, **taken)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Prompt(RequestFields):
-    """What one request asks: input items and the settings that go with them.
-
-    `tools` is the raw JSON list of tool definitions.  Settings left None
-    fall back to the client's.
-    """
-
-    input: Sequence[ResponseItem]
-    instructions: str = ""
-    tools: list[Any] | None = None
-    parallel_tool_calls: bool = False
+    home: Path
+    path: Path
+    model: str = DEFAULT_MODEL
+    model_provider: str = "openai"
+    providers: dict[str, ProviderInfo] = field(default_factory=dict)
     reasoning_effort: str | None = None
     reasoning_summary: str | None = None
     verbosity: str | None = None
-    output_schema: dict[str, Any] | None = None
     service_tier: str | None = None
+    features: dict[str, bool] = field(default_factory=dict)
+    profile: str | None = None
+
+    def provider(self, environ: Mapping[str, str] | None = None) -> ModelProvider:
+        info = self.providers.get(self.model_provider)
+        if info is None:
+            raise ConfigError(
+                f"{self.path}: model_provider {self.model_provider!r} is not defined "
+                f"(known: {', '.join(sorted(self.providers))})"
+            )
+        return ModelProvider(self.model_provider, info, environ=environ, home=self.home)
 
 
-class _Rules(typing.NamedTuple):
-    """What differs per provider, in one place, worked out once per client."""
+def _read_toml(file: Path, name: Path, problem: str = "") -> tuple[str, dict[str, Any]]:
+    """A TOML file's text and table, empty when it does not exist; one that
+    cannot be read or parsed is a ConfigError naming `name`."""
+    import tomllib
 
-    chatgpt_backend: bool  # the openai provider signed in with ChatGPT
-    openai_metadata: bool  # client_metadata, turn metadata, OpenAI-only item keys
-    store: bool  # Azure keeps responses (wire-spec §2)
-    compress: bool  # zstd request bodies (§5)
-    service_tier: bool  # a tier may be asked for: not on Bedrock (§10)
-    responses_lite: bool  # tools and instructions as items (§11)
-
-
-def _resolve_installation_id(home: Path | None = None, *, keep: bool = True) -> str:
-    """The id in `$CODEX_HOME/installation_id`, made (a UUIDv4) and kept
-    there if missing or corrupt.  Where it cannot be kept (a read-only or
-    missing home), or `keep` is off, an id that exists is read, else the
-    one made is this process's alone."""
-    import uuid
-
-    home = home if home is not None else default_codex_home()
-    path, fd, why = home / "installation_id", -1, "an ephemeral run makes none"
     try:
-        if keep:
-            home.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            with _locked(fd):
-                # 0644 as upstream makes it; a stricter mode is kept
-                if os.name == "posix" and os.fstat(fd).st_mode & 0o022:
-                    os.chmod(path, 0o644)
-                text = _read_at(fd, 0, 128).decode("utf-8", "replace").strip()
-                try:
-                    return str(uuid.UUID(text))
-                except ValueError:
-                    fresh = str(uuid.uuid4())
-                    os.ftruncate(fd, 0)
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    os.write(fd, fresh.encode())
-                    os.fsync(fd)
-                    return fresh
+        text = file.read_text(encoding="utf-8") if file.exists() else ""
+        return text, tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name}: {problem}{exc}") from None
     except OSError as exc:
-        why = exc.strerror or type(exc).__name__
-    finally:
-        if fd >= 0:
-            os.close(fd)
+        raise _file_error(name, exc, "make it readable, or set CODEX_HOME") from None
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    """`key.path=value`: the value as TOML, else as a plain string (Codex's rule)."""
+    import tomllib
+
+    key, eq, raw = text.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(f"-c {text!r}: expected key=value")
     try:
-        with path.open("rb") as f:
-            return str(uuid.UUID(f.read(128).decode("utf-8", "replace").strip()))
-    except (OSError, ValueError):
-        _log.debug("%s: %s; an installation id for this process only", path, why)
-        return str(uuid.uuid4())
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return [part.strip() for part in key.strip().split(".")], value
 
 
-class _Identity(typing.NamedTuple):
-    """Who sends a request: the one source of the ids that its headers, its
-    turn metadata and its `client_metadata` carry."""
-
-    session_id: str
-    thread_id: str
-    turn_id: str
-    started_at_ms: int
-    originator: str
-    subagent: str | None
-    parent_thread_id: str | None
-    installation_id: str | None  # told to OpenAI alone
-    window_id: str
+def _merge_tables(base: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    """Codex's layering of config files: tables merge key by key, other values replace."""
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge_tables(base[key], value)
+        else:
+            base[key] = value
 
 
-def _request_parts(
-    prompt: Prompt,
-    model: str,
-    who: _Identity,
-    rules: _Rules,
-    cache: _FragmentCache,
-    url: str,
-    provider_headers: Mapping[str, str],
-) -> _RequestParts:
-    """The request before it is joined, without auth or turn state: what
-    every attempt, over either transport, starts from.  `prompt` holds the
-    client's defaults for what it leaves None."""
-    tier = _SERVICE_TIERS.get(prompt.service_tier or "")
-    # Codex sends turn metadata to every provider; we keep it, like
-    # client_metadata, to OpenAI.
-    openai = rules.openai_metadata
-    turn_metadata = _turn_metadata(who, model, prompt.reasoning_effort)
-    # what headers and client_metadata both end with
-    lineage = {
-        "x-codex-turn-metadata": turn_metadata if openai else None,
-        "x-openai-subagent": who.subagent,
-        "x-codex-parent-thread-id": who.parent_thread_id,
+def load_config(
+    codex_home: Path | str | None = None,
+    *,
+    profile: str | None = None,
+    overrides: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read `config.toml` from the Codex home, as Codex 0.169+ does: with a
+    profile, `NAME.config.toml` beside it goes over it; `-c` overrides over both."""
+
+    home = default_codex_home() if codex_home is None else Path(codex_home).expanduser()
+    path = home / "config.toml"
+    if profile is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", profile):
+        raise ConfigError(
+            f"invalid profile {profile!r}: pass a plain name such as 'work' "
+            f"(it reads {home}/NAME.config.toml)"
+        )
+    settings: dict[str, Any] = {}
+    source: dict[str, str] = {}  # the file (or -c) each top-level key came from
+    for file in (path, home / f"{profile}.config.toml") if profile else (path,):
+        doc = _read_toml(file, file)[1]
+        tables = doc.get("profiles")
+        legacy = "profile" in doc or isinstance(tables, dict) and profile in tables
+        if file == path and profile and legacy:
+            raise ConfigError(
+                f"{path}: -p {profile} cannot be used while this file has a legacy "
+                f'profile = "..." or [profiles.{profile}] (Codex refuses it too); '
+                f"move those settings into {home / f'{profile}.config.toml'}"
+            )
+        _merge_tables(settings, doc)
+        source.update(dict.fromkeys(doc, str(file)))
+    for keys, value in map(_parse_override, overrides):
+        table = settings
+        for key in keys[:-1]:  # tables on the way made or replaced
+            if not isinstance(table.get(key), dict):
+                table[key] = {}
+            table = table[key]
+        table[keys[-1]] = value
+        source[keys[0]] = "-c"
+    old = settings.get("profile")
+    if old is not None:  # Codex 0.169+ refuses it rather than pick the profile
+        raise ConfigError(
+            f'{source["profile"]}: legacy profile = "{old}" is no longer supported '
+            f"(Codex refuses it too); move [profiles.{old}] into "
+            f"{home / f'{old}.config.toml'} and pass -p {old}"
+        )
+
+    def where(key: str) -> str:
+        return f"{source.get(key, path)}: config"
+
+    def get(key: str, kind: type[Any] = str) -> Any:
+        return _typed(settings, key, kind, f"{where(key)}.{key}")
+
+    tier = get("service_tier")
+    if tier is not None and tier not in ("fast", "flex"):
+        raise ConfigError(
+            f'{where("service_tier")}.service_tier must be "fast" or "flex", '
+            f"not {tier!r}"
+        )
+    features = get("features", dict) or {}
+    for name, enabled in features.items():
+        if not isinstance(enabled, bool):
+            raise ConfigError(
+                f"{where('features')}.features.{name} must be true or false"
+            )
+    return Config(
+        home=home,
+        path=path,
+        model=get("model") or DEFAULT_MODEL,
+        model_provider=get("model_provider") or "openai",
+        providers=_merge_providers(
+            get("model_providers", dict) or {},
+            f"{source.get('model_providers', path)}: model_providers",
+            environ,
+            openai_base_url=get("openai_base_url"),
+        ),
+        reasoning_effort=get("model_reasoning_effort"),
+        reasoning_summary=get("model_reasoning_summary"),
+        verbosity=get("model_verbosity"),
+        service_tier=tier,
+        features=features,
+        profile=profile,
+    )
+
+
+def _merge_providers(
+    tables: Mapping[str, Any],
+    where: str,
+    environ: Mapping[str, str] | None,
+    *,
+    openai_base_url: str | None = None,
+) -> dict[str, ProviderInfo]:
+    """Built-ins plus the user's; of a built-in only Bedrock's aws and base_url
+    may change, and the openai one's base URL by `openai_base_url` (which
+    wins over `OPENAI_BASE_URL`, as Codex reads only the config key)."""
+    providers = _built_in_providers(environ)
+    if openai_base_url and openai_base_url.strip():
+        providers["openai"] = dataclasses.replace(
+            providers["openai"], base_url=openai_base_url.strip()
+        )
+    for provider_id, table in tables.items():
+        key = f"{where}.{provider_id}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{key} must be a table")
+        if provider_id == "amazon-bedrock":
+            info = ProviderInfo.from_toml(
+                {k: v for k, v in table.items() if k in ("aws", "base_url")}, where=key
+            )
+            providers[provider_id] = dataclasses.replace(
+                providers[provider_id],
+                aws=info.aws or AwsAuthInfo(),
+                base_url=info.base_url,
+            )
+        elif provider_id in providers:
+            _log.warning("%s: built-in providers cannot be overridden; ignored", key)
+        else:
+            providers[provider_id] = ProviderInfo.from_toml(table, where=key)
+    return providers
+
+
+# A top-level `service_tier = "..."` line: what comes before the value, the
+# value, and what follows it (a comment, the line end).
+_TIER_LINE = re.compile(
+    r"""(?P<head>[ \t]*service_tier[ \t]*=[ \t]*)(?:"(?:[^"\\\n]|\\.)*"|'[^'\n]*')(?P<rest>.*)""",
+    re.DOTALL,
+)
+
+
+def set_fast_mode(home: Path, enabled: bool) -> Path:
+    """Set or remove the top-level `service_tier = "fast"` in config.toml.
+
+    An existing top-level `service_tier` line takes the new value where it
+    stands, its comment kept (or goes, turning fast mode off); else the line
+    is added at the top.  Nothing else changes, byte for byte: each possible
+    edit is checked by parsing, so a look-alike line inside a multi-line
+    string or a table is left alone.  A symlinked config.toml is edited at
+    its target.  The file is replaced atomically (a temporary file, then
+    rename) with its mode kept.
+    """
+    import tomllib
+
+    path = home / "config.toml"
+    target = path.resolve() if path.is_symlink() else path
+    text, before = _read_toml(target, path, "cannot edit service_tier safely: ")
+    if before.get("service_tier") == ("fast" if enabled else None):
+        return path
+    expected = {k: v for k, v in before.items() if k != "service_tier"}
+    if enabled:
+        expected["service_tier"] = "fast"
+    lines = text.splitlines(keepends=True)
+    edits = []
+    for i, line in enumerate(lines):
+        if match := _TIER_LINE.fullmatch(line):
+            value = [f'{match["head"]}"fast"{match["rest"]}'] if enabled else []
+            edits.append("".join([*lines[:i], *value, *lines[i + 1 :]]))
+    if enabled:
+        edits.append(f'service_tier = "fast"\n{text}')
+    for new in edits:
+        try:
+            if tomllib.loads(new) == expected:
+                break
+        except tomllib.TOMLDecodeError:
+            continue
+    else:
+        raise ConfigError(f"{path}: cannot edit service_tier safely; edit it by hand")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+        _write_atomically(target, new.encode(), mode=mode)
+    except OSError as exc:
+        raise _file_error(target, exc, "make it writable, or set CODEX_HOME") from None
+    return path
+
+
+# --- Reading responses ------------------------------------------------------
+#
+# Two sans-IO layers: `SSEDecoder` turns bytes into `ServerSentEvent`s by the
+# WHATWG rules, and `_ResponsesReader` turns those into Responses events.
+# Neither touches a socket; whatever reads the body feeds them.  Beside them,
+# the events the response headers carry, and a status answer (or a
+# WebSocket error frame) as its typed error (`_status_error`).
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class ServerSentEvent(typing.NamedTuple):
+    """One dispatched event; `id` is the last event id in force, if any was set."""
+
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+
+_MAX_EVENT_BYTES = 64 << 20
+
+
+class SSEDecoder:
+    """Incremental event-stream decoder: `feed` bytes, get events.
+
+    Results do not depend on how the stream is split into chunks.  An event
+    left unterminated when the stream ends is discarded (`flush`).  A line
+    or an event's data longer than `max_size` bytes is a `StreamError`, so
+    a server cannot make the client hold an unbounded buffer.
+    """
+
+    def __init__(self, *, max_size: int = _MAX_EVENT_BYTES) -> None:
+        self.max_size = max_size
+        self._buffer = bytearray()  # the line being received
+        self._data_size = 0  # of the event being received
+        self._at_start = True  # a BOM may still come
+        self._after_cr = False  # the last chunk ended in CR: a leading LF belongs to it
+        self._event: bytes | None = None
+        self._data: list[bytes] = []
+        self._retry: int | None = None
+        self._last_id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        if not chunk:
+            return []
+        if self._after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._after_cr = chunk[-1:] == b"\r"
+        # CR and CRLF end lines too: make them LF
+        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer = self._buffer
+        start = len(buffer)  # only the new bytes can hold a new line end
+        buffer += chunk
+        if self._at_start:
+            if len(buffer) < 3 and _BOM.startswith(buffer):
+                return []
+            self._at_start = False
+            if buffer.startswith(_BOM):
+                del buffer[:3]
+                start = 0
+        end = buffer.rfind(b"\n", start)
+        lines = bytes(buffer[:end]).split(b"\n") if end != -1 else []
+        del buffer[: end + 1]
+        if len(buffer) > self.max_size or (
+            end > self.max_size and any(len(ln) > self.max_size for ln in lines)
+        ):
+            raise StreamError(f"an SSE line is longer than {self.max_size} bytes")
+        return self._lines(lines)
+
+    def flush(self) -> None:
+        """End of stream: an unterminated line or event is discarded."""
+        self._buffer, self._after_cr = bytearray(), False
+        self._event, self._data, self._data_size, self._retry = None, [], 0, None
+
+    def _lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
+        # One loop over complete lines, state in locals: this is the hot path.
+        events: list[ServerSentEvent] = []
+        event_type, data, retry = self._event, self._data, self._retry
+        last_id, size = self._last_id, self._data_size
+        for line in lines:
+            if not line:
+                if data:
+                    kind = (event_type or b"message").decode("utf-8", "replace")
+                    text = b"\n".join(data).decode("utf-8", "replace")
+                    events.append(ServerSentEvent(kind, text, last_id, retry))
+                event_type, data, retry, size = None, [], None, 0
+                continue
+            name, _, value = line.partition(b":")
+            if value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                data.append(value)
+                size += len(value) + 1  # and the newline joining it
+            elif name == b"event":
+                event_type = value
+            elif name == b"id" and b"\0" not in value:
+                last_id = value.decode("utf-8", "replace")
+            elif name == b"retry" and value.isdigit() and len(value) <= 4300:
+                retry = int(value)  # ASCII digits; Python converts up to 4,300
+            # anything else, a comment (no name) included, is ignored
+        if size > self.max_size:  # once a chunk: what can grow is across chunks
+            raise StreamError(f"an SSE event is larger than {self.max_size} bytes")
+        self._event, self._data, self._retry = event_type, data, retry
+        self._last_id, self._data_size = last_id, size
+        return events
+
+
+class TokenUsage(typing.NamedTuple):
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class RateLimitWindow(typing.NamedTuple):
+    used_percent: float
+    window_minutes: int | None = None
+    resets_at: int | None = None
+
+
+class RateLimits(typing.NamedTuple):
+    """One rate-limit family from the response headers (`codex` for the main one)."""
+
+    limit_id: str
+    primary: RateLimitWindow | None = None
+    secondary: RateLimitWindow | None = None
+    limit_name: str | None = None
+    credits: dict[str, Any] | None = None
+
+
+class ServerModel(typing.NamedTuple):
+    model: str
+
+
+class ModelsEtag(typing.NamedTuple):
+    etag: str
+
+
+class ServerReasoningIncluded(typing.NamedTuple):
+    included: bool = True
+
+
+class Created(typing.NamedTuple):
+    response_id: str | None = None
+
+
+class OutputItemAdded(typing.NamedTuple):
+    item: ResponseItem
+
+
+class OutputItemDone(typing.NamedTuple):
+    item: ResponseItem
+
+
+class OutputTextDelta(typing.NamedTuple):
+    delta: str
+    item_id: str | None = None
+
+
+class ToolCallInputDelta(typing.NamedTuple):
+    item_id: str | None
+    call_id: str | None
+    delta: str
+
+
+class ReasoningSummaryDelta(typing.NamedTuple):
+    delta: str
+    summary_index: int
+
+
+class ReasoningContentDelta(typing.NamedTuple):
+    delta: str
+    content_index: int
+
+
+class ReasoningSummaryPartAdded(typing.NamedTuple):
+    summary_index: int
+
+
+class StreamRetry(typing.NamedTuple):
+    """The stream failed and will be sent again: drop partial deltas seen so far."""
+
+    attempt: int
+    max_attempts: int
+    delay: float
+    error: CodexError
+
+
+class Completed(typing.NamedTuple):
+    response_id: str | None
+    usage: TokenUsage | None = None
+    end_turn: bool | None = None
+
+
+# fmt: off
+ResponseEvent = (
+    ServerModel | RateLimits | ModelsEtag | ServerReasoningIncluded | Created
+    | OutputItemAdded | OutputItemDone | OutputTextDelta | ToolCallInputDelta
+    | ReasoningSummaryDelta | ReasoningContentDelta | ReasoningSummaryPartAdded
+    | StreamRetry | Completed
+)
+# fmt: on
+
+
+def _rate_limit_window(
+    headers: Mapping[str, str], prefix: str
+) -> RateLimitWindow | None:
+    used = _header(headers, f"{prefix}-used-percent", float)
+    minutes = _header(headers, f"{prefix}-window-minutes", int)
+    resets = _header(headers, f"{prefix}-reset-at", int)
+    if used is None or (used == 0 and not minutes and resets is None):
+        return None
+    return RateLimitWindow(used, minutes, resets)
+
+
+_FAMILY = re.compile(r"x-([a-z0-9-]+)-primary-used-percent")
+
+
+def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
+    """The `codex` snapshot (always, first), then every other
+    `x-<family>-primary-used-percent` family that carries data, by name."""
+    found = {
+        "has_credits": _header(headers, "x-codex-credits-has-credits", bool),
+        "unlimited": _header(headers, "x-codex-credits-unlimited", bool),
+        "balance": _header(headers, "x-codex-credits-balance"),
     }
-    ids = {key: value for key, value in lineage.items() if value}
-    reasoning: dict[str, Any] = {}
-    if prompt.reasoning_effort:
-        reasoning["effort"] = prompt.reasoning_effort
-    if prompt.reasoning_summary and prompt.reasoning_summary != "none":
-        reasoning["summary"] = prompt.reasoning_summary
-    leading: list[bytes] = []
-    items = _with_call_outputs(prompt.input)
-    if rules.responses_lite:
-        prompt, items, leading = _responses_lite(prompt, items, reasoning, who)
-    if prompt.instructions:
-        leading.append(_instructions_item(prompt.instructions, who, openai))
-    head: dict[str, Any] = {"model": model}
-    tail: dict[str, Any] = {}
-    if prompt.tools is not None:
-        tail["tools"] = prompt.tools
-    tail["tool_choice"] = prompt.tool_choice or "auto"
-    tail["parallel_tool_calls"] = prompt.parallel_tool_calls
-    tail["reasoning"] = reasoning or None
-    tail["store"] = rules.store
-    tail["stream"] = True
-    include = ["reasoning.encrypted_content", *(prompt.include or ())]
-    tail["include"] = list(dict.fromkeys(include))
-    if tier and rules.service_tier:
-        tail["service_tier"] = tier
-    # the session id keeps the cache across resumes and sub-agents
-    tail["prompt_cache_key"] = prompt.prompt_cache_key or who.session_id
-    text: dict[str, Any] = {}
-    if prompt.verbosity:
-        text["verbosity"] = prompt.verbosity
-    if prompt.output_schema is not None:
-        text["format"] = {
-            "type": "json_schema",
-            "strict": True,
-            "schema": prompt.output_schema,
-            "name": "codex_output_schema",
-        }
-    if text:
-        tail["text"] = text
-    for key in ("max_output_tokens", "metadata", "safety_identifier", "truncation"):
-        if (value := getattr(prompt, key)) is not None:
-            tail[key] = value
-    tail.update(prompt.extra_body or {})
-    if openai:
-        tail["client_metadata"] = {
-            "x-codex-installation-id": who.installation_id,
-            "session_id": who.session_id,
-            "thread_id": who.thread_id,
-            "x-codex-window-id": who.window_id,
-            "turn_id": who.turn_id,
-            "root_turn_id": who.turn_id,
-            **ids,
-        }
-    for key, value in (prompt.override_body or {}).items():
-        (head if key in head else tail)[key] = value
-    headers = {"Accept": "text/event-stream", **provider_headers}
-    headers["originator"] = who.originator
-    headers["User-Agent"] = _user_agent(who.originator)
-    headers["x-client-request-id"] = who.thread_id
-    headers["session-id"] = who.session_id
-    headers["thread-id"] = who.thread_id
-    headers["x-codex-window-id"] = who.window_id
-    headers.update(ids)
-    if rules.responses_lite:
-        headers["x-openai-internal-codex-responses-lite"] = "true"
-    if rules.chatgpt_backend:
-        tier_part = f";tier={tier}" if tier else ""
-        headers["x-codex-routing-hint"] = f"model={model}{tier_part}"
-    fragments = leading + cache.encode(items)
-    return _RequestParts(url, headers, head, fragments, items, tail, len(leading))
+    credits = None if None in (found["has_credits"], found["unlimited"]) else found
+    families = {m[1] for h in headers if (m := _FAMILY.fullmatch(h.lower()))}
+    out = []
+    for family in ["codex", *sorted(families - {"codex"})]:
+        prefix = f"x-{family}"
+        snapshot = RateLimits(
+            limit_id=family.replace("-", "_"),
+            primary=_rate_limit_window(headers, f"{prefix}-primary"),
+            secondary=_rate_limit_window(headers, f"{prefix}-secondary"),
+            limit_name=_header(headers, f"{prefix}-limit-name"),
+            credits=credits,
+        )
+        if family == "codex" or snapshot.primary or snapshot.secondary or credits:
+            out.append(snapshot)
+    return out
 
 
-def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
-    """`x-codex-turn-metadata`: who and what this request is, as one
-    ASCII JSON string (the header and `client_metadata` carry the same)."""
-    metadata: dict[str, Any] = {
-        "installation_id": who.installation_id,
-        "session_id": who.session_id,
-        "thread_id": who.thread_id,
-        "turn_id": who.turn_id,
-        "window_id": who.window_id,
-        "window_number": 0,
-        "request_kind": "turn",
-        "root_turn_id": who.turn_id,
-        "turn_started_at_unix_ms": who.started_at_ms,
-        "model": model,
-    }
-    if effort:
-        metadata["reasoning_effort"] = effort
-    return json.dumps(metadata, separators=(",", ":"))
+def _events_from_headers(headers: Mapping[str, str]) -> list[ResponseEvent]:
+    """What the response headers say, in the order upstream emits it, with
+    no secret a server echoed in them (events reach `--json` and rollouts)."""
+    headers = {name.lower(): _scrub(value) for name, value in headers.items()}
+    events: list[ResponseEvent] = []
+    if model := headers.get("openai-model"):
+        events.append(ServerModel(model))
+    events.extend(_rate_limits_from_headers(headers))
+    if etag := _header(headers, "x-models-etag"):
+        events.append(ModelsEtag(etag))
+    if "x-reasoning-included" in headers:
+        events.append(ServerReasoningIncluded())
+    return events
 
 
-def _responses_lite(
-    prompt: Prompt,
-    items: Sequence[ResponseItem],
-    reasoning: dict[str, Any],
-    who: _Identity,
-) -> tuple[Prompt, list[ResponseItem], list[bytes]]:
-    """Responses Lite (wire-spec §11) as one step: the tools move into a
-    leading `additional_tools` item, parallel tool calls are off, the
-    reasoning covers all turns, configuration updates are left out.  A
-    conversation keeps that item and the instructions in its history
-    (`Conversation.stream_turn`): then none is added here."""
-    reasoning["context"] = "all_turns"
-    items = [i for i in items if not isinstance(i, ConfigurationUpdate)]
-    lite = dataclasses.replace(prompt, tools=None, parallel_tool_calls=False)
-    if any(isinstance(i, AdditionalTools) for i in items):
-        return dataclasses.replace(lite, instructions=""), items, []
-    tools = prompt.tools or []
-    tools_item = {
-        "type": "additional_tools",
-        "id": _stable_id(who, "at", _dumps(tools).decode()),
-        "role": "developer",
-        "tools": tools,
-    }
-    return lite, items, [_dumps(tools_item)]
+_TRY_AGAIN = re.compile(r"(?i)try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)")
 
 
-def _instructions_item(instructions: str, who: _Identity, openai: bool) -> bytes:
-    """The instructions as Codex 0.169 sends them: a developer message
-    before the history."""
-    message: dict[str, Any] = {
-        "type": "message",
-        "id": _stable_id(who, "msg", instructions),
-        "role": "developer",
-        "content": [{"type": "input_text", "text": instructions}],
-    }
-    if openai:
-        message[_METADATA_KEY] = {"content_item_kinds": ["model.base_instructions"]}
-    return _dumps(message)
+def _retry_delay(message: str) -> float | None:
+    match = _TRY_AGAIN.search(message)
+    if match is None:
+        return None
+    value, unit = match.groups()
+    return int(float(value)) / 1000 if unit.lower() == "ms" else float(value)
 
 
-def _stable_id(who: _Identity, prefix: str, content: str) -> str:
-    """An id that is the same on every attempt, turn and resume: a UUIDv5
-    of the thread and the content, as Codex makes them."""
-    import uuid
+# Error codes the API reports, what they become here, and the message to use
+# when the server sends none.
+_ERROR_CODES: dict[str, tuple[type[ApiError], str]] = {
+    "context_length_exceeded": (ContextWindowExceeded, "context window exceeded"),
+    "insufficient_quota": (QuotaExceeded, "quota exceeded"),
+    "usage_not_included": (UsageNotIncluded, "usage not included in your plan"),
+    "cyber_policy": (
+        CyberPolicy,
+        "This request has been flagged for possible cybersecurity risk.",
+    ),
+    "invalid_prompt": (InvalidRequest, "Invalid request."),
+    "server_is_overloaded": (ServerOverloaded, "server is overloaded"),
+    "slow_down": (ServerOverloaded, "server is overloaded"),
+}
 
-    namespace = uuid.uuid5(uuid.NAMESPACE_OID, who.thread_id)
-    return f"{prefix}_{uuid.uuid5(namespace, content)}"
+
+def _failed_error(response: Any, request_id: str | None) -> ApiError:
+    """The error a `response.failed` event stands for (wire-spec §13)."""
+    error = _json_get(response, "error")
+    if not isinstance(error, dict):
+        return StreamError("response.failed event received", request_id=request_id)
+    code = error.get("code")
+    message = str(error.get("message") or "")
+    if code in _ERROR_CODES:
+        cls, default = _ERROR_CODES[code]
+        return cls(message or default, code=code, request_id=request_id)
+    delay = _retry_delay(message) if code == "rate_limit_exceeded" else None
+    return StreamError(
+        message or f"response.failed with error code {code!r} and no message",
+        request_id=request_id,
+        delay=delay,
+        code=code if isinstance(code, str) else None,
+    )
+
+
+def _usage(raw: Any) -> TokenUsage | None:
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("input_tokens_details"), raw.get("output_tokens_details")
+    return TokenUsage(
+        input_tokens=_json_get(raw, "input_tokens", int) or 0,
+        cached_input_tokens=_json_get(details[0], "cached_tokens", int) or 0,
+        output_tokens=_json_get(raw, "output_tokens", int) or 0,
+        reasoning_output_tokens=_json_get(details[1], "reasoning_tokens", int) or 0,
+        total_tokens=_json_get(raw, "total_tokens", int) or 0,
+    )
+
+
+def _status_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: Any,
+    raw: bytes = b"",
+    reason: str | None = None,
+) -> ApiError:
+    """The typed error an HTTP status and error body (parsed, and `raw`)
+    stand for; a WebSocket error frame is read the same way."""
+    import http.client
+
+    request_id = headers.get("x-request-id")
+    phrase = http.client.responses.get(status) if status >= 400 else None
+    message, code = reason or phrase or "an error, with no message", None
+    error = _json_get(body, "error")
+    if isinstance(error, dict):
+        message = str(error.get("message") or message)
+        code = error.get("code") or error.get("type")
+        code = code if isinstance(code, str) else None
+    elif isinstance(error, str):
+        message = error
+    elif body is None and raw and b"<" not in raw[:1]:  # scrubbed, then cut
+        message = f"{message}: {_scrub(raw.decode('utf-8', 'replace'))[:200].strip()}"
+    if code in _ERROR_CODES:
+        cls = _ERROR_CODES[code][0]
+    elif 400 <= status < 500 and status not in (401, 403, 408, 409, 429):
+        cls = InvalidRequest
+    else:
+        cls = ApiError
+    return cls(message, status=status, code=code, request_id=request_id)
+
+
+class _ResponsesReader:
+    """Responses stream semantics over decoded SSE events (sans-IO).
+
+    Events are told apart by the JSON `type` in the data, not the SSE event
+    name: some servers send no `event:` lines.  `done` turns true at
+    `response.completed`; `end_error` is what a stream that ends before that
+    amounts to.  Over a `websocket` an `error` event ends the request.
+    """
+
+    def __init__(self, request_id: str | None, *, websocket: bool = False) -> None:
+        self.request_id = request_id
+        self.websocket = websocket
+        self.done = False
+        self.failure: ApiError | None = None  # what the stream ends in, if not done
+        self.failure_headers: dict[str, str] = {}  # an error frame's
+        self.turn_state: str | None = None  # from a WebSocket `response.metadata`
+
+    def read(self, sse: ServerSentEvent) -> ResponseEvent | None:
+        if self.done or not sse.data or sse.data == "[DONE]":
+            return None
+        try:
+            obj = json.loads(sse.data)
+        except (ValueError, RecursionError):
+            # scrubbed whole: %.200r cuts it, and could leave part of a key
+            _log.debug("skipping SSE data that is not JSON: %.200r", _scrub(sse.data))
+            return None
+        if not isinstance(obj, dict):
+            return None
+        kind = obj.get("type")
+        try:
+            return self._event(kind, obj)
+        except (ItemError, KeyError, TypeError, ValueError) as exc:
+            _log.debug("skipping malformed %s event: %s", kind, exc)
+            return None
+
+    def _event(self, kind: Any, obj: dict[str, Any]) -> ResponseEvent | None:
+        response = obj.get("response")
+        if kind == "response.output_text.delta":
+            return OutputTextDelta(
+                _typed(obj, "delta", str, error=TypeError, required=True),
+                obj.get("item_id"),
+            )
+        if kind == "response.output_item.done":
+            return OutputItemDone(item_from_json(obj["item"]))
+        if kind == "response.output_item.added":
+            return OutputItemAdded(item_from_json(obj["item"]))
+        if kind == "response.created" and isinstance(response, dict):
+            return Created(response.get("id"))
+        if kind == "response.custom_tool_call_input.delta":
+            call_id = obj.get("call_id")
+            return ToolCallInputDelta(
+                obj.get("item_id") or call_id,
+                call_id,
+                _typed(obj, "delta", str, error=TypeError, required=True),
+            )
+        if kind == "response.reasoning_summary_text.delta":
+            return ReasoningSummaryDelta(
+                _typed(obj, "delta", str, error=TypeError, required=True),
+                _typed(obj, "summary_index", int, error=TypeError, required=True),
+            )
+        if kind == "response.reasoning_text.delta":
+            return ReasoningContentDelta(
+                _typed(obj, "delta", str, error=TypeError, required=True),
+                _typed(obj, "content_index", int, error=TypeError, required=True),
+            )
+        if kind == "response.reasoning_summary_part.added":
+            return ReasoningSummaryPartAdded(
+                _typed(obj, "summary_index", int, error=TypeError, required=True)
+            )
+        if kind == "response.completed" and isinstance(response, dict):
+            self.done = True
+            return Completed(
+                response.get("id"),
+                _usage(response.get("usage")),
+                _json_get(response, "end_turn", bool),
+            )
+        if kind == "response.failed":
+            self.failure = _failed_error(response, self.request_id)
+        elif kind == "response.incomplete":
+            reason = _json_get(_json_get(response, "incomplete_details"), "reason")
+            self.failure = StreamError(
+                f"Incomplete response returned, reason: {reason or 'unknown'}",
+                request_id=self.request_id,
+            )
+        elif kind == "response.metadata":
+            state = _json_get(_json_get(obj, "headers"), "x-codex-turn-state", str)
+            self.turn_state = self.turn_state or state
+        elif kind == "error" and self.websocket:
+            # with the HTTP status the request would have had, if it says
+            headers = _json_get(obj, "headers", dict) or {}
+            headers = {k.lower(): v for k, v in headers.items() if isinstance(v, str)}
+            status = obj.get("status")
+            self.failure_headers = headers
+            self.failure = (
+                _status_error(status, headers, obj)
+                if type(status) is int
+                else _failed_error(obj, self.request_id)
+            )
+        elif kind == "error":
+            _log.warning(
+                "server sent an error event: %s", _scrub(json.dumps(obj))[:500]
+            )
+        return None
+
+    def end_error(self) -> CodexError:
+        return self.failure or StreamError(
+            "stream closed before response.completed", request_id=self.request_id
+        )
+
+
+# --- Responses over HTTP ----------------------------------------------------
+#
+# A transport sends one prepared, signed request and gives back its events,
+# translating what its library raises into typed errors; deciding what to do
+# after a failure is the turn's.
+
+
+def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
+    # A URL or header requests refuses: sending again cannot help.  Its
+    # message may quote the URL or a header value, so only its kind is told.
+    return ConfigError(
+        f"model provider {provider.id!r}: the request could not be made "
+        f"({type(exc).__name__}); check its base_url and headers"
+    )
 
 
 def _http_request(
@@ -3845,6 +3701,537 @@ def _http_request(
         _transport_log.log(TRACE, "POST to %s: %s", url, json_bytes.decode())
     headers = {**parts.headers, **body.headers}
     return PreparedRequest("POST", parts.url, headers, body.data, body.json)
+
+
+class _Http:
+    """Responses over HTTP: `send` POSTs one signed request and gives back a
+    2xx answer or the failure; `events` reads the answer's event stream.
+    Errors come out typed: TransportError, ApiError, StreamError."""
+
+    def __init__(
+        self, http: requests.Session, provider: ModelProvider, unsigned: PreparedRequest
+    ) -> None:
+        import requests
+
+        self.http, self.provider, self.url = http, provider, unsigned.url
+        # What requests would redo on every attempt and which cannot change
+        # between attempts (session headers and cookies, proxies and CA
+        # bundle from the environment) is done once.
+        try:
+            self.base = http.prepare_request(
+                requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
+            )
+        except requests.RequestException as exc:
+            raise _unsendable(provider, exc) from None
+        self.settings = http.merge_environment_settings(
+            self.base.url, {}, True, None, None
+        )
+        proxy = requests.utils.select_proxy(unsigned.url, self.settings["proxies"])
+        self.where = _host(self.url) + (
+            f" through proxy {_host(proxy)}" if proxy else ""
+        )
+
+    def send(
+        self, signed: PreparedRequest, timeout: tuple[float, float]
+    ) -> requests.Response | _Failure:
+        import requests
+        from requests.exceptions import ChunkedEncodingError
+
+        wire = self.base.copy()
+        wire.headers.update(signed.headers)
+        if signed.url != self.url:
+            wire.prepare_url(signed.url, None)
+        try:
+            response = self.http.send(
+                wire, timeout=timeout, allow_redirects=False, **self.settings
+            )
+        # what a retry can cure: the connection, not the request
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            ChunkedEncodingError,
+        ) as exc:
+            failed = TransportError(f"request to {self.where} failed: {_describe(exc)}")
+            return _Failure(failed, None, {})
+        except requests.RequestException as exc:
+            raise _unsendable(self.provider, exc) from None
+        if response.status_code < 300:
+            return response
+        error = _http_error(response)
+        response.close()
+        return _Failure(error, response.status_code, response.headers)
+
+    def events(
+        self, response: requests.Response, max_size: int, deadline: float | None
+    ) -> Iterator[ResponseEvent]:
+        """Header events, then the body's events until `Completed` (wire-spec §13),
+        each line and event at most `max_size` bytes, none read past `deadline`."""
+        import requests
+        import urllib3
+
+        reader = _ResponsesReader(response.headers.get("x-request-id"))
+        yield from _events_from_headers(response.headers)
+        decoder = SSEDecoder(max_size=max_size)
+        try:
+            for chunk in _body_chunks(response):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RetryLimitExceeded(
+                        "the turn's deadline came",
+                        StreamError("still streaming", request_id=reader.request_id),
+                    )
+                for sse in decoder.feed(chunk):
+                    event = reader.read(sse)
+                    if event is not None:
+                        yield event
+                        if reader.done:
+                            return
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+            raise StreamError(
+                "idle timeout waiting for SSE", request_id=reader.request_id
+            ) from None
+        except (
+            urllib3.exceptions.HTTPError,
+            requests.RequestException,
+            OSError,
+        ) as exc:
+            raise StreamError(
+                f"stream disconnected before completion: {type(exc).__name__}",
+                request_id=reader.request_id,
+            ) from None
+        decoder.flush()
+        kind = response.headers.get("content-type") or "no content type"
+        if reader.failure is None and "text/event-stream" not in kind.lower():
+            raise StreamError(
+                f"expected an event stream ending in response.completed, got {kind}",
+                request_id=reader.request_id,
+            )
+        raise reader.end_error()
+
+
+def _http_error(response: requests.Response) -> ApiError:
+    """The typed error for a non-2xx response, from its JSON error body if any."""
+    import requests
+    import urllib3
+
+    raw = b""
+    try:
+        for chunk in response.iter_content(65536):
+            raw += chunk
+            if len(raw) >= 65536:
+                break
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        pass
+    status, headers = response.status_code, response.headers
+    return _status_error(status, headers, _json_or_none(raw), raw, response.reason)
+
+
+class _Failure(typing.NamedTuple):
+    """An attempt that failed, and the status and headers of the answer
+    (None and {} when none came)."""
+
+    error: CodexError
+    status: int | None
+    headers: Mapping[str, str]
+
+
+# --- Responses over WebSocket -----------------------------------------------
+#
+# Codex's first choice for OpenAI (codex-interop.md): one connection per
+# client, one text frame per request and per event.  The server keeps the
+# last response of the connection, so a request that only adds to the last
+# one names it (`previous_response_id`) and sends just the new items.
+
+_RESPONSES_WEBSOCKETS_BETA = "responses_websockets=2026-02-06"
+
+
+class _UseHttp(Exception):
+    """The server does not take WebSockets here: HTTP from now on."""
+
+
+class _LastExchange(typing.NamedTuple):
+    """What the server holds of a connection: the last request and its answer."""
+
+    settings: bytes
+    input: list[bytes]
+    response_id: str
+    output_ids: list[str | None]
+
+
+class _ResponsesSocket:
+    """A client's connection, and what the server holds of it."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection  # a websockets.sync ClientConnection
+        self.last: _LastExchange | None = None
+        self.used = False  # whether a request went over it yet
+        self.busy = False  # a request sent, its response not read to the end
+        self.request_id: str | None = None  # the handshake answer's
+        self.header_events: list[ResponseEvent] = []
+
+
+class _WebSocket:
+    """Responses over a WebSocket: `send` is the handshake, one signed
+    request that gives back a connection or the failure (with a prewarm on
+    it, when asked); `events` sends the `response.create` frame on a
+    connection and reads a frame per event.  Errors come out typed, an
+    error frame as `decide` makes it; a server that will not take
+    WebSockets raises `_UseHttp`.  `turn_state` is the turn's, and the first
+    one this request is given."""
+
+    def __init__(
+        self,
+        provider: ModelProvider,
+        parts: _RequestParts,
+        *,
+        turn_state: str | None,
+        deadline: float | None,
+        decide: Callable[[ApiError, Mapping[str, str]], ApiError],
+        prewarm: bool,
+        idle_timeout: float,
+        max_size: int,
+    ) -> None:
+        self.provider, self.parts = provider, parts
+        self.turn_state, self.deadline = turn_state, deadline
+        self.decide, self.prewarm = decide, prewarm
+        self.idle_timeout, self.max_size = idle_timeout, max_size
+        url = "ws" + parts.url.removeprefix("http")  # ws:// or wss://
+        headers = {k: v for k, v in parts.headers.items() if k != "Accept"}
+        self.request = PreparedRequest("GET", url, headers, b"")
+
+    def send(
+        self, signed: PreparedRequest, timeout: tuple[float, float]
+    ) -> _ResponsesSocket | _Failure:
+        wire = {k: v for k, v in signed.headers.items() if k != "x-codex-turn-state"}
+        wire["OpenAI-Beta"] = _RESPONSES_WEBSOCKETS_BETA
+        signed = signed._replace(headers=wire)
+        limits = (self.max_size, self.idle_timeout)
+        connection = _websocket_handshake(signed, timeout[0], self.provider, *limits)
+        if isinstance(connection, _Failure):
+            status = connection.status
+            if status is None or status in (401, 403, 408, 429) or status >= 500:
+                return connection
+            raise _UseHttp(f"the WebSocket handshake was answered {status}")
+        socket = _ResponsesSocket(connection)
+        if connection.response is not None:
+            answer = _plain_headers(connection.response.headers)
+            self.turn_state = self.turn_state or answer.get("x-codex-turn-state")
+            socket.header_events = _events_from_headers(answer)
+            socket.request_id = answer.get("x-request-id")
+        if self.prewarm:  # a request that generates nothing
+            for _ in self.events(socket, generate=False):
+                pass
+        return socket
+
+    def events(
+        self, socket: _ResponsesSocket, *, generate: bool = True
+    ) -> Iterator[ResponseEvent]:
+        from websockets.exceptions import ConnectionClosed
+
+        parts = self.parts
+        if not generate:  # a prewarm: the leading items, nothing generated
+            leading = parts.leading
+            parts = parts._replace(input=parts.input[:leading], items=())
+        settings = parts.settings()
+        new_input = _new_input(socket.last, parts, settings)
+        previous = socket.last.response_id if socket.last else None
+        metadata = {"x-codex-ws-stream-request-start-ms": str(time.time_ns() // 10**6)}
+        if self.turn_state is not None:
+            metadata["x-codex-turn-state"] = self.turn_state
+        frame = _response_create(
+            parts, new_input, previous, metadata, generate=generate
+        )
+        mode = "full" if new_input is None else "incremental"
+        items = len(parts.input if new_input is None else new_input)
+        _log_request("responses_websocket", items, len(frame), socket.used, mode)
+        socket.last, socket.used, socket.busy = None, True, True
+        reader = _ResponsesReader(socket.request_id, websocket=True)
+        output_ids: list[str | None] = []
+        if generate:  # what the handshake's answer said, once per connection
+            yield from socket.header_events
+            socket.header_events = []
+        try:
+            socket.connection.send(frame, text=True)
+            while True:
+                idle = self.idle_timeout
+                if self.deadline is not None:
+                    idle = min(idle, self.deadline - time.monotonic())
+                    if idle <= 0:
+                        error = StreamError("still streaming")
+                        raise RetryLimitExceeded("the turn's deadline came", error)
+                message = _recv_websocket(socket.connection, idle)
+                if not isinstance(message, str):
+                    continue  # Responses events are text frames
+                event = reader.read(ServerSentEvent(data=message))
+                self.turn_state = self.turn_state or reader.turn_state
+                if reader.failure is not None:
+                    raise self.decide(reader.failure, reader.failure_headers)
+                if isinstance(event, OutputItemDone):
+                    output_ids.append(getattr(event.item, "id", None))
+                elif isinstance(event, Completed):
+                    socket.busy = False  # before the consumer sees it
+                    if event.response_id:
+                        socket.last = _LastExchange(
+                            settings, parts.input, event.response_id, output_ids
+                        )
+                if event is not None and generate:
+                    yield event
+                if not socket.busy:
+                    return
+        except TimeoutError:
+            raise StreamError("idle timeout waiting for WebSocket events") from None
+        except (ConnectionClosed, OSError) as exc:
+            close = getattr(exc, "rcvd", None) or getattr(exc, "sent", None)
+            why = f" (close code {close.code})" if close is not None else ""
+            raise StreamError(
+                f"WebSocket closed before response.completed{why}"
+            ) from None
+        finally:
+            if socket.busy:  # a response may still be coming: never read it
+                _close_websocket(socket.connection)
+
+
+def _websocket_handshake(
+    signed: PreparedRequest,
+    timeout: float,
+    provider: ModelProvider,
+    max_size: int,
+    write_timeout: float,
+) -> Any | _Failure:
+    """One signed handshake: the connection, or the failure (a refusal with
+    its typed error, or no answer); what cannot be sent at all is raised."""
+    from websockets import exceptions as ws
+
+    try:
+        return _open_websocket(
+            signed.url, signed.headers, timeout, max_size, write_timeout
+        )
+    except ws.InvalidStatus as exc:
+        answer = _plain_headers(exc.response.headers)
+        status = exc.response.status_code
+        return _Failure(_handshake_error(exc.response), status, answer)
+    except ws.InvalidURI:  # a base URL that is not http(s)
+        raise _unsendable(provider, ValueError()) from None
+    except (ws.InvalidProxy, ImportError) as exc:  # SOCKS, no python-socks
+        raise ConfigError(
+            f"the proxy the environment names cannot be used "
+            f"({type(exc).__name__}); check HTTPS_PROXY and ALL_PROXY"
+        ) from None
+    except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
+        where = _host(signed.url)
+        failed = TransportError(
+            f"WebSocket connect to {where} failed: {type(exc).__name__}"
+        )
+        return _Failure(failed, None, {})
+
+
+def _open_websocket(
+    url: str,
+    headers: Mapping[str, str],
+    open_timeout: float,
+    max_size: int,
+    write_timeout: float,
+) -> Any:
+    """A websockets.sync connection with `headers` on the handshake, through
+    the proxy the environment names, TLS verified against what the HTTP
+    path trusts (requests' CA bundle variables, else the system's)."""
+    from websockets.sync.client import connect
+
+    context = None
+    if url.startswith("wss:"):
+        import ssl
+
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+            "CURL_CA_BUNDLE"
+        )  # a file or, as requests allows, a directory of certificates
+        folder = bundle if bundle and os.path.isdir(bundle) else None
+        context = ssl.create_default_context(
+            cafile=None if folder else bundle or None, capath=folder
+        )
+    wire = dict(headers)
+    connection = connect(
+        url,
+        additional_headers=wire,
+        user_agent_header=wire.pop("User-Agent", None),
+        open_timeout=open_timeout,
+        close_timeout=1,
+        max_size=max_size,  # inflated size: permessage-deflate too
+        ssl=context,
+    )
+    connection.__enter__()  # as the library asks (17.1 warns otherwise)
+    # Its writes have no time limit: a pong or a request to a server that
+    # stopped reading would block forever, holding the lock every send takes.
+    connection.socket.settimeout(write_timeout)
+    return connection
+
+
+def _recv_websocket(connection: Any, timeout: float) -> Any:
+    """The next message, waited for `timeout` seconds at most.  Once the
+    library has sent a close (1009: a message over `max_size`) it waits for
+    the server to hang up, unbounded: here the connection is closed after
+    `close_timeout`, and `recv` raises ConnectionClosed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        step = min(deadline - time.monotonic(), connection.close_timeout)
+        try:
+            return connection.recv(timeout=step)
+        except TimeoutError:
+            if connection.protocol.close_expected():
+                _close_websocket(connection)
+            elif step < connection.close_timeout:
+                raise
+
+
+def _close_websocket(connection: Any) -> None:
+    """Close a connection at once, in any state.  The library's `close()`
+    takes a lock its reader holds while writing a pong, for good when the
+    server stopped reading: shutting the socket down fails that write."""
+    import socket
+
+    try:
+        connection.socket.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already
+    connection.close()
+    # A parser error's traceback holds what was read (a message over
+    # max_size, inflated), and a reference cycle holds the error.
+    if connection.protocol.parser_exc is not None:
+        connection.protocol.parser_exc.__traceback__ = None
+
+
+def _plain_headers(headers: Any) -> dict[str, str]:
+    """websockets' headers as one value a name (lowercase), repeats joined
+    by commas: its own mapping raises on a repeated name."""
+    plain: dict[str, str] = {}
+    for name, value in headers.raw_items():
+        key = name.lower()
+        plain[key] = f"{plain[key]}, {value}" if key in plain else value
+    return plain
+
+
+def _handshake_error(answer: Any) -> ApiError:
+    """The typed error a refused handshake's answer stands for."""
+    raw, headers = bytes(answer.body or b""), _plain_headers(answer.headers)
+    return _status_error(answer.status_code, headers, _json_or_none(raw), raw)
+
+
+def _new_input(
+    last: _LastExchange | None, parts: _RequestParts, settings: bytes
+) -> list[bytes] | None:
+    """The items a request adds to the last exchange, or None when it does
+    not continue it: other settings, or an input that is not the last input
+    followed by the last response's output (matched by item id)."""
+    if last is None or settings != last.settings:
+        return None
+    known, output = len(last.input), len(last.output_ids)
+    start = known - parts.leading  # where the last input's prompt items end
+    ids = [getattr(i, "id", None) for i in parts.items[start : start + output]]
+    continues = (
+        parts.input[:known] == last.input
+        and None not in last.output_ids
+        and start >= 0
+        and ids == last.output_ids
+    )
+    return parts.input[known + output :] if continues else None
+
+
+def _response_create(
+    parts: _RequestParts,
+    new_input: list[bytes] | None,
+    previous_response_id: str | None,
+    metadata: dict[str, str],
+    *,
+    generate: bool,
+) -> bytes:
+    """The `response.create` frame: the HTTP body with its `type`, in full or
+    continuing `previous_response_id`; `metadata` joins `client_metadata`
+    (over a WebSocket the turn state travels there)."""
+    head: dict[str, Any] = {"type": "response.create", **parts.head}
+    if new_input is not None and previous_response_id is not None:
+        head["previous_response_id"] = previous_response_id
+    tail = {
+        **parts.tail,
+        "client_metadata": {**parts.tail.get("client_metadata", {}), **metadata},
+    }
+    if not generate:
+        tail["generate"] = False
+    items = parts.input if new_input is None else new_input
+    return _join_request(head, items, tail)
+
+
+# --- Retry and the turn -----------------------------------------------------
+#
+# A `Client` is one thread of conversation with one provider; a `Turn` is one
+# user turn, holding the sticky routing token.  `Turn.stream` builds the body
+# once, then runs the blocking retry loop: auth is applied on every attempt,
+# the bytes never change.  What to do after a failure is one pure decision,
+# `_next_step`.
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
+    try:
+        after = float(headers["retry-after-ms"]) / 1000
+    except (KeyError, ValueError):
+        value = headers.get("retry-after", "")
+        try:
+            after = float(value)
+        except ValueError:
+            import email.utils
+
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, OverflowError):
+                return None
+            if when.tzinfo is None:  # "-0000": UTC, with no zone said
+                when = when.replace(tzinfo=UTC)
+            after = (when - datetime.now(UTC)).total_seconds()
+    return after if math.isfinite(after) else None
+
+
+_Step = float | Literal["reload", "raise", "exhausted"]
+
+
+def _next_step(
+    error: CodexError,
+    status: int | None,
+    headers: Mapping[str, str],
+    attempt: int,
+    reloaded: bool,
+    policy: RetryPolicy,
+) -> _Step:
+    """What to do after attempt number `attempt` failed with `error`: wait so
+    many seconds and send again, reload the credentials and send again at
+    once (a first 401), raise `error`, or raise that the attempts ran out.
+
+    `status` and `headers` are the response's (None and {} when no response
+    came).  Pure: it reads nothing but its arguments and the jitter.
+    """
+    if status == 401 and not reloaded:
+        return "reload"
+    after = None
+    if status is not None:
+        should_retry = headers.get("x-should-retry")
+        after = _retry_after(headers)
+        retryable = status >= 500 or status == 408 or should_retry == "true"
+        # 409 and 429 only when the server says when
+        told_when = status in (409, 429) and after is not None
+        if (
+            isinstance(error, QuotaExceeded)
+            or should_retry == "false"
+            or (after is not None and after > policy.max_retry_after)
+            or not (retryable or told_when)
+        ):
+            return "raise"
+    if attempt > policy.request_max_retries:
+        return "exhausted"
+    return after if after is not None and after > 0 else policy.backoff(attempt)
+
+
+_DEFAULT_FEATURES: dict[str, bool] = {
+    "item_ids": True,
+    "responses_websockets": True,
+    "enable_request_compression": True,
+}
 
 
 class Client:
@@ -4331,536 +4718,6 @@ class Turn:
         time.sleep(delay)
 
 
-class _Http:
-    """Responses over HTTP: `send` POSTs one signed request and gives back a
-    2xx answer or the failure; `events` reads the answer's event stream.
-    Errors come out typed: TransportError, ApiError, StreamError."""
-
-    def __init__(
-        self, http: requests.Session, provider: ModelProvider, unsigned: PreparedRequest
-    ) -> None:
-        import requests
-
-        self.http, self.provider, self.url = http, provider, unsigned.url
-        # What requests would redo on every attempt and which cannot change
-        # between attempts (session headers and cookies, proxies and CA
-        # bundle from the environment) is done once.
-        try:
-            self.base = http.prepare_request(
-                requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
-            )
-        except requests.RequestException as exc:
-            raise _unsendable(provider, exc) from None
-        self.settings = http.merge_environment_settings(
-            self.base.url, {}, True, None, None
-        )
-        proxy = requests.utils.select_proxy(unsigned.url, self.settings["proxies"])
-        self.where = _host(self.url) + (
-            f" through proxy {_host(proxy)}" if proxy else ""
-        )
-
-    def send(
-        self, signed: PreparedRequest, timeout: tuple[float, float]
-    ) -> requests.Response | _Failure:
-        import requests
-        from requests.exceptions import ChunkedEncodingError
-
-        wire = self.base.copy()
-        wire.headers.update(signed.headers)
-        if signed.url != self.url:
-            wire.prepare_url(signed.url, None)
-        try:
-            response = self.http.send(
-                wire, timeout=timeout, allow_redirects=False, **self.settings
-            )
-        # what a retry can cure: the connection, not the request
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            ChunkedEncodingError,
-        ) as exc:
-            failed = TransportError(f"request to {self.where} failed: {_describe(exc)}")
-            return _Failure(failed, None, {})
-        except requests.RequestException as exc:
-            raise _unsendable(self.provider, exc) from None
-        if response.status_code < 300:
-            return response
-        error = _http_error(response)
-        response.close()
-        return _Failure(error, response.status_code, response.headers)
-
-    def events(
-        self, response: requests.Response, max_size: int, deadline: float | None
-    ) -> Iterator[ResponseEvent]:
-        """Header events, then the body's events until `Completed` (wire-spec §13),
-        each line and event at most `max_size` bytes, none read past `deadline`."""
-        import requests
-        import urllib3
-
-        reader = _ResponsesReader(response.headers.get("x-request-id"))
-        yield from _events_from_headers(response.headers)
-        decoder = SSEDecoder(max_size=max_size)
-        try:
-            for chunk in _body_chunks(response):
-                if deadline is not None and time.monotonic() > deadline:
-                    raise RetryLimitExceeded(
-                        "the turn's deadline came",
-                        StreamError("still streaming", request_id=reader.request_id),
-                    )
-                for sse in decoder.feed(chunk):
-                    event = reader.read(sse)
-                    if event is not None:
-                        yield event
-                        if reader.done:
-                            return
-        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-            raise StreamError(
-                "idle timeout waiting for SSE", request_id=reader.request_id
-            ) from None
-        except (
-            urllib3.exceptions.HTTPError,
-            requests.RequestException,
-            OSError,
-        ) as exc:
-            raise StreamError(
-                f"stream disconnected before completion: {type(exc).__name__}",
-                request_id=reader.request_id,
-            ) from None
-        decoder.flush()
-        kind = response.headers.get("content-type") or "no content type"
-        if reader.failure is None and "text/event-stream" not in kind.lower():
-            raise StreamError(
-                f"expected an event stream ending in response.completed, got {kind}",
-                request_id=reader.request_id,
-            )
-        raise reader.end_error()
-
-
-def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
-    # A URL or header requests refuses: sending again cannot help.  Its
-    # message may quote the URL or a header value, so only its kind is told.
-    return ConfigError(
-        f"model provider {provider.id!r}: the request could not be made "
-        f"({type(exc).__name__}); check its base_url and headers"
-    )
-
-
-def _host(url: str) -> str:
-    """A URL's host and port alone: its user, path and query may hold secrets."""
-    authority = re.split(r"[?#]", url.partition("://")[2] or url)[0]
-    return authority.rpartition("@")[2].split("/")[0]
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
-    try:
-        after = float(headers["retry-after-ms"]) / 1000
-    except (KeyError, ValueError):
-        value = headers.get("retry-after", "")
-        try:
-            after = float(value)
-        except ValueError:
-            import email.utils
-
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError, OverflowError):
-                return None
-            if when.tzinfo is None:  # "-0000": UTC, with no zone said
-                when = when.replace(tzinfo=UTC)
-            after = (when - datetime.now(UTC)).total_seconds()
-    return after if math.isfinite(after) else None
-
-
-_Step = float | Literal["reload", "raise", "exhausted"]
-
-
-def _next_step(
-    error: CodexError,
-    status: int | None,
-    headers: Mapping[str, str],
-    attempt: int,
-    reloaded: bool,
-    policy: RetryPolicy,
-) -> _Step:
-    """What to do after attempt number `attempt` failed with `error`: wait so
-    many seconds and send again, reload the credentials and send again at
-    once (a first 401), raise `error`, or raise that the attempts ran out.
-
-    `status` and `headers` are the response's (None and {} when no response
-    came).  Pure: it reads nothing but its arguments and the jitter.
-    """
-    if status == 401 and not reloaded:
-        return "reload"
-    after = None
-    if status is not None:
-        should_retry = headers.get("x-should-retry")
-        after = _retry_after(headers)
-        retryable = status >= 500 or status == 408 or should_retry == "true"
-        # 409 and 429 only when the server says when
-        told_when = status in (409, 429) and after is not None
-        if (
-            isinstance(error, QuotaExceeded)
-            or should_retry == "false"
-            or (after is not None and after > policy.max_retry_after)
-            or not (retryable or told_when)
-        ):
-            return "raise"
-    if attempt > policy.request_max_retries:
-        return "exhausted"
-    return after if after is not None and after > 0 else policy.backoff(attempt)
-
-
-def _http_error(response: requests.Response) -> ApiError:
-    """The typed error for a non-2xx response, from its JSON error body if any."""
-    import requests
-    import urllib3
-
-    raw = b""
-    try:
-        for chunk in response.iter_content(65536):
-            raw += chunk
-            if len(raw) >= 65536:
-                break
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
-        pass
-    status, headers = response.status_code, response.headers
-    return _status_error(status, headers, _json_or_none(raw), raw, response.reason)
-
-
-class _Failure(typing.NamedTuple):
-    """An attempt that failed, and the status and headers of the answer
-    (None and {} when none came)."""
-
-    error: CodexError
-    status: int | None
-    headers: Mapping[str, str]
-
-
-# --- Responses over WebSocket -----------------------------------------------
-#
-# Codex's first choice for OpenAI (codex-interop.md): one connection per
-# client, one text frame per request and per event.  The server keeps the
-# last response of the connection, so a request that only adds to the last
-# one names it (`previous_response_id`) and sends just the new items.
-
-_RESPONSES_WEBSOCKETS_BETA = "responses_websockets=2026-02-06"
-
-
-class _UseHttp(Exception):
-    """The server does not take WebSockets here: HTTP from now on."""
-
-
-class _LastExchange(typing.NamedTuple):
-    """What the server holds of a connection: the last request and its answer."""
-
-    settings: bytes
-    input: list[bytes]
-    response_id: str
-    output_ids: list[str | None]
-
-
-class _ResponsesSocket:
-    """A client's connection, and what the server holds of it."""
-
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection  # a websockets.sync ClientConnection
-        self.last: _LastExchange | None = None
-        self.used = False  # whether a request went over it yet
-        self.busy = False  # a request sent, its response not read to the end
-        self.request_id: str | None = None  # the handshake answer's
-        self.header_events: list[ResponseEvent] = []
-
-
-class _WebSocket:
-    """Responses over a WebSocket: `send` is the handshake, one signed
-    request that gives back a connection or the failure (with a prewarm on
-    it, when asked); `events` sends the `response.create` frame on a
-    connection and reads a frame per event.  Errors come out typed, an
-    error frame as `decide` makes it; a server that will not take
-    WebSockets raises `_UseHttp`.  `turn_state` is the turn's, and the first
-    one this request is given."""
-
-    def __init__(
-        self,
-        provider: ModelProvider,
-        parts: _RequestParts,
-        *,
-        turn_state: str | None,
-        deadline: float | None,
-        decide: Callable[[ApiError, Mapping[str, str]], ApiError],
-        prewarm: bool,
-        idle_timeout: float,
-        max_size: int,
-    ) -> None:
-        self.provider, self.parts = provider, parts
-        self.turn_state, self.deadline = turn_state, deadline
-        self.decide, self.prewarm = decide, prewarm
-        self.idle_timeout, self.max_size = idle_timeout, max_size
-        url = "ws" + parts.url.removeprefix("http")  # ws:// or wss://
-        headers = {k: v for k, v in parts.headers.items() if k != "Accept"}
-        self.request = PreparedRequest("GET", url, headers, b"")
-
-    def send(
-        self, signed: PreparedRequest, timeout: tuple[float, float]
-    ) -> _ResponsesSocket | _Failure:
-        wire = {k: v for k, v in signed.headers.items() if k != "x-codex-turn-state"}
-        wire["OpenAI-Beta"] = _RESPONSES_WEBSOCKETS_BETA
-        signed = signed._replace(headers=wire)
-        limits = (self.max_size, self.idle_timeout)
-        connection = _websocket_handshake(signed, timeout[0], self.provider, *limits)
-        if isinstance(connection, _Failure):
-            status = connection.status
-            if status is None or status in (401, 403, 408, 429) or status >= 500:
-                return connection
-            raise _UseHttp(f"the WebSocket handshake was answered {status}")
-        socket = _ResponsesSocket(connection)
-        if connection.response is not None:
-            answer = _plain_headers(connection.response.headers)
-            self.turn_state = self.turn_state or answer.get("x-codex-turn-state")
-            socket.header_events = _events_from_headers(answer)
-            socket.request_id = answer.get("x-request-id")
-        if self.prewarm:  # a request that generates nothing
-            for _ in self.events(socket, generate=False):
-                pass
-        return socket
-
-    def events(
-        self, socket: _ResponsesSocket, *, generate: bool = True
-    ) -> Iterator[ResponseEvent]:
-        from websockets.exceptions import ConnectionClosed
-
-        parts = self.parts
-        if not generate:  # a prewarm: the leading items, nothing generated
-            leading = parts.leading
-            parts = parts._replace(input=parts.input[:leading], items=())
-        settings = parts.settings()
-        new_input = _new_input(socket.last, parts, settings)
-        previous = socket.last.response_id if socket.last else None
-        metadata = {"x-codex-ws-stream-request-start-ms": str(time.time_ns() // 10**6)}
-        if self.turn_state is not None:
-            metadata["x-codex-turn-state"] = self.turn_state
-        frame = _response_create(
-            parts, new_input, previous, metadata, generate=generate
-        )
-        mode = "full" if new_input is None else "incremental"
-        items = len(parts.input if new_input is None else new_input)
-        _log_request("responses_websocket", items, len(frame), socket.used, mode)
-        socket.last, socket.used, socket.busy = None, True, True
-        reader = _ResponsesReader(socket.request_id, websocket=True)
-        output_ids: list[str | None] = []
-        if generate:  # what the handshake's answer said, once per connection
-            yield from socket.header_events
-            socket.header_events = []
-        try:
-            socket.connection.send(frame, text=True)
-            while True:
-                idle = self.idle_timeout
-                if self.deadline is not None:
-                    idle = min(idle, self.deadline - time.monotonic())
-                    if idle <= 0:
-                        error = StreamError("still streaming")
-                        raise RetryLimitExceeded("the turn's deadline came", error)
-                message = _recv_websocket(socket.connection, idle)
-                if not isinstance(message, str):
-                    continue  # Responses events are text frames
-                event = reader.read(ServerSentEvent(data=message))
-                self.turn_state = self.turn_state or reader.turn_state
-                if reader.failure is not None:
-                    raise self.decide(reader.failure, reader.failure_headers)
-                if isinstance(event, OutputItemDone):
-                    output_ids.append(getattr(event.item, "id", None))
-                elif isinstance(event, Completed):
-                    socket.busy = False  # before the consumer sees it
-                    if event.response_id:
-                        socket.last = _LastExchange(
-                            settings, parts.input, event.response_id, output_ids
-                        )
-                if event is not None and generate:
-                    yield event
-                if not socket.busy:
-                    return
-        except TimeoutError:
-            raise StreamError("idle timeout waiting for WebSocket events") from None
-        except (ConnectionClosed, OSError) as exc:
-            close = getattr(exc, "rcvd", None) or getattr(exc, "sent", None)
-            why = f" (close code {close.code})" if close is not None else ""
-            raise StreamError(
-                f"WebSocket closed before response.completed{why}"
-            ) from None
-        finally:
-            if socket.busy:  # a response may still be coming: never read it
-                _close_websocket(socket.connection)
-
-
-def _websocket_handshake(
-    signed: PreparedRequest,
-    timeout: float,
-    provider: ModelProvider,
-    max_size: int,
-    write_timeout: float,
-) -> Any | _Failure:
-    """One signed handshake: the connection, or the failure (a refusal with
-    its typed error, or no answer); what cannot be sent at all is raised."""
-    from websockets import exceptions as ws
-
-    try:
-        return _open_websocket(
-            signed.url, signed.headers, timeout, max_size, write_timeout
-        )
-    except ws.InvalidStatus as exc:
-        answer = _plain_headers(exc.response.headers)
-        status = exc.response.status_code
-        return _Failure(_handshake_error(exc.response), status, answer)
-    except ws.InvalidURI:  # a base URL that is not http(s)
-        raise _unsendable(provider, ValueError()) from None
-    except (ws.InvalidProxy, ImportError) as exc:  # SOCKS, no python-socks
-        raise ConfigError(
-            f"the proxy the environment names cannot be used "
-            f"({type(exc).__name__}); check HTTPS_PROXY and ALL_PROXY"
-        ) from None
-    except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
-        where = _host(signed.url)
-        failed = TransportError(
-            f"WebSocket connect to {where} failed: {type(exc).__name__}"
-        )
-        return _Failure(failed, None, {})
-
-
-def _open_websocket(
-    url: str,
-    headers: Mapping[str, str],
-    open_timeout: float,
-    max_size: int,
-    write_timeout: float,
-) -> Any:
-    """A websockets.sync connection with `headers` on the handshake, through
-    the proxy the environment names, TLS verified against what the HTTP
-    path trusts (requests' CA bundle variables, else the system's)."""
-    from websockets.sync.client import connect
-
-    context = None
-    if url.startswith("wss:"):
-        import ssl
-
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
-            "CURL_CA_BUNDLE"
-        )  # a file or, as requests allows, a directory of certificates
-        folder = bundle if bundle and os.path.isdir(bundle) else None
-        context = ssl.create_default_context(
-            cafile=None if folder else bundle or None, capath=folder
-        )
-    wire = dict(headers)
-    connection = connect(
-        url,
-        additional_headers=wire,
-        user_agent_header=wire.pop("User-Agent", None),
-        open_timeout=open_timeout,
-        close_timeout=1,
-        max_size=max_size,  # inflated size: permessage-deflate too
-        ssl=context,
-    )
-    connection.__enter__()  # as the library asks (17.1 warns otherwise)
-    # Its writes have no time limit: a pong or a request to a server that
-    # stopped reading would block forever, holding the lock every send takes.
-    connection.socket.settimeout(write_timeout)
-    return connection
-
-
-def _recv_websocket(connection: Any, timeout: float) -> Any:
-    """The next message, waited for `timeout` seconds at most.  Once the
-    library has sent a close (1009: a message over `max_size`) it waits for
-    the server to hang up, unbounded: here the connection is closed after
-    `close_timeout`, and `recv` raises ConnectionClosed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        step = min(deadline - time.monotonic(), connection.close_timeout)
-        try:
-            return connection.recv(timeout=step)
-        except TimeoutError:
-            if connection.protocol.close_expected():
-                _close_websocket(connection)
-            elif step < connection.close_timeout:
-                raise
-
-
-def _close_websocket(connection: Any) -> None:
-    """Close a connection at once, in any state.  The library's `close()`
-    takes a lock its reader holds while writing a pong, for good when the
-    server stopped reading: shutting the socket down fails that write."""
-    import socket
-
-    try:
-        connection.socket.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # closed already
-    connection.close()
-    # A parser error's traceback holds what was read (a message over
-    # max_size, inflated), and a reference cycle holds the error.
-    if connection.protocol.parser_exc is not None:
-        connection.protocol.parser_exc.__traceback__ = None
-
-
-def _plain_headers(headers: Any) -> dict[str, str]:
-    """websockets' headers as one value a name (lowercase), repeats joined
-    by commas: its own mapping raises on a repeated name."""
-    plain: dict[str, str] = {}
-    for name, value in headers.raw_items():
-        key = name.lower()
-        plain[key] = f"{plain[key]}, {value}" if key in plain else value
-    return plain
-
-
-def _handshake_error(answer: Any) -> ApiError:
-    """The typed error a refused handshake's answer stands for."""
-    raw, headers = bytes(answer.body or b""), _plain_headers(answer.headers)
-    return _status_error(answer.status_code, headers, _json_or_none(raw), raw)
-
-
-def _new_input(
-    last: _LastExchange | None, parts: _RequestParts, settings: bytes
-) -> list[bytes] | None:
-    """The items a request adds to the last exchange, or None when it does
-    not continue it: other settings, or an input that is not the last input
-    followed by the last response's output (matched by item id)."""
-    if last is None or settings != last.settings:
-        return None
-    known, output = len(last.input), len(last.output_ids)
-    start = known - parts.leading  # where the last input's prompt items end
-    ids = [getattr(i, "id", None) for i in parts.items[start : start + output]]
-    continues = (
-        parts.input[:known] == last.input
-        and None not in last.output_ids
-        and start >= 0
-        and ids == last.output_ids
-    )
-    return parts.input[known + output :] if continues else None
-
-
-def _response_create(
-    parts: _RequestParts,
-    new_input: list[bytes] | None,
-    previous_response_id: str | None,
-    metadata: dict[str, str],
-    *,
-    generate: bool,
-) -> bytes:
-    """The `response.create` frame: the HTTP body with its `type`, in full or
-    continuing `previous_response_id`; `metadata` joins `client_metadata`
-    (over a WebSocket the turn state travels there)."""
-    head: dict[str, Any] = {"type": "response.create", **parts.head}
-    if new_input is not None and previous_response_id is not None:
-        head["previous_response_id"] = previous_response_id
-    tail = {
-        **parts.tail,
-        "client_metadata": {**parts.tail.get("client_metadata", {}), **metadata},
-    }
-    if not generate:
-        tail["generate"] = False
-    items = parts.input if new_input is None else new_input
-    return _join_request(head, items, tail)
-
-
 # --- Tools and structured output --------------------------------------------
 #
 # A plain function becomes a function tool: its name, the first paragraph of
@@ -5126,6 +4983,448 @@ def _call_tool(fn: Callable[..., Any], arguments: dict[str, Any]) -> Any:
     except (NameError, TypeError):
         hints = {}
     return fn(**{k: _from_json(hints.get(k), v) for k, v in arguments.items()})
+
+
+# --- Rollouts ---------------------------------------------------------------
+#
+# A rollout is the conversation on disk: JSON lines under
+# $CODEX_HOME/sessions/YYYY/MM/DD/, the same files upstream Codex writes, so a
+# thread started by either resumes in the other.
+
+
+def _utc_timestamp() -> str:
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+# What to do when a rollout cannot be written.
+_ROLLOUT_REMEDY = (
+    "set CODEX_HOME to a writable folder with room, "
+    "or run ephemeral (--ephemeral, ephemeral=True)"
+)
+
+
+class RolloutWriter:
+    """Appends `RolloutLine`s to one rollout file, one `write` call per line.
+
+    Lines carry `ordinal`, the line's number from 0, whenever the file's
+    lines do (Codex 0.169 refuses to resume a file whose last line lacks
+    one); a file in the older format without ordinals keeps that format.
+    Appends hold an exclusive lock, so two writers never share a number or
+    interleave a line.  Each line reaches the kernel before `append`
+    returns, so a crash loses at most the line being written; `close` fsyncs.
+
+    Codex appends without a lock, one `write` a line, and a line can be
+    hundreds of MB: a file that ends mid-line may be another program's write
+    still under way.  So no byte this writer did not write is ever removed;
+    a line of ours that follows a partial one starts on a line of its own.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _file_error(path, exc, _ROLLOUT_REMEDY) from None
+        # Where the file ends and the next ordinal: read under the lock, at
+        # the first append and whenever another writer was here since.
+        self._end = -1
+        self._ordinal: int | None = None
+
+    @classmethod
+    def create(
+        cls,
+        home: Path,
+        thread_id: str,
+        meta: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
+    ) -> RolloutWriter:
+        """Start a new rollout for `thread_id` with its `session_meta` line."""
+        local = (now or datetime.now(UTC)).astimezone()
+        name = f"rollout-{local.strftime('%Y-%m-%dT%H-%M-%S')}-{thread_id}.jsonl"
+        writer = cls(home / "sessions" / local.strftime("%Y/%m/%d") / name)
+        writer.append("session_meta", {"id": thread_id, **meta})
+        return writer
+
+    def append(self, kind: str, payload: Any) -> None:
+        with _locked(self._fd):
+            if os.fstat(self._fd).st_size != self._end:
+                self._end = os.lseek(self._fd, 0, os.SEEK_END)
+                self._ordinal = _next_ordinal(self._fd, self._end)
+            line: dict[str, Any] = {"timestamp": _utc_timestamp()}
+            if self._ordinal is not None:
+                line["ordinal"] = self._ordinal
+                self._ordinal += 1
+            line["type"], line["payload"] = kind, payload
+            data = _dumps(line) + b"\n"
+            if self._end and _read_at(self._fd, self._end - 1, 1) != b"\n":
+                data = b"\n" + data  # after a line a crash cut, or one being written
+            view, written = memoryview(data), 0
+            try:
+                while written < len(data):
+                    written += os.write(self._fd, view[written:])
+            except OSError as exc:  # a full disk, say: no half line, name the file
+                if written and os.fstat(self._fd).st_size == self._end + written:
+                    os.ftruncate(self._fd, self._end)  # only what this call wrote
+                raise _file_error(self.path, exc, _ROLLOUT_REMEDY) from None
+            self._end = os.fstat(self._fd).st_size
+
+    def append_items(self, items: Iterable[ResponseItem]) -> None:
+        for item in items:
+            self.append("response_item", item_to_json(item))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise _file_error(self.path, exc, _ROLLOUT_REMEDY) from None
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> typing.Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# Where both Codex and codex-lite write a line's ordinal: at its head, so a
+# line of hundreds of MB need not be read whole to number the next one.
+_ORDINAL_AT_HEAD = re.compile(
+    rb'\{\s*"timestamp"\s*:\s*"[^"\\]{0,64}"\s*,\s*"ordinal"\s*:\s*(\d{1,18})\s*[,}]'
+)
+
+
+def _line_ordinal(fd: int, start: int, stop: int, *, whole: bool = True) -> int | None:
+    if match := _ORDINAL_AT_HEAD.match(_read_at(fd, start, min(stop - start, 256))):
+        return int(match[1])
+    if not whole:
+        return None
+    return _json_get(_json_or_none(_read_at(fd, start, stop - start)), "ordinal", int)
+
+
+def _next_ordinal(fd: int, end: int) -> int | None:
+    """The ordinal the next line takes: 0 in an empty file, one past the
+    last numbered line (counting the whole lines after it), or None for a
+    file in the format without ordinals.  A partial last line counts by the
+    ordinal at its head alone, as Codex counts it."""
+    after = 0
+    for start, stop in _lines_backwards(fd, end):
+        if (ordinal := _line_ordinal(fd, start, stop, whole=stop < end)) is not None:
+            return ordinal + after + 1
+        if stop == end:
+            continue
+        if after == 0 and _line_ordinal(fd, 0, _first_line_end(fd, end)) is None:
+            return None  # neither the first nor the last line is numbered
+        after += 1
+    return 0 if after == 0 else None
+
+
+def _first_line_end(fd: int, end: int) -> int:
+    """Where the first line stops: its newline, or the end of the file."""
+    for at in range(0, end, 1 << 16):
+        if (cut := _read_at(fd, at, 1 << 16).find(b"\n")) >= 0:
+            return at + cut
+    return end
+
+
+def _lines_backwards(fd: int, end: int) -> Iterator[tuple[int, int]]:
+    """Where the non-empty lines before `end` start and stop, last first (a
+    last line without its newline too); read in blocks, each byte once."""
+    stop = at = end
+    while at > 0:
+        start = max(0, at - (1 << 16))
+        block = _read_at(fd, start, at - start)
+        cut = len(block)
+        while (cut := block.rfind(b"\n", 0, cut)) >= 0:
+            if start + cut + 1 < stop:
+                yield start + cut + 1, stop
+            stop = start + cut
+        at = start
+    if stop > 0:
+        yield 0, stop
+
+
+class Rollout(typing.NamedTuple):
+    """A rollout read back: its `session_meta` payload, the rebuilt history,
+    and the thread's token usage so far (the last `token_count` total)."""
+
+    path: Path
+    meta: dict[str, Any]
+    items: list[ResponseItem]
+    token_usage: dict[str, Any] | None = None
+
+    @property
+    def thread_id(self) -> str:
+        return str(self.meta.get("id", ""))
+
+    @property
+    def base_instructions(self) -> str:
+        """The system prompt the thread was written under ("" if none was stored)."""
+        value = self.meta.get("base_instructions")
+        return value if isinstance(value, str) else _json_get(value, "text", str) or ""
+
+
+def read_rollout(path: Path | str) -> Rollout:
+    """Rebuild history from a rollout file (`.jsonl`, or `.jsonl.zst`).
+
+    History is the `response_item` lines, changed as Codex changes it: a
+    `compacted` line replaces what came before (with its
+    `replacement_history`, or else with the recent user messages and the
+    summary), a `thread_rolled_back` event drops the last user turns.
+    Inline images are prepared again.  A torn last line (a crash mid-write)
+    is skipped with a warning; any other bad line is skipped with a warning
+    that names its line number, so one bad line never costs the whole file.
+    A file past `_ROLLOUT_MAX` bytes (decompressed), or more than memory
+    holds, is a ConfigError naming it.
+    """
+    path = Path(path)
+    try:
+        return _read_rollout(path)
+    except MemoryError:
+        raise ConfigError(
+            f"{path}: the thread is too large to hold in memory"
+        ) from None
+    except OSError as exc:
+        raise _file_error(path, exc, "make it readable") from None
+
+
+def _read_rollout(path: Path) -> Rollout:
+    meta: dict[str, Any] = {}
+    items: list[ResponseItem] = []
+    usage = None
+    summaries: set[str] = set()
+    for number, raw in enumerate(_rollout_lines(path), start=1):
+        if not raw.endswith(b"\n") and raw.strip():
+            _log.warning("%s: ignoring a torn last line (%d bytes)", path, len(raw))
+            break
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+            kind, payload = line["type"], line["payload"]
+            event = _json_get(payload, "type") if kind == "event_msg" else None
+            if kind == "session_meta" and not meta:
+                meta = dict(payload)
+            elif kind == "response_item":
+                items.append(item_from_json(payload))
+            elif kind == "compacted":
+                items = _compacted_history(items, payload, summaries)
+            elif event == "thread_rolled_back":
+                items = _rolled_back(items, payload["num_turns"])
+            elif event == "token_count" and isinstance(payload.get("info"), dict):
+                usage = _json_get(payload["info"], "total_token_usage", dict)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            _log.warning(
+                "%s:%d: skipping unreadable rollout line: %s", path, number, exc
+            )
+    items = prepare_conversation_items_for_history(items, item_ids=False)
+    return Rollout(path=path, meta=meta, items=items, token_usage=usage)
+
+
+# The most of a rollout resume reads into memory, decompressed: well past
+# any thread a model can take, far short of what a compressed file can claim.
+_ROLLOUT_MAX = 256 << 20
+
+
+def _rollout_lines(path: Path, limit: int = _ROLLOUT_MAX) -> Iterator[bytes]:
+    """A rollout's lines as they are read, each with its newline (a torn
+    last one without); `.zst` files decompressed on the way.  ConfigError,
+    naming the file: more than `limit` bytes, corrupt or cut zstd data."""
+    pending: list[bytes] = []
+    total = 0
+    with path.open("rb") as f:
+        zst = path.name.endswith(".zst")
+        chunks = _zstd_chunks(f) if zst else iter(lambda: f.read(1 << 20), b"")
+        try:
+            for chunk in chunks:
+                total += len(chunk)
+                if total > limit:
+                    raise ValueError(
+                        f"more than the {limit >> 20} MiB codex-lite reads"
+                    )
+                start = 0
+                while (cut := chunk.find(b"\n", start) + 1) > 0:
+                    yield b"".join([*pending, chunk[start:cut]])
+                    pending, start = [], cut
+                pending.append(chunk[start:])
+        except ValueError as exc:  # found before anything is sent: exit 2
+            raise ConfigError(f"{path}: {exc}") from None
+    if tail := b"".join(pending):
+        yield tail
+
+
+def _zstd_chunks(f: typing.BinaryIO) -> Iterator[bytes]:
+    """A zstd file's content, every frame of it, in bounded pieces (a
+    kilobyte of input inflates to 32 MiB at the most).  ValueError: corrupt
+    or cut short, where the libraries' stream readers would just stop."""
+    try:
+        from compression import zstd  # novermin
+    except ImportError:
+        import zstandard
+
+        decoder = None
+        while data := f.read(1024):
+            while data:
+                decoder = decoder or zstandard.ZstdDecompressor().decompressobj()
+                try:
+                    yield decoder.decompress(data)
+                except zstandard.ZstdError as exc:
+                    raise ValueError(f"corrupt zstd data: {exc}") from None
+                data, decoder = (
+                    (decoder.unused_data, None) if decoder.eof else (b"", decoder)
+                )
+        if decoder is not None:
+            raise ValueError("truncated zstd data")
+        return
+    try:
+        with zstd.ZstdFile(f) as packed:
+            yield from iter(lambda: packed.read(1 << 20), b"")
+    except (zstd.ZstdError, EOFError) as exc:
+        raise ValueError(f"corrupt or truncated zstd data: {exc}") from None
+
+
+def _unpack_rollout(path: Path) -> Path:
+    """Before appending to a `.jsonl.zst` rollout: decompress it back to
+    `.jsonl` beside it (atomically), as Codex does, and remove the `.zst`."""
+    if not path.name.endswith(".zst"):
+        return path
+    plain = path.with_name(path.name.removesuffix(".zst"))
+    try:
+        _write_atomically(plain, _rollout_lines(path), mode=0o644)
+        path.unlink()
+    except OSError as exc:
+        raise _file_error(plain, exc, _ROLLOUT_REMEDY) from None
+    return plain
+
+
+# User messages that are context the harness adds, not a user's turn.
+_CONTEXT_PREFIXES = (
+    "<environment_context>",
+    "<user_instructions>",
+    "# AGENTS.md instructions",
+    "<skill>",
+    "<user_shell_command>",
+    "<turn_aborted>",
+    "<subagent_notification>",
+)
+
+
+def _user_text(item: ResponseItem) -> str | None:
+    """The text of a message a user typed, or None for anything else."""
+    if not isinstance(item, Message) or item.role != "user":
+        return None
+    text = "".join(p.text for p in item.content if isinstance(p, InputText))
+    return None if text.lstrip().startswith(_CONTEXT_PREFIXES) else text
+
+
+def _rolled_back(items: list[ResponseItem], num_turns: Any) -> list[ResponseItem]:
+    """History without its last `num_turns` user turns (`thread_rolled_back`)."""
+    if type(num_turns) is not int or num_turns < 0:
+        raise TypeError("thread_rolled_back num_turns must be a whole number")
+    starts = [i for i, item in enumerate(items) if _user_text(item) is not None]
+    if num_turns == 0 or not starts:
+        return items
+    return items[: starts[-min(num_turns, len(starts))]]
+
+
+# How many tokens of earlier user messages a compaction without a
+# replacement history keeps; Codex counts a token as four bytes.
+_COMPACT_USER_TOKENS = 20_000
+
+
+def _compacted_history(
+    items: list[ResponseItem], payload: Any, summaries: set[str]
+) -> list[ResponseItem]:
+    """History after a `compacted` line: its `replacement_history`, or else
+    the most recent user messages (the oldest one kept cut in the middle)
+    and then the summary, each as a user message."""
+    replacement = payload.get("replacement_history")
+    if replacement is not None:
+        return [item_from_json(p) for p in replacement]
+    summary = payload["message"]
+    if not isinstance(summary, str):
+        raise TypeError("compacted message must be a string")
+    texts = [t for i in items if (t := _user_text(i)) is not None]
+    texts = [t for t in texts if t not in summaries]  # earlier summaries
+    summaries.add(summary)
+    kept: list[str] = []
+    budget = _COMPACT_USER_TOKENS
+    for text in reversed(texts):
+        tokens = (len(text.encode()) + 3) // 4
+        if tokens > budget:
+            if budget > 0:
+                kept.append(_truncate_middle(text, budget))
+            break
+        kept.append(text)
+        budget -= tokens
+    messages = [*reversed(kept), summary or "(no summary available)"]
+    return [Message.user(text) for text in messages]
+
+
+def _truncate_middle(text: str, tokens: int) -> str:
+    keep = tokens * 4 // 2
+    removed = (len(text.encode()) + 3) // 4 - tokens
+    return f"{text[:keep]}…{removed} tokens truncated…{text[-keep:]}"
+
+
+# What a thread id may look like: a UUID, as Codex makes them.  Anything
+# else would be matched as a file-name pattern.
+_THREAD_ID = re.compile(r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
+
+
+def find_rollout(
+    home: Path, thread_id: str | None = None, *, cwd: str | None = None
+) -> Path:
+    """The rollout of `thread_id`; or, when it is None, the most recently
+    updated one, of a thread started in `cwd` when that is given.
+
+    `.jsonl.zst` files are found too; the plain file wins when both exist.
+    """
+    sessions = home / "sessions"
+    if thread_id is not None:
+        if not _THREAD_ID.fullmatch(thread_id):
+            raise ConfigError(f"{thread_id!r} is not a thread id (a UUID)")
+        thread_id = thread_id.lower()  # as file names spell it
+        found = _rollout_files(sessions, f"rollout-*-{thread_id}")
+        if not found:
+            raise ConfigError(f"no rollout for thread {thread_id} under {sessions}")
+        return found[0]
+    for path in sorted(_rollout_files(sessions), key=_mtime, reverse=True):
+        if cwd is None or _session_cwd(path) == cwd:
+            return path
+    where = f" for {cwd}" if cwd is not None else ""
+    raise ConfigError(f"no rollouts{where} under {sessions}")
+
+
+def _rollout_files(sessions: Path, stem: str = "rollout-*") -> list[Path]:
+    """Rollout files under `sessions`, plain before compressed."""
+    plain = list(sessions.glob(f"*/*/*/{stem}.jsonl"))
+    names = {p.name for p in plain}
+    packed = sessions.glob(f"*/*/*/{stem}.jsonl.zst")
+    return [p for p in plain if p.is_file()] + [
+        p for p in packed if p.name[:-4] not in names and p.is_file()
+    ]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _session_cwd(path: Path) -> str | None:
+    """The `cwd` of a rollout's `session_meta`, reading only its first line."""
+    try:
+        first = next(_rollout_lines(path, limit=16 << 20), b"")
+    except (OSError, CodexError):
+        return None
+    return _json_get(_json_get(_json_or_none(first), "payload"), "cwd", str)
 
 
 # --- Conversation -----------------------------------------------------------
@@ -5516,44 +5815,6 @@ def _assistant_text(items: Iterable[ResponseItem]) -> str:
     )
 
 
-def local_image_content(
-    path: Path, number: int, *, detail: str = "high"
-) -> list[ContentItem]:
-    """A local image as upstream sends it: a tag, the inline image (fitted
-    to the limits of its detail, see `_fitted_image`), a closing tag."""
-    unreadable = f"Codex could not read the local image at `{path}`"
-    try:
-        fitted, kind = _fitted_image(_read_image_file(path), detail, _PixelBudget())
-    except OSError as exc:
-        return [InputText(text=f"{unreadable}: {exc.strerror}")]
-    except ValueError as exc:
-        return [InputText(text=f"{unreadable}: {exc}")]
-    url = f"data:image/{kind};base64,{base64.b64encode(fitted).decode()}"
-    return [
-        InputText(text=f'<image name=[Image #{number}] path="{path}">'),
-        InputImage(image_url=url, detail=detail),
-        InputText(text="</image>"),
-    ]
-
-
-def _read_image_file(path: Path) -> bytes:
-    """A regular file of at most `_IMAGE_FILE_MAX` bytes; anything else (a
-    FIFO, a device, a huge file) is refused before a byte is read."""
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO: no wait
-    with open(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(0, "not a regular file")
-        if info.st_size > _IMAGE_FILE_MAX:
-            raise OSError(0, f"larger than {_IMAGE_FILE_MAX >> 20} MiB")
-        raw = f.read(_IMAGE_FILE_MAX + 1)
-    if len(raw) > _IMAGE_FILE_MAX:  # it grew meanwhile
-        raise OSError(0, f"larger than {_IMAGE_FILE_MAX >> 20} MiB")
-    return raw
-
-
 # --- Realtime ---------------------------------------------------------------
 #
 # A realtime start opens a session over a WebSocket (text in, typed events
@@ -5782,251 +6043,6 @@ class RealtimeSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# --- Config -----------------------------------------------------------------
-#
-# The same `$CODEX_HOME/config.toml` Codex reads.  Keys we do not use are
-# ignored; a key we use with the wrong type is an error naming file and key.
-
-DEFAULT_MODEL = "gpt-5-codex"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Config:
-    """Settings after file, profile and `-c` overrides are merged."""
-
-    home: Path
-    path: Path
-    model: str = DEFAULT_MODEL
-    model_provider: str = "openai"
-    providers: dict[str, ProviderInfo] = field(default_factory=dict)
-    reasoning_effort: str | None = None
-    reasoning_summary: str | None = None
-    verbosity: str | None = None
-    service_tier: str | None = None
-    features: dict[str, bool] = field(default_factory=dict)
-    profile: str | None = None
-
-    def provider(self, environ: Mapping[str, str] | None = None) -> ModelProvider:
-        info = self.providers.get(self.model_provider)
-        if info is None:
-            raise ConfigError(
-                f"{self.path}: model_provider {self.model_provider!r} is not defined "
-                f"(known: {', '.join(sorted(self.providers))})"
-            )
-        return ModelProvider(self.model_provider, info, environ=environ, home=self.home)
-
-
-def _read_toml(file: Path, name: Path, problem: str = "") -> tuple[str, dict[str, Any]]:
-    """A TOML file's text and table, empty when it does not exist; one that
-    cannot be read or parsed is a ConfigError naming `name`."""
-    import tomllib
-
-    try:
-        text = file.read_text(encoding="utf-8") if file.exists() else ""
-        return text, tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{name}: {problem}{exc}") from None
-    except OSError as exc:
-        raise _file_error(name, exc, "make it readable, or set CODEX_HOME") from None
-
-
-def _parse_override(text: str) -> tuple[list[str], Any]:
-    """`key.path=value`: the value as TOML, else as a plain string (Codex's rule)."""
-    import tomllib
-
-    key, eq, raw = text.partition("=")
-    if not eq or not key.strip():
-        raise ConfigError(f"-c {text!r}: expected key=value")
-    try:
-        value = tomllib.loads(f"value = {raw}")["value"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return [part.strip() for part in key.strip().split(".")], value
-
-
-def _merge_tables(base: dict[str, Any], layer: Mapping[str, Any]) -> None:
-    """Codex's layering of config files: tables merge key by key, other values replace."""
-    for key, value in layer.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge_tables(base[key], value)
-        else:
-            base[key] = value
-
-
-def load_config(
-    codex_home: Path | str | None = None,
-    *,
-    profile: str | None = None,
-    overrides: Iterable[str] = (),
-    environ: Mapping[str, str] | None = None,
-) -> Config:
-    """Read `config.toml` from the Codex home, as Codex 0.169+ does: with a
-    profile, `NAME.config.toml` beside it goes over it; `-c` overrides over both."""
-
-    home = default_codex_home() if codex_home is None else Path(codex_home).expanduser()
-    path = home / "config.toml"
-    if profile is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", profile):
-        raise ConfigError(
-            f"invalid profile {profile!r}: pass a plain name such as 'work' "
-            f"(it reads {home}/NAME.config.toml)"
-        )
-    settings: dict[str, Any] = {}
-    source: dict[str, str] = {}  # the file (or -c) each top-level key came from
-    for file in (path, home / f"{profile}.config.toml") if profile else (path,):
-        doc = _read_toml(file, file)[1]
-        tables = doc.get("profiles")
-        legacy = "profile" in doc or isinstance(tables, dict) and profile in tables
-        if file == path and profile and legacy:
-            raise ConfigError(
-                f"{path}: -p {profile} cannot be used while this file has a legacy "
-                f'profile = "..." or [profiles.{profile}] (Codex refuses it too); '
-                f"move those settings into {home / f'{profile}.config.toml'}"
-            )
-        _merge_tables(settings, doc)
-        source.update(dict.fromkeys(doc, str(file)))
-    for keys, value in map(_parse_override, overrides):
-        table = settings
-        for key in keys[:-1]:  # tables on the way made or replaced
-            if not isinstance(table.get(key), dict):
-                table[key] = {}
-            table = table[key]
-        table[keys[-1]] = value
-        source[keys[0]] = "-c"
-    old = settings.get("profile")
-    if old is not None:  # Codex 0.169+ refuses it rather than pick the profile
-        raise ConfigError(
-            f'{source["profile"]}: legacy profile = "{old}" is no longer supported '
-            f"(Codex refuses it too); move [profiles.{old}] into "
-            f"{home / f'{old}.config.toml'} and pass -p {old}"
-        )
-
-    def where(key: str) -> str:
-        return f"{source.get(key, path)}: config"
-
-    def get(key: str, kind: type[Any] = str) -> Any:
-        return _typed(settings, key, kind, f"{where(key)}.{key}")
-
-    tier = get("service_tier")
-    if tier is not None and tier not in ("fast", "flex"):
-        raise ConfigError(
-            f'{where("service_tier")}.service_tier must be "fast" or "flex", '
-            f"not {tier!r}"
-        )
-    features = get("features", dict) or {}
-    for name, enabled in features.items():
-        if not isinstance(enabled, bool):
-            raise ConfigError(
-                f"{where('features')}.features.{name} must be true or false"
-            )
-    return Config(
-        home=home,
-        path=path,
-        model=get("model") or DEFAULT_MODEL,
-        model_provider=get("model_provider") or "openai",
-        providers=_merge_providers(
-            get("model_providers", dict) or {},
-            f"{source.get('model_providers', path)}: model_providers",
-            environ,
-            openai_base_url=get("openai_base_url"),
-        ),
-        reasoning_effort=get("model_reasoning_effort"),
-        reasoning_summary=get("model_reasoning_summary"),
-        verbosity=get("model_verbosity"),
-        service_tier=tier,
-        features=features,
-        profile=profile,
-    )
-
-
-def _merge_providers(
-    tables: Mapping[str, Any],
-    where: str,
-    environ: Mapping[str, str] | None,
-    *,
-    openai_base_url: str | None = None,
-) -> dict[str, ProviderInfo]:
-    """Built-ins plus the user's; of a built-in only Bedrock's aws and base_url
-    may change, and the openai one's base URL by `openai_base_url` (which
-    wins over `OPENAI_BASE_URL`, as Codex reads only the config key)."""
-    providers = _built_in_providers(environ)
-    if openai_base_url and openai_base_url.strip():
-        providers["openai"] = dataclasses.replace(
-            providers["openai"], base_url=openai_base_url.strip()
-        )
-    for provider_id, table in tables.items():
-        key = f"{where}.{provider_id}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{key} must be a table")
-        if provider_id == "amazon-bedrock":
-            info = ProviderInfo.from_toml(
-                {k: v for k, v in table.items() if k in ("aws", "base_url")}, where=key
-            )
-            providers[provider_id] = dataclasses.replace(
-                providers[provider_id],
-                aws=info.aws or AwsAuthInfo(),
-                base_url=info.base_url,
-            )
-        elif provider_id in providers:
-            _log.warning("%s: built-in providers cannot be overridden; ignored", key)
-        else:
-            providers[provider_id] = ProviderInfo.from_toml(table, where=key)
-    return providers
-
-
-# A top-level `service_tier = "..."` line: what comes before the value, the
-# value, and what follows it (a comment, the line end).
-_TIER_LINE = re.compile(
-    r"""(?P<head>[ \t]*service_tier[ \t]*=[ \t]*)(?:"(?:[^"\\\n]|\\.)*"|'[^'\n]*')(?P<rest>.*)""",
-    re.DOTALL,
-)
-
-
-def set_fast_mode(home: Path, enabled: bool) -> Path:
-    """Set or remove the top-level `service_tier = "fast"` in config.toml.
-
-    An existing top-level `service_tier` line takes the new value where it
-    stands, its comment kept (or goes, turning fast mode off); else the line
-    is added at the top.  Nothing else changes, byte for byte: each possible
-    edit is checked by parsing, so a look-alike line inside a multi-line
-    string or a table is left alone.  A symlinked config.toml is edited at
-    its target.  The file is replaced atomically (a temporary file, then
-    rename) with its mode kept.
-    """
-    import tomllib
-
-    path = home / "config.toml"
-    target = path.resolve() if path.is_symlink() else path
-    text, before = _read_toml(target, path, "cannot edit service_tier safely: ")
-    if before.get("service_tier") == ("fast" if enabled else None):
-        return path
-    expected = {k: v for k, v in before.items() if k != "service_tier"}
-    if enabled:
-        expected["service_tier"] = "fast"
-    lines = text.splitlines(keepends=True)
-    edits = []
-    for i, line in enumerate(lines):
-        if match := _TIER_LINE.fullmatch(line):
-            value = [f'{match["head"]}"fast"{match["rest"]}'] if enabled else []
-            edits.append("".join([*lines[:i], *value, *lines[i + 1 :]]))
-    if enabled:
-        edits.append(f'service_tier = "fast"\n{text}')
-    for new in edits:
-        try:
-            if tomllib.loads(new) == expected:
-                break
-        except tomllib.TOMLDecodeError:
-            continue
-    else:
-        raise ConfigError(f"{path}: cannot edit service_tier safely; edit it by hand")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-        _write_atomically(target, new.encode(), mode=mode)
-    except OSError as exc:
-        raise _file_error(target, exc, "make it writable, or set CODEX_HOME") from None
-    return path
 
 
 # --- Command line -----------------------------------------------------------
