@@ -7806,15 +7806,22 @@ class RealtimeBackend:
     """A realtime WebSocket server on 127.0.0.1: it records the handshake and
     every client event, and answers `response.create` with `answer`."""
 
-    def __init__(self, answer: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, answer: list[dict[str, Any]], refuse: tuple[int, ...] = ()
+    ) -> None:
         from websockets.sync.server import serve
 
         self.handshakes: list[Seen] = []
         self.received: list[dict[str, Any]] = []
+        refusals = list(refuse)  # the statuses the first handshakes get
 
-        def process_request(connection: Any, request: Any) -> None:
+        def process_request(connection: Any, request: Any) -> Any:
             headers = list(request.headers.raw_items())
             self.handshakes.append(Seen("GET", request.path, headers, b""))
+            if refusals:
+                body = json.dumps({"error": {"message": "not now"}})
+                return connection.respond(refusals.pop(0), body)
+            return None
 
         def handler(connection: Any) -> None:
             connection.send(json.dumps({"type": "session.created", "session": {}}))
@@ -7883,6 +7890,31 @@ def test_realtime_over_websocket_sends_session_and_text_and_types_events(
         cl.RealtimeTextDelta("lo", transcript=True),
         cl.RealtimeDone({"id": "resp_rt", "status": "completed"}),
     ]
+
+
+def test_realtime_handshake_is_retried_and_a_refusal_typed_as_a_turns(
+    home: pathlib.Path,
+) -> None:
+    backend = RealtimeBackend(REALTIME_ANSWER, refuse=(503, 502))
+    try:
+        client = openai_client(backend, home, retry_policy=FAST)
+        with cl.RealtimeSession(client) as realtime:
+            realtime.send_text("hello")
+            events = list(realtime.events())
+    finally:
+        backend.server.shutdown()
+    assert len(backend.handshakes) == 3  # each 5xx waited for and tried again
+    assert events[-1] == cl.RealtimeDone({"id": "resp_rt", "status": "completed"})
+    for status, error in ((404, cl.InvalidRequest), (401, cl.ApiError)):
+        backend = RealtimeBackend([], refuse=(status,))
+        try:
+            with pytest.raises(error, match="not now") as raised:
+                cl.RealtimeSession(openai_client(backend, home, retry_policy=FAST))
+        finally:
+            backend.server.shutdown()
+        assert raised.value.status == status
+        # no retry cures these: an API key cannot be reloaded
+        assert len(backend.handshakes) == 1
 
 
 def test_realtime_error_events_are_raised_typed(home: pathlib.Path) -> None:
