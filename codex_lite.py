@@ -5521,8 +5521,9 @@ class Conversation:
         rollout = read_rollout(path)
         if not rollout.thread_id:
             raise CodexError(f"{rollout.path} has no session_meta line with an id")
+        session_id = rollout.meta.get("session_id") or rollout.thread_id
         return cls(
-            _thread_client(config, ephemeral, auth, rollout),
+            _thread_client(config, ephemeral, auth, rollout.thread_id, session_id),
             history=rollout.items,
             rollout=None if ephemeral else RolloutWriter(rollout.path),
             instructions=_PLAN_TOOL_SECTIONS.sub("", rollout.base_instructions),
@@ -5751,14 +5752,11 @@ def _thread_client(
     config: Config,
     ephemeral: bool,
     auth: AuthProvider | None,
-    old: Rollout | None = None,
+    thread_id: str | None = None,
+    session_id: str | None = None,
 ) -> Client:
-    """The client of a thread, new or resumed from `old`.  An ephemeral run
-    writes no file: an installation id that exists is read, none is made."""
-    thread_id = session_id = None
-    if old is not None:
-        thread_id = old.thread_id
-        session_id = old.meta.get("session_id") or old.thread_id
+    """The client of a thread, new or resumed.  An ephemeral run writes no
+    file: an installation id that exists is read, none is made."""
     client = Client.from_config(
         config, thread_id=thread_id, session_id=session_id, auth=auth
     )
