@@ -5521,8 +5521,9 @@ class Conversation:
         rollout = read_rollout(path)
         if not rollout.thread_id:
             raise CodexError(f"{rollout.path} has no session_meta line with an id")
+        session_id = rollout.meta.get("session_id") or rollout.thread_id
         return cls(
-            _thread_client(config, ephemeral, auth, rollout),
+            _thread_client(config, ephemeral, auth, rollout.thread_id, session_id),
             history=rollout.items,
             rollout=None if ephemeral else RolloutWriter(rollout.path),
             instructions=_PLAN_TOOL_SECTIONS.sub("", rollout.base_instructions),
@@ -5602,7 +5603,7 @@ class Conversation:
                 parallel_tool_calls=parallel_tool_calls,
             )
             output: list[ResponseItem] = []
-            usage = rate_limits = None
+            rate_limits = None
             for event in turn.stream(prompt):
                 if isinstance(event, StreamRetry):
                     output.clear()
@@ -5615,12 +5616,12 @@ class Conversation:
                     if isinstance(event, OutputItemDone):
                         output.append(event.item)
                 elif isinstance(event, Completed):
-                    output, usage = self.record(output, turn.turn_id), event.usage
-                    self._event(self._token_count(usage, rate_limits))
+                    output = self.record(output, turn.turn_id)
+                    self._event(self._token_count(event.usage, rate_limits))
+                    turn_items += output
+                    text = _assistant_text(output)
+                    self.last_result = TurnResult(text, turn_items, event.usage)
                 yield event
-            turn_items += output
-            text = _assistant_text(output)
-            self.last_result = TurnResult(text, turn_items, usage)
             if not runners or not _unanswered(output):
                 break
             if rounds == max_tool_rounds:
@@ -5634,7 +5635,7 @@ class Conversation:
                 "type": "task_complete",
                 "root_turn_id": turn.turn_id,
                 "turn_id": turn.turn_id,
-                "last_agent_message": text or None,
+                "last_agent_message": self.last_result.text or None,
                 "started_at": int(started),
                 "completed_at": int(done),
                 "duration_ms": int((done - started) * 1000),
@@ -5644,7 +5645,7 @@ class Conversation:
             }
         )
         if output_schema is not None:
-            parsed = _parsed(output_schema, schema, text)
+            parsed = _parsed(output_schema, schema, self.last_result.text)
             self.last_result = self.last_result._replace(parsed=parsed)
 
     def _record_lite_items(self, tools: list[Any], turn_id: str) -> None:
@@ -5751,14 +5752,11 @@ def _thread_client(
     config: Config,
     ephemeral: bool,
     auth: AuthProvider | None,
-    old: Rollout | None = None,
+    thread_id: str | None = None,
+    session_id: str | None = None,
 ) -> Client:
-    """The client of a thread, new or resumed from `old`.  An ephemeral run
-    writes no file: an installation id that exists is read, none is made."""
-    thread_id = session_id = None
-    if old is not None:
-        thread_id = old.thread_id
-        session_id = old.meta.get("session_id") or old.thread_id
+    """The client of a thread, new or resumed.  An ephemeral run writes no
+    file: an installation id that exists is read, none is made."""
     client = Client.from_config(
         config, thread_id=thread_id, session_id=session_id, auth=auth
     )
@@ -5872,21 +5870,17 @@ _REALTIME_BOUNDARY = "codex-realtime-call-boundary"
 def create_realtime_call(
     client: Client, sdp_offer: str, *, session: Mapping[str, Any] | None = None
 ) -> RealtimeCall:
-    """Start a WebRTC realtime call: POST the SDP offer, get the answer and call id."""
-    import requests
-
+    """Start a WebRTC realtime call: POST the SDP offer, get the answer and
+    call id.  Sent once: a failure is raised, not retried."""
     provider, auth = client.provider, client.auth
     url = provider.url_for_path("realtime/calls", auth)
-    headers = {**provider.headers(), "originator": client.originator}
     config = {k: v for k, v in (session or {}).items() if k != "id"}
     if session is None:
-        headers["Content-Type"] = "application/sdp"
-        body = sdp_offer.encode()
+        kind, body = "application/sdp", sdp_offer.encode()
     elif "/backend-api" in provider.base_url(auth):
-        headers["Content-Type"] = "application/json"
-        body = _dumps({"sdp": sdp_offer, "session": config})
+        kind, body = "application/json", _dumps({"sdp": sdp_offer, "session": config})
     else:
-        headers["Content-Type"] = f"multipart/form-data; boundary={_REALTIME_BOUNDARY}"
+        kind = f"multipart/form-data; boundary={_REALTIME_BOUNDARY}"
         body = (
             f"--{_REALTIME_BOUNDARY}\r\n"
             'Content-Disposition: form-data; name="sdp"\r\n'
@@ -5898,23 +5892,16 @@ def create_realtime_call(
             f"{_dumps(config).decode()}\r\n"
             f"--{_REALTIME_BOUNDARY}--\r\n"
         ).encode()
+    headers = {**provider.headers(), "originator": client.originator}
+    unsigned = PreparedRequest("POST", url, {**headers, "Content-Type": kind}, body)
     auth.refresh_if_stale()
-    request = auth.apply_auth(PreparedRequest("POST", url, headers, body))
     policy = client.retry_policy
-    try:
-        response = client.http.post(
-            request.url,
-            data=request.body,
-            headers=request.headers,
-            timeout=(policy.connect_timeout, policy.stream_idle_timeout),
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
-        raise ApiError(
-            f"realtime call to {_host(url)} failed: {_describe(exc)}"
-        ) from None
-    if response.status_code >= 300:
-        raise _http_error(response)
+    timeout = (policy.connect_timeout, policy.stream_idle_timeout)
+    http = _Http(client.http, provider, unsigned)
+    response = http.send(auth.apply_auth(unsigned), timeout)
+    if isinstance(response, _Failure):
+        raise response.error
+    sdp = response.content.decode("utf-8", "replace")
     location = response.headers.get("Location")
     if not location:
         raise ApiError("realtime call response missing Location")
@@ -5922,7 +5909,6 @@ def create_realtime_call(
     call_id = next((s for s in segments if s.startswith("rtc_") and s != "rtc_"), None)
     if call_id is None:
         raise ApiError(f"realtime call Location does not contain a call id: {location}")
-    sdp = response.content.decode("utf-8", "replace")
     return RealtimeCall(_scrub(sdp), _scrub(call_id))
 
 
@@ -6227,19 +6213,20 @@ def _user_input(args: argparse.Namespace, words: list[str]) -> list[ResponseItem
     return [Message(role="user", content=tuple(content))]
 
 
-def _output_schema(path: str | None) -> dict[str, Any] | None:
+def _json_object_file(option: str, path: str | None) -> dict[str, Any] | None:
+    """The JSON object in the file an option names (None without the option)."""
     if path is None:
         return None
     try:
-        schema = json.loads(Path(path).read_text(encoding="utf-8"))
-        _dumps(schema)  # what could not be sent is refused now
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        _dumps(value)  # what could not be sent is refused now
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"--output-schema {path}: {exc}") from None
+        raise ConfigError(f"{option} {path}: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"--output-schema {path}: nested too deeply") from None
-    if not isinstance(schema, dict):
-        raise ConfigError(f"--output-schema {path}: the schema must be a JSON object")
-    return schema
+        raise ConfigError(f"{option} {path}: nested too deeply") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{option} {path}: must hold an object, in JSON")
+    return value
 
 
 def _body_fields(pairs: list[str]) -> RequestFields:
@@ -6311,7 +6298,7 @@ def _run_exec(argv: list[str]) -> int:
             raise ConfigError(f"-C {args.cd}: {exc.strerror}") from None
     config = _config_from_args(args)
     user_input = _user_input(args, words)
-    schema = _output_schema(args.output_schema)
+    schema = _json_object_file("--output-schema", args.output_schema)
     fields = _body_fields(args.body_field)
     try:  # credentials first: a missing key writes no rollout
         auth = config.provider().auth()
@@ -6372,9 +6359,8 @@ def _stream_to_terminal(
     emit({"type": "thread.started", "thread_id": conversation.client.thread_id})
     emit({"type": "turn.started"})
     live = not args.json and out.isatty()  # and the text shown is `deltas`
-    items: list[ResponseItem] = []
     deltas: list[str] = []  # for servers that send no output items
-    answer, usage = "", None
+    answer = ""
     try:
         for event in conversation.stream_turn(user_input, output_schema=schema):
             if args.raw_events:
@@ -6387,7 +6373,6 @@ def _stream_to_terminal(
             elif isinstance(event, StreamRetry):
                 if live and deltas:
                     out.write("\n[connection lost: the answer starts again]\n")
-                items.clear()
                 deltas.clear()
                 retry = f"{event.attempt}/{event.max_attempts}"
                 error = _error_json(
@@ -6398,12 +6383,10 @@ def _stream_to_terminal(
                     err.write(
                         f"\nreconnecting {retry} in {event.delay:.1f}s … ({event.error})\n"
                     )
-            elif isinstance(event, OutputItemDone):
-                items.append(event.item)
             elif isinstance(event, Completed):  # the only one: exec runs no tools
-                usage = event.usage
-                answer = _assistant_text(items) or "".join(deltas)
-                for item in items:
+                result = conversation.last_result
+                answer = result.text or "".join(deltas)
+                for item in result.items:
                     if isinstance(item, Reasoning):
                         summary = (
                             s.text for s in item.summary if isinstance(s, SummaryText)
@@ -6411,7 +6394,7 @@ def _stream_to_terminal(
                         emit_item("reasoning", "\n\n".join(summary))
                     else:
                         emit_item("agent_message", _assistant_text([item]))
-                if not _assistant_text(items):
+                if not result.text:
                     emit_item("agent_message", answer)
     except CodexError as exc:
         error = _error_json(exc, str(exc))
@@ -6424,7 +6407,7 @@ def _stream_to_terminal(
             out.write("\n")
         elif answer and not live and not args.json:
             out.write(answer + "\n")
-    total = conversation.token_usage
+    total, usage = conversation.token_usage, conversation.last_result.usage
     emit({"type": "turn.completed", "usage": {k: total[k] for k in _USAGE_KEYS[:-1]}})
     if usage is not None and not args.json:
         err.write(
@@ -6621,28 +6604,20 @@ def _run_realtime(argv: list[str]) -> int:
         raise _UsageError("codex-lite realtime: webrtc needs --sdp-offer FILE")
     if transport == "websocket" and args.text is None:
         raise _UsageError("codex-lite realtime: websocket needs --text TEXT")
-    try:
-        offer = Path(args.sdp_offer).read_text("utf-8") if args.sdp_offer else ""
-        session = None
-        if args.session_json:
-            session = json.loads(Path(args.session_json).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise ConfigError(f"cannot read the realtime input: {exc}") from None
-    if session is not None and not isinstance(session, dict):
-        raise ConfigError(f"--session-json {args.session_json}: must hold an object")
+    session = _json_object_file("--session-json", args.session_json)
     client = Client.from_config(_config_from_args(args))
-    start = RealtimeStart(
-        thread_id=client.thread_id, transport=RealtimeTransport(transport), sdp=offer
-    )
-    if transport == "websocket":
-        # --text prints text: a text session, unless --session-json says otherwise
-        session = {"type": "realtime", "output_modalities": ["text"], **(session or {})}
-    realtime = start.open(client, session=session)
-    if isinstance(realtime, RealtimeCall):
-        sys.stdout.write(realtime.sdp_answer)
-        print(f"call id: {realtime.call_id}", file=sys.stderr)
+    if transport == "webrtc":
+        try:
+            offer = Path(args.sdp_offer).read_text("utf-8")
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--sdp-offer {args.sdp_offer}: {exc}") from None
+        call = create_realtime_call(client, offer, session=session)
+        sys.stdout.write(call.sdp_answer)
+        print(f"call id: {call.call_id}", file=sys.stderr)
         return 0
-    with realtime:
+    # --text prints text: a text session, unless --session-json says otherwise
+    session = {"type": "realtime", "output_modalities": ["text"], **(session or {})}
+    with RealtimeSession(client, session=session) as realtime:
         realtime.send_text(args.text)
         for event in realtime.events():
             if isinstance(event, RealtimeTextDelta):
