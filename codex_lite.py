@@ -6606,18 +6606,23 @@ def _run_realtime(argv: list[str]) -> int:
         raise _UsageError("codex-lite realtime: websocket needs --text TEXT")
     session = _json_object_file("--session-json", args.session_json)
     client = Client.from_config(_config_from_args(args))
+    offer = ""
     if transport == "webrtc":
         try:
             offer = Path(args.sdp_offer).read_text("utf-8")
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--sdp-offer {args.sdp_offer}: {exc}") from None
-        call = create_realtime_call(client, offer, session=session)
-        sys.stdout.write(call.sdp_answer)
-        print(f"call id: {call.call_id}", file=sys.stderr)
+    else:  # --text prints text: a text session, unless --session-json says otherwise
+        session = {"type": "realtime", "output_modalities": ["text"], **(session or {})}
+    start = RealtimeStart(
+        thread_id=client.thread_id, transport=RealtimeTransport(transport), sdp=offer
+    )
+    realtime = start.open(client, session=session)
+    if isinstance(realtime, RealtimeCall):
+        sys.stdout.write(realtime.sdp_answer)
+        print(f"call id: {realtime.call_id}", file=sys.stderr)
         return 0
-    # --text prints text: a text session, unless --session-json says otherwise
-    session = {"type": "realtime", "output_modalities": ["text"], **(session or {})}
-    with RealtimeSession(client, session=session) as realtime:
+    with realtime:
         realtime.send_text(args.text)
         for event in realtime.events():
             if isinstance(event, RealtimeTextDelta):
