@@ -1336,13 +1336,15 @@ def prepare_conversation_items_for_history(
 
 
 def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomToolCall]:
-    """The calls in `history` no output answers yet."""
+    """The calls in `history` no output answers yet.  It runs on every
+    request, over the whole history: one pass, isinstance with tuples (twice
+    as fast as with unions)."""
     calls: list[FunctionCall | CustomToolCall] = []
     answered: set[str | None] = set()
     for item in history:
-        if isinstance(item, FunctionCall | CustomToolCall):
+        if isinstance(item, (FunctionCall, CustomToolCall)):
             calls.append(item)
-        elif isinstance(item, FunctionCallOutput | CustomToolCallOutput):
+        elif isinstance(item, (FunctionCallOutput, CustomToolCallOutput)):
             answered.add(item.call_id)
     return [c for c in calls if c.call_id not in answered]
 
@@ -1355,22 +1357,21 @@ def _with_call_outputs(items: Sequence[ResponseItem]) -> Sequence[ResponseItem]:
     """`items` with an "aborted" output after each call none answers (a turn
     cut short), as Codex sends them: the API refuses a call alone.  They are
     never stored, so their id comes from the call's, the same on every resume."""
+    pending = {c.call_id for c in _unanswered(items)}
+    if not pending:
+        return items  # the usual case
     import uuid
 
-    pending = {c.call_id for c in _unanswered(items)}
     namespace = uuid.UUID(_SYNTHETIC_OUTPUTS)
     out: list[ResponseItem] = []
     for item in items:
         out.append(item)
-        if isinstance(item, FunctionCall | CustomToolCall) and item.call_id in pending:
+        if isinstance(item, (FunctionCall, CustomToolCall)) and item.call_id in pending:
             custom = isinstance(item, CustomToolCall)
             answer = CustomToolCallOutput if custom else FunctionCallOutput
-            output: ResponseItem = answer(call_id=item.call_id, output="aborted")
-            if item.id:
-                prefix = _item_id_prefix(output)
-                name = uuid.uuid5(namespace, f"{prefix}:{item.id}")
-                output = _replace(output, id=f"{prefix}_{name}")
-            out.append(output)
+            name = uuid.uuid5(namespace, f"{answer.prefix}:{item.id}")
+            output_id = f"{answer.prefix}_{name}" if item.id else None
+            out.append(answer(id=output_id, call_id=item.call_id, output="aborted"))
     return out
 
 
