@@ -1233,7 +1233,7 @@ def _fitted_image(
         raise ValueError("unsupported image format")
     limit = _IMAGE_LIMITS.get(detail or "", _IMAGE_LIMITS["high"])
     try:
-        from PIL import Image
+        from PIL import Image, ImageOps
     except ImportError:
         size = _image_size(raw, kind)
         if size and min(size) > 0 and _fitted_size(*size, limit) != size:
@@ -1245,8 +1245,6 @@ def _fitted_image(
             )
         return raw, kind
     import warnings
-
-    from PIL import ImageOps
 
     try:
         # the pixels decoded are counted below, after a JPEG's reduction
@@ -1383,10 +1381,9 @@ def local_image_content(
     unreadable = f"Codex could not read the local image at `{path}`"
     try:
         fitted, kind = _fitted_image(_read_image_file(path), detail, _PixelBudget())
-    except OSError as exc:
-        return [InputText(text=f"{unreadable}: {exc.strerror}")]
-    except ValueError as exc:
-        return [InputText(text=f"{unreadable}: {exc}")]
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        return [InputText(text=f"{unreadable}: {reason}")]
     url = f"data:image/{kind};base64,{base64.b64encode(fitted).decode()}"
     return [
         InputText(text=f'<image name=[Image #{number}] path="{path}">'),
@@ -5347,30 +5344,24 @@ def _compacted_history(
     replacement = payload.get("replacement_history")
     if replacement is not None:
         return [item_from_json(p) for p in replacement]
-    summary = payload["message"]
-    if not isinstance(summary, str):
-        raise TypeError("compacted message must be a string")
-    texts = [t for i in items if (t := _user_text(i)) is not None]
-    texts = [t for t in texts if t not in summaries]  # earlier summaries
-    summaries.add(summary)
-    kept: list[str] = []
+    message = "compacted message"
+    summary = _typed(payload, "message", str, message, error=TypeError, required=True)
+    kept = [summary or "(no summary available)"]
     budget = _COMPACT_USER_TOKENS
-    for text in reversed(texts):
+    for item in reversed(items):
+        text = _user_text(item)
+        if text is None or text in summaries:  # earlier summaries are no user's
+            continue
         tokens = (len(text.encode()) + 3) // 4
         if tokens > budget:
-            if budget > 0:
-                kept.append(_truncate_middle(text, budget))
+            if budget > 0:  # the budget's bytes, half from each end
+                cut = f"…{tokens - budget} tokens truncated…"
+                kept.append(f"{text[: budget * 2]}{cut}{text[-budget * 2 :]}")
             break
         kept.append(text)
         budget -= tokens
-    messages = [*reversed(kept), summary or "(no summary available)"]
-    return [Message.user(text) for text in messages]
-
-
-def _truncate_middle(text: str, tokens: int) -> str:
-    keep = tokens * 4 // 2
-    removed = (len(text.encode()) + 3) // 4 - tokens
-    return f"{text[:keep]}…{removed} tokens truncated…{text[-keep:]}"
+    summaries.add(summary)
+    return [Message.user(text) for text in reversed(kept)]
 
 
 # What a thread id may look like: a UUID, as Codex makes them.  Anything
