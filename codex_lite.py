@@ -1074,8 +1074,6 @@ def item_to_json(item: ResponseItem) -> dict[str, Any]:
 
 def _item_id_prefix(item: ResponseItem) -> str | None:
     """The id prefix the Responses API expects for this item, or None if it takes no id."""
-    if isinstance(item, UnknownItem):
-        return None
     # An assistant message wrapping encrypted inter-agent traffic is an agent
     # message as far as the id goes.
     if (
@@ -1085,7 +1083,7 @@ def _item_id_prefix(item: ResponseItem) -> str | None:
         and all(isinstance(p, EncryptedContent) for p in item.content)
     ):
         return "amsg"
-    return item.prefix
+    return getattr(item, "prefix", None)  # an UnknownItem has none
 
 
 def _is_prefixed_id(item_id: str) -> bool:
@@ -4792,10 +4790,10 @@ def _json_schema(hint: Any, where: str, outer: tuple[type, ...] = ()) -> dict[st
     if origin is dict and len(args) == 2 and args[0] is str:
         values = _json_schema(args[1], where, outer)
         return {"type": "object", "additionalProperties": values}
-    if _is_record(hint):  # as structured output needs it: every key required
+    if (fields := _record_fields(hint)) is not None:  # every key required
         if hint in outer:
             raise TypeError(f"{where}: {hint.__name__} contains itself")
-        fields, inner = _record_fields(hint), (*outer, hint)
+        inner = (*outer, hint)
         properties = {
             k: _json_schema(v, f"{where}.{k}", inner) for k, v in fields.items()
         }
@@ -4812,20 +4810,16 @@ def _object_schema(properties: dict[str, Any], required: list[str]) -> dict[str,
     return {**schema, "additionalProperties": False}
 
 
-def _is_record(hint: Any) -> bool:
-    """A dataclass or a TypedDict: what becomes a JSON object with properties."""
-    return isinstance(hint, type) and (
-        dataclasses.is_dataclass(hint) or typing.is_typeddict(hint)
-    )
-
-
-def _record_fields(record: type) -> dict[str, Any]:
-    """A record's keys and types: a dataclass's fields its constructor takes;
-    a TypedDict's keys, without `Required`/`NotRequired` (a strict schema
-    requires every key)."""
-    hints = typing.get_type_hints(record, include_extras=True)
-    if dataclasses.is_dataclass(record):
-        return {f.name: hints[f.name] for f in dataclasses.fields(record) if f.init}
+def _record_fields(hint: Any) -> dict[str, Any] | None:
+    """The keys and types of a record, what becomes a JSON object with
+    properties (None for anything else): a dataclass's fields its
+    constructor takes; a TypedDict's keys, without `Required`/`NotRequired`
+    (a strict schema requires every key)."""
+    if not (dataclasses.is_dataclass(hint) or typing.is_typeddict(hint)):
+        return None
+    hints = typing.get_type_hints(hint, include_extras=True)
+    if dataclasses.is_dataclass(hint):
+        return {f.name: hints[f.name] for f in dataclasses.fields(hint) if f.init}
     marks = (typing.Required, typing.NotRequired)
     return {
         k: typing.get_args(v)[0] if typing.get_origin(v) in marks else v
@@ -4839,9 +4833,9 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
     if not isinstance(schema, dict):
         return None
     if "anyOf" in schema:
-        if all(_schema_problem(s, value, path) for s in schema["anyOf"]):
-            return f"{path}: matches none of its allowed types"
-        return None
+        if any(_schema_problem(s, value, path) is None for s in schema["anyOf"]):
+            return None
+        return f"{path}: matches none of its allowed types"
     kind = schema.get("type")
     if "enum" in schema and value not in schema["enum"]:
         return f"{path}: must be one of {json.dumps(schema['enum'])}"
@@ -4864,8 +4858,7 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
             if problem := _schema_problem(items, item, f"{path}[{index}]"):
                 return problem
     if isinstance(value, dict) and kind == "object":
-        missing = [k for k in schema.get("required", ()) if k not in value]
-        if missing:
+        if missing := [k for k in schema.get("required", ()) if k not in value]:
             return f"{path}: {missing[0]!r} is missing"
         properties = schema.get("properties", {})
         for key, item in value.items():
@@ -4953,10 +4946,9 @@ def _from_json(hint: Any, value: Any) -> Any:
         return _from_json(args[0], value)
     if hint is int and type(value) is float:
         return int(value)
-    if _is_record(hint):
+    if (fields := _record_fields(hint)) is not None:
         if not isinstance(value, dict):
             raise TypeError(f"{hint.__name__} wants an object")
-        fields = _record_fields(hint)
         return hint(**{k: _from_json(fields[k], value[k]) for k in fields})
     if origin is list and isinstance(value, list):
         return [_from_json(args[0], v) for v in value]
@@ -4991,8 +4983,7 @@ def _call_tool(fn: Callable[..., Any], arguments: dict[str, Any]) -> Any:
 
 
 def _utc_timestamp() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # What to do when a rollout cannot be written.
