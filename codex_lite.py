@@ -4755,7 +4755,7 @@ def tool(fn: Callable[..., Any], *, custom: bool = False) -> Tool:
         if [hints.get(p) for p in params] != [str]:
             raise TypeError(f"custom tool {name}: it must take one str")
         return Tool({"type": "custom", "name": name, "description": about}, fn)
-    properties, required = {}, []
+    properties = {}
     for key, param in params.items():
         where = f"tool {name}: parameter {key}"
         if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
@@ -4763,8 +4763,7 @@ def tool(fn: Callable[..., Any], *, custom: bool = False) -> Tool:
         if key not in hints:
             raise TypeError(f"{where} has no type annotation")
         properties[key] = _json_schema(hints[key], where)
-        if param.default is param.empty:
-            required.append(key)
+    required = [k for k, param in params.items() if param.default is param.empty]
     definition = {"type": "function", "name": name, "description": about}
     parameters = _object_schema(properties, required)
     return Tool({**definition, "parameters": parameters, "strict": False}, fn)
@@ -5023,15 +5022,10 @@ class RolloutWriter:
 
     @classmethod
     def create(
-        cls,
-        home: Path,
-        thread_id: str,
-        meta: Mapping[str, Any],
-        *,
-        now: datetime | None = None,
+        cls, home: Path, thread_id: str, meta: Mapping[str, Any]
     ) -> RolloutWriter:
         """Start a new rollout for `thread_id` with its `session_meta` line."""
-        local = (now or datetime.now(UTC)).astimezone()
+        local = datetime.now().astimezone()
         name = f"rollout-{local.strftime('%Y-%m-%dT%H-%M-%S')}-{thread_id}.jsonl"
         writer = cls(home / "sessions" / local.strftime("%Y/%m/%d") / name)
         writer.append("session_meta", {"id": thread_id, **meta})
