@@ -1074,8 +1074,6 @@ def item_to_json(item: ResponseItem) -> dict[str, Any]:
 
 def _item_id_prefix(item: ResponseItem) -> str | None:
     """The id prefix the Responses API expects for this item, or None if it takes no id."""
-    if isinstance(item, UnknownItem):
-        return None
     # An assistant message wrapping encrypted inter-agent traffic is an agent
     # message as far as the id goes.
     if (
@@ -1085,7 +1083,7 @@ def _item_id_prefix(item: ResponseItem) -> str | None:
         and all(isinstance(p, EncryptedContent) for p in item.content)
     ):
         return "amsg"
-    return item.prefix
+    return getattr(item, "prefix", None)  # an UnknownItem has none
 
 
 def _is_prefixed_id(item_id: str) -> bool:
@@ -1233,7 +1231,7 @@ def _fitted_image(
         raise ValueError("unsupported image format")
     limit = _IMAGE_LIMITS.get(detail or "", _IMAGE_LIMITS["high"])
     try:
-        from PIL import Image
+        from PIL import Image, ImageOps
     except ImportError:
         size = _image_size(raw, kind)
         if size and min(size) > 0 and _fitted_size(*size, limit) != size:
@@ -1245,8 +1243,6 @@ def _fitted_image(
             )
         return raw, kind
     import warnings
-
-    from PIL import ImageOps
 
     try:
         # the pixels decoded are counted below, after a JPEG's reduction
@@ -1336,13 +1332,15 @@ def prepare_conversation_items_for_history(
 
 
 def _unanswered(history: Sequence[ResponseItem]) -> list[FunctionCall | CustomToolCall]:
-    """The calls in `history` no output answers yet."""
+    """The calls in `history` no output answers yet.  It runs on every
+    request, over the whole history: one pass, isinstance with tuples (twice
+    as fast as with unions)."""
     calls: list[FunctionCall | CustomToolCall] = []
     answered: set[str | None] = set()
     for item in history:
-        if isinstance(item, FunctionCall | CustomToolCall):
+        if isinstance(item, (FunctionCall, CustomToolCall)):
             calls.append(item)
-        elif isinstance(item, FunctionCallOutput | CustomToolCallOutput):
+        elif isinstance(item, (FunctionCallOutput, CustomToolCallOutput)):
             answered.add(item.call_id)
     return [c for c in calls if c.call_id not in answered]
 
@@ -1355,22 +1353,21 @@ def _with_call_outputs(items: Sequence[ResponseItem]) -> Sequence[ResponseItem]:
     """`items` with an "aborted" output after each call none answers (a turn
     cut short), as Codex sends them: the API refuses a call alone.  They are
     never stored, so their id comes from the call's, the same on every resume."""
+    pending = {c.call_id for c in _unanswered(items)}
+    if not pending:
+        return items  # the usual case
     import uuid
 
-    pending = {c.call_id for c in _unanswered(items)}
     namespace = uuid.UUID(_SYNTHETIC_OUTPUTS)
     out: list[ResponseItem] = []
     for item in items:
         out.append(item)
-        if isinstance(item, FunctionCall | CustomToolCall) and item.call_id in pending:
+        if isinstance(item, (FunctionCall, CustomToolCall)) and item.call_id in pending:
             custom = isinstance(item, CustomToolCall)
             answer = CustomToolCallOutput if custom else FunctionCallOutput
-            output: ResponseItem = answer(call_id=item.call_id, output="aborted")
-            if item.id:
-                prefix = _item_id_prefix(output)
-                name = uuid.uuid5(namespace, f"{prefix}:{item.id}")
-                output = _replace(output, id=f"{prefix}_{name}")
-            out.append(output)
+            name = uuid.uuid5(namespace, f"{answer.prefix}:{item.id}")
+            output_id = f"{answer.prefix}_{name}" if item.id else None
+            out.append(answer(id=output_id, call_id=item.call_id, output="aborted"))
     return out
 
 
@@ -1382,10 +1379,9 @@ def local_image_content(
     unreadable = f"Codex could not read the local image at `{path}`"
     try:
         fitted, kind = _fitted_image(_read_image_file(path), detail, _PixelBudget())
-    except OSError as exc:
-        return [InputText(text=f"{unreadable}: {exc.strerror}")]
-    except ValueError as exc:
-        return [InputText(text=f"{unreadable}: {exc}")]
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        return [InputText(text=f"{unreadable}: {reason}")]
     url = f"data:image/{kind};base64,{base64.b64encode(fitted).decode()}"
     return [
         InputText(text=f'<image name=[Image #{number}] path="{path}">'),
@@ -4759,7 +4755,7 @@ def tool(fn: Callable[..., Any], *, custom: bool = False) -> Tool:
         if [hints.get(p) for p in params] != [str]:
             raise TypeError(f"custom tool {name}: it must take one str")
         return Tool({"type": "custom", "name": name, "description": about}, fn)
-    properties, required = {}, []
+    properties = {}
     for key, param in params.items():
         where = f"tool {name}: parameter {key}"
         if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
@@ -4767,8 +4763,7 @@ def tool(fn: Callable[..., Any], *, custom: bool = False) -> Tool:
         if key not in hints:
             raise TypeError(f"{where} has no type annotation")
         properties[key] = _json_schema(hints[key], where)
-        if param.default is param.empty:
-            required.append(key)
+    required = [k for k, param in params.items() if param.default is param.empty]
     definition = {"type": "function", "name": name, "description": about}
     parameters = _object_schema(properties, required)
     return Tool({**definition, "parameters": parameters, "strict": False}, fn)
@@ -4794,10 +4789,10 @@ def _json_schema(hint: Any, where: str, outer: tuple[type, ...] = ()) -> dict[st
     if origin is dict and len(args) == 2 and args[0] is str:
         values = _json_schema(args[1], where, outer)
         return {"type": "object", "additionalProperties": values}
-    if _is_record(hint):  # as structured output needs it: every key required
+    if (fields := _record_fields(hint)) is not None:  # every key required
         if hint in outer:
             raise TypeError(f"{where}: {hint.__name__} contains itself")
-        fields, inner = _record_fields(hint), (*outer, hint)
+        inner = (*outer, hint)
         properties = {
             k: _json_schema(v, f"{where}.{k}", inner) for k, v in fields.items()
         }
@@ -4814,20 +4809,16 @@ def _object_schema(properties: dict[str, Any], required: list[str]) -> dict[str,
     return {**schema, "additionalProperties": False}
 
 
-def _is_record(hint: Any) -> bool:
-    """A dataclass or a TypedDict: what becomes a JSON object with properties."""
-    return isinstance(hint, type) and (
-        dataclasses.is_dataclass(hint) or typing.is_typeddict(hint)
-    )
-
-
-def _record_fields(record: type) -> dict[str, Any]:
-    """A record's keys and types: a dataclass's fields its constructor takes;
-    a TypedDict's keys, without `Required`/`NotRequired` (a strict schema
-    requires every key)."""
-    hints = typing.get_type_hints(record, include_extras=True)
-    if dataclasses.is_dataclass(record):
-        return {f.name: hints[f.name] for f in dataclasses.fields(record) if f.init}
+def _record_fields(hint: Any) -> dict[str, Any] | None:
+    """The keys and types of a record, what becomes a JSON object with
+    properties (None for anything else): a dataclass's fields its
+    constructor takes; a TypedDict's keys, without `Required`/`NotRequired`
+    (a strict schema requires every key)."""
+    if not (dataclasses.is_dataclass(hint) or typing.is_typeddict(hint)):
+        return None
+    hints = typing.get_type_hints(hint, include_extras=True)
+    if dataclasses.is_dataclass(hint):
+        return {f.name: hints[f.name] for f in dataclasses.fields(hint) if f.init}
     marks = (typing.Required, typing.NotRequired)
     return {
         k: typing.get_args(v)[0] if typing.get_origin(v) in marks else v
@@ -4841,9 +4832,9 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
     if not isinstance(schema, dict):
         return None
     if "anyOf" in schema:
-        if all(_schema_problem(s, value, path) for s in schema["anyOf"]):
-            return f"{path}: matches none of its allowed types"
-        return None
+        if any(_schema_problem(s, value, path) is None for s in schema["anyOf"]):
+            return None
+        return f"{path}: matches none of its allowed types"
     kind = schema.get("type")
     if "enum" in schema and value not in schema["enum"]:
         return f"{path}: must be one of {json.dumps(schema['enum'])}"
@@ -4866,8 +4857,7 @@ def _schema_problem(schema: Any, value: Any, path: str) -> str | None:
             if problem := _schema_problem(items, item, f"{path}[{index}]"):
                 return problem
     if isinstance(value, dict) and kind == "object":
-        missing = [k for k in schema.get("required", ()) if k not in value]
-        if missing:
+        if missing := [k for k in schema.get("required", ()) if k not in value]:
             return f"{path}: {missing[0]!r} is missing"
         properties = schema.get("properties", {})
         for key, item in value.items():
@@ -4955,10 +4945,9 @@ def _from_json(hint: Any, value: Any) -> Any:
         return _from_json(args[0], value)
     if hint is int and type(value) is float:
         return int(value)
-    if _is_record(hint):
+    if (fields := _record_fields(hint)) is not None:
         if not isinstance(value, dict):
             raise TypeError(f"{hint.__name__} wants an object")
-        fields = _record_fields(hint)
         return hint(**{k: _from_json(fields[k], value[k]) for k in fields})
     if origin is list and isinstance(value, list):
         return [_from_json(args[0], v) for v in value]
@@ -4993,8 +4982,7 @@ def _call_tool(fn: Callable[..., Any], arguments: dict[str, Any]) -> Any:
 
 
 def _utc_timestamp() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # What to do when a rollout cannot be written.
@@ -5034,15 +5022,10 @@ class RolloutWriter:
 
     @classmethod
     def create(
-        cls,
-        home: Path,
-        thread_id: str,
-        meta: Mapping[str, Any],
-        *,
-        now: datetime | None = None,
+        cls, home: Path, thread_id: str, meta: Mapping[str, Any]
     ) -> RolloutWriter:
         """Start a new rollout for `thread_id` with its `session_meta` line."""
-        local = (now or datetime.now(UTC)).astimezone()
+        local = datetime.now().astimezone()
         name = f"rollout-{local.strftime('%Y-%m-%dT%H-%M-%S')}-{thread_id}.jsonl"
         writer = cls(home / "sessions" / local.strftime("%Y/%m/%d") / name)
         writer.append("session_meta", {"id": thread_id, **meta})
@@ -5346,30 +5329,24 @@ def _compacted_history(
     replacement = payload.get("replacement_history")
     if replacement is not None:
         return [item_from_json(p) for p in replacement]
-    summary = payload["message"]
-    if not isinstance(summary, str):
-        raise TypeError("compacted message must be a string")
-    texts = [t for i in items if (t := _user_text(i)) is not None]
-    texts = [t for t in texts if t not in summaries]  # earlier summaries
-    summaries.add(summary)
-    kept: list[str] = []
+    message = "compacted message"
+    summary = _typed(payload, "message", str, message, error=TypeError, required=True)
+    kept = [summary or "(no summary available)"]
     budget = _COMPACT_USER_TOKENS
-    for text in reversed(texts):
+    for item in reversed(items):
+        text = _user_text(item)
+        if text is None or text in summaries:  # earlier summaries are no user's
+            continue
         tokens = (len(text.encode()) + 3) // 4
         if tokens > budget:
-            if budget > 0:
-                kept.append(_truncate_middle(text, budget))
+            if budget > 0:  # the budget's bytes, half from each end
+                cut = f"…{tokens - budget} tokens truncated…"
+                kept.append(f"{text[: budget * 2]}{cut}{text[-budget * 2 :]}")
             break
         kept.append(text)
         budget -= tokens
-    messages = [*reversed(kept), summary or "(no summary available)"]
-    return [Message.user(text) for text in messages]
-
-
-def _truncate_middle(text: str, tokens: int) -> str:
-    keep = tokens * 4 // 2
-    removed = (len(text.encode()) + 3) // 4 - tokens
-    return f"{text[:keep]}…{removed} tokens truncated…{text[-keep:]}"
+    summaries.add(summary)
+    return [Message.user(text) for text in reversed(kept)]
 
 
 # What a thread id may look like: a UUID, as Codex makes them.  Anything
