@@ -3420,12 +3420,11 @@ def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
     families = {m[1] for h in headers if (m := _FAMILY.fullmatch(h.lower()))}
     out = []
     for family in ["codex", *sorted(families - {"codex"})]:
-        prefix = f"x-{family}"
         snapshot = RateLimits(
             limit_id=family.replace("-", "_"),
-            primary=_rate_limit_window(headers, f"{prefix}-primary"),
-            secondary=_rate_limit_window(headers, f"{prefix}-secondary"),
-            limit_name=_header(headers, f"{prefix}-limit-name"),
+            primary=_rate_limit_window(headers, f"x-{family}-primary"),
+            secondary=_rate_limit_window(headers, f"x-{family}-secondary"),
+            limit_name=_header(headers, f"x-{family}-limit-name"),
             credits=credits,
         )
         if family == "codex" or snapshot.primary or snapshot.secondary or credits:
@@ -3893,17 +3892,10 @@ class _WebSocket:
         if not generate:  # a prewarm: the leading items, nothing generated
             parts = parts._replace(input=parts.input[: parts.leading], items=())
         settings = parts.settings()
-        new_input = _new_input(socket.last, parts, settings)
-        previous = socket.last.response_id if socket.last else None
         metadata = {"x-codex-ws-stream-request-start-ms": str(time.time_ns() // 10**6)}
         if self.turn_state is not None:
             metadata["x-codex-turn-state"] = self.turn_state
-        frame = _response_create(
-            parts, new_input, previous, metadata, generate=generate
-        )
-        mode = "full" if new_input is None else "incremental"
-        items = len(parts.input if new_input is None else new_input)
-        _log_request("responses_websocket", items, len(frame), socket.used, mode)
+        frame = _response_create(parts, socket, settings, metadata, generate=generate)
         socket.last, socket.used, socket.busy = None, True, True
         reader = _ResponsesReader(socket.request_id, websocket=True)
         output_ids: list[str | None] = []
@@ -4078,18 +4070,20 @@ def _new_input(
 
 def _response_create(
     parts: _RequestParts,
-    new_input: list[bytes] | None,
-    previous_response_id: str | None,
+    socket: _ResponsesSocket,
+    settings: bytes,
     metadata: dict[str, str],
     *,
     generate: bool,
 ) -> bytes:
-    """The `response.create` frame: the HTTP body with its `type`, in full or
-    continuing `previous_response_id`; `metadata` joins `client_metadata`
-    (over a WebSocket the turn state travels there)."""
+    """The `response.create` frame, logged: the HTTP body with its `type`,
+    in full or continuing the socket's last response (`_new_input`);
+    `metadata` joins `client_metadata` (over a WebSocket the turn state
+    travels there)."""
     head: dict[str, Any] = {"type": "response.create", **parts.head}
-    if new_input is not None and previous_response_id is not None:
-        head["previous_response_id"] = previous_response_id
+    new_input = _new_input(socket.last, parts, settings)
+    if new_input is not None and socket.last is not None:
+        head["previous_response_id"] = socket.last.response_id
     tail = {
         **parts.tail,
         "client_metadata": {**parts.tail.get("client_metadata", {}), **metadata},
@@ -4097,7 +4091,10 @@ def _response_create(
     if not generate:
         tail["generate"] = False
     items = parts.input if new_input is None else new_input
-    return _join_request(head, items, tail)
+    frame = _join_request(head, items, tail)
+    mode = "full" if new_input is None else "incremental"
+    _log_request("responses_websocket", len(items), len(frame), socket.used, mode)
+    return frame
 
 
 # --- Retry and the turn -----------------------------------------------------
@@ -4111,23 +4108,19 @@ def _response_create(
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
-    try:
-        after = float(headers["retry-after-ms"]) / 1000
-    except (KeyError, ValueError):
-        value = headers.get("retry-after", "")
-        try:
-            after = float(value)
-        except ValueError:
-            import email.utils
+    if (millis := _header(headers, "retry-after-ms", float)) is not None:
+        return float(millis) / 1000
+    if (seconds := _header(headers, "retry-after", float)) is not None:
+        return float(seconds)
+    import email.utils
 
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError, OverflowError):
-                return None
-            if when.tzinfo is None:  # "-0000": UTC, with no zone said
-                when = when.replace(tzinfo=UTC)
-            after = (when - datetime.now(UTC)).total_seconds()
-    return after if math.isfinite(after) else None
+    try:
+        when = email.utils.parsedate_to_datetime(headers.get("retry-after", ""))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, with no zone said
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
 
 
 _Step = float | Literal["reload", "raise", "exhausted"]
@@ -4353,10 +4346,6 @@ _COUNTED_FIELDS = frozenset({
     "tools", "tool_choice", "parallel_tool_calls", "reasoning", "text", "truncation",
 })
 # fmt: on
-
-
-# What the API says when a WebSocket has been open for 60 minutes.
-_WEBSOCKET_AT_ITS_LIMIT = "websocket_connection_limit_reached"
 
 
 class Turn:
@@ -4586,11 +4575,13 @@ class Turn:
         """What an error frame on the socket becomes, decided as an HTTP
         answer would be: a stream error to retry (on a fresh connection: the
         failed one is dropped), or the typed error to raise."""
-        if failure.code in ("previous_response_not_found", _WEBSOCKET_AT_ITS_LIMIT):
-            # The server forgot, or ends a connection at 60 minutes: a fresh
-            # connection starts over, in full, at once.
-            message, request_id = failure.message, failure.request_id
-            return StreamError(message, request_id=request_id, delay=0.0)
+        # The server forgot, or ends a connection at 60 minutes: a fresh
+        # connection starts over, in full, at once.
+        limit = "websocket_connection_limit_reached"
+        if failure.code in ("previous_response_not_found", limit):
+            return StreamError(
+                failure.message, request_id=failure.request_id, delay=0.0
+            )
         if failure.status is None:
             return failure  # `response.failed` or `.incomplete`: as over HTTP
         policy = self.client.retry_policy
