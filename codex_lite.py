@@ -49,6 +49,7 @@ import binascii
 import copy
 import dataclasses
 import enum
+import functools
 import importlib
 import io
 import itertools
@@ -3450,14 +3451,6 @@ def _events_from_headers(headers: Mapping[str, str]) -> list[ResponseEvent]:
 _TRY_AGAIN = re.compile(r"(?i)try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)")
 
 
-def _retry_delay(message: str) -> float | None:
-    match = _TRY_AGAIN.search(message)
-    if match is None:
-        return None
-    value, unit = match.groups()
-    return int(float(value)) / 1000 if unit.lower() == "ms" else float(value)
-
-
 # Error codes the API reports, what they become here, and the message to use
 # when the server sends none.
 _ERROR_CODES: dict[str, tuple[type[ApiError], str]] = {
@@ -3484,7 +3477,10 @@ def _failed_error(response: Any, request_id: str | None) -> ApiError:
     if code in _ERROR_CODES:
         cls, default = _ERROR_CODES[code]
         return cls(message or default, code=code, request_id=request_id)
-    delay = _retry_delay(message) if code == "rate_limit_exceeded" else None
+    delay = None
+    if code == "rate_limit_exceeded" and (match := _TRY_AGAIN.search(message)):
+        value, unit = match.groups()
+        delay = int(float(value)) / 1000 if unit.lower() == "ms" else float(value)
     return StreamError(
         message or f"response.failed with error code {code!r} and no message",
         request_id=request_id,
@@ -3617,15 +3613,13 @@ class _ResponsesReader:
             self.turn_state = self.turn_state or state
         elif kind == "error" and self.websocket:
             # with the HTTP status the request would have had, if it says
-            headers = _json_get(obj, "headers", dict) or {}
-            headers = {k.lower(): v for k, v in headers.items() if isinstance(v, str)}
-            status = obj.get("status")
+            raw = _json_get(obj, "headers", dict) or {}
+            headers = {k.lower(): v for k, v in raw.items() if isinstance(v, str)}
             self.failure_headers = headers
-            self.failure = (
-                _status_error(status, headers, obj)
-                if type(status) is int
-                else _failed_error(obj, self.request_id)
-            )
+            if type(status := obj.get("status")) is int:
+                self.failure = _status_error(status, headers, obj)
+            else:
+                self.failure = _failed_error(obj, self.request_id)
         elif kind == "error":
             _log.warning(
                 "server sent an error event: %s", _scrub(json.dumps(obj))[:500]
@@ -3650,7 +3644,7 @@ def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
 
 
 def _http_request(
-    parts: _RequestParts, *, compress: bool, keep_json: bool = False
+    parts: _RequestParts, compress: bool, *, keep_json: bool = False
 ) -> PreparedRequest:
     """The unsigned HTTP request: the body joined, encoded and compressed once;
     its JSON is kept beside compressed bytes only when asked or traced."""
@@ -3683,10 +3677,9 @@ class _Http:
         # What requests would redo on every attempt and which cannot change
         # between attempts (session headers and cookies, proxies and CA
         # bundle from the environment) is done once.
+        request = requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
         try:
-            self.base = http.prepare_request(
-                requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
-            )
+            self.base = http.prepare_request(request)
         except requests.RequestException as exc:
             raise _unsendable(provider, exc) from None
         self.settings = http.merge_environment_settings(
@@ -3763,7 +3756,6 @@ class _Http:
                 f"stream disconnected before completion: {type(exc).__name__}",
                 request_id=reader.request_id,
             ) from None
-        decoder.flush()
         kind = response.headers.get("content-type") or "no content type"
         if reader.failure is None and "text/event-stream" not in kind.lower():
             raise StreamError(
@@ -3780,14 +3772,10 @@ def _http_error(response: requests.Response) -> ApiError:
     import requests
     import urllib3
 
-    raw = b""
     try:
-        for chunk in response.iter_content(65536):
-            raw += chunk
-            if len(raw) >= 65536:
-                break
+        raw = response.raw.read(65536, decode_content=True)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
-        pass
+        raw = b""
     status, headers = response.status_code, response.headers
     return _status_error(status, headers, _json_or_none(raw), raw, response.reason)
 
@@ -3986,9 +3974,8 @@ def _websocket_handshake(
         connection.socket.settimeout(write_timeout)
         return connection
     except ws.InvalidStatus as exc:
-        answer = _plain_headers(exc.response.headers)
+        status, answer = exc.response.status_code, _plain_headers(exc.response.headers)
         raw = bytes(exc.response.body or b"")
-        status = exc.response.status_code
         error = _status_error(status, answer, _json_or_none(raw), raw)
         return _Failure(error, status, answer)
     except ws.InvalidURI:  # a base URL that is not http(s)
@@ -4123,9 +4110,6 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return (when - datetime.now(UTC)).total_seconds()
 
 
-_Step = float | Literal["reload", "raise", "exhausted"]
-
-
 def _next_step(
     error: CodexError,
     status: int | None,
@@ -4133,7 +4117,7 @@ def _next_step(
     attempt: int,
     reloaded: bool,
     policy: RetryPolicy,
-) -> _Step:
+) -> float | Literal["reload", "raise", "exhausted"]:
     """What to do after attempt number `attempt` failed with `error`: wait so
     many seconds and send again, reload the credentials and send again at
     once (a first 401), raise `error`, or raise that the attempts ran out.
@@ -4226,7 +4210,6 @@ class Client:
         self._over_http = False  # latched: never a WebSocket again
         self._http = http
         self._owns_http = http is None
-        self._rules: _Rules | None = None
         self._fragments = _FragmentCache(self._request_item_json)
 
     def __repr__(self) -> str:
@@ -4238,22 +4221,20 @@ class Client:
         if self._http is not None and self._owns_http:
             self._http.close()
 
-    @property
+    @functools.cached_property
     def rules(self) -> _Rules:
         """What this client's provider and credentials change on the wire."""
-        if self._rules is None:
-            provider = self.provider
-            chatgpt = provider.is_openai and self.auth.kind == "chatgpt"
-            compress = self.features.get("enable_request_compression", False)
-            self._rules = _Rules(
-                chatgpt_backend=chatgpt,
-                openai_metadata=provider.is_openai,
-                store=provider.is_azure,
-                compress=chatgpt and compress,
-                service_tier=not provider.is_amazon_bedrock,
-                responses_lite=provider.info.responses_lite,
-            )
-        return self._rules
+        provider = self.provider
+        chatgpt = provider.is_openai and self.auth.kind == "chatgpt"
+        compress = self.features.get("enable_request_compression", False)
+        return _Rules(
+            chatgpt_backend=chatgpt,
+            openai_metadata=provider.is_openai,
+            store=provider.is_azure,
+            compress=chatgpt and compress,
+            service_tier=not provider.is_amazon_bedrock,
+            responses_lite=provider.info.responses_lite,
+        )
 
     def __enter__(self) -> typing.Self:
         return self
@@ -4413,7 +4394,7 @@ class Turn:
     def prepare(self, prompt: Prompt) -> PreparedRequest:
         """The request the next attempt would send, auth applied, with its JSON."""
         parts, compress = self._parts(prompt), self.client.rules.compress
-        return self._attempt(_http_request(parts, compress=compress, keep_json=True))
+        return self._attempt(_http_request(parts, compress, keep_json=True))
 
     def count_input_tokens(self, prompt: Prompt) -> int:
         """The input tokens `prompt` would take, as the server counts them
@@ -4467,9 +4448,7 @@ class Turn:
                 if websocket:
                     yield from self._over_websocket(parts)
                     return
-                request = request or _http_request(
-                    parts, compress=client.rules.compress
-                )
+                request = request or _http_request(parts, client.rules.compress)
                 http = _Http(client.http, client.provider, request)
                 with self._send(request, http.send, policy.connect_timeout) as answer:
                     self._capture_turn_state(answer.headers.get("x-codex-turn-state"))
