@@ -34,7 +34,7 @@ One turn's path, in call order:
         -> _request_parts       the body and headers -> _RequestParts, once
         -> Turn._send           each attempt: Turn._attempt (turn state, auth),
                                 a transport's send; _next_step decides; sleep
-        -> _Http                _http_request (-> _EncodedBody) POSTed, then
+        -> _Http                _http_request (joined, compressed) POSTed, then
                                 events: _body_chunks -> SSEDecoder -> reader
         or _WebSocket           send: the handshake; events: _new_input ->
                                 _response_create frame; frames -> reader
@@ -49,6 +49,7 @@ import binascii
 import copy
 import dataclasses
 import enum
+import functools
 import importlib
 import io
 import itertools
@@ -1741,49 +1742,25 @@ def _stable_id(who: _Identity, prefix: str, content: str) -> str:
 
 
 def _zstd_compress(data: bytes) -> bytes:
+    """A request body compressed, logged as Codex logs it (wire-spec §5)."""
+    started = time.perf_counter()
     # Imported here: only compressed requests pay for loading zstd.
     try:
         from compression import zstd  # type: ignore[import-not-found]  # novermin
 
-        return typing.cast(bytes, zstd.compress(data, level=3))
+        packed = typing.cast(bytes, zstd.compress(data, level=3))
     except ImportError:
         import zstandard
 
-        return zstandard.ZstdCompressor(level=3).compress(data)
-
-
-class _EncodedBody:
-    """A request body ready to send on every attempt.
-
-    `json` is the compact UTF-8 JSON (kept after compression only when TRACE
-    logging is on), `data` the bytes on the wire, `headers` the content
-    headers that go with them.
-    """
-
-    __slots__ = ("data", "headers", "json")
-
-    def __init__(
-        self, json_bytes: bytes, *, compress: bool = False, keep_json: bool = False
-    ) -> None:
-        self.headers = {"Content-Type": "application/json"}
-        self.json: bytes | None = json_bytes
-        self.data = json_bytes
-        if compress:
-            started = time.perf_counter()
-            self.data = _zstd_compress(json_bytes)
-            self.headers["Content-Encoding"] = "zstd"
-            _transport_log.info(
-                "Compressed request body with zstd pre_compression_bytes=%d "
-                "post_compression_bytes=%d compression_duration_ms=%d",
-                len(json_bytes),
-                len(self.data),
-                (time.perf_counter() - started) * 1000,
-            )
-            if not (keep_json or _transport_log.isEnabledFor(TRACE)):
-                self.json = None
-
-    def __repr__(self) -> str:
-        return f"_EncodedBody({len(self.data)} bytes, {self.headers})"
+        packed = zstandard.ZstdCompressor(level=3).compress(data)
+    _transport_log.info(
+        "Compressed request body with zstd pre_compression_bytes=%d "
+        "post_compression_bytes=%d compression_duration_ms=%d",
+        len(data),
+        len(packed),
+        (time.perf_counter() - started) * 1000,
+    )
+    return packed
 
 
 def _join_request(
@@ -3440,12 +3417,11 @@ def _rate_limits_from_headers(headers: Mapping[str, str]) -> list[RateLimits]:
     families = {m[1] for h in headers if (m := _FAMILY.fullmatch(h.lower()))}
     out = []
     for family in ["codex", *sorted(families - {"codex"})]:
-        prefix = f"x-{family}"
         snapshot = RateLimits(
             limit_id=family.replace("-", "_"),
-            primary=_rate_limit_window(headers, f"{prefix}-primary"),
-            secondary=_rate_limit_window(headers, f"{prefix}-secondary"),
-            limit_name=_header(headers, f"{prefix}-limit-name"),
+            primary=_rate_limit_window(headers, f"x-{family}-primary"),
+            secondary=_rate_limit_window(headers, f"x-{family}-secondary"),
+            limit_name=_header(headers, f"x-{family}-limit-name"),
             credits=credits,
         )
         if family == "codex" or snapshot.primary or snapshot.secondary or credits:
@@ -3469,14 +3445,6 @@ def _events_from_headers(headers: Mapping[str, str]) -> list[ResponseEvent]:
 
 
 _TRY_AGAIN = re.compile(r"(?i)try again in\s*(\d+(?:\.\d+)?)\s*(s|ms|seconds?)")
-
-
-def _retry_delay(message: str) -> float | None:
-    match = _TRY_AGAIN.search(message)
-    if match is None:
-        return None
-    value, unit = match.groups()
-    return int(float(value)) / 1000 if unit.lower() == "ms" else float(value)
 
 
 # Error codes the API reports, what they become here, and the message to use
@@ -3505,7 +3473,10 @@ def _failed_error(response: Any, request_id: str | None) -> ApiError:
     if code in _ERROR_CODES:
         cls, default = _ERROR_CODES[code]
         return cls(message or default, code=code, request_id=request_id)
-    delay = _retry_delay(message) if code == "rate_limit_exceeded" else None
+    delay = None
+    if code == "rate_limit_exceeded" and (match := _TRY_AGAIN.search(message)):
+        value, unit = match.groups()
+        delay = int(float(value)) / 1000 if unit.lower() == "ms" else float(value)
     return StreamError(
         message or f"response.failed with error code {code!r} and no message",
         request_id=request_id,
@@ -3564,8 +3535,8 @@ class _ResponsesReader:
 
     Events are told apart by the JSON `type` in the data, not the SSE event
     name: some servers send no `event:` lines.  `done` turns true at
-    `response.completed`; `end_error` is what a stream that ends before that
-    amounts to.  Over a `websocket` an `error` event ends the request.
+    `response.completed`; `failure` is what a stream that ends before that
+    amounts to, if the server said.  Over a `websocket` an `error` event ends the request.
     """
 
     def __init__(self, request_id: str | None, *, websocket: bool = False) -> None:
@@ -3595,12 +3566,12 @@ class _ResponsesReader:
             return None
 
     def _event(self, kind: Any, obj: dict[str, Any]) -> ResponseEvent | None:
+        def need(key: str, of: type[Any] = str) -> Any:  # else the event is skipped
+            return _typed(obj, key, of, error=TypeError, required=True)
+
         response = obj.get("response")
         if kind == "response.output_text.delta":
-            return OutputTextDelta(
-                _typed(obj, "delta", str, error=TypeError, required=True),
-                obj.get("item_id"),
-            )
+            return OutputTextDelta(need("delta"), obj.get("item_id"))
         if kind == "response.output_item.done":
             return OutputItemDone(item_from_json(obj["item"]))
         if kind == "response.output_item.added":
@@ -3610,24 +3581,14 @@ class _ResponsesReader:
         if kind == "response.custom_tool_call_input.delta":
             call_id = obj.get("call_id")
             return ToolCallInputDelta(
-                obj.get("item_id") or call_id,
-                call_id,
-                _typed(obj, "delta", str, error=TypeError, required=True),
+                obj.get("item_id") or call_id, call_id, need("delta")
             )
         if kind == "response.reasoning_summary_text.delta":
-            return ReasoningSummaryDelta(
-                _typed(obj, "delta", str, error=TypeError, required=True),
-                _typed(obj, "summary_index", int, error=TypeError, required=True),
-            )
+            return ReasoningSummaryDelta(need("delta"), need("summary_index", int))
         if kind == "response.reasoning_text.delta":
-            return ReasoningContentDelta(
-                _typed(obj, "delta", str, error=TypeError, required=True),
-                _typed(obj, "content_index", int, error=TypeError, required=True),
-            )
+            return ReasoningContentDelta(need("delta"), need("content_index", int))
         if kind == "response.reasoning_summary_part.added":
-            return ReasoningSummaryPartAdded(
-                _typed(obj, "summary_index", int, error=TypeError, required=True)
-            )
+            return ReasoningSummaryPartAdded(need("summary_index", int))
         if kind == "response.completed" and isinstance(response, dict):
             self.done = True
             return Completed(
@@ -3648,25 +3609,18 @@ class _ResponsesReader:
             self.turn_state = self.turn_state or state
         elif kind == "error" and self.websocket:
             # with the HTTP status the request would have had, if it says
-            headers = _json_get(obj, "headers", dict) or {}
-            headers = {k.lower(): v for k, v in headers.items() if isinstance(v, str)}
-            status = obj.get("status")
+            raw = _json_get(obj, "headers", dict) or {}
+            headers = {k.lower(): v for k, v in raw.items() if isinstance(v, str)}
             self.failure_headers = headers
-            self.failure = (
-                _status_error(status, headers, obj)
-                if type(status) is int
-                else _failed_error(obj, self.request_id)
-            )
+            if type(status := obj.get("status")) is int:
+                self.failure = _status_error(status, headers, obj)
+            else:
+                self.failure = _failed_error(obj, self.request_id)
         elif kind == "error":
             _log.warning(
                 "server sent an error event: %s", _scrub(json.dumps(obj))[:500]
             )
         return None
-
-    def end_error(self) -> CodexError:
-        return self.failure or StreamError(
-            "stream closed before response.completed", request_id=self.request_id
-        )
 
 
 # --- Responses over HTTP ----------------------------------------------------
@@ -3686,17 +3640,23 @@ def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
 
 
 def _http_request(
-    parts: _RequestParts, *, compress: bool, keep_json: bool = False
+    parts: _RequestParts, compress: bool, *, keep_json: bool = False
 ) -> PreparedRequest:
-    """The unsigned HTTP request: the body joined, encoded and compressed once."""
+    """The unsigned HTTP request: the body joined, encoded and compressed once;
+    its JSON is kept beside compressed bytes only when asked or traced."""
     json_bytes = _join_request(parts.head, parts.input, parts.tail)
-    body = _EncodedBody(json_bytes, compress=compress, keep_json=keep_json)
+    headers = {**parts.headers, "Content-Type": "application/json"}
+    data = json_bytes
+    if compress:
+        data = _zstd_compress(json_bytes)
+        headers["Content-Encoding"] = "zstd"
     _log_request("responses_http", len(parts.input), len(json_bytes), None, "full")
-    if _transport_log.isEnabledFor(TRACE):
+    trace = _transport_log.isEnabledFor(TRACE)
+    if trace:
         url = _redact_url(parts.url)
         _transport_log.log(TRACE, "POST to %s: %s", url, json_bytes.decode())
-    headers = {**parts.headers, **body.headers}
-    return PreparedRequest("POST", parts.url, headers, body.data, body.json)
+    shown = json_bytes if keep_json or trace or not compress else None
+    return PreparedRequest("POST", parts.url, headers, data, shown)
 
 
 class _Http:
@@ -3713,19 +3673,17 @@ class _Http:
         # What requests would redo on every attempt and which cannot change
         # between attempts (session headers and cookies, proxies and CA
         # bundle from the environment) is done once.
+        request = requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
         try:
-            self.base = http.prepare_request(
-                requests.Request(unsigned.method, unsigned.url, data=unsigned.body)
-            )
+            self.base = http.prepare_request(request)
         except requests.RequestException as exc:
             raise _unsendable(provider, exc) from None
         self.settings = http.merge_environment_settings(
             self.base.url, {}, True, None, None
         )
         proxy = requests.utils.select_proxy(unsigned.url, self.settings["proxies"])
-        self.where = _host(self.url) + (
-            f" through proxy {_host(proxy)}" if proxy else ""
-        )
+        through = f" through proxy {_host(proxy)}" if proxy else ""
+        self.where = _host(self.url) + through
 
     def send(
         self, signed: PreparedRequest, timeout: tuple[float, float]
@@ -3794,14 +3752,15 @@ class _Http:
                 f"stream disconnected before completion: {type(exc).__name__}",
                 request_id=reader.request_id,
             ) from None
-        decoder.flush()
         kind = response.headers.get("content-type") or "no content type"
         if reader.failure is None and "text/event-stream" not in kind.lower():
             raise StreamError(
                 f"expected an event stream ending in response.completed, got {kind}",
                 request_id=reader.request_id,
             )
-        raise reader.end_error()
+        raise reader.failure or StreamError(
+            "stream closed before response.completed", request_id=reader.request_id
+        )
 
 
 def _http_error(response: requests.Response) -> ApiError:
@@ -3809,14 +3768,10 @@ def _http_error(response: requests.Response) -> ApiError:
     import requests
     import urllib3
 
-    raw = b""
     try:
-        for chunk in response.iter_content(65536):
-            raw += chunk
-            if len(raw) >= 65536:
-                break
+        raw = response.raw.read(65536, decode_content=True)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
-        pass
+        raw = b""
     status, headers = response.status_code, response.headers
     return _status_error(status, headers, _json_or_none(raw), raw, response.reason)
 
@@ -3867,12 +3822,11 @@ class _ResponsesSocket:
 
 class _WebSocket:
     """Responses over a WebSocket: `send` is the handshake, one signed
-    request that gives back a connection or the failure (with a prewarm on
-    it, when asked); `events` sends the `response.create` frame on a
-    connection and reads a frame per event.  Errors come out typed, an
-    error frame as `decide` makes it; a server that will not take
-    WebSockets raises `_UseHttp`.  `turn_state` is the turn's, and the first
-    one this request is given."""
+    request that gives back a connection or the failure; `events` sends the
+    `response.create` frame on a connection and reads a frame per event.
+    Errors come out typed, an error frame as `decide` makes it; a server
+    that will not take WebSockets raises `_UseHttp`.  `turn_state` is the
+    turn's, and the first one this request is given."""
 
     def __init__(
         self,
@@ -3882,14 +3836,12 @@ class _WebSocket:
         turn_state: str | None,
         deadline: float | None,
         decide: Callable[[ApiError, Mapping[str, str]], ApiError],
-        prewarm: bool,
         idle_timeout: float,
         max_size: int,
     ) -> None:
         self.provider, self.parts = provider, parts
         self.turn_state, self.deadline = turn_state, deadline
-        self.decide, self.prewarm = decide, prewarm
-        self.idle_timeout, self.max_size = idle_timeout, max_size
+        self.decide, self.idle_timeout, self.max_size = decide, idle_timeout, max_size
         url = "ws" + parts.url.removeprefix("http")  # ws:// or wss://
         headers = {k: v for k, v in parts.headers.items() if k != "Accept"}
         self.request = PreparedRequest("GET", url, headers, b"")
@@ -3913,9 +3865,6 @@ class _WebSocket:
             self.turn_state = self.turn_state or answer.get("x-codex-turn-state")
             socket.header_events = _events_from_headers(answer)
             socket.request_id = answer.get("x-request-id")
-        if self.prewarm:  # a request that generates nothing
-            for _ in self.events(socket, generate=False):
-                pass
         return socket
 
     def events(
@@ -3925,20 +3874,12 @@ class _WebSocket:
 
         parts = self.parts
         if not generate:  # a prewarm: the leading items, nothing generated
-            leading = parts.leading
-            parts = parts._replace(input=parts.input[:leading], items=())
+            parts = parts._replace(input=parts.input[: parts.leading], items=())
         settings = parts.settings()
-        new_input = _new_input(socket.last, parts, settings)
-        previous = socket.last.response_id if socket.last else None
         metadata = {"x-codex-ws-stream-request-start-ms": str(time.time_ns() // 10**6)}
         if self.turn_state is not None:
             metadata["x-codex-turn-state"] = self.turn_state
-        frame = _response_create(
-            parts, new_input, previous, metadata, generate=generate
-        )
-        mode = "full" if new_input is None else "incremental"
-        items = len(parts.input if new_input is None else new_input)
-        _log_request("responses_websocket", items, len(frame), socket.used, mode)
+        frame = _response_create(parts, socket, settings, metadata, generate=generate)
         socket.last, socket.used, socket.busy = None, True, True
         reader = _ResponsesReader(socket.request_id, websocket=True)
         output_ids: list[str | None] = []
@@ -3993,18 +3934,46 @@ def _websocket_handshake(
     max_size: int,
     write_timeout: float,
 ) -> Any | _Failure:
-    """One signed handshake: the connection, or the failure (a refusal with
-    its typed error, or no answer); what cannot be sent at all is raised."""
+    """One signed handshake: a websockets.sync connection, or the failure (a
+    refusal with its typed error, or no answer); what cannot be sent at all
+    is raised.  It goes through the proxy the environment names, TLS
+    verified against what the HTTP path trusts (requests' CA bundle
+    variables, else the system's)."""
     from websockets import exceptions as ws
+    from websockets.sync.client import connect
 
+    wire = dict(signed.headers)
     try:
-        return _open_websocket(
-            signed.url, signed.headers, timeout, max_size, write_timeout
+        context = None
+        if signed.url.startswith("wss:"):
+            import ssl
+
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+                "CURL_CA_BUNDLE"
+            )  # a file or, as requests allows, a directory of certificates
+            folder = bundle if bundle and os.path.isdir(bundle) else None
+            context = ssl.create_default_context(
+                cafile=None if folder else bundle or None, capath=folder
+            )
+        connection = connect(
+            signed.url,
+            additional_headers=wire,
+            user_agent_header=wire.pop("User-Agent", None),
+            open_timeout=timeout,
+            close_timeout=1,
+            max_size=max_size,  # inflated size: permessage-deflate too
+            ssl=context,
         )
+        connection.__enter__()  # as the library asks (17.1 warns otherwise)
+        # Its writes have no time limit: a pong or a request to a server that
+        # stopped reading would block forever, holding the lock every send takes.
+        connection.socket.settimeout(write_timeout)
+        return connection
     except ws.InvalidStatus as exc:
-        answer = _plain_headers(exc.response.headers)
-        status = exc.response.status_code
-        return _Failure(_handshake_error(exc.response), status, answer)
+        status, answer = exc.response.status_code, _plain_headers(exc.response.headers)
+        raw = bytes(exc.response.body or b"")
+        error = _status_error(status, answer, _json_or_none(raw), raw)
+        return _Failure(error, status, answer)
     except ws.InvalidURI:  # a base URL that is not http(s)
         raise _unsendable(provider, ValueError()) from None
     except (ws.InvalidProxy, ImportError) as exc:  # SOCKS, no python-socks
@@ -4013,51 +3982,9 @@ def _websocket_handshake(
             f"({type(exc).__name__}); check HTTPS_PROXY and ALL_PROXY"
         ) from None
     except (OSError, TimeoutError, ws.InvalidHandshake) as exc:
-        where = _host(signed.url)
-        failed = TransportError(
-            f"WebSocket connect to {where} failed: {type(exc).__name__}"
-        )
-        return _Failure(failed, None, {})
-
-
-def _open_websocket(
-    url: str,
-    headers: Mapping[str, str],
-    open_timeout: float,
-    max_size: int,
-    write_timeout: float,
-) -> Any:
-    """A websockets.sync connection with `headers` on the handshake, through
-    the proxy the environment names, TLS verified against what the HTTP
-    path trusts (requests' CA bundle variables, else the system's)."""
-    from websockets.sync.client import connect
-
-    context = None
-    if url.startswith("wss:"):
-        import ssl
-
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
-            "CURL_CA_BUNDLE"
-        )  # a file or, as requests allows, a directory of certificates
-        folder = bundle if bundle and os.path.isdir(bundle) else None
-        context = ssl.create_default_context(
-            cafile=None if folder else bundle or None, capath=folder
-        )
-    wire = dict(headers)
-    connection = connect(
-        url,
-        additional_headers=wire,
-        user_agent_header=wire.pop("User-Agent", None),
-        open_timeout=open_timeout,
-        close_timeout=1,
-        max_size=max_size,  # inflated size: permessage-deflate too
-        ssl=context,
-    )
-    connection.__enter__()  # as the library asks (17.1 warns otherwise)
-    # Its writes have no time limit: a pong or a request to a server that
-    # stopped reading would block forever, holding the lock every send takes.
-    connection.socket.settimeout(write_timeout)
-    return connection
+        why = type(exc).__name__
+        failed = f"WebSocket connect to {_host(signed.url)} failed: {why}"
+        return _Failure(TransportError(failed), None, {})
 
 
 def _recv_websocket(connection: Any, timeout: float) -> Any:
@@ -4104,12 +4031,6 @@ def _plain_headers(headers: Any) -> dict[str, str]:
     return plain
 
 
-def _handshake_error(answer: Any) -> ApiError:
-    """The typed error a refused handshake's answer stands for."""
-    raw, headers = bytes(answer.body or b""), _plain_headers(answer.headers)
-    return _status_error(answer.status_code, headers, _json_or_none(raw), raw)
-
-
 def _new_input(
     last: _LastExchange | None, parts: _RequestParts, settings: bytes
 ) -> list[bytes] | None:
@@ -4132,18 +4053,20 @@ def _new_input(
 
 def _response_create(
     parts: _RequestParts,
-    new_input: list[bytes] | None,
-    previous_response_id: str | None,
+    socket: _ResponsesSocket,
+    settings: bytes,
     metadata: dict[str, str],
     *,
     generate: bool,
 ) -> bytes:
-    """The `response.create` frame: the HTTP body with its `type`, in full or
-    continuing `previous_response_id`; `metadata` joins `client_metadata`
-    (over a WebSocket the turn state travels there)."""
+    """The `response.create` frame, logged: the HTTP body with its `type`,
+    in full or continuing the socket's last response (`_new_input`);
+    `metadata` joins `client_metadata` (over a WebSocket the turn state
+    travels there)."""
     head: dict[str, Any] = {"type": "response.create", **parts.head}
-    if new_input is not None and previous_response_id is not None:
-        head["previous_response_id"] = previous_response_id
+    new_input = _new_input(socket.last, parts, settings)
+    if new_input is not None and socket.last is not None:
+        head["previous_response_id"] = socket.last.response_id
     tail = {
         **parts.tail,
         "client_metadata": {**parts.tail.get("client_metadata", {}), **metadata},
@@ -4151,7 +4074,10 @@ def _response_create(
     if not generate:
         tail["generate"] = False
     items = parts.input if new_input is None else new_input
-    return _join_request(head, items, tail)
+    frame = _join_request(head, items, tail)
+    mode = "full" if new_input is None else "incremental"
+    _log_request("responses_websocket", len(items), len(frame), socket.used, mode)
+    return frame
 
 
 # --- Retry and the turn -----------------------------------------------------
@@ -4165,26 +4091,19 @@ def _response_create(
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from `retry-after-ms` or `Retry-After` (seconds or HTTP date)."""
+    if (millis := _header(headers, "retry-after-ms", float)) is not None:
+        return float(millis) / 1000
+    if (seconds := _header(headers, "retry-after", float)) is not None:
+        return float(seconds)
+    import email.utils
+
     try:
-        after = float(headers["retry-after-ms"]) / 1000
-    except (KeyError, ValueError):
-        value = headers.get("retry-after", "")
-        try:
-            after = float(value)
-        except ValueError:
-            import email.utils
-
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError, OverflowError):
-                return None
-            if when.tzinfo is None:  # "-0000": UTC, with no zone said
-                when = when.replace(tzinfo=UTC)
-            after = (when - datetime.now(UTC)).total_seconds()
-    return after if math.isfinite(after) else None
-
-
-_Step = float | Literal["reload", "raise", "exhausted"]
+        when = email.utils.parsedate_to_datetime(headers.get("retry-after", ""))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, with no zone said
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
 
 
 def _next_step(
@@ -4194,7 +4113,7 @@ def _next_step(
     attempt: int,
     reloaded: bool,
     policy: RetryPolicy,
-) -> _Step:
+) -> float | Literal["reload", "raise", "exhausted"]:
     """What to do after attempt number `attempt` failed with `error`: wait so
     many seconds and send again, reload the credentials and send again at
     once (a first 401), raise `error`, or raise that the attempts ran out.
@@ -4287,7 +4206,6 @@ class Client:
         self._over_http = False  # latched: never a WebSocket again
         self._http = http
         self._owns_http = http is None
-        self._rules: _Rules | None = None
         self._fragments = _FragmentCache(self._request_item_json)
 
     def __repr__(self) -> str:
@@ -4299,22 +4217,20 @@ class Client:
         if self._http is not None and self._owns_http:
             self._http.close()
 
-    @property
+    @functools.cached_property
     def rules(self) -> _Rules:
         """What this client's provider and credentials change on the wire."""
-        if self._rules is None:
-            provider = self.provider
-            chatgpt = provider.is_openai and self.auth.kind == "chatgpt"
-            compress = self.features.get("enable_request_compression", False)
-            self._rules = _Rules(
-                chatgpt_backend=chatgpt,
-                openai_metadata=provider.is_openai,
-                store=provider.is_azure,
-                compress=chatgpt and compress,
-                service_tier=not provider.is_amazon_bedrock,
-                responses_lite=provider.info.responses_lite,
-            )
-        return self._rules
+        provider = self.provider
+        chatgpt = provider.is_openai and self.auth.kind == "chatgpt"
+        compress = self.features.get("enable_request_compression", False)
+        return _Rules(
+            chatgpt_backend=chatgpt,
+            openai_metadata=provider.is_openai,
+            store=provider.is_azure,
+            compress=chatgpt and compress,
+            service_tier=not provider.is_amazon_bedrock,
+            responses_lite=provider.info.responses_lite,
+        )
 
     def __enter__(self) -> typing.Self:
         return self
@@ -4390,31 +4306,23 @@ class Client:
         obj = item_to_json(item)
         drop = set() if self.rules.openai_metadata else set(_OPENAI_ONLY_KEYS)
         item_id = obj.get("id")
-        if isinstance(item_id, str) and not _is_prefixed_id(item_id):
+        unprefixed = isinstance(item_id, str) and not _is_prefixed_id(item_id)
+        # a request control such as compaction_trigger takes no id: the API
+        # refuses one there, even one read back from JSON
+        control = _item_id_prefix(item) is None and not isinstance(item, UnknownItem)
+        if unprefixed or control:
             drop.add("id")
-        takes_no_id = _item_id_prefix(item) is None and not isinstance(
-            item, UnknownItem
-        )
-        if takes_no_id:  # a request control such as compaction_trigger: the API
-            drop.add("id")  # refuses an id there, even one read back from JSON
         if drop.intersection(obj):
             obj = {k: v for k, v in obj.items() if k not in drop}
         return obj
 
 
 # The fields `POST /responses/input_tokens` takes besides the model and input.
-_COUNTED_FIELDS = (
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "reasoning",
-    "text",
-    "truncation",
-)
-
-
-# What the API says when a WebSocket has been open for 60 minutes.
-_WEBSOCKET_AT_ITS_LIMIT = "websocket_connection_limit_reached"
+# fmt: off
+_COUNTED_FIELDS = frozenset({
+    "tools", "tool_choice", "parallel_tool_calls", "reasoning", "text", "truncation",
+})
+# fmt: on
 
 
 class Turn:
@@ -4481,26 +4389,21 @@ class Turn:
 
     def prepare(self, prompt: Prompt) -> PreparedRequest:
         """The request the next attempt would send, auth applied, with its JSON."""
-        return self._attempt(
-            _http_request(
-                self._parts(prompt), compress=self.client.rules.compress, keep_json=True
-            )
-        )
+        parts, compress = self._parts(prompt), self.client.rules.compress
+        return self._attempt(_http_request(parts, compress, keep_json=True))
 
     def count_input_tokens(self, prompt: Prompt) -> int:
         """The input tokens `prompt` would take, as the server counts them
         (`POST /responses/input_tokens`), without running the model; sent
         with the same headers, auth and retries as a turn's request."""
-        parts = self._parts(prompt)
+        parts, client = self._parts(prompt), self.client
         tail = {k: v for k, v in parts.tail.items() if k in _COUNTED_FIELDS}
         body = _join_request(parts.head, parts.input, tail)
-        url = self.client.provider.url_for_path(
-            "responses/input_tokens", self.client.auth
-        )
+        url = client.provider.url_for_path("responses/input_tokens", client.auth)
         kind = {"Accept": "application/json", "Content-Type": "application/json"}
         unsigned = PreparedRequest("POST", url, {**parts.headers, **kind}, body)
-        timeout = self.client.retry_policy.connect_timeout
-        http = _Http(self.client.http, self.client.provider, unsigned)
+        http = _Http(client.http, client.provider, unsigned)
+        timeout = client.retry_policy.connect_timeout
         with self._send(unsigned, http.send, timeout) as response:
             self._capture_turn_state(response.headers.get("x-codex-turn-state"))
             answer = b""
@@ -4541,9 +4444,7 @@ class Turn:
                 if websocket:
                     yield from self._over_websocket(parts)
                     return
-                request = request or _http_request(
-                    parts, compress=client.rules.compress
-                )
+                request = request or _http_request(parts, client.rules.compress)
                 http = _Http(client.http, client.provider, request)
                 with self._send(request, http.send, policy.connect_timeout) as answer:
                     self._capture_turn_state(answer.headers.get("x-codex-turn-state"))
@@ -4584,13 +4485,15 @@ class Turn:
             turn_state=self.turn_state,
             deadline=self._deadline,
             decide=self._error_frame,
-            prewarm=client.prewarm,
             idle_timeout=policy.stream_idle_timeout,
             max_size=client.max_event_bytes,
         )
         if client._socket is None:
             connect = policy.websocket_connect_timeout
             client._socket = self._send(ws.request, ws.send, connect)
+            if client.prewarm:  # a request that generates nothing
+                for _ in ws.events(client._socket, generate=False):
+                    pass
         try:
             yield from ws.events(client._socket)
         finally:
@@ -4647,11 +4550,13 @@ class Turn:
         """What an error frame on the socket becomes, decided as an HTTP
         answer would be: a stream error to retry (on a fresh connection: the
         failed one is dropped), or the typed error to raise."""
-        if failure.code in ("previous_response_not_found", _WEBSOCKET_AT_ITS_LIMIT):
-            # The server forgot, or ends a connection at 60 minutes: a fresh
-            # connection starts over, in full, at once.
-            message, request_id = failure.message, failure.request_id
-            return StreamError(message, request_id=request_id, delay=0.0)
+        # The server forgot, or ends a connection at 60 minutes: a fresh
+        # connection starts over, in full, at once.
+        limit = "websocket_connection_limit_reached"
+        if failure.code in ("previous_response_not_found", limit):
+            return StreamError(
+                failure.message, request_id=failure.request_id, delay=0.0
+            )
         if failure.status is None:
             return failure  # `response.failed` or `.incomplete`: as over HTTP
         policy = self.client.retry_policy
@@ -4669,21 +4574,19 @@ class Turn:
         (`features.responses_websockets`), signed with SigV4, or without the
         `websockets` package (then HTTP, quietly)."""
         client = self.client
-        if client._over_http:
-            return False
-        wanted = (
+        if client._over_http or not (
             client.provider.info.supports_websockets
             and client.features.get("responses_websockets")
             and not isinstance(client.auth, SigV4Auth)
-        )
-        if wanted:
-            try:
-                from websockets.version import version
-            except ImportError:
-                version = "0"
-            if int(version.split(".")[0]) >= 15:
-                return True  # the first with proxies and `send(text=)`
-            _log.debug("Responses over HTTP: no websockets package >= 15")
+        ):
+            return False
+        try:
+            from websockets.version import version
+        except ImportError:
+            version = "0"
+        if int(version.split(".")[0]) >= 15:
+            return True  # the first with proxies and `send(text=)`
+        _log.debug("Responses over HTTP: no websockets package >= 15")
         client._over_http = True
         return False
 

@@ -1577,12 +1577,13 @@ def test_turn_bodies_reuse_item_encodings_and_match_one_shot(
 
 
 def test_encoded_body_headers() -> None:
-    plain = cl._EncodedBody(cl._dumps({"model": "test-model"}))
-    assert plain.data == b'{"model":"test-model"}' and plain.json is plain.data
+    parts = cl._RequestParts("https://x/responses", {}, {"model": "m"}, [], [], {}, 0)
+    plain = cl._http_request(parts, compress=False)
+    assert plain.body == b'{"model":"m","input":[]}' and plain.json is plain.body
     assert plain.headers == {"Content-Type": "application/json"}
-    packed = cl._EncodedBody(cl._dumps({"model": "test-model"}), compress=True)
+    packed = cl._http_request(parts, compress=True)
     assert packed.headers["Content-Encoding"] == "zstd"
-    assert zstandard.ZstdDecompressor().decompress(packed.data) == plain.data
+    assert zstandard.ZstdDecompressor().decompress(packed.body) == plain.body
     assert packed.json is None  # not kept without TRACE
 
 
