@@ -420,6 +420,12 @@ def _json_or_none(raw: bytes | str) -> Any:
         return None
 
 
+def _originator(given: str | None = None) -> str:
+    """Who the requests say they come from: `given`, else what Codex's
+    override sets, else codex_lite."""
+    return given or os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
+
+
 def _user_agent(originator: str) -> str:
     import platform
 
@@ -451,16 +457,13 @@ def _header_secret(
     return _secret(value)
 
 
-class _ScrubSecrets(logging.Filter):
-    """Log records without secrets: urllib3 logs URLs, query keys and all."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _SECRETS:
-            message = record.getMessage()
-            clean = _scrub(message)
-            if clean != message:
-                record.msg, record.args = clean, ()
-        return True
+def _scrub_record(record: logging.LogRecord) -> bool:
+    """A log filter taking secrets out: urllib3 logs URLs, query keys and all."""
+    if _SECRETS:
+        message = record.getMessage()
+        if (clean := _scrub(message)) != message:
+            record.msg, record.args = clean, ()
+    return True
 
 
 # A logger's filter does not see what its children log, so each is named.
@@ -475,7 +478,7 @@ for _name in (
     "urllib3.util.retry",
     "websockets.client",  # the handshake's headers, frames, close reasons
 ):
-    logging.getLogger(_name).addFilter(_ScrubSecrets())
+    logging.getLogger(_name).addFilter(_scrub_record)
 
 
 _SECRET_HEADER = re.compile(
@@ -1887,15 +1890,9 @@ _SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
 
 @dataclass(frozen=True, slots=True)
 class AwsCredentials:  # a dataclass, not a tuple: it must not unpack its secret
-    access_key_id: str
-    secret_access_key: str
-    session_token: str | None = None
-
-    def __repr__(self) -> str:
-        token = ", session_token=<hidden>" if self.session_token else ""
-        return (
-            f"AwsCredentials(access_key_id=<hidden>, secret_access_key=<hidden>{token})"
-        )
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
 
 
 def _remove_dot_segments(path: str) -> str:
@@ -2015,10 +2012,8 @@ def sigv4_sign(
     payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
     canonical, signed = _sigv4_canonical_request(method, url, pairs, payload_hash)
     scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
-    authorization = _sigv4_authorization(
-        credentials, amz_date, scope, canonical, signed
-    )
-    return dict(pairs) | {"authorization": authorization}
+    signature = _sigv4_authorization(credentials, amz_date, scope, canonical, signed)
+    return dict(pairs) | {"authorization": signature}
 
 
 # --- Auth -------------------------------------------------------------------
@@ -2117,8 +2112,7 @@ class ChatGptAuth(BearerAuth):
     def __init__(self, path: Path, *, refresh_url: str | None = None) -> None:
         super().__init__("", kind="chatgpt")
         self.path = path
-        override = os.environ.get("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "").strip()
-        self.refresh_url = refresh_url or override or f"{_AUTH_ISSUER}/oauth/token"
+        self.refresh_url = refresh_url or f"{_AUTH_ISSUER}/oauth/token"
         self._adopt(_read_auth_json(path))
 
     def _adopt(self, data: dict[str, Any]) -> None:
@@ -2138,9 +2132,9 @@ class ChatGptAuth(BearerAuth):
         self._last_refresh = _rfc3339(data.get("last_refresh"))
 
     def _stale(self) -> bool:
-        exp = _jwt_claims(self._token).get("exp")
+        exp = _json_get(_jwt_claims(self._token), "exp", float)
         now = time.time()
-        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        if exp is not None:
             return exp - now < _REFRESH_BEFORE_EXPIRY
         last = self._last_refresh
         return last is not None and now - last > _REFRESH_AFTER
@@ -2248,7 +2242,7 @@ def _sent_tokens(reply: Any, url: str) -> dict[str, str]:
 
 
 def _post_json(
-    url: str, fields: dict[str, str], *, form: bool = False
+    url: str, fields: Mapping[str, str | None], *, form: bool = False
 ) -> tuple[Any, int | None]:
     """POST `fields` to the sign-in service, as JSON or as a form: the parsed
     JSON answer (None if it is not JSON) and the status, or (None, None) when
@@ -2257,7 +2251,7 @@ def _post_json(
     import requests
     import urllib3
 
-    originator = os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
+    originator = _originator()
     kind = "application/x-www-form-urlencoded" if form else "application/json"
     headers = {
         "Content-Type": kind,
@@ -2302,18 +2296,18 @@ def _device_login(path: Path) -> None:
     issuer = override or _AUTH_ISSUER
     api = f"{issuer}/api/accounts/deviceauth"
     start, status = _post_json(f"{api}/usercode", {"client_id": _CLIENT_ID})
-    device_auth_id = _json_get(start, "device_auth_id", str)
-    user_code = _json_get(start, "user_code", str)
-    if status != 200 or device_auth_id is None or user_code is None:
+    poll = {
+        "device_auth_id": _json_get(start, "device_auth_id", str),
+        "user_code": _json_get(start, "user_code", str),
+    }
+    if status != 200 or None in poll.values():
         raise AuthError(
             f"device sign-in could not start at {issuer}: {_came(status, 'a user code')}"
         )
-    try:
-        interval = float(_json_get(start, "interval") or 5)
-    except (TypeError, ValueError):
+    try:  # a string (as Codex's service sends it) or a number; huge is inf
+        interval = float(str(_json_get(start, "interval") or 5))
+    except ValueError:
         interval = 5.0
-    except OverflowError:  # an integer of hundreds of digits
-        interval = math.inf
     if not interval < 15 * 60:  # NaN too: not one poll before the code expires
         raise AuthError(
             f"device sign-in: {issuer} sent a polling interval that is not "
@@ -2321,11 +2315,10 @@ def _device_login(path: Path) -> None:
         )
     interval = min(max(interval, 1.0), 60.0)
     print(
-        f"To sign in, open {issuer}/codex/device and enter this code: {user_code}\n"
+        f"To sign in, open {issuer}/codex/device and enter this code: {poll['user_code']}\n"
         "(it expires in 15 minutes)",
         file=sys.stderr,
     )
-    poll = {"device_auth_id": device_auth_id, "user_code": user_code}
     deadline = time.monotonic() + 15 * 60
     while True:
         time.sleep(interval)
@@ -2336,17 +2329,15 @@ def _device_login(path: Path) -> None:
             raise AuthError(f"device sign-in failed: {_came(status, 'a code')}")
         if time.monotonic() > deadline:
             raise AuthError("device sign-in timed out after 15 minutes")
-    code = _json_get(answer, "authorization_code", str)
-    verifier = _json_get(answer, "code_verifier", str)
-    if code is None or verifier is None:
-        raise AuthError("device sign-in answer has no authorization code")
     exchange = {
         "grant_type": "authorization_code",
-        "code": code,
+        "code": _json_get(answer, "authorization_code", str),
         "redirect_uri": f"{issuer}/deviceauth/callback",
         "client_id": _CLIENT_ID,
-        "code_verifier": verifier,
+        "code_verifier": _json_get(answer, "code_verifier", str),
     }
+    if None in exchange.values():
+        raise AuthError("device sign-in answer has no authorization code")
     url = f"{issuer}/oauth/token"
     answer, status = _post_json(url, exchange, form=True)
     tokens = _sent_tokens(answer, url) if status == 200 else {}
@@ -2706,8 +2697,7 @@ class ProviderInfo:
             if not isinstance(value, dict):
                 continue
             for key, entry in value.items():  # query parameters or headers
-                if not isinstance(entry, str):
-                    raise ConfigError(f"{where}.{name}.{key} must be a string")
+                _typed(value, key, str, f"{where}.{name}.{key}")
                 if name == "http_headers" and ("\r" in entry or "\n" in entry):
                     raise ConfigError(f"{where}.{name}.{key} must not contain CR or LF")
                 if name != "query_params" and not _HEADER_NAME.fullmatch(key):
@@ -2758,9 +2748,13 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _built_in_providers(
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None, openai_base_url: str | None = None
 ) -> dict[str, ProviderInfo]:
+    """The providers Codex has built in; the openai one's base URL is
+    `openai_base_url` (the config key) over `OPENAI_BASE_URL`, as Codex
+    reads only the key when it is set."""
     env = os.environ if environ is None else environ
+    openai_base = (openai_base_url or "").strip() or env.get("OPENAI_BASE_URL", "")
     oss_port = env.get("CODEX_OSS_PORT", "").strip()
 
     def oss(port: int) -> ProviderInfo:
@@ -2772,7 +2766,7 @@ def _built_in_providers(
     return {
         "openai": ProviderInfo(
             name="OpenAI",
-            base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
+            base_url=openai_base.strip() or None,
             http_headers={"version": __version__},
             env_http_headers={
                 "OpenAI-Organization": "OPENAI_ORGANIZATION",
@@ -3059,8 +3053,7 @@ def load_config(
     source: dict[str, str] = {}  # the file (or -c) each top-level key came from
     for file in (path, home / f"{profile}.config.toml") if profile else (path,):
         doc = _read_toml(file, file)[1]
-        tables = doc.get("profiles")
-        legacy = "profile" in doc or isinstance(tables, dict) and profile in tables
+        legacy = "profile" in doc or profile in (_json_get(doc, "profiles", dict) or {})
         if file == path and profile and legacy:
             raise ConfigError(
                 f"{path}: -p {profile} cannot be used while this file has a legacy "
@@ -3098,11 +3091,8 @@ def load_config(
             f"not {tier!r}"
         )
     features = get("features", dict) or {}
-    for name, enabled in features.items():
-        if not isinstance(enabled, bool):
-            raise ConfigError(
-                f"{where('features')}.features.{name} must be true or false"
-            )
+    for name in features:
+        _typed(features, name, bool, f"{where('features')}.features.{name}")
     return Config(
         home=home,
         path=path,
@@ -3131,17 +3121,11 @@ def _merge_providers(
     openai_base_url: str | None = None,
 ) -> dict[str, ProviderInfo]:
     """Built-ins plus the user's; of a built-in only Bedrock's aws and base_url
-    may change, and the openai one's base URL by `openai_base_url` (which
-    wins over `OPENAI_BASE_URL`, as Codex reads only the config key)."""
-    providers = _built_in_providers(environ)
-    if openai_base_url and openai_base_url.strip():
-        providers["openai"] = dataclasses.replace(
-            providers["openai"], base_url=openai_base_url.strip()
-        )
-    for provider_id, table in tables.items():
+    may change, and the openai one's base URL by `openai_base_url`."""
+    providers = _built_in_providers(environ, openai_base_url)
+    for provider_id in tables:
         key = f"{where}.{provider_id}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{key} must be a table")
+        table = _typed(tables, provider_id, dict, key)
         if provider_id == "amazon-bedrock":
             info = ProviderInfo.from_toml(
                 {k: v for k, v in table.items() if k in ("aws", "base_url")}, where=key
@@ -4275,8 +4259,7 @@ class Client:
         self.session_id = session_id or self.thread_id
         self._installation_id = installation_id
         self.features = {**_DEFAULT_FEATURES, **(features or {})}
-        override = os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE")
-        self.originator = originator or override or "codex_lite"
+        self.originator = _originator(originator)
         self.subagent = subagent
         self.parent_thread_id = parent_thread_id
         self.reasoning_effort = reasoning_effort
@@ -6656,7 +6639,7 @@ def _setup_logging(debug: bool) -> None:
     name = "debug" if debug else os.environ.get("CODEX_LITE_LOG", "").strip().lower()
     levels = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO}
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ScrubSecrets())  # whatever logger a record came from
+    handler.addFilter(_scrub_record)  # whatever logger a record came from
     quiet = name not in levels  # request retries still show, as stream retries do
     _retry_log.handlers = [handler] if quiet else []
     _retry_log.setLevel(logging.INFO if quiet else logging.NOTSET)
