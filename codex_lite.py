@@ -2377,10 +2377,7 @@ def _update_auth_json(
                 try:
                     _write_atomically(target, text, mode=0o600)
                 except OSError:  # a file mounted on its own cannot be renamed
-                    with open(target, "wb") as f:  # over: write it in place
-                        f.write(text)
-                        f.flush()
-                        os.fsync(f.fileno())
+                    target.write_bytes(text)  # over: write it in place
     finally:
         os.close(fd)
 
@@ -2460,17 +2457,10 @@ def _bedrock_token_region(token: str) -> str:
         url = base64.b64decode(body + "=" * (-len(body) % 4), validate=True).decode()
     except ValueError:  # binascii.Error and UnicodeDecodeError among them
         raise invalid("not base64 after the bedrock-api-key- prefix") from None
-    try:
-        split = urllib.parse.urlsplit(url if "://" in url else f"https://{url}")
-        query = urllib.parse.parse_qs(split.query)
-    except ValueError as exc:
-        raise invalid(f"not a presigned URL ({exc})") from None
-    credential = query.get("X-Amz-Credential")
-    if not credential:
-        raise invalid("missing X-Amz-Credential")
-    parts = credential[0].split("/")
+    query = urllib.parse.parse_qs(url.partition("?")[2])
+    parts = query.get("X-Amz-Credential", [""])[0].split("/")
     if len(parts) < 3 or not parts[2]:
-        raise invalid("X-Amz-Credential has no region")
+        raise invalid("missing X-Amz-Credential, or one without a region")
     return parts[2]
 
 
