@@ -45,7 +45,6 @@ One turn's path, in call order:
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import dataclasses
 import enum
@@ -162,8 +161,7 @@ def _scrub(text: str) -> str:
     or an ellipsis follows, a long end of it after an ellipsis."""
     secrets = sorted(_SECRETS, key=len, reverse=True)
     for value in secrets:
-        if value in text:
-            text = text.replace(value, "<redacted>")
+        text = text.replace(value, "<redacted>")
     pieces = _ELLIPSIS.split(text)  # what was cut, and the ellipses
     for i in range(0, len(pieces), 2):
         for value in secrets:
@@ -506,9 +504,8 @@ def _redact_url(url: str) -> str:
         pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return "<a URL that does not parse>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "<redacted>@" + netloc.rpartition("@")[2]
+    _, at, host = parts.netloc.rpartition("@")
+    netloc = f"<redacted>@{host}" if at else host
     query = "&".join(
         f"{k}={'<redacted>' if _SECRET_QUERY.search(k) or _scrub(v) != v else v}"
         for k, v in pairs
@@ -589,9 +586,8 @@ def _body_chunks(response: requests.Response) -> Iterator[bytes]:
     decoding it would be unbounded.
     """
     encoding = response.headers.get("content-encoding", "").strip().lower()
-    decoders = response.raw.CONTENT_DECODERS
     for part in filter(None, (e.strip() for e in encoding.split(","))):
-        if part != "identity" and part not in decoders:
+        if part != "identity" and part not in response.raw.CONTENT_DECODERS:
             raise StreamError(
                 f"the response body is {part}-encoded, which was not asked for",
                 request_id=response.headers.get("x-request-id"),
@@ -1922,10 +1918,9 @@ def _sigv4_canonical_request(
     # wants it encoded once more ("double encoding").
     uri = urllib.parse.quote(path or "/", safe="/~")
     pairs = []
-    for part in parts.query.split("&"):
-        if part:
-            key, _, value = part.partition("=")
-            pairs.append((_sigv4_encode(key), _sigv4_encode(value)))
+    for part in filter(None, parts.query.split("&")):
+        key, _, value = part.partition("=")
+        pairs.append((_sigv4_encode(key), _sigv4_encode(value)))
     query = "&".join(f"{k}={v}" for k, v in sorted(pairs))
     merged: dict[str, list[str]] = {}
     for name, value in headers:
@@ -2231,9 +2226,7 @@ def _sent_tokens(reply: Any, url: str) -> dict[str, str]:
     """The tokens a token endpoint at `url` sent (the non-empty strings of
     those named), its access token checked fit for a header."""
     tokens = {
-        name: value
-        for name in _TOKEN_NAMES
-        if isinstance(value := _json_get(reply, name), str) and value
+        name: value for name in _TOKEN_NAMES if (value := _json_get(reply, name, str))
     }
     if "access_token" in tokens:
         source = f"the access token the sign-in service at {_redact_url(url)} sent"
@@ -2369,8 +2362,7 @@ def _update_auth_json(
     fd = os.open(path.with_name(f"{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         with _locked(fd):
-            data = _read_auth_json(path) if read and path.exists() else None
-            new = change(data)
+            new = change(_read_auth_json(path) if read and path.exists() else None)
             if new is not None:
                 text = (json.dumps(new, indent=2, ensure_ascii=False) + "\n").encode()
                 target = path.resolve()  # a symlinked auth.json stays a link
@@ -2391,7 +2383,7 @@ def _jwt_claims(token: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
         claims = json.loads(raw)
-    except (binascii.Error, ValueError, RecursionError):
+    except (ValueError, RecursionError):  # binascii.Error is a ValueError
         return {}
     return claims if isinstance(claims, dict) else {}
 
