@@ -2518,9 +2518,8 @@ def _aws_profile(
     import configparser
 
     profile = profile or environ.get("AWS_PROFILE", "").strip() or "default"
-    aws = Path.home() / ".aws"
-    credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(aws / "credentials")
-    config = environ.get("AWS_CONFIG_FILE") or str(aws / "config")
+    credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
+    config = environ.get("AWS_CONFIG_FILE") or "~/.aws/config"
     config_section = "default" if profile == "default" else f"profile {profile}"
     merged: dict[str, str] = {}
     for name, section in ((config, config_section), (credentials, profile)):
@@ -2812,24 +2811,14 @@ class ModelProvider:
         self.info = info
         self.environ = os.environ if environ is None else environ
         self.home = home if home is not None else default_codex_home()
+        self.is_openai = info.name == "OpenAI"
+        self.is_amazon_bedrock = info.name == "Amazon Bedrock"
+        base = (info.base_url or "").lower()
+        azure = any(marker in base for marker in _AZURE_MARKERS)
+        self.is_azure = info.name.lower() == "azure" or azure
 
     def __repr__(self) -> str:
         return f"ModelProvider({self.id!r}, name={self.info.name!r})"
-
-    @property
-    def is_openai(self) -> bool:
-        return self.info.name == "OpenAI"
-
-    @property
-    def is_amazon_bedrock(self) -> bool:
-        return self.info.name == "Amazon Bedrock"
-
-    @property
-    def is_azure(self) -> bool:
-        base = (self.info.base_url or "").lower()
-        return self.info.name.lower() == "azure" or any(
-            marker in base for marker in _AZURE_MARKERS
-        )
 
     def retry_policy(self) -> RetryPolicy:
         changes: dict[str, Any] = {}
