@@ -2116,12 +2116,10 @@ class ChatGptAuth(BearerAuth):
         access = (_json_get(tokens, "access_token", str) or "").strip()
         if not access:
             raise AuthError(f'{self.path} has no "tokens.access_token"')
-        for name in ("id_token", "refresh_token"):
-            if other := _json_get(tokens, name, str):
-                _secret(other)
+        for name in ("id_token", "refresh_token"):  # short ones are ignored
+            _secret(_json_get(tokens, name, str) or "")
         account = (_json_get(tokens, "account_id", str) or "").strip()
-        if account:
-            _header_secret(account, f"{self.path} tokens.account_id")
+        _header_secret(account, f"{self.path} tokens.account_id")
         self._token = _header_secret(access, f"{self.path} tokens.access_token")
         self.account_id = account or None
         self._last_refresh = _rfc3339(data.get("last_refresh"))
@@ -2492,8 +2490,7 @@ class SigV4Auth(AuthProvider):
             creds, self._expires = self._resolve()
             _header_secret(creds.access_key_id, "the AWS access key id")
             _secret(creds.secret_access_key)
-            if creds.session_token:
-                _header_secret(creds.session_token, "the AWS session token")
+            _header_secret(creds.session_token or "", "the AWS session token")
             self._credentials = creds
         return self._credentials
 
@@ -2920,8 +2917,7 @@ class ModelProvider:
             raise ConfigError(
                 f"model provider {self.id!r}: base_url is not a valid URL"
             ) from None
-        if password:
-            _secret(password)
+        _secret(password or "")
         url = f"{base.rstrip('/')}/{path.lstrip('/')}"
         if params := self.info.query_params:
             for key, value in params.items():
@@ -2957,8 +2953,7 @@ class Config:
     profile: str | None = None
 
     def provider(self, environ: Mapping[str, str] | None = None) -> ModelProvider:
-        info = self.providers.get(self.model_provider)
-        if info is None:
+        if (info := self.providers.get(self.model_provider)) is None:
             raise ConfigError(
                 f"{self.path}: model_provider {self.model_provider!r} is not defined "
                 f"(known: {', '.join(sorted(self.providers))})"
@@ -3041,8 +3036,8 @@ def load_config(
             table = table[key]
         table[keys[-1]] = value
         source[keys[0]] = "-c"
-    old = settings.get("profile")
-    if old is not None:  # Codex 0.169+ refuses it rather than pick the profile
+    # Codex 0.169+ refuses a legacy profile rather than pick it
+    if (old := settings.get("profile")) is not None:
         raise ConfigError(
             f'{source["profile"]}: legacy profile = "{old}" is no longer supported '
             f"(Codex refuses it too); move [profiles.{old}] into "
@@ -3056,7 +3051,7 @@ def load_config(
         return _typed(settings, key, kind, f"{where(key)}.{key}")
 
     tier = get("service_tier")
-    if tier is not None and tier not in ("fast", "flex"):
+    if tier not in (None, "fast", "flex"):
         raise ConfigError(
             f'{where("service_tier")}.service_tier must be "fast" or "flex", '
             f"not {tier!r}"
