@@ -45,7 +45,6 @@ One turn's path, in call order:
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import dataclasses
 import enum
@@ -163,8 +162,7 @@ def _scrub(text: str) -> str:
     or an ellipsis follows, a long end of it after an ellipsis."""
     secrets = sorted(_SECRETS, key=len, reverse=True)
     for value in secrets:
-        if value in text:
-            text = text.replace(value, "<redacted>")
+        text = text.replace(value, "<redacted>")
     pieces = _ELLIPSIS.split(text)  # what was cut, and the ellipses
     for i in range(0, len(pieces), 2):
         for value in secrets:
@@ -421,6 +419,12 @@ def _json_or_none(raw: bytes | str) -> Any:
         return None
 
 
+def _originator(given: str | None = None) -> str:
+    """Who the requests say they come from: `given`, else what Codex's
+    override sets, else codex_lite."""
+    return given or os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
+
+
 def _user_agent(originator: str) -> str:
     import platform
 
@@ -452,16 +456,13 @@ def _header_secret(
     return _secret(value)
 
 
-class _ScrubSecrets(logging.Filter):
-    """Log records without secrets: urllib3 logs URLs, query keys and all."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _SECRETS:
-            message = record.getMessage()
-            clean = _scrub(message)
-            if clean != message:
-                record.msg, record.args = clean, ()
-        return True
+def _scrub_record(record: logging.LogRecord) -> bool:
+    """A log filter taking secrets out: urllib3 logs URLs, query keys and all."""
+    if _SECRETS:
+        message = record.getMessage()
+        if (clean := _scrub(message)) != message:
+            record.msg, record.args = clean, ()
+    return True
 
 
 # A logger's filter does not see what its children log, so each is named.
@@ -476,7 +477,7 @@ for _name in (
     "urllib3.util.retry",
     "websockets.client",  # the handshake's headers, frames, close reasons
 ):
-    logging.getLogger(_name).addFilter(_ScrubSecrets())
+    logging.getLogger(_name).addFilter(_scrub_record)
 
 
 _SECRET_HEADER = re.compile(
@@ -504,9 +505,8 @@ def _redact_url(url: str) -> str:
         pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return "<a URL that does not parse>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "<redacted>@" + netloc.rpartition("@")[2]
+    _, at, host = parts.netloc.rpartition("@")
+    netloc = f"<redacted>@{host}" if at else host
     query = "&".join(
         f"{k}={'<redacted>' if _SECRET_QUERY.search(k) or _scrub(v) != v else v}"
         for k, v in pairs
@@ -587,9 +587,8 @@ def _body_chunks(response: requests.Response) -> Iterator[bytes]:
     decoding it would be unbounded.
     """
     encoding = response.headers.get("content-encoding", "").strip().lower()
-    decoders = response.raw.CONTENT_DECODERS
     for part in filter(None, (e.strip() for e in encoding.split(","))):
-        if part != "identity" and part not in decoders:
+        if part != "identity" and part not in response.raw.CONTENT_DECODERS:
             raise StreamError(
                 f"the response body is {part}-encoded, which was not asked for",
                 request_id=response.headers.get("x-request-id"),
@@ -1860,15 +1859,9 @@ _SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
 
 @dataclass(frozen=True, slots=True)
 class AwsCredentials:  # a dataclass, not a tuple: it must not unpack its secret
-    access_key_id: str
-    secret_access_key: str
-    session_token: str | None = None
-
-    def __repr__(self) -> str:
-        token = ", session_token=<hidden>" if self.session_token else ""
-        return (
-            f"AwsCredentials(access_key_id=<hidden>, secret_access_key=<hidden>{token})"
-        )
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
 
 
 def _remove_dot_segments(path: str) -> str:
@@ -1898,10 +1891,9 @@ def _sigv4_canonical_request(
     # wants it encoded once more ("double encoding").
     uri = urllib.parse.quote(path or "/", safe="/~")
     pairs = []
-    for part in parts.query.split("&"):
-        if part:
-            key, _, value = part.partition("=")
-            pairs.append((_sigv4_encode(key), _sigv4_encode(value)))
+    for part in filter(None, parts.query.split("&")):
+        key, _, value = part.partition("=")
+        pairs.append((_sigv4_encode(key), _sigv4_encode(value)))
     query = "&".join(f"{k}={v}" for k, v in sorted(pairs))
     merged: dict[str, list[str]] = {}
     for name, value in headers:
@@ -1988,10 +1980,8 @@ def sigv4_sign(
     payload_hash = given[0] if given else hashlib.sha256(body).hexdigest()
     canonical, signed = _sigv4_canonical_request(method, url, pairs, payload_hash)
     scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
-    authorization = _sigv4_authorization(
-        credentials, amz_date, scope, canonical, signed
-    )
-    return dict(pairs) | {"authorization": authorization}
+    signature = _sigv4_authorization(credentials, amz_date, scope, canonical, signed)
+    return dict(pairs) | {"authorization": signature}
 
 
 # --- Auth -------------------------------------------------------------------
@@ -2090,8 +2080,7 @@ class ChatGptAuth(BearerAuth):
     def __init__(self, path: Path, *, refresh_url: str | None = None) -> None:
         super().__init__("", kind="chatgpt")
         self.path = path
-        override = os.environ.get("CODEX_REFRESH_TOKEN_URL_OVERRIDE", "").strip()
-        self.refresh_url = refresh_url or override or f"{_AUTH_ISSUER}/oauth/token"
+        self.refresh_url = refresh_url or f"{_AUTH_ISSUER}/oauth/token"
         self._adopt(_read_auth_json(path))
 
     def _adopt(self, data: dict[str, Any]) -> None:
@@ -2100,20 +2089,18 @@ class ChatGptAuth(BearerAuth):
         access = (_json_get(tokens, "access_token", str) or "").strip()
         if not access:
             raise AuthError(f'{self.path} has no "tokens.access_token"')
-        for name in ("id_token", "refresh_token"):
-            if other := _json_get(tokens, name, str):
-                _secret(other)
+        for name in ("id_token", "refresh_token"):  # short ones are ignored
+            _secret(_json_get(tokens, name, str) or "")
         account = (_json_get(tokens, "account_id", str) or "").strip()
-        if account:
-            _header_secret(account, f"{self.path} tokens.account_id")
+        _header_secret(account, f"{self.path} tokens.account_id")
         self._token = _header_secret(access, f"{self.path} tokens.access_token")
         self.account_id = account or None
         self._last_refresh = _rfc3339(data.get("last_refresh"))
 
     def _stale(self) -> bool:
-        exp = _jwt_claims(self._token).get("exp")
+        exp = _json_get(_jwt_claims(self._token), "exp", float)
         now = time.time()
-        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        if exp is not None:
             return exp - now < _REFRESH_BEFORE_EXPIRY
         last = self._last_refresh
         return last is not None and now - last > _REFRESH_AFTER
@@ -2210,9 +2197,7 @@ def _sent_tokens(reply: Any, url: str) -> dict[str, str]:
     """The tokens a token endpoint at `url` sent (the non-empty strings of
     those named), its access token checked fit for a header."""
     tokens = {
-        name: value
-        for name in _TOKEN_NAMES
-        if isinstance(value := _json_get(reply, name), str) and value
+        name: value for name in _TOKEN_NAMES if (value := _json_get(reply, name, str))
     }
     if "access_token" in tokens:
         source = f"the access token the sign-in service at {_redact_url(url)} sent"
@@ -2221,7 +2206,7 @@ def _sent_tokens(reply: Any, url: str) -> dict[str, str]:
 
 
 def _post_json(
-    url: str, fields: dict[str, str], *, form: bool = False
+    url: str, fields: Mapping[str, str | None], *, form: bool = False
 ) -> tuple[Any, int | None]:
     """POST `fields` to the sign-in service, as JSON or as a form: the parsed
     JSON answer (None if it is not JSON) and the status, or (None, None) when
@@ -2230,7 +2215,7 @@ def _post_json(
     import requests
     import urllib3
 
-    originator = os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE") or "codex_lite"
+    originator = _originator()
     kind = "application/x-www-form-urlencoded" if form else "application/json"
     headers = {
         "Content-Type": kind,
@@ -2275,18 +2260,18 @@ def _device_login(path: Path) -> None:
     issuer = override or _AUTH_ISSUER
     api = f"{issuer}/api/accounts/deviceauth"
     start, status = _post_json(f"{api}/usercode", {"client_id": _CLIENT_ID})
-    device_auth_id = _json_get(start, "device_auth_id", str)
-    user_code = _json_get(start, "user_code", str)
-    if status != 200 or device_auth_id is None or user_code is None:
+    poll = {
+        "device_auth_id": _json_get(start, "device_auth_id", str),
+        "user_code": _json_get(start, "user_code", str),
+    }
+    if status != 200 or None in poll.values():
         raise AuthError(
             f"device sign-in could not start at {issuer}: {_came(status, 'a user code')}"
         )
-    try:
-        interval = float(_json_get(start, "interval") or 5)
-    except (TypeError, ValueError):
+    try:  # a string (as Codex's service sends it) or a number; huge is inf
+        interval = float(str(_json_get(start, "interval") or 5))
+    except ValueError:
         interval = 5.0
-    except OverflowError:  # an integer of hundreds of digits
-        interval = math.inf
     if not interval < 15 * 60:  # NaN too: not one poll before the code expires
         raise AuthError(
             f"device sign-in: {issuer} sent a polling interval that is not "
@@ -2294,11 +2279,10 @@ def _device_login(path: Path) -> None:
         )
     interval = min(max(interval, 1.0), 60.0)
     print(
-        f"To sign in, open {issuer}/codex/device and enter this code: {user_code}\n"
+        f"To sign in, open {issuer}/codex/device and enter this code: {poll['user_code']}\n"
         "(it expires in 15 minutes)",
         file=sys.stderr,
     )
-    poll = {"device_auth_id": device_auth_id, "user_code": user_code}
     deadline = time.monotonic() + 15 * 60
     while True:
         time.sleep(interval)
@@ -2309,17 +2293,15 @@ def _device_login(path: Path) -> None:
             raise AuthError(f"device sign-in failed: {_came(status, 'a code')}")
         if time.monotonic() > deadline:
             raise AuthError("device sign-in timed out after 15 minutes")
-    code = _json_get(answer, "authorization_code", str)
-    verifier = _json_get(answer, "code_verifier", str)
-    if code is None or verifier is None:
-        raise AuthError("device sign-in answer has no authorization code")
     exchange = {
         "grant_type": "authorization_code",
-        "code": code,
+        "code": _json_get(answer, "authorization_code", str),
         "redirect_uri": f"{issuer}/deviceauth/callback",
         "client_id": _CLIENT_ID,
-        "code_verifier": verifier,
+        "code_verifier": _json_get(answer, "code_verifier", str),
     }
+    if None in exchange.values():
+        raise AuthError("device sign-in answer has no authorization code")
     url = f"{issuer}/oauth/token"
     answer, status = _post_json(url, exchange, form=True)
     tokens = _sent_tokens(answer, url) if status == 200 else {}
@@ -2351,18 +2333,14 @@ def _update_auth_json(
     fd = os.open(path.with_name(f"{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         with _locked(fd):
-            data = _read_auth_json(path) if read and path.exists() else None
-            new = change(data)
+            new = change(_read_auth_json(path) if read and path.exists() else None)
             if new is not None:
                 text = (json.dumps(new, indent=2, ensure_ascii=False) + "\n").encode()
                 target = path.resolve()  # a symlinked auth.json stays a link
                 try:
                     _write_atomically(target, text, mode=0o600)
                 except OSError:  # a file mounted on its own cannot be renamed
-                    with open(target, "wb") as f:  # over: write it in place
-                        f.write(text)
-                        f.flush()
-                        os.fsync(f.fileno())
+                    target.write_bytes(text)  # over: write it in place
     finally:
         os.close(fd)
 
@@ -2376,7 +2354,7 @@ def _jwt_claims(token: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
         claims = json.loads(raw)
-    except (binascii.Error, ValueError, RecursionError):
+    except (ValueError, RecursionError):  # binascii.Error is a ValueError
         return {}
     return claims if isinstance(claims, dict) else {}
 
@@ -2442,17 +2420,10 @@ def _bedrock_token_region(token: str) -> str:
         url = base64.b64decode(body + "=" * (-len(body) % 4), validate=True).decode()
     except ValueError:  # binascii.Error and UnicodeDecodeError among them
         raise invalid("not base64 after the bedrock-api-key- prefix") from None
-    try:
-        split = urllib.parse.urlsplit(url if "://" in url else f"https://{url}")
-        query = urllib.parse.parse_qs(split.query)
-    except ValueError as exc:
-        raise invalid(f"not a presigned URL ({exc})") from None
-    credential = query.get("X-Amz-Credential")
-    if not credential:
-        raise invalid("missing X-Amz-Credential")
-    parts = credential[0].split("/")
+    query = urllib.parse.parse_qs(url.partition("?")[2])
+    parts = query.get("X-Amz-Credential", [""])[0].split("/")
     if len(parts) < 3 or not parts[2]:
-        raise invalid("X-Amz-Credential has no region")
+        raise invalid("missing X-Amz-Credential, or one without a region")
     return parts[2]
 
 
@@ -2492,8 +2463,7 @@ class SigV4Auth(AuthProvider):
             creds, self._expires = self._resolve()
             _header_secret(creds.access_key_id, "the AWS access key id")
             _secret(creds.secret_access_key)
-            if creds.session_token:
-                _header_secret(creds.session_token, "the AWS session token")
+            _header_secret(creds.session_token or "", "the AWS session token")
             self._credentials = creds
         return self._credentials
 
@@ -2518,9 +2488,8 @@ def _aws_profile(
     import configparser
 
     profile = profile or environ.get("AWS_PROFILE", "").strip() or "default"
-    aws = Path.home() / ".aws"
-    credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(aws / "credentials")
-    config = environ.get("AWS_CONFIG_FILE") or str(aws / "config")
+    credentials = environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
+    config = environ.get("AWS_CONFIG_FILE") or "~/.aws/config"
     config_section = "default" if profile == "default" else f"profile {profile}"
     merged: dict[str, str] = {}
     for name, section in ((config, config_section), (credentials, profile)):
@@ -2679,8 +2648,7 @@ class ProviderInfo:
             if not isinstance(value, dict):
                 continue
             for key, entry in value.items():  # query parameters or headers
-                if not isinstance(entry, str):
-                    raise ConfigError(f"{where}.{name}.{key} must be a string")
+                _typed(value, key, str, f"{where}.{name}.{key}")
                 if name == "http_headers" and ("\r" in entry or "\n" in entry):
                     raise ConfigError(f"{where}.{name}.{key} must not contain CR or LF")
                 if name != "query_params" and not _HEADER_NAME.fullmatch(key):
@@ -2731,9 +2699,13 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _built_in_providers(
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None, openai_base_url: str | None = None
 ) -> dict[str, ProviderInfo]:
+    """The providers Codex has built in; the openai one's base URL is
+    `openai_base_url` (the config key) over `OPENAI_BASE_URL`, as Codex
+    reads only the key when it is set."""
     env = os.environ if environ is None else environ
+    openai_base = (openai_base_url or "").strip() or env.get("OPENAI_BASE_URL", "")
     oss_port = env.get("CODEX_OSS_PORT", "").strip()
 
     def oss(port: int) -> ProviderInfo:
@@ -2745,7 +2717,7 @@ def _built_in_providers(
     return {
         "openai": ProviderInfo(
             name="OpenAI",
-            base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
+            base_url=openai_base.strip() or None,
             http_headers={"version": __version__},
             env_http_headers={
                 "OpenAI-Organization": "OPENAI_ORGANIZATION",
@@ -2809,24 +2781,14 @@ class ModelProvider:
         self.info = info
         self.environ = os.environ if environ is None else environ
         self.home = home if home is not None else default_codex_home()
+        self.is_openai = info.name == "OpenAI"
+        self.is_amazon_bedrock = info.name == "Amazon Bedrock"
+        base = (info.base_url or "").lower()
+        azure = any(marker in base for marker in _AZURE_MARKERS)
+        self.is_azure = info.name.lower() == "azure" or azure
 
     def __repr__(self) -> str:
         return f"ModelProvider({self.id!r}, name={self.info.name!r})"
-
-    @property
-    def is_openai(self) -> bool:
-        return self.info.name == "OpenAI"
-
-    @property
-    def is_amazon_bedrock(self) -> bool:
-        return self.info.name == "Amazon Bedrock"
-
-    @property
-    def is_azure(self) -> bool:
-        base = (self.info.base_url or "").lower()
-        return self.info.name.lower() == "azure" or any(
-            marker in base for marker in _AZURE_MARKERS
-        )
 
     def retry_policy(self) -> RetryPolicy:
         changes: dict[str, Any] = {}
@@ -2928,8 +2890,7 @@ class ModelProvider:
             raise ConfigError(
                 f"model provider {self.id!r}: base_url is not a valid URL"
             ) from None
-        if password:
-            _secret(password)
+        _secret(password or "")
         url = f"{base.rstrip('/')}/{path.lstrip('/')}"
         if params := self.info.query_params:
             for key, value in params.items():
@@ -2965,8 +2926,7 @@ class Config:
     profile: str | None = None
 
     def provider(self, environ: Mapping[str, str] | None = None) -> ModelProvider:
-        info = self.providers.get(self.model_provider)
-        if info is None:
+        if (info := self.providers.get(self.model_provider)) is None:
             raise ConfigError(
                 f"{self.path}: model_provider {self.model_provider!r} is not defined "
                 f"(known: {', '.join(sorted(self.providers))})"
@@ -3032,8 +2992,7 @@ def load_config(
     source: dict[str, str] = {}  # the file (or -c) each top-level key came from
     for file in (path, home / f"{profile}.config.toml") if profile else (path,):
         doc = _read_toml(file, file)[1]
-        tables = doc.get("profiles")
-        legacy = "profile" in doc or isinstance(tables, dict) and profile in tables
+        legacy = "profile" in doc or profile in (_json_get(doc, "profiles", dict) or {})
         if file == path and profile and legacy:
             raise ConfigError(
                 f"{path}: -p {profile} cannot be used while this file has a legacy "
@@ -3050,8 +3009,8 @@ def load_config(
             table = table[key]
         table[keys[-1]] = value
         source[keys[0]] = "-c"
-    old = settings.get("profile")
-    if old is not None:  # Codex 0.169+ refuses it rather than pick the profile
+    # Codex 0.169+ refuses a legacy profile rather than pick it
+    if (old := settings.get("profile")) is not None:
         raise ConfigError(
             f'{source["profile"]}: legacy profile = "{old}" is no longer supported '
             f"(Codex refuses it too); move [profiles.{old}] into "
@@ -3065,17 +3024,14 @@ def load_config(
         return _typed(settings, key, kind, f"{where(key)}.{key}")
 
     tier = get("service_tier")
-    if tier is not None and tier not in ("fast", "flex"):
+    if tier not in (None, "fast", "flex"):
         raise ConfigError(
             f'{where("service_tier")}.service_tier must be "fast" or "flex", '
             f"not {tier!r}"
         )
     features = get("features", dict) or {}
-    for name, enabled in features.items():
-        if not isinstance(enabled, bool):
-            raise ConfigError(
-                f"{where('features')}.features.{name} must be true or false"
-            )
+    for name in features:
+        _typed(features, name, bool, f"{where('features')}.features.{name}")
     return Config(
         home=home,
         path=path,
@@ -3104,17 +3060,11 @@ def _merge_providers(
     openai_base_url: str | None = None,
 ) -> dict[str, ProviderInfo]:
     """Built-ins plus the user's; of a built-in only Bedrock's aws and base_url
-    may change, and the openai one's base URL by `openai_base_url` (which
-    wins over `OPENAI_BASE_URL`, as Codex reads only the config key)."""
-    providers = _built_in_providers(environ)
-    if openai_base_url and openai_base_url.strip():
-        providers["openai"] = dataclasses.replace(
-            providers["openai"], base_url=openai_base_url.strip()
-        )
-    for provider_id, table in tables.items():
+    may change, and the openai one's base URL by `openai_base_url`."""
+    providers = _built_in_providers(environ, openai_base_url)
+    for provider_id in tables:
         key = f"{where}.{provider_id}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{key} must be a table")
+        table = _typed(tables, provider_id, dict, key)
         if provider_id == "amazon-bedrock":
             info = ProviderInfo.from_toml(
                 {k: v for k, v in table.items() if k in ("aws", "base_url")}, where=key
@@ -4190,8 +4140,7 @@ class Client:
         self.session_id = session_id or self.thread_id
         self._installation_id = installation_id
         self.features = {**_DEFAULT_FEATURES, **(features or {})}
-        override = os.environ.get("CODEX_INTERNAL_ORIGINATOR_OVERRIDE")
-        self.originator = originator or override or "codex_lite"
+        self.originator = _originator(originator)
         self.subagent = subagent
         self.parent_thread_id = parent_thread_id
         self.reasoning_effort = reasoning_effort
@@ -6516,7 +6465,7 @@ def _setup_logging(debug: bool) -> None:
     name = "debug" if debug else os.environ.get("CODEX_LITE_LOG", "").strip().lower()
     levels = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO}
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ScrubSecrets())  # whatever logger a record came from
+    handler.addFilter(_scrub_record)  # whatever logger a record came from
     quiet = name not in levels  # request retries still show, as stream retries do
     _retry_log.handlers = [handler] if quiet else []
     _retry_log.setLevel(logging.INFO if quiet else logging.NOTSET)
