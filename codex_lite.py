@@ -1428,7 +1428,7 @@ _OWN_FIELDS = frozenset({
     "model", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "store",
     "stream", "include", "service_tier", "prompt_cache_key", "text",
     "client_metadata", "max_output_tokens", "metadata", "safety_identifier",
-    "truncation",
+    "truncation", "background",
 })
 # fmt: on
 # Made for each request from the history, or a WebSocket frame's own.
@@ -1443,8 +1443,14 @@ class RequestFields:
     `tool_choice` is "auto" (the default), "required", "none" or an object
     such as `{"type": "function", "name": ...}` or `{"type": "allowed_tools",
     ...}`; `include` adds to the "reasoning.encrypted_content" always asked;
-    `prompt_cache_key` defaults to the session id.  `extra_body` adds any
-    other field by name; `override_body` replaces one codex_lite sets.
+    `prompt_cache_key` defaults to the session id.  `store` keeps responses
+    on the server: over HTTP a request then sends only what the last one did
+    not (`previous_response_id`), and all of it when the server forgot.
+    `background` runs the response in the background (stored, over HTTP): a
+    stream that breaks is resumed where it stopped, and a response nobody
+    will read (the caller stopped, the deadline came) is cancelled.
+    `extra_body` adds any other field by name; `override_body` replaces one
+    codex_lite sets.
     """
 
     tool_choice: str | dict[str, Any] | None = None
@@ -1454,6 +1460,8 @@ class RequestFields:
     prompt_cache_key: str | None = None
     safety_identifier: str | None = None
     truncation: str | None = None
+    store: bool | None = None
+    background: bool | None = None
     extra_body: dict[str, Any] | None = None
     override_body: dict[str, Any] | None = None
 
@@ -1618,7 +1626,9 @@ def _request_parts(
     tail["tool_choice"] = prompt.tool_choice or "auto"
     tail["parallel_tool_calls"] = prompt.parallel_tool_calls
     tail["reasoning"] = reasoning or None
-    tail["store"] = rules.store
+    tail["store"] = rules.store if prompt.store is None else prompt.store
+    if prompt.background:
+        tail["background"] = tail["store"] = True
     tail["stream"] = True
     include = ["reasoning.encrypted_content", *(prompt.include or ())]
     tail["include"] = list(dict.fromkeys(include))
@@ -1668,7 +1678,10 @@ def _request_parts(
         tier_part = f";tier={tier}" if tier else ""
         headers["x-codex-routing-hint"] = f"model={model}{tier_part}"
     fragments = leading + cache.encode(items)
-    return _RequestParts(url, headers, head, fragments, items, tail, len(leading))
+    stored = bool(prompt.store or prompt.background)
+    return _RequestParts(
+        url, headers, head, fragments, items, tail, len(leading), stored
+    )
 
 
 def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
@@ -1792,12 +1805,43 @@ class _RequestParts(typing.NamedTuple):
     items: Sequence[ResponseItem]
     tail: dict[str, Any]
     leading: int
+    stored: bool = False  # asked for: over HTTP it may continue the last response
 
     def settings(self) -> bytes:
         """Every field but the input and the per-request metadata: what must
         stay the same for a request to continue the last one."""
         tail = {k: v for k, v in self.tail.items() if k != "client_metadata"}
         return _dumps([self.head, tail])
+
+
+class _LastExchange(typing.NamedTuple):
+    """What the server holds: the last request (of a connection, or stored)
+    and its answer."""
+
+    settings: bytes
+    input: list[bytes]
+    response_id: str
+    output_ids: list[str | None]
+
+
+def _new_input(
+    last: _LastExchange | None, parts: _RequestParts, settings: bytes
+) -> list[bytes] | None:
+    """The items a request adds to the last exchange, or None when it does
+    not continue it: other settings, or an input that is not the last input
+    followed by the last response's output (matched by item id)."""
+    if last is None or settings != last.settings:
+        return None
+    known, output = len(last.input), len(last.output_ids)
+    start = known - parts.leading  # where the last input's prompt items end
+    ids = [getattr(i, "id", None) for i in parts.items[start : start + output]]
+    continues = (
+        parts.input[:known] == last.input
+        and None not in last.output_ids
+        and start >= 0
+        and ids == last.output_ids
+    )
+    return parts.input[known + output :] if continues else None
 
 
 def _log_request(
@@ -3487,11 +3531,20 @@ class _ResponsesReader:
     name: some servers send no `event:` lines.  `done` turns true at
     `response.completed`; `failure` is what a stream that ends before that
     amounts to, if the server said.  Over a `websocket` an `error` event ends the request.
+    A stream resumed `after` a sequence number skips any event up to it.
     """
 
-    def __init__(self, request_id: str | None, *, websocket: bool = False) -> None:
+    def __init__(
+        self,
+        request_id: str | None,
+        *,
+        websocket: bool = False,
+        after: int | None = None,
+    ) -> None:
         self.request_id = request_id
         self.websocket = websocket
+        self.response_id: str | None = None  # from `response.created`
+        self.sequence = after  # the last event's `sequence_number`, if it had one
         self.done = False
         self.failure: ApiError | None = None  # what the stream ends in, if not done
         self.failure_headers: dict[str, str] = {}  # an error frame's
@@ -3508,7 +3561,11 @@ class _ResponsesReader:
             return None
         if not isinstance(obj, dict):
             return None
-        kind = obj.get("type")
+        kind, sequence = obj.get("type"), obj.get("sequence_number")
+        if type(sequence) is int:
+            if self.sequence is not None and sequence <= self.sequence:
+                return None  # read before the stream was resumed
+            self.sequence = sequence
         try:
             return self._event(kind, obj)
         except (ItemError, KeyError, TypeError, ValueError) as exc:
@@ -3527,6 +3584,7 @@ class _ResponsesReader:
         if kind == "response.output_item.added":
             return OutputItemAdded(item_from_json(obj["item"]))
         if kind == "response.created" and isinstance(response, dict):
+            self.response_id = _json_get(response, "id", str)
             return Created(response.get("id"))
         if kind == "response.custom_tool_call_input.delta":
             call_id = obj.get("call_id")
@@ -3590,17 +3648,28 @@ def _unsendable(provider: ModelProvider, exc: Exception) -> ConfigError:
 
 
 def _http_request(
-    parts: _RequestParts, compress: bool, *, keep_json: bool = False
+    parts: _RequestParts,
+    compress: bool,
+    *,
+    keep_json: bool = False,
+    last: _LastExchange | None = None,
 ) -> PreparedRequest:
     """The unsigned HTTP request: the body joined, encoded and compressed once;
-    its JSON is kept beside compressed bytes only when asked or traced."""
-    json_bytes = _join_request(parts.head, parts.input, parts.tail)
+    its JSON is kept beside compressed bytes only when asked or traced.  With
+    the `last` stored exchange it continues, it sends only what is new."""
+    head, items = parts.head, parts.input
+    new_input = _new_input(last, parts, parts.settings())
+    if last is not None and new_input is not None:
+        head = {**head, "previous_response_id": last.response_id}
+        items = new_input
+    json_bytes = _join_request(head, items, parts.tail)
     headers = {**parts.headers, "Content-Type": "application/json"}
     data = json_bytes
     if compress:
         data = _zstd_compress(json_bytes)
         headers["Content-Encoding"] = "zstd"
-    _log_request("responses_http", len(parts.input), len(json_bytes), None, "full")
+    mode = "full" if items is parts.input else "incremental"
+    _log_request("responses_http", len(items), len(json_bytes), None, mode)
     trace = _transport_log.isEnabledFor(TRACE)
     if trace:
         url = _redact_url(parts.url)
@@ -3620,6 +3689,7 @@ class _Http:
         import requests
 
         self.http, self.provider, self.url = http, provider, unsigned.url
+        self.reader: _ResponsesReader | None = None  # of the last `events`
         # What requests would redo on every attempt and which cannot change
         # between attempts (session headers and cookies, proxies and CA
         # bundle from the environment) is done once.
@@ -3666,15 +3736,24 @@ class _Http:
         return _Failure(error, response.status_code, response.headers)
 
     def events(
-        self, response: requests.Response, max_size: int, deadline: float | None
+        self,
+        response: requests.Response,
+        max_size: int,
+        deadline: float | None,
+        after: int | None = None,
     ) -> Iterator[ResponseEvent]:
         """Header events, then the body's events until `Completed` (wire-spec §13),
-        each line and event at most `max_size` bytes, none read past `deadline`."""
+        each line and event at most `max_size` bytes, none read past `deadline`;
+        a resumed stream's (`after` a sequence number) without header events.
+        `reader` holds what was read: the response id, the last sequence number."""
         import requests
         import urllib3
 
-        reader = _ResponsesReader(response.headers.get("x-request-id"))
-        yield from _events_from_headers(response.headers)
+        reader = self.reader = _ResponsesReader(
+            response.headers.get("x-request-id"), after=after
+        )
+        if after is None:
+            yield from _events_from_headers(response.headers)
         decoder = SSEDecoder(max_size=max_size)
         try:
             for chunk in _body_chunks(response):
@@ -3747,15 +3826,6 @@ _RESPONSES_WEBSOCKETS_BETA = "responses_websockets=2026-02-06"
 
 class _UseHttp(Exception):
     """The server does not take WebSockets here: HTTP from now on."""
-
-
-class _LastExchange(typing.NamedTuple):
-    """What the server holds of a connection: the last request and its answer."""
-
-    settings: bytes
-    input: list[bytes]
-    response_id: str
-    output_ids: list[str | None]
 
 
 class _ResponsesSocket:
@@ -3981,26 +4051,6 @@ def _plain_headers(headers: Any) -> dict[str, str]:
     return plain
 
 
-def _new_input(
-    last: _LastExchange | None, parts: _RequestParts, settings: bytes
-) -> list[bytes] | None:
-    """The items a request adds to the last exchange, or None when it does
-    not continue it: other settings, or an input that is not the last input
-    followed by the last response's output (matched by item id)."""
-    if last is None or settings != last.settings:
-        return None
-    known, output = len(last.input), len(last.output_ids)
-    start = known - parts.leading  # where the last input's prompt items end
-    ids = [getattr(i, "id", None) for i in parts.items[start : start + output]]
-    continues = (
-        parts.input[:known] == last.input
-        and None not in last.output_ids
-        and start >= 0
-        and ids == last.output_ids
-    )
-    return parts.input[known + output :] if continues else None
-
-
 def _response_create(
     parts: _RequestParts,
     socket: _ResponsesSocket,
@@ -4152,6 +4202,7 @@ class Client:
         self.max_event_bytes = max_event_bytes
         self.prewarm = prewarm
         self._socket: _ResponsesSocket | None = None
+        self._stored: _LastExchange | None = None  # the last stored, over HTTP
         self._over_http = False  # latched: never a WebSocket again
         self._http = http
         self._owns_http = http is None
@@ -4289,6 +4340,14 @@ class Turn:
       its life; HTTP gets a stream budget of its own, the count runs on.
     - A 401 reloads the credentials once a send (`_reload_auth`); an error
       frame on a WebSocket is decided like an HTTP answer (`_next_step`).
+    - Stored responses (`store`) over HTTP: a request sends what the last
+      stored one did not hold, and all of it at once when the server forgot
+      (`previous_response_not_found`).
+    - A background response (`background`) goes over HTTP; a stream that
+      breaks after it got further is resumed at once where it stopped
+      (nothing to drop: no `StreamRetry`), else after the usual wait and
+      within the stream budget; one that ends any other way than completed
+      (the caller stopped, the deadline, an error) is cancelled.
 
     The transports, `_Http` and `_WebSocket`, send one signed request and
     give back its events, with typed errors; deciding is the turn's.
@@ -4301,6 +4360,8 @@ class Turn:
         self.started_at_ms = time.time_ns() // 1_000_000
         self._deadline: float | None = None  # time.monotonic(), with turn_timeout
         self._expired = False  # the deadline stopped a wait
+        self._background: tuple[str, int] | None = None  # response id, last event
+        self._output_ids: list[str | None] = []  # of the response being read
 
     def __repr__(self) -> str:
         return f"Turn(turn_id={self.turn_id!r}, thread_id={self.client.thread_id!r})"
@@ -4381,26 +4442,39 @@ class Turn:
         budget of its own; that switch is a retry too, and the count runs on
         (so a WebSocket client's `max_attempts` is twice the budget plus one).
         """
-        parts, client = self._parts(prompt), self.client
+        parts, self._background = self._parts(prompt), None
+        try:
+            yield from self._attempts(parts)
+        except BaseException:
+            if self._background is not None:  # nobody will read it
+                self._cancel(parts, self._background[0])
+            raise
+
+    def _attempts(self, parts: _RequestParts) -> Iterator[ResponseEvent]:
+        client = self.client
         policy, request = client.retry_policy, None
         if policy.turn_timeout is not None and self._deadline is None:
             self._deadline = time.monotonic() + policy.turn_timeout  # the turn's
         retries = spent = 0  # spent: the WebSocket's, once it went over to HTTP
+        background = parts.tail.get("background") is True
         while True:
             self._wait(0.0)  # a tool or a wait may have used the turn's time
-            websocket = self._websocket_ready()
+            websocket = not background and self._websocket_ready()
+            resumed = self._background
             try:
                 if websocket:
                     yield from self._over_websocket(parts)
                     return
-                request = request or _http_request(parts, client.rules.compress)
-                http = _Http(client.http, client.provider, request)
-                with self._send(request, http.send, policy.connect_timeout) as answer:
-                    self._capture_turn_state(answer.headers.get("x-codex-turn-state"))
-                    yield from http.events(
-                        answer, client.max_event_bytes, self._deadline
-                    )
+                last = client._stored if parts.stored else None
+                request = request or _http_request(
+                    parts, client.rules.compress, last=last
+                )
+                yield from self._over_http(parts, request)
                 return
+            except InvalidRequest as error:
+                if error.code != "previous_response_not_found" or not client._stored:
+                    raise
+                client._stored = request = None  # forgotten: all of it, at once
             except _UseHttp as reason:
                 self._use_http(str(reason))
             except RetryLimitExceeded as exc:
@@ -4410,6 +4484,8 @@ class Turn:
                     raise
                 self._use_http(str(exc.last_error))
             except StreamError as error:
+                if self._background is not None and self._background != resumed:
+                    continue  # a background stream got further: on from there
                 budget = policy.stream_max_retries
                 most = 2 * budget + 1 if websocket or spent else budget
                 if retries >= budget and websocket:
@@ -4421,8 +4497,72 @@ class Turn:
                     raise
                 retries += 1
                 delay = policy.backoff(retries) if error.delay is None else error.delay
-                yield StreamRetry(spent + retries, most, delay, error)
+                if self._background is None:  # else it goes on: nothing to drop
+                    yield StreamRetry(spent + retries, most, delay, error)
                 self._wait(delay, error)
+
+    def _over_http(
+        self, parts: _RequestParts, request: PreparedRequest
+    ) -> Iterator[ResponseEvent]:
+        client, after = self.client, None
+        if self._background is None:
+            self._output_ids = []
+        else:  # resumed where the stream broke
+            response_id, after = self._background
+            url = self._response_url(response_id)
+            url += f"{'&' if '?' in url else '?'}stream=true&starting_after={after}"
+            request = PreparedRequest("GET", url, parts.headers, b"")
+        http = _Http(client.http, client.provider, request)
+        connect = client.retry_policy.connect_timeout
+        try:
+            with self._send(request, http.send, connect) as answer:
+                self._capture_turn_state(answer.headers.get("x-codex-turn-state"))
+                events = http.events(
+                    answer, client.max_event_bytes, self._deadline, after
+                )
+                for event in events:
+                    if isinstance(event, OutputItemDone):
+                        self._output_ids.append(getattr(event.item, "id", None))
+                    elif isinstance(event, Completed) and parts.stored:
+                        client._stored = self._held(parts, event.response_id)
+                    yield event
+        finally:
+            reader = http.reader
+            if reader is not None and reader.done:
+                self._background = None
+            elif reader is not None and parts.tail.get("background") is True:
+                known = self._background[0] if self._background else None
+                held_id = reader.response_id or known
+                if held_id is not None and reader.sequence is not None:
+                    self._background = (held_id, reader.sequence)
+
+    def _held(
+        self, parts: _RequestParts, response_id: str | None
+    ) -> _LastExchange | None:
+        """What a stored response holds, for the next request to continue."""
+        if response_id is None:
+            return None
+        ids = self._output_ids
+        return _LastExchange(parts.settings(), parts.input, response_id, ids)
+
+    def _response_url(self, response_id: str, then: str = "") -> str:
+        path = f"responses/{urllib.parse.quote(response_id, safe='')}{then}"
+        return self.client.provider.url_for_path(path, self.client.auth)
+
+    def _cancel(self, parts: _RequestParts, response_id: str) -> None:
+        """Cancel a background response: once, at once, whatever comes of it."""
+        client = self.client
+        url = self._response_url(response_id, "/cancel")
+        headers = {**parts.headers, "Accept": "application/json"}
+        request = PreparedRequest("POST", url, headers, b"")
+        timeout = client.retry_policy.connect_timeout
+        try:
+            http = _Http(client.http, client.provider, request)
+            answer = http.send(self._attempt(request), (timeout, timeout))
+        except CodexError:
+            return
+        if not isinstance(answer, _Failure):
+            answer.close()
 
     def _over_websocket(self, parts: _RequestParts) -> Iterator[ResponseEvent]:
         client, policy = self.client, self.client.retry_policy
@@ -5986,6 +6126,11 @@ def _exec_parser() -> argparse.ArgumentParser:
     add("-C", "--cd", metavar="DIR", help="run in DIR, as if started there")
     add("--ephemeral", action="store_true", help="write no rollout")
     add(
+        "--background",
+        action="store_true",
+        help="run the response in the background, resumed if the stream breaks",
+    )
+    add(
         "--last",
         action="store_true",
         help="with resume: the most recently updated thread started here",
@@ -6058,7 +6203,7 @@ def _json_object_file(option: str, path: str | None) -> dict[str, Any] | None:
     return value
 
 
-def _body_fields(pairs: list[str]) -> RequestFields:
+def _body_fields(pairs: list[str], background: bool) -> RequestFields:
     """`--body-field`s: named on the command line, so they may replace ours."""
     body: dict[str, Any] = {}
     for pair in pairs:
@@ -6069,7 +6214,7 @@ def _body_fields(pairs: list[str]) -> RequestFields:
             body[key] = json.loads(raw)
         except ValueError:
             body[key] = raw
-    return RequestFields(override_body=body or None)
+    return RequestFields(background=background or None, override_body=body or None)
 
 
 def _event_json(event: ResponseEvent) -> dict[str, Any]:
@@ -6128,7 +6273,7 @@ def _run_exec(argv: list[str]) -> int:
     config = _config_from_args(args)
     user_input = _user_input(args, words)
     schema = _json_object_file("--output-schema", args.output_schema)
-    fields = _body_fields(args.body_field)
+    fields = _body_fields(args.body_field, args.background)
     try:  # credentials first: a missing key writes no rollout
         auth = config.provider().auth()
     except AuthError as exc:

@@ -9076,6 +9076,174 @@ def test_records_in_tools_and_structured_output(
         convo.run_turn("list", output_schema=list[int])
 
 
+# --- Server-side state: store over HTTP, background mode ----------------------
+
+
+def numbered(*events: dict[str, Any], start: int = 0) -> list[dict[str, Any]]:
+    """Events with the `sequence_number` the API gives every event."""
+    return [{**e, "sequence_number": start + n} for n, e in enumerate(events)]
+
+
+def cut(*events: dict[str, Any]) -> Reply:
+    """A stream a proxy cuts: the events, then the connection closes mid-body."""
+    return reply(body=sse(*events), hang=0.01)
+
+
+def background_answer(parts: int) -> list[dict[str, Any]]:
+    """A background response: created (queued), `parts` deltas, the message, completed."""
+    text = "".join(f"{n} " for n in range(parts))
+    message = {
+        "type": "message",
+        "id": "msg_bg",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+    return numbered(
+        {"type": "response.created", "response": {"id": "resp_bg", "status": "queued"}},
+        *[
+            {
+                "type": "response.output_text.delta",
+                "delta": f"{n} ",
+                "item_id": "msg_bg",
+            }
+            for n in range(parts)
+        ],
+        {"type": "response.output_item.done", "item": message},
+        completed("resp_bg"),
+    )
+
+
+def test_background_stream_cut_every_minute_resumes_where_it_stopped(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    """A 30-minute answer behind a proxy that cuts idle connections every 60 s:
+    each cut is resumed from the last event seen, never started again."""
+    events = background_answer(30)
+    server.then(
+        cut(*events[:2]), *[cut(e) for e in events[2:31]], reply(body=sse(*events[31:]))
+    )
+    turn = openai_client(server, home).new_turn()
+    got = list(turn.stream(cl.Prompt(input=[user("go")], background=True)))
+    assert not any(isinstance(e, cl.StreamRetry) for e in got)  # nothing to take back
+    deltas = [e.delta for e in got if isinstance(e, cl.OutputTextDelta)]
+    assert deltas == [f"{n} " for n in range(30)]  # each once
+    assert isinstance(got[-1], cl.Completed) and got[-1].response_id == "resp_bg"
+    first, *resumed = server.seen
+    body = first.json()
+    assert (first.method, body["background"], body["store"], body["stream"]) == (
+        "POST",
+        True,
+        True,
+        True,
+    )
+    assert [(s.method, s.path) for s in resumed] == [
+        ("GET", f"/v1/responses/resp_bg?stream=true&starting_after={n}")
+        for n in range(1, 31)
+    ]
+    assert {s.header("authorization") for s in resumed} == {"Bearer sk-test"}
+    assert {s.header("accept") for s in resumed} == {"text/event-stream"}
+    assert server.upgrades == []  # background mode is HTTP's
+
+
+def test_background_cli_answer_printed_once_through_the_cuts(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    events = background_answer(5)
+    server.then(cut(*events[:3]), cut(*events[3:5]), reply(body=sse(*events[5:])))
+    done = cli(home, "exec", "--background", "go", env=openai_env(server))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "0 1 2 3 4 \n"
+    assert [s.method for s in server.seen] == ["POST", "GET", "GET"]
+
+
+def test_background_response_cancelled_when_the_caller_stops_or_time_runs_out(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    events = background_answer(3)
+    cancelled = reply(
+        200,
+        b'{"id":"resp_bg","status":"cancelled"}',
+        {"Content-Type": "application/json"},
+    )
+    server.then(reply(body=sse(*events[:2]), hang=3), cancelled)
+    turn = openai_client(server, home).new_turn()
+    stream = turn.stream(cl.Prompt(input=[user("go")], background=True))
+    assert isinstance(
+        next(e for e in stream if isinstance(e, cl.OutputTextDelta)), cl.OutputTextDelta
+    )
+    stream.close()  # the caller stops
+    assert [(s.method, s.path) for s in server.seen] == [
+        ("POST", "/v1/responses"),
+        ("POST", "/v1/responses/resp_bg/cancel"),
+    ]
+    assert server.seen[1].header("authorization") == "Bearer sk-test"
+    server.seen.clear()
+    server.then(reply(body=sse(*events[:2]), hang=3), cancelled)
+    policy = dataclasses.replace(FAST, turn_timeout=0.5)
+    turn = openai_client(server, home, retry_policy=policy).new_turn()
+    with pytest.raises(cl.RetryLimitExceeded, match="deadline"):
+        list(turn.stream(cl.Prompt(input=[user("go")], background=True)))
+    assert [s.path for s in server.seen] == [
+        "/v1/responses",
+        "/v1/responses/resp_bg/cancel",
+    ]
+
+
+def test_store_over_http_sends_what_is_new_and_all_of_it_once_forgotten(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    forgotten = json.dumps(
+        {
+            "error": {
+                "code": "previous_response_not_found",
+                "message": "Previous response not found.",
+            }
+        }
+    )
+    server.then(
+        reply(body=text_stream("one", "resp_1")),
+        reply(body=text_stream("two", "resp_2")),
+        reply(400, forgotten.encode(), {"Content-Type": "application/json"}),
+        reply(body=text_stream("three", "resp_3")),
+    )
+    client = openai_client(server, home, fields=cl.RequestFields(store=True))
+    convo = cl.Conversation(client)
+    assert [convo.run_turn(t).text for t in ("first", "second", "third")] == [
+        "one",
+        "two",
+        "three",
+    ]
+    bodies = [s.json() for s in server.seen]
+    assert {b["store"] for b in bodies} == {True}
+    assert [b.get("previous_response_id") for b in bodies] == [
+        None,
+        "resp_1",
+        "resp_2",
+        None,
+    ]
+    assert [input_texts(b) for b in bodies] == [
+        ["first"],
+        ["second"],
+        ["third"],
+        ["first", "one", "second", "two", "third"],  # forgotten: all of it, at once
+    ]
+    assert server.upgrades  # WebSockets were tried first, as ever
+
+
+def test_store_over_http_is_opt_in_azure_keeps_sending_in_full(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(reply(body=text_stream("one", "resp_1")), reply(body=text_stream()))
+    client = local_client(server, home, info={"name": "azure"})
+    convo = cl.Conversation(client)
+    convo.run_turn("first")
+    convo.run_turn("second")
+    second = server.seen[1].json()
+    assert second["store"] is True  # Azure's default, as Codex sends it
+    assert "previous_response_id" not in second
+    assert input_texts(second) == ["first", "one", "second"]
+
+
 # --- The module's shape ---------------------------------------------------------
 
 
