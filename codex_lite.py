@@ -63,7 +63,7 @@ import time
 import types
 import typing
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,8 +87,8 @@ __all__ = [  # noqa: RUF022
     # errors
     "CodexError", "ConfigError", "AuthError", "ItemError", "ApiError",
     "TransportError", "StreamError", "RetryLimitExceeded", "ToolRoundsExceeded",
-    "OutputParseError", "ContextWindowExceeded", "QuotaExceeded",
-    "UsageNotIncluded", "InvalidRequest", "CyberPolicy", "ServerOverloaded",
+    "OutputParseError", "CompactionFailed", "ContextWindowExceeded",
+    "QuotaExceeded", "UsageNotIncluded", "InvalidRequest", "CyberPolicy", "ServerOverloaded",
     # items (the API's response items and content parts) and their JSON
     "ResponseItem", "ContentItem", "Message", "MessagePhase", "InputText",
     "InputImage", "InputAudio", "OutputText", "EncryptedContent", "SummaryText",
@@ -282,6 +282,11 @@ class RetryLimitExceeded(CodexError):
 class ToolRoundsExceeded(CodexError):
     """The model still called tools after `max_tool_rounds` rounds; the
     conversation's history keeps every call and output."""
+
+
+class CompactionFailed(CodexError):
+    """Compacting the history failed, so the turn that needed it did too;
+    the error that stopped it is the `__cause__`, when one did."""
 
 
 class OutputParseError(CodexError):
@@ -1582,6 +1587,8 @@ class _Identity(typing.NamedTuple):
     parent_thread_id: str | None
     installation_id: str | None  # told to OpenAI alone
     window_id: str
+    window_number: int  # one more after each compaction
+    compaction: dict[str, str] | None = None  # what a compaction request says it is
 
 
 def _request_parts(
@@ -1671,6 +1678,8 @@ def _request_parts(
     headers["session-id"] = who.session_id
     headers["thread-id"] = who.thread_id
     headers["x-codex-window-id"] = who.window_id
+    if who.compaction:  # Codex names the feature on all its requests
+        headers["x-codex-beta-features"] = "remote_compaction_v2"
     headers.update(ids)
     if rules.responses_lite:
         headers["x-openai-internal-codex-responses-lite"] = "true"
@@ -1693,12 +1702,16 @@ def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
         "thread_id": who.thread_id,
         "turn_id": who.turn_id,
         "window_id": who.window_id,
-        "window_number": 0,
-        "request_kind": "turn",
+        "window_number": who.window_number,
+        "request_kind": "compaction" if who.compaction else "turn",
         "root_turn_id": who.turn_id,
         "turn_started_at_unix_ms": who.started_at_ms,
-        "model": model,
     }
+    # a compaction request names how it compacts instead of the model
+    if who.compaction:
+        metadata["compaction"] = who.compaction
+        return json.dumps(metadata, separators=(",", ":"))
+    metadata["model"] = model
     if effort:
         metadata["reasoning_effort"] = effort
     return json.dumps(metadata, separators=(",", ":"))
@@ -2968,6 +2981,7 @@ class Config:
     service_tier: str | None = None
     features: dict[str, bool] = field(default_factory=dict)
     profile: str | None = None
+    model_auto_compact_token_limit: int | None = None
 
     def provider(self, environ: Mapping[str, str] | None = None) -> ModelProvider:
         if (info := self.providers.get(self.model_provider)) is None:
@@ -3093,6 +3107,7 @@ def load_config(
         service_tier=tier,
         features=features,
         profile=profile,
+        model_auto_compact_token_limit=get("model_auto_compact_token_limit", int),
     )
 
 
@@ -4158,6 +4173,8 @@ class Client:
     `prewarm` opens each WebSocket with a request that generates nothing
     (as Codex does), so the first turn on it is already incremental.
     `fields` are request fields every prompt gets unless it sets its own.
+    `window_number` counts the thread's compactions: each starts a new
+    context window, which every request names.
     """
 
     def __init__(
@@ -4201,6 +4218,7 @@ class Client:
         self.retry_policy = retry_policy or provider.retry_policy()
         self.max_event_bytes = max_event_bytes
         self.prewarm = prewarm
+        self.window_number = 0
         self._socket: _ResponsesSocket | None = None
         self._stored: _LastExchange | None = None  # the last stored, over HTTP
         self._over_http = False  # latched: never a WebSocket again
@@ -4291,6 +4309,7 @@ class Client:
         child = copy.copy(self)
         child.thread_id, child.subagent = _uuid7(), label
         child.parent_thread_id = self.thread_id
+        child.window_number = 0
         child._fragments = _FragmentCache(child._request_item_json)
         child._socket = None  # a connection holds one thread's last response
         child._http, child._owns_http = self.http, False  # one pool for the tree
@@ -4366,7 +4385,9 @@ class Turn:
     def __repr__(self) -> str:
         return f"Turn(turn_id={self.turn_id!r}, thread_id={self.client.thread_id!r})"
 
-    def _parts(self, prompt: Prompt) -> _RequestParts:
+    def _parts(
+        self, prompt: Prompt, compaction: dict[str, str] | None = None
+    ) -> _RequestParts:
         client = self.client
         prompt = dataclasses.replace(
             prompt._over(client.fields),
@@ -4384,7 +4405,9 @@ class Turn:
             client.subagent,
             client.parent_thread_id,
             client.installation_id if client.rules.openai_metadata else None,
-            f"{client.thread_id}:0",  # codex_lite keeps one context window
+            f"{client.thread_id}:{client.window_number}",
+            client.window_number,
+            compaction,
         )
         url = client.provider.url_for_path("responses", client.auth)
         headers = client.provider.headers()
@@ -4433,7 +4456,9 @@ class Turn:
         if value and self.turn_state is None:
             self.turn_state = value
 
-    def stream(self, prompt: Prompt) -> Iterator[ResponseEvent]:
+    def stream(
+        self, prompt: Prompt, compaction: dict[str, str] | None = None
+    ) -> Iterator[ResponseEvent]:
         """Send the prompt and yield events until `Completed`.
 
         A stream that breaks is sent again (same bytes); a `StreamRetry`
@@ -4441,8 +4466,10 @@ class Turn:
         the stream retry budget a WebSocket client goes over to HTTP, with a
         budget of its own; that switch is a retry too, and the count runs on
         (so a WebSocket client's `max_attempts` is twice the budget plus one).
+        `compaction`, in the turn metadata, makes it a compaction request
+        (`Conversation.compact`).
         """
-        parts, self._background = self._parts(prompt), None
+        parts, self._background = self._parts(prompt, compaction), None
         try:
             yield from self._attempts(parts)
         except BaseException:
@@ -5126,12 +5153,16 @@ def _lines_backwards(fd: int, end: int) -> Iterator[tuple[int, int]]:
 
 class Rollout(typing.NamedTuple):
     """A rollout read back: its `session_meta` payload, the rebuilt history,
-    and the thread's token usage so far (the last `token_count` total)."""
+    the thread's token usage so far and the last response's (the last
+    `token_count` event's), and the context window the last `compacted`
+    line began."""
 
     path: Path
     meta: dict[str, Any]
     items: list[ResponseItem]
     token_usage: dict[str, Any] | None = None
+    last_token_usage: dict[str, Any] | None = None
+    window_number: int = 0
 
     @property
     def thread_id(self) -> str:
@@ -5171,7 +5202,8 @@ def read_rollout(path: Path | str) -> Rollout:
 def _read_rollout(path: Path) -> Rollout:
     meta: dict[str, Any] = {}
     items: list[ResponseItem] = []
-    usage = None
+    usage = last = None
+    window = 0
     summaries: set[str] = set()
     for number, raw in enumerate(_rollout_lines(path), start=1):
         if not raw.endswith(b"\n") and raw.strip():
@@ -5189,16 +5221,18 @@ def _read_rollout(path: Path) -> Rollout:
                 items.append(item_from_json(payload))
             elif kind == "compacted":
                 items = _compacted_history(items, payload, summaries)
+                window = _json_get(payload, "window_number", int) or window + 1
             elif event == "thread_rolled_back":
                 items = _rolled_back(items, payload["num_turns"])
             elif event == "token_count" and isinstance(payload.get("info"), dict):
                 usage = _json_get(payload["info"], "total_token_usage", dict)
+                last = _json_get(payload["info"], "last_token_usage", dict)
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             _log.warning(
                 "%s:%d: skipping unreadable rollout line: %s", path, number, exc
             )
     items = prepare_conversation_items_for_history(items, item_ids=False)
-    return Rollout(path=path, meta=meta, items=items, token_usage=usage)
+    return Rollout(path, meta, items, usage, last, window)
 
 
 # The most of a rollout resume reads into memory, decompressed: well past
@@ -5323,22 +5357,34 @@ def _compacted_history(
         return [item_from_json(p) for p in replacement]
     message = "compacted message"
     summary = _typed(payload, "message", str, message, error=TypeError, required=True)
-    kept = [summary or "(no summary available)"]
+    # earlier summaries are no user's
+    kept = [_user_text(i) or "" for i in _kept_user_messages(items, summaries)]
+    summaries.add(summary)
+    return [Message.user(text) for text in [*kept, summary or "(no summary available)"]]
+
+
+def _kept_user_messages(
+    items: Sequence[ResponseItem], skip: Container[str] = ()
+) -> list[ResponseItem]:
+    """The user messages a compaction keeps, as they were: the most recent
+    ones, up to `_COMPACT_USER_TOKENS`, the oldest one kept cut in the middle."""
+    kept: list[ResponseItem] = []
     budget = _COMPACT_USER_TOKENS
     for item in reversed(items):
         text = _user_text(item)
-        if text is None or text in summaries:  # earlier summaries are no user's
+        if text is None or text in skip:
             continue
         tokens = (len(text.encode()) + 3) // 4
         if tokens > budget:
             if budget > 0:  # the budget's bytes, half from each end
                 cut = f"…{tokens - budget} tokens truncated…"
-                kept.append(f"{text[: budget * 2]}{cut}{text[-budget * 2 :]}")
+                kept.append(
+                    Message.user(f"{text[: budget * 2]}{cut}{text[-budget * 2 :]}")
+                )
             break
-        kept.append(text)
+        kept.append(item)
         budget -= tokens
-    summaries.add(summary)
-    return [Message.user(text) for text in reversed(kept)]
+    return kept[::-1]
 
 
 # What a thread id may look like: a UUID, as Codex makes them.  Anything
@@ -5417,8 +5463,12 @@ class TurnResult(typing.NamedTuple):
 class Conversation:
     """History, rollout and client of one thread.
 
-    `token_usage` is the thread's running total, as the rollout's
-    `token_count` events carry it.
+    `token_usage` is the thread's running total and `last_token_usage` the
+    last response's, as the rollout's `token_count` events carry them.
+    With `auto_compact_token_limit` (config `model_auto_compact_token_limit`)
+    the history is compacted (`compact`) when the last response's total
+    tokens reached it and another request is due: before the next turn, or
+    before the request that follows tool calls.
     """
 
     def __init__(
@@ -5429,15 +5479,16 @@ class Conversation:
         rollout: RolloutWriter | None = None,
         instructions: str = "",
         token_usage: Mapping[str, Any] | None = None,
+        last_token_usage: Mapping[str, Any] | None = None,
+        auto_compact_token_limit: int | None = None,
     ) -> None:
         self.client = client
         self.history = history if history is not None else []
         self.rollout = rollout
         self.instructions = instructions
-        given = token_usage or {}
-        self.token_usage = {
-            k: given[k] if type(given.get(k)) is int else 0 for k in _USAGE_KEYS
-        }
+        self.token_usage = _usage_counts(token_usage)
+        self.last_token_usage = _usage_counts(last_token_usage)
+        self.auto_compact_token_limit = auto_compact_token_limit
         self.last_result = TurnResult("", [], None)
 
     @classmethod
@@ -5466,7 +5517,13 @@ class Conversation:
             if instructions:
                 meta["base_instructions"] = {"text": instructions}
             rollout = RolloutWriter.create(config.home, client.thread_id, meta)
-        return cls(client, rollout=rollout, instructions=instructions)
+        limit = config.model_auto_compact_token_limit
+        return cls(
+            client,
+            rollout=rollout,
+            instructions=instructions,
+            auto_compact_token_limit=limit,
+        )
 
     @classmethod
     def resume(
@@ -5491,12 +5548,16 @@ class Conversation:
         if not rollout.thread_id:
             raise CodexError(f"{rollout.path} has no session_meta line with an id")
         session_id = rollout.meta.get("session_id") or rollout.thread_id
+        client = _thread_client(config, ephemeral, auth, rollout.thread_id, session_id)
+        client.window_number = rollout.window_number
         return cls(
-            _thread_client(config, ephemeral, auth, rollout.thread_id, session_id),
+            client,
             history=rollout.items,
             rollout=None if ephemeral else RolloutWriter(rollout.path),
             instructions=_PLAN_TOOL_SECTIONS.sub("", rollout.base_instructions),
             token_usage=rollout.token_usage,
+            last_token_usage=rollout.last_token_usage,
+            auto_compact_token_limit=config.model_auto_compact_token_limit,
         )
 
     def prepare_items(
@@ -5559,21 +5620,28 @@ class Conversation:
         definitions = [t.definition for t in runners.values()]
         if self.client.rules.responses_lite:
             self._record_lite_items(definitions, turn.turn_id)
+        prompt = Prompt(
+            input=(),
+            instructions=self.instructions,
+            output_schema=schema,
+            tools=definitions or None,
+            parallel_tool_calls=parallel_tool_calls,
+        )
         # calls a turn cut short left unanswered come first
         turn_items = self._run_tools(turn, runners, parallel=parallel_tool_calls)
-        self.record(user_input, turn.turn_id)
+        try:
+            if self._compaction_due():
+                self._compact(turn, prompt, "pre_turn")
+        finally:  # kept even when that fails, as Codex keeps it
+            self.record(user_input, turn.turn_id)
         first_output: float | None = None
         for rounds in itertools.count():
-            prompt = Prompt(
-                input=list(self.history),
-                instructions=self.instructions,
-                output_schema=schema,
-                tools=definitions or None,
-                parallel_tool_calls=parallel_tool_calls,
-            )
+            if rounds and self._compaction_due():
+                self._compact(turn, prompt, "mid_turn")
             output: list[ResponseItem] = []
             rate_limits = None
-            for event in turn.stream(prompt):
+            request = dataclasses.replace(prompt, input=list(self.history))
+            for event in turn.stream(request):
                 if isinstance(event, StreamRetry):
                     output.clear()
                 elif isinstance(event, RateLimits) and event.limit_id == "codex":
@@ -5616,6 +5684,87 @@ class Conversation:
         if output_schema is not None:
             parsed = _parsed(output_schema, schema, self.last_result.text)
             self.last_result = self.last_result._replace(parsed=parsed)
+
+    def compact(self) -> None:
+        """Compact the history now, as Codex's `/compact` does (a
+        `CompactionFailed` if that fails)."""
+        prompt = Prompt(input=(), instructions=self.instructions)
+        self._compact(self.client.new_turn(), prompt, "standalone_turn")
+
+    def _compaction_due(self) -> bool:
+        """Whether the last response reached the limit: only the openai
+        provider compacts yet, others go on as if none were set."""
+        limit = self.auto_compact_token_limit
+        reached = limit is not None and self.last_token_usage["total_tokens"] >= limit
+        return reached and self.client.provider.is_openai
+
+    def _compact(self, turn: Turn, prompt: Prompt, phase: str) -> None:
+        """Codex's remote compaction (v2) for the openai provider: `prompt`'s
+        request with the whole history and a trailing `compaction_trigger`.
+        The answer's one `compaction` item, after the user messages kept,
+        replaces the history and starts a new context window."""
+        if not self.client.provider.is_openai:
+            raise CompactionFailed(
+                "codex-lite compacts only with the openai provider yet, "
+                f"not {self.client.provider.id!r}"
+            )
+        started = time.time_ns() // 1_000_000
+        auto = phase != "standalone_turn"
+        metadata = {
+            "trigger": "auto" if auto else "manual",
+            "reason": "context_limit" if auto else "user_requested",
+            "implementation": "responses_compaction_v2",
+            "phase": phase,
+            "strategy": "memento",
+        }
+        request = dataclasses.replace(
+            prompt, input=[*self.history, CompactionTrigger()]
+        )
+        output: list[ResponseItem] = []
+        try:
+            for event in turn.stream(request, metadata):
+                if isinstance(event, StreamRetry):
+                    output.clear()
+                elif isinstance(event, OutputItemDone):
+                    output.append(event.item)
+        except CodexError as error:
+            raise CompactionFailed(
+                f"Error running remote compact task: {error}"
+            ) from error
+        found = [item for item in output if isinstance(item, Compaction)]
+        if len(found) != 1:
+            raise CompactionFailed(
+                "Error running remote compact task: expected exactly one compaction "
+                f"output item, got {len(found)} from {len(output)} output items"
+            )
+        self.history = [*_kept_user_messages(self.history), *found]
+        self.client.window_number += 1
+        if self.rollout is not None:
+            self.rollout.append(
+                "compacted",
+                {
+                    "message": "",
+                    "replacement_history": [item_to_json(i) for i in self.history],
+                    "window_number": self.client.window_number,
+                },
+            )
+        # until a response says, the new history's size as Codex guesses it
+        size = len(self.instructions.encode())
+        size += sum(len(_dumps(item_to_json(i))) for i in self.history)
+        self.last_token_usage = {**_usage_counts(None), "total_tokens": (size + 3) // 4}
+        self._event(
+            {"type": "token_count", "info": self._usage_info(True), "rate_limits": None}
+        )
+        self._event(
+            {
+                "type": "item_completed",
+                "thread_id": self.client.thread_id,
+                "turn_id": turn.turn_id,
+                "item": {"type": "ContextCompaction", "id": _uuid7()},
+                "started_at_ms": started,
+                "completed_at_ms": time.time_ns() // 1_000_000,
+            }
+        )
 
     def _record_lite_items(self, tools: list[Any], turn_id: str) -> None:
         """Responses Lite's tools and instructions items, kept in history as
@@ -5663,12 +5812,8 @@ class Conversation:
         if usage is not None:
             last = {k: getattr(usage, k, 0) for k in _USAGE_KEYS}
             self.token_usage = {k: v + last[k] for k, v in self.token_usage.items()}
-            info = {
-                "total_token_usage": dict(self.token_usage),
-                "last_token_usage": last,
-                "last_usage_includes_reasoning": False,
-                "model_context_window": None,
-            }
+            self.last_token_usage = last
+            info = self._usage_info(False)
         limits = None
         if rate_limits is not None:
             limits = {
@@ -5680,6 +5825,14 @@ class Conversation:
                 "plan_type": None,
             }
         return {"type": "token_count", "info": info, "rate_limits": limits}
+
+    def _usage_info(self, includes_reasoning: bool) -> dict[str, Any]:
+        return {
+            "total_token_usage": dict(self.token_usage),
+            "last_token_usage": dict(self.last_token_usage),
+            "last_usage_includes_reasoning": includes_reasoning,
+            "model_context_window": None,
+        }
 
     def run_turn(
         self,
@@ -5751,6 +5904,12 @@ _USAGE_KEYS = (
     "reasoning_output_tokens",
     "total_tokens",
 )
+
+
+def _usage_counts(given: Mapping[str, Any] | None) -> dict[str, int]:
+    """The counts of a `token_count` event's usage, each 0 where it has none."""
+    given = given or {}
+    return {k: given[k] if type(given.get(k)) is int else 0 for k in _USAGE_KEYS}
 
 
 def _task_started(turn_id: str, started: float) -> dict[str, Any]:

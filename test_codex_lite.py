@@ -7706,6 +7706,416 @@ def test_conversation_stamps_turn_id_and_create_time(
     assert answer[key] == {"turn_id": turn_id}
 
 
+# ... compaction (remote compaction v2, as Codex 0.171 sends it) ...
+#
+# Data from the Codex 0.171 captures of docs/codex-compaction.md: the limit
+# 2000, turns of 5000 input and 4 output tokens, compactions of 300 and 60
+# answered with one `compaction` item (cmp_resp_N / enc-compaction-resp_N).
+
+AUTO = {
+    "trigger": "auto",
+    "reason": "context_limit",
+    "implementation": "responses_compaction_v2",
+    "strategy": "memento",
+}
+
+
+def usage(input_tokens: int = 5000, output_tokens: int = 4) -> dict[str, int]:
+    total = input_tokens + output_tokens
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": total,
+    }
+
+
+def answer_events(
+    text: str, n: int, used: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """A turn's answer `ANSWER-…` as response resp_N, with its usage."""
+    events = text_events(text, f"resp_{n}", f"msg_resp_{n}")
+    return [*events[:-1], completed(f"resp_{n}", usage=used or usage())]
+
+
+def compaction_events(n: int) -> list[dict[str, Any]]:
+    item = {
+        "type": "compaction",
+        "id": f"cmp_resp_{n}",
+        "encrypted_content": f"enc-compaction-resp_{n}",
+    }
+    return [
+        {"type": "response.created", "response": {"id": f"resp_{n}"}},
+        {"type": "response.output_item.done", "item": item},
+        completed(f"resp_{n}", usage=usage(300, 60)),
+    ]
+
+
+def call_events(n: int) -> list[dict[str, Any]]:
+    """An `echo` call as response resp_N, over the limit."""
+    item = {
+        "type": "function_call",
+        "id": f"fc_resp_{n}",
+        **call("echo", {"text": "hi"}, "call_1"),
+    }
+    return [
+        {"type": "response.created", "response": {"id": f"resp_{n}"}},
+        {"type": "response.output_item.done", "item": item},
+        completed(f"resp_{n}", usage=usage()),
+    ]
+
+
+def turn_metadata(body: dict[str, Any]) -> dict[str, Any]:
+    return dict(json.loads(body["client_metadata"]["x-codex-turn-metadata"]))
+
+
+def summary(body: dict[str, Any]) -> list[str]:
+    """Each input item as its text, or its type, with a compaction's id."""
+    out = []
+    for item in body["input"]:
+        if item["type"] == "message":
+            out.append(item["content"][0]["text"])
+        elif item["type"] == "compaction":
+            out.append(f"compaction {item['id']}")
+        else:
+            out.append(item["type"])
+    return out
+
+
+def test_compaction_before_a_turn_after_resume_on_the_command_line(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    """openai-http-426.json: three runs; each resume compacts first."""
+    (home / "config.toml").write_text("model_auto_compact_token_limit = 2000\n")
+    server.then(
+        reply(body=sse(*answer_events("ANSWER-1", 1))),
+        reply(body=sse(*compaction_events(2))),
+        reply(body=sse(*answer_events("ANSWER-2", 3))),
+        reply(body=sse(*compaction_events(4))),
+        reply(body=sse(*answer_events("ANSWER-3", 5))),
+    )
+    env = openai_env(server)
+    runs = [
+        cli(home, "exec", "--json", "first prompt", env=env),
+        cli(home, "exec", "--json", "resume", "--last", "second prompt", env=env),
+        cli(home, "exec", "--json", "resume", "--last", "third prompt", env=env),
+    ]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+    # exec --json prints nothing of a compaction; its usage is not counted
+    second = [json.loads(line) for line in runs[1].stdout.splitlines()]
+    assert [line["type"] for line in second] == [
+        "thread.started", "turn.started", "item.completed", "turn.completed",
+    ]  # fmt: skip
+    assert second[-1]["usage"]["input_tokens"] == 10000
+    bodies = [seen.json() for seen in server.seen]
+    assert [summary(b) for b in bodies] == [
+        ["first prompt"],
+        ["first prompt", "ANSWER-1", "compaction_trigger"],
+        ["first prompt", "compaction cmp_resp_2", "second prompt"],
+        ["first prompt", "compaction cmp_resp_2", "second prompt", "ANSWER-2", "compaction_trigger"],
+        ["first prompt", "second prompt", "compaction cmp_resp_4", "third prompt"],
+    ]  # fmt: skip
+    # the trigger goes without an id, the compaction item comes back unchanged
+    assert bodies[1]["input"][-1] == {"type": "compaction_trigger"}
+    assert bodies[2]["input"][1] == compaction_events(2)[1]["item"]
+    assert (
+        bodies[2]["input"][0] == bodies[0]["input"][0]
+    )  # the user message kept as it was
+    for turn, compaction in ((bodies[0], bodies[1]), (bodies[2], bodies[3])):
+        # the same request but the input: tools, settings, headers' names
+        same = {k: v for k, v in turn.items() if k not in ("input", "client_metadata")}
+        assert same == {
+            k: v for k, v in compaction.items() if k not in ("input", "client_metadata")
+        }
+    thread = json.loads(runs[0].stdout.splitlines()[0])["thread_id"]
+    kinds = []
+    for seen, body in zip(server.seen, bodies, strict=True):
+        metadata = turn_metadata(body)
+        assert (
+            seen.header("x-codex-turn-metadata")
+            == body["client_metadata"]["x-codex-turn-metadata"]
+        )
+        window = f"{thread}:{metadata['window_number']}"
+        assert metadata["window_id"] == seen.header("x-codex-window-id") == window
+        assert body["client_metadata"]["x-codex-window-id"] == window
+        kinds.append(
+            (
+                metadata["request_kind"],
+                metadata["window_number"],
+                metadata.get("compaction"),
+            )
+        )
+        # a compaction request names how it compacts instead of the model
+        assert ("model" in metadata) == (metadata["request_kind"] == "turn")
+        beta = seen.header("x-codex-beta-features")
+        assert (beta == "remote_compaction_v2") == ("compaction" in metadata)
+    assert kinds == [
+        ("turn", 0, None),
+        ("compaction", 0, {**AUTO, "phase": "pre_turn"}),
+        ("turn", 1, None),
+        ("compaction", 1, {**AUTO, "phase": "pre_turn"}),
+        ("turn", 2, None),
+    ]
+    (path,) = (home / "sessions").rglob("rollout-*.jsonl")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    compacted = [line["payload"] for line in lines if line["type"] == "compacted"]
+    assert [c["message"] for c in compacted] == ["", ""]
+    assert [c["window_number"] for c in compacted] == [1, 2]
+    last = compacted[-1]["replacement_history"]
+    assert [i["type"] for i in last] == ["message", "message", "compaction"]
+    assert last[-1] == compaction_events(4)[1]["item"]
+    at = next(n for n, line in enumerate(lines) if line["type"] == "compacted")
+    count, done = (line["payload"] for line in lines[at + 1 : at + 3])
+    # the total stays; the last usage is the new history's estimated size
+    assert count["type"] == "token_count"
+    assert count["info"]["total_token_usage"]["total_tokens"] == 5004
+    estimate = count["info"]["last_token_usage"]
+    assert estimate["total_tokens"] > 0 and estimate["input_tokens"] == 0
+    assert done["type"] == "item_completed"
+    assert done["item"]["type"] == "ContextCompaction"
+    assert done["completed_at_ms"] >= done["started_at_ms"]
+    history = cl.read_rollout(path)
+    assert history.window_number == 2
+    assert [cl.item_to_json(i)["type"] for i in history.items] == [
+        "message", "message", "compaction", "message", "message",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("transport", ["http", "websocket"])
+def test_compaction_after_tool_calls_before_the_follow_up(
+    transport: str, server: Loopback, ws: WsBackend, home: pathlib.Path
+) -> None:
+    """openai-mid-turn.json: the call's usage reached the limit, so the tool's
+    output goes to a compaction first; on a WebSocket incrementally, and the
+    follow-up in full."""
+    answers = [call_events(1), compaction_events(2), answer_events("ANSWER-2", 3)]
+    if transport == "http":
+        server.then(*(reply(body=sse(*events)) for events in answers))
+        backend: Served = server
+    else:
+        ws.then(*(ws_events(*events) for events in answers))
+        backend = ws
+
+    def echo(text: str) -> str:
+        return text
+
+    client = openai_client(backend, home)
+    with cl.Conversation(client, auto_compact_token_limit=2000) as convo:
+        assert convo.run_turn("run echo hi", tools=[echo]).text == "ANSWER-2"
+    if transport == "http":
+        bodies = [seen.json() for seen in server.seen]
+        assert [summary(b) for b in bodies] == [
+            ["run echo hi"],
+            ["run echo hi", "function_call", "function_call_output", "compaction_trigger"],
+            ["run echo hi", "compaction cmp_resp_2"],
+        ]  # fmt: skip
+    else:
+        bodies = ws.requests
+        assert [summary(b) for b in bodies] == [
+            ["run echo hi"],
+            ["function_call_output", "compaction_trigger"],
+            ["run echo hi", "compaction cmp_resp_2"],
+        ]
+        assert bodies[1]["previous_response_id"] == "resp_1"
+        assert "previous_response_id" not in bodies[2]
+        assert len(ws.handshakes) == 1
+    assert bodies[1]["tools"] == bodies[0]["tools"] == bodies[2]["tools"]
+    metadata = [turn_metadata(b) for b in bodies]
+    assert [m.get("compaction") for m in metadata] == [
+        None,
+        {**AUTO, "phase": "mid_turn"},
+        None,
+    ]
+    assert [m["turn_id"] for m in metadata] == [metadata[0]["turn_id"]] * 3
+    assert [m["window_number"] for m in metadata] == [0, 0, 1]
+    assert convo.history[-1].id == "msg_resp_3"
+
+
+def test_compaction_before_a_turn_over_websocket_continues_the_last_response(
+    ws: WsBackend, home: pathlib.Path
+) -> None:
+    """openai-websocket.json: the compaction request sends only the trigger
+    after the last response; the turn after it starts over, in full."""
+    ws.then(
+        ws_events(*answer_events("ANSWER-1", 1)),
+        ws_events(*compaction_events(2)),
+        ws_events(*answer_events("ANSWER-2", 3)),
+    )
+    client = openai_client(ws, home)
+    with cl.Conversation(
+        client, instructions="Be brief.", auto_compact_token_limit=2000
+    ) as convo:
+        convo.run_turn("first prompt")
+        convo.run_turn("second prompt")
+    _, compaction, second = ws.requests
+    assert summary(compaction) == ["compaction_trigger"]
+    assert compaction["previous_response_id"] == "resp_1"
+    assert turn_metadata(compaction)["compaction"] == {**AUTO, "phase": "pre_turn"}
+    assert "previous_response_id" not in second
+    assert summary(second) == [
+        "Be brief.",
+        "first prompt",
+        "compaction cmp_resp_2",
+        "second prompt",
+    ]
+    assert second["client_metadata"]["x-codex-window-id"] == f"{client.thread_id}:1"
+
+
+@pytest.mark.parametrize(
+    ("input_tokens", "output_tokens", "compacts"),
+    [(1999, 0, False), (2000, 0, True), (1990, 20, True), (2001, 0, True)],
+)
+def test_compaction_when_the_last_responses_total_reached_the_limit(
+    server: Loopback,
+    home: pathlib.Path,
+    input_tokens: int,
+    output_tokens: int,
+    compacts: bool,
+) -> None:
+    """custom-threshold-*.json: total tokens at or over the limit compact."""
+    used = usage(input_tokens, output_tokens)
+    server.then(reply(body=sse(*answer_events("ANSWER-1", 1, used))))
+    if compacts:
+        server.then(reply(body=sse(*compaction_events(2))))
+    server.then(reply(body=sse(*answer_events("ANSWER-2", 3))))
+    with cl.Conversation(
+        openai_client(server, home), auto_compact_token_limit=2000
+    ) as convo:
+        convo.run_turn("first prompt")
+        convo.run_turn("second prompt")
+    kinds = [turn_metadata(seen.json())["request_kind"] for seen in server.seen]
+    assert kinds == ["turn", "compaction", "turn"] if compacts else ["turn", "turn"]
+
+
+def test_no_compaction_without_a_limit_or_for_another_provider(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    """custom-no-limit-configured.json; other providers' compaction is not
+    done yet: their turns go on as before."""
+    server.then(*(reply(body=sse(*answer_events("ok", n))) for n in range(4)))
+    for convo in (
+        cl.Conversation(openai_client(server, home)),
+        cl.Conversation(local_client(server, home), auto_compact_token_limit=2000),
+    ):
+        with convo:
+            convo.run_turn("one")
+            convo.run_turn("two")
+    assert [len(seen.json()["input"]) for seen in server.seen] == [1, 3, 1, 3]
+    with pytest.raises(cl.CompactionFailed, match="openai provider"):
+        cl.Conversation(local_client(server, home)).compact()
+
+
+def test_compact_now_and_resume_from_the_compacted_line(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(
+        reply(body=sse(*answer_events("ANSWER-1", 1))),
+        reply(body=sse(*compaction_events(2))),
+        reply(body=sse(*answer_events("ANSWER-2", 3))),
+    )
+    config = cl.load_config(home)
+    config = dataclasses.replace(
+        config,
+        providers={
+            **config.providers,
+            "openai": dataclasses.replace(
+                config.providers["openai"], base_url=server.url
+            ),
+        },
+    )
+    auth = cl.BearerAuth("sk-test")
+    with cl.Conversation.start(config, auth=auth) as convo:
+        convo.run_turn("first prompt")
+        convo.compact()
+    manual = turn_metadata(server.seen[1].json())
+    assert manual["compaction"] == {
+        "trigger": "manual",
+        "reason": "user_requested",
+        "implementation": "responses_compaction_v2",
+        "phase": "standalone_turn",
+        "strategy": "memento",
+    }
+    assert manual["turn_id"] != turn_metadata(server.seen[0].json())["turn_id"]
+    with cl.Conversation.resume(config, last=True, auth=auth) as resumed:
+        assert resumed.client.window_number == 1
+        assert resumed.last_token_usage["total_tokens"] > 0  # the estimate
+        assert resumed.auto_compact_token_limit is None
+        resumed.run_turn("second prompt")
+    assert summary(server.seen[2].json()) == [
+        "first prompt",
+        "compaction cmp_resp_2",
+        "second prompt",
+    ]
+    assert turn_metadata(server.seen[2].json())["window_number"] == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "message", "cause"),
+    [
+        # openai-compaction-answered-with-text.json
+        (
+            reply(body=sse(*answer_events("summary", 2))),
+            "expected exactly one compaction output item, got 0 from 1 output items",
+            None,
+        ),
+        # openai-compaction-fails-400.json
+        (
+            reply(
+                400,
+                b'{"error": {"message": "bad"}}',
+                {"Content-Type": "application/json"},
+            ),
+            "bad",
+            cl.InvalidRequest,
+        ),
+    ],
+)
+def test_a_failed_compaction_fails_the_turn_and_keeps_its_prompt(
+    server: Loopback,
+    home: pathlib.Path,
+    answer: Reply,
+    message: str,
+    cause: type[Exception] | None,
+) -> None:
+    server.then(reply(body=sse(*answer_events("ANSWER-1", 1))), answer)
+    with cl.Conversation(
+        openai_client(server, home), auto_compact_token_limit=2000
+    ) as convo:
+        convo.run_turn("first prompt")
+        with pytest.raises(cl.CompactionFailed, match=message) as failed:
+            convo.run_turn("second prompt")
+    assert failed.value.args[0].startswith("Error running remote compact task: ")
+    assert (
+        type(failed.value.__cause__) is cause
+        if cause
+        else failed.value.__cause__ is None
+    )
+    assert len(server.seen) == 2  # the prompt is not sent, but kept, as Codex keeps it
+    assert _texts(convo.history) == ["first prompt", "ANSWER-1", "second prompt"]
+
+
+def _texts(items: list[cl.ResponseItem]) -> list[str]:
+    return [cl.item_to_json(i)["content"][0]["text"] for i in items]
+
+
+def test_the_limit_is_read_from_config_as_codex_reads_it(home: pathlib.Path) -> None:
+    path = home / "config.toml"
+    path.write_text("model_auto_compact_token_limit = 2000\n")
+    assert cl.load_config(home).model_auto_compact_token_limit == 2000
+    assert (
+        cl.load_config(
+            home, overrides=["model_auto_compact_token_limit=10"]
+        ).model_auto_compact_token_limit
+        == 10
+    )
+    path.write_text('model_auto_compact_token_limit = "2000"\n')
+    with pytest.raises(
+        cl.ConfigError,
+        match=f"{re.escape(str(path))}: config.model_auto_compact_token_limit must be",
+    ):
+        cl.load_config(home)
+
+
 # --- Realtime ---------------------------------------------------------------
 
 
