@@ -5345,6 +5345,17 @@ def _rolled_back(items: list[ResponseItem], num_turns: Any) -> list[ResponseItem
 # replacement history keeps; Codex counts a token as four bytes.
 _COMPACT_USER_TOKENS = 20_000
 
+# What starts the user message that carries a summary after a compaction
+# by a provider other than OpenAI (the summary follows).
+_SUMMARY_PREFIX = (
+    "Another language model started to solve this problem and produced a summary "
+    "of its thinking process. You also have access to the state of the tools that "
+    "were used by that language model. Use this to build on the work that has "
+    "already been done and avoid duplicating work. Here is the summary produced by "
+    "the other language model, use the information in this summary to assist with "
+    "your own analysis:\n"
+)
+
 
 def _compacted_history(
     items: list[ResponseItem], payload: Any, summaries: set[str]
@@ -5367,12 +5378,13 @@ def _kept_user_messages(
     items: Sequence[ResponseItem], skip: Container[str] = ()
 ) -> list[ResponseItem]:
     """The user messages a compaction keeps, as they were: the most recent
-    ones, up to `_COMPACT_USER_TOKENS`, the oldest one kept cut in the middle."""
+    ones, up to `_COMPACT_USER_TOKENS`, the oldest one kept cut in the middle.
+    An earlier compaction's summary is no user's."""
     kept: list[ResponseItem] = []
     budget = _COMPACT_USER_TOKENS
     for item in reversed(items):
         text = _user_text(item)
-        if text is None or text in skip:
+        if text is None or text in skip or text.startswith(_SUMMARY_PREFIX):
             continue
         tokens = (len(text.encode()) + 3) // 4
         if tokens > budget:
@@ -5446,6 +5458,28 @@ def _session_cwd(path: Path) -> str | None:
 #
 # A `Conversation` is a client plus its history and rollout: the layer the
 # command line runs turns on.
+
+
+# What Codex asks a provider other than OpenAI to compact the history with.
+_SUMMARIZATION_PROMPT = """\
+You are performing a CONTEXT CHECKPOINT COMPACTION. Create a handoff summary \
+for another LLM that will resume the task.
+
+Include:
+- Current progress and key decisions made
+- Important context, constraints, or user preferences
+- What remains to be done (clear next steps)
+- Any critical data, examples, or references needed to continue
+
+Be concise, structured, and focused on helping the next LLM seamlessly \
+continue the work.
+"""
+
+# What Codex says when even the shortest history does not fit.
+_OUT_OF_ROOM = (
+    "Codex ran out of room in the model's context window. Start a new thread "
+    "or clear earlier history before retrying."
+)
 
 
 class TurnResult(typing.NamedTuple):
@@ -5692,58 +5726,79 @@ class Conversation:
         self._compact(self.client.new_turn(), prompt, "standalone_turn")
 
     def _compaction_due(self) -> bool:
-        """Whether the last response reached the limit: only the openai
-        provider compacts yet, others go on as if none were set."""
+        """Whether the last response reached the limit."""
         limit = self.auto_compact_token_limit
-        reached = limit is not None and self.last_token_usage["total_tokens"] >= limit
-        return reached and self.client.provider.is_openai
+        return limit is not None and self.last_token_usage["total_tokens"] >= limit
 
     def _compact(self, turn: Turn, prompt: Prompt, phase: str) -> None:
-        """Codex's remote compaction (v2) for the openai provider: `prompt`'s
-        request with the whole history and a trailing `compaction_trigger`.
-        The answer's one `compaction` item, after the user messages kept,
-        replaces the history and starts a new context window."""
-        if not self.client.provider.is_openai:
-            raise CompactionFailed(
-                "codex-lite compacts only with the openai provider yet, "
-                f"not {self.client.provider.id!r}"
-            )
+        """Compact as Codex does.  For the openai provider remotely (v2):
+        `prompt`'s request with the whole history and a trailing
+        `compaction_trigger`, answered with one `compaction` item.  For others
+        the same request without tools and with the summarization prompt
+        last; the answer's text becomes a summary message.  The user messages
+        kept and that item replace the history and start a new context window."""
+        remote = self.client.provider.is_openai
         started = time.time_ns() // 1_000_000
         auto = phase != "standalone_turn"
         metadata = {
             "trigger": "auto" if auto else "manual",
             "reason": "context_limit" if auto else "user_requested",
-            "implementation": "responses_compaction_v2",
+            "implementation": "responses_compaction_v2" if remote else "responses",
             "phase": phase,
             "strategy": "memento",
         }
-        request = dataclasses.replace(
-            prompt, input=[*self.history, CompactionTrigger()]
-        )
-        output: list[ResponseItem] = []
-        try:
-            for event in turn.stream(request, metadata):
-                if isinstance(event, StreamRetry):
-                    output.clear()
-                elif isinstance(event, OutputItemDone):
-                    output.append(event.item)
-        except CodexError as error:
-            raise CompactionFailed(
-                f"Error running remote compact task: {error}"
-            ) from error
-        found = [item for item in output if isinstance(item, Compaction)]
-        if len(found) != 1:
-            raise CompactionFailed(
-                "Error running remote compact task: expected exactly one compaction "
-                f"output item, got {len(found)} from {len(output)} output items"
-            )
+        last: ResponseItem = CompactionTrigger()
+        if not remote:
+            last = Message.user(_SUMMARIZATION_PROMPT)
+            prompt = dataclasses.replace(prompt, tools=[], parallel_tool_calls=False)
+        history = list(self.history)
+        while True:
+            output: list[ResponseItem] = []
+            usage: TokenUsage | None = None
+            request = dataclasses.replace(prompt, input=[*history, last])
+            try:
+                for event in turn.stream(request, metadata):
+                    if isinstance(event, StreamRetry):
+                        output.clear()
+                    elif isinstance(event, OutputItemDone):
+                        output.append(event.item)
+                    elif isinstance(event, Completed):
+                        usage = event.usage
+                break
+            except CodexError as error:
+                too_long = isinstance(error, ContextWindowExceeded)
+                if too_long and history and not remote:
+                    # Codex drops the oldest item (a call with its output)
+                    if call_id := getattr(history.pop(0), "call_id", None):
+                        history = [
+                            i for i in history if getattr(i, "call_id", None) != call_id
+                        ]
+                    continue
+                message = _OUT_OF_ROOM if too_long else str(error)
+                if remote:
+                    message = f"Error running remote compact task: {message}"
+                raise CompactionFailed(message) from error
+        if remote:
+            found: list[ResponseItem] = [i for i in output if isinstance(i, Compaction)]
+            if len(found) != 1:
+                raise CompactionFailed(
+                    "Error running remote compact task: expected exactly one "
+                    f"compaction output item, got {len(found)} from {len(output)} "
+                    "output items"
+                )
+            summary = ""
+        else:  # the answer goes to the rollout and its usage counts, as Codex's
+            self.record(output, turn.turn_id)
+            self._event(self._token_count(usage, None))
+            summary = _SUMMARY_PREFIX + _assistant_text(output)
+            found = self.prepare_items([Message.user(summary)], turn.turn_id)
         self.history = [*_kept_user_messages(self.history), *found]
         self.client.window_number += 1
         if self.rollout is not None:
             self.rollout.append(
                 "compacted",
                 {
-                    "message": "",
+                    "message": summary,
                     "replacement_history": [item_to_json(i) for i in self.history],
                     "window_number": self.client.window_number,
                 },

@@ -315,7 +315,7 @@ FAST = cl.RetryPolicy(base_delay=0.001, stream_idle_timeout=5.0, connect_timeout
 
 
 def local_client(
-    server: Loopback,
+    server: Served,
     home: pathlib.Path,
     *,
     info: dict[str, Any] | None = None,
@@ -7987,22 +7987,14 @@ def test_compaction_when_the_last_responses_total_reached_the_limit(
     assert kinds == ["turn", "compaction", "turn"] if compacts else ["turn", "turn"]
 
 
-def test_no_compaction_without_a_limit_or_for_another_provider(
-    server: Loopback, home: pathlib.Path
-) -> None:
-    """custom-no-limit-configured.json; other providers' compaction is not
-    done yet: their turns go on as before."""
+def test_no_compaction_without_a_limit(server: Loopback, home: pathlib.Path) -> None:
+    """custom-no-limit-configured.json"""
     server.then(*(reply(body=sse(*answer_events("ok", n))) for n in range(4)))
-    for convo in (
-        cl.Conversation(openai_client(server, home)),
-        cl.Conversation(local_client(server, home), auto_compact_token_limit=2000),
-    ):
-        with convo:
+    for client in (openai_client(server, home), local_client(server, home)):
+        with cl.Conversation(client) as convo:
             convo.run_turn("one")
             convo.run_turn("two")
     assert [len(seen.json()["input"]) for seen in server.seen] == [1, 3, 1, 3]
-    with pytest.raises(cl.CompactionFailed, match="openai provider"):
-        cl.Conversation(local_client(server, home)).compact()
 
 
 def test_compact_now_and_resume_from_the_compacted_line(
@@ -8096,6 +8088,269 @@ def test_a_failed_compaction_fails_the_turn_and_keeps_its_prompt(
 
 def _texts(items: list[cl.ResponseItem]) -> list[str]:
     return [cl.item_to_json(i)["content"][0]["text"] for i in items]
+
+
+# ... compaction by other providers (local, as Codex 0.171 does it) ...
+#
+# Data from custom-*.json: the summarization prompt and the summary's prefix
+# word for word, summaries SUMMARY-N answered with 300 and 60 tokens.
+
+SUMMARIZE = (
+    "You are performing a CONTEXT CHECKPOINT COMPACTION. Create a handoff summary"
+    " for another LLM that will resume the task.\n\nInclude:\n"
+    "- Current progress and key decisions made\n"
+    "- Important context, constraints, or user preferences\n"
+    "- What remains to be done (clear next steps)\n"
+    "- Any critical data, examples, or references needed to continue\n\n"
+    "Be concise, structured, and focused on helping the next LLM seamlessly"
+    " continue the work.\n"
+)
+SUMMARY_PREFIX = (
+    "Another language model started to solve this problem and produced a summary"
+    " of its thinking process. You also have access to the state of the tools"
+    " that were used by that language model. Use this to build on the work that"
+    " has already been done and avoid duplicating work. Here is the summary"
+    " produced by the other language model, use the information in this summary"
+    " to assist with your own analysis:\n"
+)
+OUT_OF_ROOM = (
+    "Codex ran out of room in the model's context window. Start a new thread or"
+    " clear earlier history before retrying."
+)
+CAPTURE_CONFIG = """model_provider = "capture"
+model_auto_compact_token_limit = 2000
+
+[model_providers.capture]
+name = "capture"
+base_url = "{url}"
+env_key = "CAPTURE_KEY"
+wire_api = "responses"
+"""
+
+
+def summary_events(k: int, n: int) -> list[dict[str, Any]]:
+    """The summary `SUMMARY-k` as response resp_N."""
+    return answer_events(f"SUMMARY-{k}", n, usage(300, 60))
+
+
+def test_local_compaction_before_a_turn_after_resume_on_the_command_line(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    """custom-auto-pre-turn.json: the turn's request without tools and with the
+    summarization prompt last; the summary follows the kept user messages."""
+    (home / "config.toml").write_text(CAPTURE_CONFIG.format(url=server.url))
+    server.then(
+        reply(body=sse(*answer_events("ANSWER-1", 1))),
+        reply(body=sse(*summary_events(1, 2))),
+        reply(body=sse(*answer_events("ANSWER-2", 3))),
+        reply(body=sse(*summary_events(2, 4))),
+        reply(body=sse(*answer_events("ANSWER-3", 5))),
+    )
+    env = {"CAPTURE_KEY": "sk-fake"}
+    runs = [
+        cli(home, "exec", "--json", "first prompt", env=env),
+        cli(home, "exec", "--json", "resume", "--last", "second prompt", env=env),
+        cli(home, "exec", "--json", "resume", "--last", "third prompt", env=env),
+    ]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+    # the compaction's usage counts here, unlike a remote one's
+    second = json.loads(runs[1].stdout.splitlines()[-1])
+    assert second["usage"]["input_tokens"] == 10300
+    bodies = [seen.json() for seen in server.seen]
+    one, two = (f"{SUMMARY_PREFIX}SUMMARY-{k}" for k in (1, 2))
+    assert [summary(b) for b in bodies] == [
+        ["first prompt"],
+        ["first prompt", "ANSWER-1", SUMMARIZE],
+        ["first prompt", one, "second prompt"],
+        ["first prompt", one, "second prompt", "ANSWER-2", SUMMARIZE],
+        ["first prompt", "second prompt", two, "third prompt"],
+    ]
+    # the prompt goes without an id, the summary with one like other messages
+    assert "id" not in bodies[1]["input"][-1]
+    assert re.fullmatch(r"msg_[0-9a-f-]{36}", bodies[2]["input"][1]["id"])
+    for turn, compaction in ((bodies[0], bodies[1]), (bodies[2], bodies[3])):
+        assert compaction["tools"] == [] and compaction["parallel_tool_calls"] is False
+        rest = ("input", "tools", "parallel_tool_calls")
+        same = {k: v for k, v in turn.items() if k not in rest}
+        assert same == {k: v for k, v in compaction.items() if k not in rest}
+    beta = [seen.header("x-codex-beta-features") for seen in server.seen]
+    assert beta == [None, "remote_compaction_v2", None, "remote_compaction_v2", None]
+    (path,) = (home / "sessions").rglob("rollout-*.jsonl")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    at = next(n for n, line in enumerate(lines) if line["type"] == "compacted")
+    answer, used, compacted, count, done = (
+        line["payload"] for line in lines[at - 2 : at + 3]
+    )
+    # the summary as the model sent it, and its usage, come first
+    assert answer["id"] == "msg_resp_2" and answer["role"] == "assistant"
+    assert used["type"] == "token_count"
+    assert used["info"]["total_token_usage"]["total_tokens"] == 5364
+    assert used["info"]["last_token_usage"]["total_tokens"] == 360
+    assert compacted["message"] == one and compacted["window_number"] == 1
+    assert _texts([cl.item_from_json(i) for i in compacted["replacement_history"]]) == [
+        "first prompt",
+        one,
+    ]
+    assert count["type"] == "token_count"
+    assert count["info"]["last_token_usage"]["input_tokens"] == 0
+    assert done["item"]["type"] == "ContextCompaction"
+    assert _texts(cl.read_rollout(path).items) == [
+        "first prompt", "second prompt", two, "third prompt", "ANSWER-3",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("transport", ["http", "websocket"])
+def test_local_compaction_after_tool_calls_before_the_follow_up(
+    transport: str, server: Loopback, ws: WsBackend, home: pathlib.Path
+) -> None:
+    """custom-mid-turn.json: the call and its output are summarised away."""
+    answers = [call_events(1), summary_events(1, 2), answer_events("ANSWER-2", 3)]
+    if transport == "http":
+        server.then(*(reply(body=sse(*events)) for events in answers))
+        client = local_client(server, home)
+    else:
+        ws.then(*(ws_events(*events) for events in answers))
+        client = local_client(ws, home, info={"supports_websockets": True})
+
+    def echo(text: str) -> str:
+        return text
+
+    with cl.Conversation(client, auto_compact_token_limit=2000) as convo:
+        assert convo.run_turn("run echo hi", tools=[echo]).text == "ANSWER-2"
+    bodies = [s.json() for s in server.seen] if transport == "http" else ws.requests
+    assert [summary(b) for b in bodies] == [
+        ["run echo hi"],
+        ["run echo hi", "function_call", "function_call_output", SUMMARIZE],
+        ["run echo hi", f"{SUMMARY_PREFIX}SUMMARY-1"],
+    ]
+    assert bodies[1]["tools"] == [] != bodies[0]["tools"] == bodies[2]["tools"]
+    assert all("previous_response_id" not in b for b in bodies)
+    assert client.window_number == 1
+    assert convo.history[-1].id == "msg_resp_3"
+
+
+def test_local_compact_now_and_resume_from_the_compacted_line(
+    server: Loopback, home: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (home / "config.toml").write_text(
+        CAPTURE_CONFIG.format(url=server.url).replace(
+            "model_auto_compact_token_limit = 2000\n", ""
+        )
+    )
+    monkeypatch.setenv("CAPTURE_KEY", "sk-fake")
+    server.then(
+        reply(body=sse(*answer_events("ANSWER-1", 1))),
+        reply(body=sse(*summary_events(1, 2))),
+        reply(body=sse(*answer_events("ANSWER-2", 3))),
+    )
+    config = cl.load_config(home)
+    with cl.Conversation.start(config, instructions="Be brief.") as convo:
+        convo.run_turn("first prompt")
+        convo.compact()
+    with cl.Conversation.resume(config, last=True) as resumed:
+        assert resumed.client.window_number == 1
+        resumed.run_turn("second prompt")
+    one = f"{SUMMARY_PREFIX}SUMMARY-1"
+    assert [summary(seen.json()) for seen in server.seen] == [
+        ["Be brief.", "first prompt"],
+        ["Be brief.", "first prompt", "ANSWER-1", SUMMARIZE],
+        ["Be brief.", "first prompt", one, "second prompt"],
+    ]
+
+
+CONTEXT_TOO_LONG = reply(
+    body=sse(
+        {
+            "type": "response.failed",
+            "response": {
+                "id": "resp_2",
+                "error": {"code": "context_length_exceeded", "message": "too long"},
+            },
+        }
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("provider", "answer", "inputs", "message", "cause"),
+    [
+        # custom-compaction-fails-400.json: the server's error, no retry
+        (
+            "local",
+            reply(
+                400,
+                b'{"error": {"message": "capture rejects the compaction request"}}',
+                {"Content-Type": "application/json"},
+            ),
+            [4],
+            "400: capture rejects the compaction request",
+            cl.InvalidRequest,
+        ),
+        # custom-compaction-fails-500.json: retried as a turn's request is
+        (
+            "local",
+            reply(500, b"overloaded"),
+            [4] * 5,
+            "request failed after 5 attempts: 500: Internal Server Error: overloaded",
+            cl.RetryLimitExceeded,
+        ),
+        # custom-compaction-fails-ctx.json: tried again without the oldest
+        # item of the history, down to none
+        ("local", CONTEXT_TOO_LONG, [4, 3, 2], OUT_OF_ROOM, cl.ContextWindowExceeded),
+        # openai-compaction-fails-ctx.json: no retry
+        (
+            "openai",
+            CONTEXT_TOO_LONG,
+            [4],
+            f"Error running remote compact task: {OUT_OF_ROOM}",
+            cl.ContextWindowExceeded,
+        ),
+    ],
+)
+def test_a_failed_compaction_as_codex_fails_it(
+    server: Loopback,
+    home: pathlib.Path,
+    provider: str,
+    answer: Reply,
+    inputs: list[int],
+    message: str,
+    cause: type[Exception],
+) -> None:
+    server.then(reply(body=sse(*answer_events("ANSWER-1", 1))))
+    server.then(*[answer] * len(inputs))
+    make = openai_client if provider == "openai" else local_client
+    with cl.Conversation(
+        make(server, home), instructions="Be brief.", auto_compact_token_limit=2000
+    ) as convo:
+        convo.run_turn("first prompt")
+        with pytest.raises(cl.CompactionFailed) as failed:
+            convo.run_turn("second prompt")
+    assert str(failed.value) == message
+    assert type(failed.value.__cause__) is cause
+    sent = [seen.json()["input"] for seen in server.seen[1:]]
+    assert [len(i) for i in sent] == inputs
+    assert all(i[0]["content"][0]["text"] == "Be brief." for i in sent)
+    assert _texts(convo.history) == ["first prompt", "ANSWER-1", "second prompt"]
+
+
+def test_a_local_compaction_too_long_drops_a_call_with_its_output(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    """As Codex drops the oldest item: a call goes with its output."""
+    call_item = cl.item_from_json({"type": "function_call", **call("echo", {}, "c1")})
+    output = cl.item_from_json(
+        {"type": "function_call_output", "call_id": "c1", "output": "hi"}
+    )
+    server.then(CONTEXT_TOO_LONG, reply(body=sse(*summary_events(1, 2))))
+    history = [call_item, output, user("run echo hi")]
+    with cl.Conversation(local_client(server, home), history=history) as convo:
+        convo.compact()
+    assert [summary(seen.json()) for seen in server.seen] == [
+        ["function_call", "function_call_output", "run echo hi", SUMMARIZE],
+        ["run echo hi", SUMMARIZE],
+    ]
+    assert _texts(convo.history) == ["run echo hi", f"{SUMMARY_PREFIX}SUMMARY-1"]
 
 
 def test_the_limit_is_read_from_config_as_codex_reads_it(home: pathlib.Path) -> None:

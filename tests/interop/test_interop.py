@@ -365,7 +365,9 @@ class Backend:
         }
 
 
-def _sse(answer: str, n: int) -> bytes:
+def _sse(answer: str, n: int, compaction: bool = False) -> bytes:
+    """The answer as response resp_interop_N; for a remote compaction's
+    request (a trailing `compaction_trigger`), its one `compaction` item."""
     response_id = f"resp_interop_{n}"
     item = {
         "type": "message",
@@ -401,6 +403,14 @@ def _sse(answer: str, n: int) -> bytes:
             "response": {"id": response_id, "usage": usage},
         },
     ]
+    if compaction:
+        item = {
+            "type": "compaction",
+            "id": f"cmp_{answer}",
+            "encrypted_content": f"enc-{answer}",
+        }
+        done = {"type": "response.output_item.done", "output_index": 0, "item": item}
+        events = [events[0], done, events[-1]]
     return b"".join(
         f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events
     )
@@ -461,7 +471,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, reply, "application/json")
         elif record.is_turn:
             record.answer = backend.next_answer()
-            self._send(200, _sse(record.answer, backend.turns), "text/event-stream")
+            trigger = {"type": "compaction_trigger"} in (record.json or {}).get(
+                "input", []
+            )
+            body = _sse(record.answer, backend.turns, trigger)
+            self._send(200, body, "text/event-stream")
         else:
             self._send(404, b"{}", "application/json")
 
@@ -697,9 +711,14 @@ def interop(
 
 
 def messages(body: Any) -> list[tuple[str, str]]:
-    """(role, text) of every message in a request's input, in order."""
+    """(role, text) of every message in a request's input, in order; a
+    compaction item as ("compaction", its id and encrypted content)."""
     out = []
     for item in body.get("input", []):
+        if isinstance(item, dict) and item.get("type") == "compaction":
+            out.append(
+                ("compaction", f"{item.get('id')} {item.get('encrypted_content')}")
+            )
         if isinstance(item, dict) and item.get("type", "message") == "message":
             content = item.get("content")
             if isinstance(content, str):
@@ -1363,3 +1382,100 @@ def test_exec_json_prints_the_events_codex_prints(interop: Interop) -> None:
         400,
         False,
     )
+
+
+# --- compaction: threads compacted by one program, resumed by the other -----
+
+SUMMARY_PREFIX = (
+    "Another language model started to solve this problem and produced a summary"
+    " of its thinking process. You also have access to the state of the tools"
+    " that were used by that language model. Use this to build on the work that"
+    " has already been done and avoid duplicating work. Here is the summary"
+    " produced by the other language model, use the information in this summary"
+    " to assist with your own analysis:\n"
+)
+# every answer's usage is 14 tokens: at this limit each resume compacts first
+COMPACT = ("-c", "model_auto_compact_token_limit=10")
+
+
+def _compacted(lines: list[dict[str, Any]], who: str) -> dict[str, Any]:
+    found = [line["payload"] for line in lines if line["type"] == "compacted"]
+    assert len(found) == 1, f"{who}: expected one compacted line, got {len(found)}"
+    return found[0]
+
+
+def _compacting(interop: Interop, provider: str) -> None:
+    if provider == "openai":
+        interop.use_openai_provider()
+        interop.extra_env["CODEX_API_KEY"] = "sk-interop-openai"
+
+
+def _summary(provider: str, compaction: Record) -> tuple[str, str]:
+    """What stands for the history a compaction replaced: the openai
+    provider's `compaction` item, or another's summary message."""
+    if provider == "openai":
+        assert compaction.json["input"][-1] == {"type": "compaction_trigger"}
+        return ("compaction", f"cmp_{compaction.answer} enc-{compaction.answer}")
+    assert messages(compaction.json)[-1][1].startswith("You are performing a CONTEXT")
+    return ("user", f"{SUMMARY_PREFIX}{compaction.answer}")
+
+
+def _assert_compacted(record: Record, summary: tuple[str, str], answer: str) -> None:
+    """The replacement history, then what came after the compaction; no
+    answer from before it."""
+    assert_conversation(
+        record,
+        [
+            ("user", "hello"),
+            summary,
+            ("user", "again"),
+            ("assistant", answer),
+            ("user", "third"),
+        ],
+    )
+    answers = [text for role, text in messages(record.json) if role == "assistant"]
+    assert answers == [answer], messages(record.json)
+
+
+@pytest.mark.parametrize("provider", ["custom", "openai"])
+def test_codex_resumes_a_thread_codex_lite_compacted(
+    interop: Interop, provider: str
+) -> None:
+    backend, work = interop.backend, interop.workdir("compact-lite")
+    _compacting(interop, provider)
+    before = interop.rollouts()
+    run = interop.lite("exec", "hello", cwd=work)
+    thread_id = interop.new_thread(before, run)
+    mark = backend.mark()
+    interop.lite("exec", *COMPACT, "resume", thread_id, "again", cwd=work)
+    compaction, second = backend.turn_requests(mark)
+    summary = _summary(provider, compaction)
+    _compacted(interop.rollout_lines(thread_id), "codex-lite")
+
+    mark = backend.mark()
+    interop.codex(*exec_args("resume", thread_id, "third"), cwd=work)
+    third = backend.one_turn(mark, "codex exec resume")
+    assert third.headers.get("thread-id") == thread_id
+    _assert_compacted(third, summary, second.answer or "")
+
+
+@pytest.mark.parametrize("provider", ["custom", "openai"])
+def test_codex_lite_resumes_a_thread_codex_compacted(
+    interop: Interop, provider: str
+) -> None:
+    backend, work = interop.backend, interop.workdir("compact-codex")
+    _compacting(interop, provider)
+    before = interop.rollouts()
+    run = interop.codex(*exec_args("hello"), cwd=work)
+    thread_id = interop.new_thread(before, run)
+    mark = backend.mark()
+    interop.codex(*exec_args(*COMPACT, "resume", thread_id, "again"), cwd=work)
+    compaction, second = backend.turn_requests(mark)
+    summary = _summary(provider, compaction)
+    _compacted(interop.rollout_lines(thread_id), "codex")
+
+    mark = backend.mark()
+    interop.lite("exec", "resume", thread_id, "third", cwd=work)
+    third = backend.one_turn(mark, "codex-lite exec resume")
+    assert third.headers.get("thread-id") == thread_id
+    _assert_compacted(third, summary, second.answer or "")
