@@ -14,7 +14,7 @@ back, a section each; each uses only the sections above it:
     Images and history preparation  images fitted, ids given, calls answered
     The request body            Prompt, rules, identity, headers, body encoded once
     SigV4                       AWS Signature Version 4 as named steps
-    Auth                        API keys, ChatGPT sign-in (device code), refresh, SigV4
+    Auth                        API keys, ChatGPT sign-in (device code, plan), SigV4
     Providers                   [model_providers.<id>], what it means; retry policy
     Config                      config.toml, profiles, -c overrides, fast mode
     Reading responses           bytes -> SSE -> Responses events; status errors
@@ -82,13 +82,15 @@ __all__ = [  # noqa: RUF022
     # core: a conversation, its client and turns, settings, tools, providers
     "Conversation", "TurnResult", "Client", "Turn", "Prompt", "RequestFields",
     "RetryPolicy", "Config", "load_config", "ModelProvider", "ProviderInfo",
-    "AuthProvider", "BearerAuth", "PreparedRequest", "Tool", "tool",
+    "AuthProvider", "BearerAuth", "ChatGptPlanAuth", "sign_in_with_chatgpt",
+    "PreparedRequest", "Tool", "tool",
     "Rollout", "read_rollout", "find_rollout",
     # errors
     "CodexError", "ConfigError", "AuthError", "ItemError", "ApiError",
     "TransportError", "StreamError", "RetryLimitExceeded", "ToolRoundsExceeded",
     "OutputParseError", "CompactionFailed", "ContextWindowExceeded",
     "QuotaExceeded", "UsageNotIncluded", "InvalidRequest", "CyberPolicy", "ServerOverloaded",
+    "PlanUsageError",
     # items (the API's response items and content parts) and their JSON
     "ResponseItem", "ContentItem", "Message", "MessagePhase", "InputText",
     "InputImage", "InputAudio", "OutputText", "EncryptedContent", "SummaryText",
@@ -246,6 +248,40 @@ class CyberPolicy(ApiError):
 
 class ServerOverloaded(ApiError):
     """The server is overloaded (`server_is_overloaded`, `slow_down`)."""
+
+
+_PLAN_USAGE_PAGE = "https://chatgpt.com/settings/usage"
+# What ChatGPT plan usage's refusals mean: never billed another way instead.
+_PLAN_REFUSALS = {
+    "subscription_sharing_user_not_eligible": "plan usage is not available for "
+    "this account, workspace or policy",
+    "subscription_sharing_usage_limit_exceeded": "the plan's usage limit for "
+    "codex-lite is reached (a five-hour, weekly or app limit)",
+    "subscription_sharing_usage_unavailable": "plan usage could not be checked; "
+    "try again later",
+    "subscription_sharing_unsupported_capability": "the plan does not serve a "
+    "field, tool or model of this request",
+    "subscription_sharing_route_not_supported": "the plan serves only "
+    "POST /v1/responses",
+    "subscription_sharing_invalid_user": "the subscriber could not be "
+    "validated: sign in again (codex-lite login --chatgpt-plan)",
+    "subscription_sharing_user_unavailable": "the account's data is "
+    "unavailable for now; try again later",
+    "chatpass_v2_scope_not_authorized": "the grant does not allow this",
+    "chatpass_v2_invalid_authorization_context": "the grant does not allow this",
+}
+
+
+class PlanUsageError(ApiError):
+    """ChatGPT plan usage refused a request (a `subscription_sharing_*` or
+    `chatpass_v2_*` code); the message says what it means and where the
+    user manages the plan's usage."""
+
+    def __init__(self, message: str, **where: Any) -> None:
+        meaning = _PLAN_REFUSALS.get(where.get("code") or "", "plan usage refused")
+        super().__init__(
+            f"{message} ({meaning}; manage usage at {_PLAN_USAGE_PAGE})", **where
+        )
 
 
 class StreamError(ApiError):
@@ -1527,6 +1563,7 @@ class _Rules(typing.NamedTuple):
     """What differs per provider, in one place, worked out once per client."""
 
     chatgpt_backend: bool  # the openai provider signed in with ChatGPT
+    chatgpt_plan: bool  # Sign in with ChatGPT's plan usage: fields refused
     openai_metadata: bool  # client_metadata, turn metadata, OpenAI-only item keys
     store: bool  # Azure keeps responses (wire-spec §2)
     compress: bool  # zstd request bodies (§5)
@@ -1686,11 +1723,48 @@ def _request_parts(
     if rules.chatgpt_backend:
         tier_part = f";tier={tier}" if tier else ""
         headers["x-codex-routing-hint"] = f"model={model}{tier_part}"
+    if rules.chatgpt_plan:
+        _check_plan_body({**head, **tail}, items)
+        headers = {k: v for k, v in headers.items() if not k.startswith("x-codex-")}
     fragments = leading + cache.encode(items)
     stored = bool(prompt.store or prompt.background)
     return _RequestParts(
         url, headers, head, fragments, items, tail, len(leading), stored
     )
+
+
+# What ChatGPT plan usage refuses over HTTP (the preview's limits).
+# fmt: off
+_PLAN_REFUSED_FIELDS = (
+    "background", "conversation", "max_output_tokens", "max_tool_calls", "metadata",
+    "moderation", "multi_agent", "prompt", "prompt_cache_retention",
+    "safety_identifier", "temperature", "top_logprobs", "top_p", "truncation",
+    "user", "previous_response_id",
+)
+_PLAN_REFUSED_TOOLS = (
+    "image_generation", "file_search", "code_interpreter", "computer_use", "mcp",
+    "tool_search", "programmatic_tool_calling",
+)
+# fmt: on
+
+
+def _check_plan_body(body: Mapping[str, Any], items: Sequence[ResponseItem]) -> None:
+    """A ConfigError, before anything is sent, for what ChatGPT plan usage
+    would refuse (`subscription_sharing_unsupported_capability`)."""
+    refused = [name for name in _PLAN_REFUSED_FIELDS if name in body]
+    if body.get("store") is not False or body.get("stream") is not True:
+        refused.append("store other than false or stream other than true")
+    tools = [_json_get(entry, "type", str) or "" for entry in body.get("tools") or ()]
+    refused += [
+        f"{kind} tools" for kind in tools if kind.startswith(_PLAN_REFUSED_TOOLS)
+    ]
+    if any(isinstance(item, Message) and item.role == "system" for item in items):
+        refused.append("system messages (instructions are sent as developer text)")
+    if refused:
+        raise ConfigError(
+            f"ChatGPT plan usage does not take {', '.join(refused)}; "
+            "leave them out for this provider"
+        )
 
 
 def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
@@ -2230,9 +2304,8 @@ def _request_refresh(
     if status is None:
         return None
     if status >= 300:
-        error = _json_get(reply, "error")
-        code = _json_get(error, "code") if isinstance(error, dict) else error
-        if isinstance(code, str) and code in _DEAD_REFRESH_TOKEN:
+        code = _error_code(reply)
+        if code in _DEAD_REFRESH_TOKEN:
             raise AuthError(
                 "Your access token could not be refreshed because your refresh "
                 f"token {_DEAD_REFRESH_TOKEN[code]}. Please sign in again "
@@ -2245,6 +2318,14 @@ def _request_refresh(
         _log.warning("token refresh answer has no access_token; ignored")
         return None
     return fresh
+
+
+def _error_code(reply: Any) -> str | None:
+    """The code of a token endpoint's error, in either shape it comes in:
+    `{"error": "<code>"}` or `{"error": {"code": "<code>"}}`."""
+    error = _json_get(reply, "error")
+    code = _json_get(error, "code") if isinstance(error, dict) else error
+    return code if isinstance(code, str) else None
 
 
 _TOKEN_NAMES = ("id_token", "access_token", "refresh_token")
@@ -2263,12 +2344,16 @@ def _sent_tokens(reply: Any, url: str) -> dict[str, str]:
 
 
 def _post_json(
-    url: str, fields: Mapping[str, str | None], *, form: bool = False
+    url: str,
+    fields: Mapping[str, str | None] | None,
+    *,
+    form: bool = False,
+    bearer: str | None = None,
 ) -> tuple[Any, int | None]:
-    """POST `fields` to the sign-in service, as JSON or as a form: the parsed
-    JSON answer (None if it is not JSON) and the status, or (None, None) when
-    the service cannot be reached.  An answer over 1 MiB, or still coming
-    after a minute, is an AuthError."""
+    """POST `fields` to the sign-in service, as JSON or as a form (GET when
+    there are none): the parsed JSON answer (None if it is not JSON) and the
+    status, or (None, None) when the service cannot be reached.  An answer
+    over 1 MiB, or still coming after a minute, is an AuthError."""
     import requests
     import urllib3
 
@@ -2279,11 +2364,17 @@ def _post_json(
         "originator": originator,
         "User-Agent": _user_agent(originator),
     }
+    if bearer is not None:
+        headers["Authorization"] = f"Bearer {bearer}"
+    if fields is None:
+        del headers["Content-Type"]
+    body = urllib.parse.urlencode(fields or {}).encode() if form else _dumps(fields)
     answer, deadline = bytearray(), time.monotonic() + 60
     try:
-        with requests.post(
+        with requests.request(
+            "GET" if fields is None else "POST",
             url,
-            data=urllib.parse.urlencode(fields).encode() if form else _dumps(fields),
+            data=None if fields is None else body,
             headers=headers,
             timeout=(15, 60),
             allow_redirects=False,
@@ -2310,11 +2401,15 @@ def _came(status: int | None, wanted: str) -> str:
     )
 
 
+def _auth_issuer() -> str:
+    override = os.environ.get("CODEX_LITE_AUTH_ISSUER", "").strip().rstrip("/")
+    return override or _AUTH_ISSUER
+
+
 def _device_login(path: Path) -> None:
     """Sign in with ChatGPT by a device code, for machines without a browser:
     the user opens a page elsewhere and types the code shown here."""
-    override = os.environ.get("CODEX_LITE_AUTH_ISSUER", "").strip().rstrip("/")
-    issuer = override or _AUTH_ISSUER
+    issuer = _auth_issuer()
     api = f"{issuer}/api/accounts/deviceauth"
     start, status = _post_json(f"{api}/usercode", {"client_id": _CLIENT_ID})
     poll = {
@@ -2409,11 +2504,18 @@ def _jwt_claims(token: str) -> dict[str, Any]:
     if len(parts) != 3:
         return {}
     try:
-        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(raw)
+        claims = json.loads(_unb64url(parts[1]))
     except (ValueError, RecursionError):  # binascii.Error is a ValueError
         return {}
     return claims if isinstance(claims, dict) else {}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
@@ -2451,6 +2553,433 @@ def _read_auth_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise AuthError(f"{path} must hold a JSON object")
     return data
+
+
+# Sign in with ChatGPT for plan usage: OpenAI's flow for open-source clients,
+# apart from Codex's sign-in above.  A client id issued to codex-lite for
+# the account, tokens in codex-lite's own file (Codex would refresh them with
+# its client id and burn the rotating refresh token), requests to the
+# public API with the bearer token alone.
+_PLAN_SCOPE = "chatgpt.tokens.use.direct"
+_PLAN_SCOPES = f"openid profile email offline_access resource.invoke {_PLAN_SCOPE}"
+_PLAN_API = "https://api.openai.com/v1"  # the `resource` every grant names
+_PLAN_FILE = "codex-lite-chatgpt-plan.json"
+_PLAN_HOST_FILE = "codex-lite-host-id.json"  # never carried to another host
+_DYNAMIC_CLIENT = "dynamic_agent_client"  # asks for a registration
+_ISSUED_CLIENT = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_HOST_ID_FORMS = ("urn:uuid:", "urn:ietf:params:oauth:jwk-thumbprint:", "did:key:")
+_SIGN_IN = "sign in again: codex-lite login --chatgpt-plan"
+_DEAD_PLAN_TOKEN = _DEAD_REFRESH_TOKEN | {
+    "invalid_refresh_token": "is not valid",
+    "token_expired": "has expired",
+}
+# What a sign-out forgets; the client id and the account stay for the next.
+_PLAN_SESSION = (*_TOKEN_NAMES, "token_type", "expires_in", "scopes", "saved_at")
+# The DER DigestInfo prefix of a SHA-256 digest (RFC 8017 §9.2, note 1).
+_SHA256_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+def _discover(issuer: str) -> dict[str, str]:
+    """The endpoints the issuer's discovery document names, each at the issuer."""
+    document, status = _post_json(f"{issuer}/.well-known/openid-configuration", None)
+    names = ("authorization_endpoint", "token_endpoint", "revocation_endpoint")
+    found = {
+        name: _json_get(document, name, str) or "" for name in (*names, "jwks_uri")
+    }
+    if _json_get(document, "issuer") != issuer or not all(
+        url.startswith(f"{issuer}/") for url in found.values()
+    ):
+        raise AuthError(
+            f"{issuer} sent no usable discovery document: {_came(status, 'its endpoints')}"
+        )
+    return found
+
+
+def _plan_host_id(home: Path) -> str:
+    """This host's `ext_agent_host_id`: made once, a `urn:uuid:`, and kept in
+    a file of its own, so credentials carried to another host leave its id."""
+    import uuid
+
+    kept: list[str] = []
+
+    def keep(data: dict[str, Any] | None) -> dict[str, Any] | None:
+        known = _json_get(data, "ext_agent_host_id", str) or ""
+        kept.append(known if known.startswith(_HOST_ID_FORMS) else "")
+        if not kept[0]:
+            kept[0] = f"urn:uuid:{uuid.uuid4()}"
+            return {"ext_agent_host_id": kept[0]}
+        return None
+
+    _update_auth_json(home / _PLAN_HOST_FILE, keep)
+    return kept[0]
+
+
+def _rs256_valid(token: str, jwks: Any) -> bool:
+    """Whether a JWT is signed RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC
+    8017 §8.2.2) by a key of the JWKS of 2048 bits or more."""
+    import hashlib
+    import hmac
+
+    signed, _, signature = token.rpartition(".")
+    try:
+        header = json.loads(_unb64url(signed.partition(".")[0]))
+        sig = int.from_bytes(_unb64url(signature), "big")
+    except (ValueError, RecursionError):
+        return False
+    if _json_get(header, "alg") != "RS256":
+        return False
+    digest = _SHA256_INFO + hashlib.sha256(signed.encode()).digest()
+    for key in _json_get(jwks, "keys", list) or []:
+        if _json_get(key, "kty") != "RSA" or _json_get(key, "kid") != header.get("kid"):
+            continue
+        try:
+            n, e = (int.from_bytes(_unb64url(key[k]), "big") for k in "ne")
+        except (KeyError, TypeError, ValueError):
+            continue
+        size = (n.bit_length() + 7) // 8
+        padded = b"\x00\x01" + b"\xff" * (size - len(digest) - 3) + b"\x00" + digest
+        signed_by_key = pow(sig, e, n).to_bytes(size, "big") if sig < n else b""
+        if n.bit_length() >= 2048 and hmac.compare_digest(signed_by_key, padded):
+            return True
+    return False
+
+
+def _checked_id_token(
+    token: str, jwks_uri: str, issuer: str, client_id: str, nonce: str
+) -> dict[str, Any]:
+    """The claims of an ID token whose signature, issuer, audience, expiry
+    and nonce are right; else an AuthError naming what is wrong."""
+    jwks, status = _post_json(jwks_uri, None)
+    claims = _jwt_claims(token)
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    party = claims.get("azp", client_id if len(audiences) == 1 else None)
+    checks = {
+        "signature": status == 200 and _rs256_valid(token, jwks),
+        "issuer": claims.get("iss") == issuer,
+        "audience": client_id in audiences and party == client_id,
+        "expiry": (_json_get(claims, "exp", float) or 0) > time.time() - 5,
+        "issue time": _json_get(claims, "iat", float) is not None,
+        "nonce": claims.get("nonce") == nonce,
+        "subject": bool(_json_get(claims, "sub", str)),
+    }
+    if wrong := [name for name, right in checks.items() if not right]:
+        raise AuthError(
+            f"the ID token from {issuer} is not valid ({', '.join(wrong)}); "
+            "nothing was saved"
+        )
+    return claims
+
+
+def _loopback(port: int) -> Any:
+    """A listening socket on 127.0.0.1: `port`, or any free one if it is taken."""
+    import socket
+
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", port))
+    except OSError:
+        listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+def _await_callback(listener: Any, state: str, deadline: float) -> dict[str, str]:
+    """The query of the browser's `GET /auth/callback` carrying `state`.
+    Other requests are answered 404, another state 400, and the wait goes on."""
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    while (left := deadline - time.monotonic()) > 0:
+        listener.settimeout(left)
+        try:
+            connection = listener.accept()[0]
+        except TimeoutError:
+            break
+        with connection:
+            head = b""
+            try:
+                connection.settimeout(10)
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    if not (chunk := connection.recv(4096)):
+                        break
+                    head += chunk
+                request, *lines = head.decode("latin-1").split("\r\n")
+                method, _, target = request.partition(" ")
+                path, _, query = target.rpartition(" ")[0].partition("?")
+                fields = [line.partition(":") for line in lines]
+                hosts = [v.strip() for k, _, v in fields if k.lower() == "host"]
+                pairs = urllib.parse.parse_qs(query, keep_blank_values=True)
+                if method != "GET" or path != "/auth/callback" or hosts != [host]:
+                    status, page = "404 Not Found", "Not found."
+                elif pairs.get("state") != [state] or max(map(len, pairs.values())) > 1:
+                    status, page = "400 Bad Request", "Not the sign-in awaited."
+                else:
+                    status, page = (
+                        "200 OK",
+                        "codex-lite has the answer: close this tab.",
+                    )
+                body = f"<!doctype html><title>codex-lite</title><p>{page}".encode()
+                connection.sendall(
+                    f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n"
+                    f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n"
+                    "Referrer-Policy: no-referrer\r\n"
+                    "Content-Security-Policy: default-src 'none'\r\n"
+                    "Connection: close\r\n\r\n".encode()
+                    + body
+                )
+            except OSError:
+                continue
+            if status == "200 OK":
+                return {name: values[0] for name, values in pairs.items()}
+    raise AuthError("no sign-in came back in time; nothing was saved")
+
+
+def sign_in_with_chatgpt(
+    home: Path | None = None,
+    *,
+    open_url: Callable[[str], Any] | None = None,
+    port: int = 1455,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Sign in with ChatGPT for plan usage, by the system browser and a
+    listener on 127.0.0.1 (`open_url` opens the page; its address is also
+    printed for a browser elsewhere on this machine).  The first sign-in
+    registers codex-lite for the account; later ones use the client id
+    issued then.  Returns the account (email, subject, client id) and
+    whether plan usage was granted; the tokens go to codex-lite's own file
+    in `home` (the Codex home), owner-only."""
+    import hashlib
+    import secrets
+    import webbrowser
+
+    home = home if home is not None else default_codex_home()
+    path, issuer = home / _PLAN_FILE, _auth_issuer()
+    ends = _discover(issuer)
+    host_id = _plan_host_id(home)
+    saved = _read_auth_json(path) if path.exists() else {}
+    known = (
+        _json_get(saved, "client_id", str) if saved.get("issuer") == issuer else None
+    )
+    refused = "scopes" in saved and _PLAN_SCOPE not in saved["scopes"]
+    verifier, state, nonce = (secrets.token_urlsafe(48) for _ in range(3))
+    with _loopback(port) as listener:
+        redirect = f"http://127.0.0.1:{listener.getsockname()[1]}/auth/callback"
+        query = {
+            "client_id": known or _DYNAMIC_CLIENT,
+            "agent_name_hint": None if known else "codex-lite",
+            "ext_agent_host_id": host_id,
+            "login_hint": known and _json_get(saved, "email", str),
+            "response_type": "code",
+            "redirect_uri": redirect,
+            "scope": _PLAN_SCOPES,
+            "resource": _PLAN_API,
+            "state": state,
+            "nonce": nonce,
+            "code_challenge_method": "S256",
+            "code_challenge": _b64url(hashlib.sha256(verifier.encode()).digest()),
+            # plan usage was refused before: signing in again turns it on
+            "prompt": "consent" if known and refused else None,
+        }
+        query = {name: value for name, value in query.items() if value}
+        url = f"{ends['authorization_endpoint']}?{urllib.parse.urlencode(query)}"
+        print(f"Continue with ChatGPT in the browser, at:\n{url}", file=sys.stderr)
+        (open_url or webbrowser.open)(url)
+        answer = _await_callback(listener, state, time.monotonic() + timeout)
+    if error := answer.get("error"):
+        raise AuthError(f"the sign-in was not completed ({error}); nothing was saved")
+    client_id = answer.get("client_id", known)
+    if known and client_id != known:
+        raise AuthError("the sign-in came back for another client; nothing was saved")
+    if not client_id or client_id == _DYNAMIC_CLIENT:
+        raise AuthError("the registration is incomplete: no client id came back")
+    if not _ISSUED_CLIENT.fullmatch(client_id):
+        raise AuthError("the client id that came back is malformed")
+    record: dict[str, Any] = {"issuer": issuer, "client_id": client_id, **ends}
+    if not known:  # kept before the exchange: a failed one registers nothing new
+        _update_auth_json(path, lambda _: record, read=False)
+    exchange = {
+        "grant_type": "authorization_code",
+        "client_id": client_id,
+        "code": answer.get("code"),
+        "code_verifier": verifier,
+        "redirect_uri": redirect,
+        "resource": _PLAN_API,
+    }
+    reply, status = _post_json(ends["token_endpoint"], exchange, form=True)
+    tokens = _sent_tokens(reply, ends["token_endpoint"]) if status == 200 else {}
+    if len(tokens) < len(_TOKEN_NAMES):
+        code = _error_code(reply) or "no code"
+        raise AuthError(
+            f"the sign-in code was not taken ({code}): {_came(status, 'tokens')}"
+        )
+    for token in tokens.values():
+        _secret(token)
+    claims = _checked_id_token(
+        tokens["id_token"], ends["jwks_uri"], issuer, client_id, nonce
+    )
+    if known and saved.get("subject") not in (None, claims["sub"]):
+        raise AuthError("that is another account than this client's; nothing was saved")
+    scopes = str(_json_get(reply, "scope", str) or "").split()
+    record |= {
+        "email": _json_get(claims, "email", str),
+        "subject": claims["sub"],
+        **tokens,
+        "token_type": _json_get(reply, "token_type", str) or "Bearer",
+        "expires_in": _json_get(reply, "expires_in", float) or 3600,
+        "scopes": scopes,
+        "saved_at": _rfc3339_now(),
+    }
+    _update_auth_json(path, lambda _: record, read=False)
+    account = {name: record[name] for name in ("email", "subject", "client_id")}
+    return account | {"plan_usage": _PLAN_SCOPE in scopes}
+
+
+def _signed_out(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in record.items() if name not in _PLAN_SESSION}
+
+
+class ChatGptPlanAuth(BearerAuth):
+    """ChatGPT plan usage from codex-lite's own file (`sign_in_with_chatgpt`):
+    the bearer token alone.  It is refreshed when it expires within five
+    minutes or after a 401, under the file's lock, so two processes make one
+    refresh.  A refresh token the service will never take again signs out
+    (the client id and account are kept) with an AuthError asking to sign in
+    again; without the `chatgpt.tokens.use.direct` scope nothing is sent."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("", kind="chatgpt_plan")
+        self.path = path
+        if not path.exists():
+            raise AuthError(f"not signed in for ChatGPT plan usage: {_SIGN_IN}")
+        self._adopt(_read_auth_json(path))
+
+    def _adopt(self, record: dict[str, Any]) -> None:
+        access = (_json_get(record, "access_token", str) or "").strip()
+        if not access:
+            raise AuthError(f"{self.path} holds no tokens (signed out): {_SIGN_IN}")
+        _secret(_json_get(record, "id_token", str) or "")
+        _secret(_json_get(record, "refresh_token", str) or "")
+        if _PLAN_SCOPE not in (_json_get(record, "scopes", list) or ()):
+            raise AuthError(
+                f"ChatGPT plan usage is not granted ({_PLAN_SCOPE}), so nothing "
+                f"is sent on it: {_SIGN_IN} and allow it, or use an API key"
+            )
+        self._token = _header_secret(access, f"{self.path} access_token")
+        self.record = record
+        saved_at = _rfc3339(record.get("saved_at")) or 0.0
+        self._expires = saved_at + (_json_get(record, "expires_in", float) or 0)
+
+    @property
+    def account(self) -> str:
+        return str(self.record.get("email") or self.record.get("subject"))
+
+    def refresh_if_stale(self) -> None:
+        if self._expires - time.time() < _REFRESH_BEFORE_EXPIRY:
+            self._refresh()
+
+    def reload(self) -> bool:
+        token = self._token
+        try:
+            self._adopt(_read_auth_json(self.path))
+        except (CodexError, OSError):
+            return False
+        return self._token != token or self._refresh()
+
+    def _refresh(self) -> bool:
+        """Refresh unless another process just did; True when the access
+        token changed.  Network trouble leaves things as they were."""
+        before = self._token
+        dead: list[str] = []
+        latest: dict[str, Any] | None = None
+
+        def refreshed(data: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal latest
+            latest = data or {}
+            self._adopt(latest)
+            if self._token != before and self._expires - time.time() > 60:
+                return None  # another process refreshed while we waited
+            url = _json_get(latest, "token_endpoint", str) or ""
+            grant = {
+                "grant_type": "refresh_token",
+                "client_id": _json_get(latest, "client_id", str),
+                "refresh_token": _json_get(latest, "refresh_token", str),
+                "resource": _PLAN_API,
+            }
+            reply, status = _post_json(url, grant, form=True)
+            code = _error_code(reply)
+            if status is not None and status != 200 and code in _DEAD_PLAN_TOKEN:
+                dead.append(_DEAD_PLAN_TOKEN[code])
+                latest = _signed_out(latest)
+                return latest
+            if code == "invalid_client":
+                raise AuthError(
+                    f"{url} refused the client id (invalid_client): {_SIGN_IN}"
+                )
+            fresh = _sent_tokens(reply, url) if status == 200 else {}
+            if "access_token" not in fresh:
+                _log.warning("token refresh failed: %s", _came(status, "a token"))
+                return None
+            fresh.pop("id_token", None)  # the signed-in one names the account
+            scope = _json_get(reply, "scope", str)
+            latest = (
+                latest
+                | fresh
+                | {
+                    "expires_in": _json_get(reply, "expires_in", float) or 3600,
+                    "scopes": scope.split() if scope else latest.get("scopes"),
+                    "saved_at": _rfc3339_now(),
+                }
+            )
+            return latest
+
+        try:
+            _update_auth_json(self.path, refreshed)
+        except OSError as exc:  # the lock or the file: the token may still do
+            _log.warning("%s: cannot refresh the sign-in: %s", self.path, exc.strerror)
+        if dead:
+            raise AuthError(f"Your refresh token {dead[0]}: {_SIGN_IN}")
+        if latest is not None:
+            self._adopt(latest)
+        return self._token != before
+
+    def models(self, base_url: str = _PLAN_API) -> list[dict[str, Any]]:
+        """The models the plan lists for the account (`GET /models`), in the
+        server's order: those it shows (`visibility: "list"`)."""
+        self.refresh_if_stale()
+        url = f"{base_url.rstrip('/')}/models"
+        reply, status = _post_json(url, None, bearer=self._token)
+        if status != 200:
+            raise ApiError(f"{_redact_url(url)}: {_came(status, 'the models')}")
+        listed = _json_get(reply, "models", list) or []
+        return [m for m in listed if _json_get(m, "visibility") == "list"]
+
+
+def _plan_sign_out(path: Path) -> bool | None:
+    """Revoke the refresh token (three tries), then forget the tokens,
+    keeping the client id and the account for the next sign-in: whether
+    the service confirmed the revocation, None when not signed in."""
+    confirmed: list[bool] = []
+
+    def sign_out(data: dict[str, Any] | None) -> dict[str, Any] | None:
+        token = _json_get(data, "refresh_token", str)
+        if data is None or not token:
+            return None
+        revoke = {
+            "token": token,
+            "token_type_hint": "refresh_token",
+            "client_id": _json_get(data, "client_id", str),
+        }
+        url = _json_get(data, "revocation_endpoint", str) or ""
+        for attempt in range(3):
+            time.sleep(attempt * 0.5)
+            _, status = _post_json(url, revoke, form=True)
+            if status is not None and status < 500:
+                break
+        confirmed.append(status == 200)
+        return _signed_out(data)
+
+    if path.exists():
+        _update_auth_json(path, sign_out)
+    return confirmed[0] if confirmed else None
 
 
 class _BedrockBearerAuth(BearerAuth):
@@ -2783,6 +3312,9 @@ def _built_in_providers(
             requires_openai_auth=True,
             supports_websockets=True,
         ),
+        # Sign in with ChatGPT's plan usage; another base URL only by a
+        # provider table of this name
+        "chatgpt-plan": ProviderInfo(name="ChatGPT plan"),
         "amazon-bedrock": ProviderInfo(name="Amazon Bedrock", aws=AwsAuthInfo()),
         "ollama": oss(11434),
         "lmstudio": oss(1234),
@@ -2840,6 +3372,7 @@ class ModelProvider:
         self.home = home if home is not None else default_codex_home()
         self.is_openai = info.name == "OpenAI"
         self.is_amazon_bedrock = info.name == "Amazon Bedrock"
+        self.is_chatgpt_plan = info.name == "ChatGPT plan"
         base = (info.base_url or "").lower()
         azure = any(marker in base for marker in _AZURE_MARKERS)
         self.is_azure = info.name.lower() == "azure" or azure
@@ -2877,6 +3410,8 @@ class ModelProvider:
     def auth(self) -> AuthProvider:
         """The credentials for the next request (wire-spec §6 and §7 order)."""
         info = self.info
+        if self.is_chatgpt_plan:  # the plan alone: never an API key instead
+            return ChatGptPlanAuth(self.home / _PLAN_FILE)
         if info.env_key:
             if token := self._env(info.env_key):
                 return BearerAuth(token, source=f"environment variable {info.env_key}")
@@ -2927,7 +3462,7 @@ class ModelProvider:
     def base_url(self, auth: AuthProvider) -> str:
         if self.info.base_url:
             return self.info.base_url
-        if self.is_openai:
+        if self.is_openai or self.is_chatgpt_plan:
             return _CHATGPT_BASE_URL if auth.kind == "chatgpt" else _OPENAI_BASE_URL
         if self.is_amazon_bedrock:
             region = getattr(auth, "region", None) or self._aws_region()
@@ -3469,6 +4004,7 @@ _ERROR_CODES: dict[str, tuple[type[ApiError], str]] = {
     "invalid_prompt": (InvalidRequest, "Invalid request."),
     "server_is_overloaded": (ServerOverloaded, "server is overloaded"),
     "slow_down": (ServerOverloaded, "server is overloaded"),
+    **{code: (PlanUsageError, "ChatGPT plan usage refused") for code in _PLAN_REFUSALS},
 }
 
 
@@ -3528,6 +4064,8 @@ def _status_error(
         code = code if isinstance(code, str) else None
     elif isinstance(error, str):
         message = error
+    elif detail := _json_get(body, "detail", str):  # admission, before a stream
+        message = detail
     elif body is None and raw and b"<" not in raw[:1]:  # scrubbed, then cut
         message = f"{message}: {_scrub(raw.decode('utf-8', 'replace'))[:200].strip()}"
     if code in _ERROR_CODES:
@@ -4240,10 +4778,12 @@ class Client:
         """What this client's provider and credentials change on the wire."""
         provider = self.provider
         chatgpt = provider.is_openai and self.auth.kind == "chatgpt"
+        plan = self.auth.kind == "chatgpt_plan"
         compress = self.features.get("enable_request_compression", False)
         return _Rules(
             chatgpt_backend=chatgpt,
-            openai_metadata=provider.is_openai,
+            chatgpt_plan=plan,
+            openai_metadata=provider.is_openai and not plan,
             store=provider.is_azure,
             compress=chatgpt and compress,
             service_tier=not provider.is_amazon_bedrock,
@@ -4694,6 +5234,7 @@ class Turn:
             client.provider.info.supports_websockets
             and client.features.get("responses_websockets")
             and not isinstance(client.auth, SigV4Auth)
+            and client.auth.kind != "chatgpt_plan"  # HTTP until known to work
         ):
             return False
         try:
@@ -6229,7 +6770,9 @@ commands:
   fast [on | off | status]        persist fast mode (service_tier) in config.toml
   login --with-api-key | --device-auth | status
                                   sign in (auth.json, shared with Codex)
-  logout                          remove the stored sign-in
+  login --chatgpt-plan [status]   sign in with ChatGPT for plan usage
+                                  (codex-lite's own; provider chatgpt-plan)
+  logout [--chatgpt-plan]         remove the stored sign-in
   sessions                        list recent rollouts, newest first
   realtime --text TEXT            a realtime session over a WebSocket
   realtime --sdp-offer FILE       start a WebRTC realtime call
@@ -6624,9 +7167,9 @@ def _error_json(exc: CodexError, message: str) -> dict[str, Any]:
     status, code = getattr(cause, "status", None), getattr(cause, "code", None)
     if isinstance(cause, AuthError) or status == 401:
         kind = "unauthorized"
-    elif (
-        isinstance(cause, QuotaExceeded | UsageNotIncluded)
-        or code == "usage_limit_reached"
+    elif isinstance(cause, QuotaExceeded | UsageNotIncluded) or code in (
+        "usage_limit_reached",
+        "subscription_sharing_usage_limit_exceeded",
     ):
         kind = "usage_limit"
     elif status == 429 or code == "rate_limit_exceeded":
@@ -6674,8 +7217,33 @@ def _run_login(argv: list[str]) -> int:
     how.add_argument(
         "--device-auth", action="store_true", help="sign in with ChatGPT by a code"
     )
+    how.add_argument(
+        "--chatgpt-plan",
+        action="store_true",
+        help="sign in with ChatGPT for plan usage, in a browser (codex-lite's own "
+        "sign-in, for model_provider chatgpt-plan)",
+    )
     args = parser.parse_args(argv)
     path = default_codex_home() / "auth.json"
+    if args.chatgpt_plan and args.action == "status":
+        return _plan_status(default_codex_home())
+    if args.chatgpt_plan:
+        account = sign_in_with_chatgpt()
+        who = account["email"] or account["subject"]
+        if not account["plan_usage"]:
+            print(
+                f"Signed in as {who}, but ChatGPT plan usage was not granted: "
+                "nothing is sent on it. Run this again and allow it, or use an "
+                "API key.",
+                file=sys.stderr,
+            )
+            return 1
+        print(
+            f"Signed in as {who}. You're using your ChatGPT plan with "
+            f"model_provider chatgpt-plan; manage usage at {_PLAN_USAGE_PAGE}",
+            file=sys.stderr,
+        )
+        return 0
     if args.action == "status":
         return _login_status(path)
     if args.device_auth:
@@ -6723,8 +7291,48 @@ def _login_status(path: Path) -> int:
     return 0 if data.get("tokens") else 1
 
 
+def _plan_status(home: Path) -> int:
+    """The ChatGPT plan sign-in: whose it is, and whether it is the billing
+    path the config selects."""
+    path = home / _PLAN_FILE
+    try:
+        auth = ChatGptPlanAuth(path)
+    except AuthError as exc:
+        print(f"ChatGPT plan: {exc}", file=sys.stderr)
+        return 1
+    provider = load_config(home).provider()
+    billing = (
+        "the ChatGPT plan (model_provider chatgpt-plan)"
+        if provider.is_chatgpt_plan
+        else f"not the plan: model_provider is {provider.id!r} "
+        "(use --provider chatgpt-plan)"
+    )
+    print(
+        f"Signed in with ChatGPT as {auth.account} (client {auth.record['client_id']})\n"
+        f"Requests bill {billing}; manage usage at {_PLAN_USAGE_PAGE}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _run_logout(argv: list[str]) -> int:
-    _parser("codex-lite logout", "Remove $CODEX_HOME/auth.json.").parse_args(argv)
+    parser = _parser("codex-lite logout", "Remove $CODEX_HOME/auth.json.")
+    parser.add_argument(
+        "--chatgpt-plan", action="store_true", help="revoke the ChatGPT plan sign-in"
+    )
+    if parser.parse_args(argv).chatgpt_plan:
+        confirmed = _plan_sign_out(default_codex_home() / _PLAN_FILE)
+        if confirmed is None:
+            print("Not signed in for ChatGPT plan usage", file=sys.stderr)
+        elif confirmed:
+            print("Signed out; the sign-in was revoked", file=sys.stderr)
+        else:
+            print(
+                "Signed out here, but the revocation was not confirmed: disconnect "
+                "codex-lite in ChatGPT's settings (Connected apps)",
+                file=sys.stderr,
+            )
+        return 0
     path = default_codex_home() / "auth.json"
     gone = []
 

@@ -641,6 +641,11 @@ SECRETS = {
 CONFIG_SECRETS = ("SECRET-bearer-6666", "SECRET-query-7777")
 AWS_KEY_ID = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE3333"}  # an identifier, not a secret
 CHATGPT_SECRETS = ("SECRET-chatgpt-8888", "SECRET-acct-9999", "SECRET-refresh-0000")
+PLAN_SECRETS = (
+    "SECRET-plan-access-1212",
+    "SECRET-plan-refresh-3434",
+    "SECRET-plan-id-5656",
+)
 
 
 def secret_home(home: pathlib.Path, server: Loopback) -> None:
@@ -661,8 +666,17 @@ request_max_retries = 1
 [model_providers.amazon-bedrock]
 base_url = "{server.url}"
 aws = {{ region = "us-east-1" }}
+
+[model_providers.plan]
+name = "ChatGPT plan"
+base_url = "{server.url}"
+request_max_retries = 1
 """
     )
+    plan = dict(zip(("access_token", "refresh_token", "id_token"), PLAN_SECRETS))
+    plan |= {"client_id": "oaiapp_1", "expires_in": 3600, "saved_at": cl._rfc3339_now()}
+    plan["scopes"] = ["chatgpt.tokens.use.direct"]
+    (home / "codex-lite-chatgpt-plan.json").write_text(json.dumps(plan))
     (home / "auth.json").write_text(
         json.dumps(
             {
@@ -677,7 +691,7 @@ aws = {{ region = "us-east-1" }}
 
 
 def assert_no_secret(text: str) -> None:
-    for secret in [*SECRETS.values(), *CONFIG_SECRETS, *CHATGPT_SECRETS]:
+    for secret in [*SECRETS.values(), *CONFIG_SECRETS, *CHATGPT_SECRETS, *PLAN_SECRETS]:
         assert secret not in text, f"{secret} leaked"
 
 
@@ -997,7 +1011,7 @@ def test_no_secret_in_reprs_errors_or_log_records(
     config = cl.load_config(home, overrides=["model_provider=custom"])
     objects: list[Any] = [config, *config.providers.values()]
     with caplog.at_level(cl.TRACE, logger="codex_lite"):
-        for provider_id in ("custom", "bearer", "amazon-bedrock", "openai"):
+        for provider_id in ("custom", "bearer", "amazon-bedrock", "openai", "plan"):
             client = cl.Client.from_config(
                 dataclasses.replace(config, model_provider=provider_id)
             )
@@ -1016,6 +1030,7 @@ def test_no_secret_in_reprs_errors_or_log_records(
                 turn.prepare(prompt),
             ]
         objects.append(cl.ChatGptAuth(home / "auth.json"))
+        objects.append(cl.ChatGptPlanAuth(home / "codex-lite-chatgpt-plan.json"))
         objects.append(
             cl.AwsCredentials(
                 "AKIDEXAMPLE3333",
@@ -3514,6 +3529,568 @@ def test_bedrock_region_resolution_and_refusal(home: pathlib.Path) -> None:
         gateway.url_for_path("responses", cl.AuthProvider())
         == "https://gw.example.com/v1/responses"
     )
+
+
+# Sign in with ChatGPT (plan usage): a fake of the auth and API sides built
+# from the SIWC notes (section 11), the test acting as the browser.
+
+RSA_KEYS = json.loads((TESTS / "siwc_rsa_keys.json").read_text())
+PLAN_SCOPES = (
+    "openid profile email offline_access resource.invoke chatgpt.tokens.use.direct"
+)
+PLAN_CODES = {  # the structured errors, their statuses (SIWC errors table)
+    "subscription_sharing_user_not_eligible": 403,
+    "subscription_sharing_usage_limit_exceeded": 429,
+    "subscription_sharing_usage_unavailable": 503,
+    "subscription_sharing_unsupported_capability": 400,
+    "subscription_sharing_route_not_supported": 403,
+    "subscription_sharing_invalid_user": 401,
+    "subscription_sharing_user_unavailable": 503,
+}
+TERMINAL_REFRESH = (
+    "invalid_grant",
+    "invalid_refresh_token",
+    "token_expired",
+    "refresh_token_expired",
+    "refresh_token_invalidated",
+    "refresh_token_reused",
+)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def rs256(claims: dict[str, Any], key: str = "signing") -> str:
+    """A JWT signed RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2.1)."""
+    head = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "k1"}).encode())
+    body = b64url(json.dumps(claims).encode())
+    n, d = int(RSA_KEYS[key]["n"], 16), int(RSA_KEYS[key]["d"], 16)
+    info = bytes.fromhex("3031300d060960864801650304020105000420")  # RFC 8017 §9.2
+    digest = info + hashlib.sha256(f"{head}.{body}".encode()).digest()
+    padded = b"\x00\x01" + b"\xff" * (256 - len(digest) - 3) + b"\x00" + digest
+    signature = pow(int.from_bytes(padded, "big"), d, n).to_bytes(256, "big")
+    return f"{head}.{body}.{b64url(signature)}"
+
+
+class SiwcFake:
+    """auth.openai.com and api.openai.com on one loopback server."""
+
+    def __init__(self) -> None:
+        self.authorize_mode = "ok"  # decline, identity, no_client, swap, wrong_state
+        self.bad_signature = False
+        self.refresh_error: tuple[int, Any] | None = None
+        self.refresh_pause = 0.0
+        self.revoke_statuses: list[int] = []
+        self.api_errors: list[tuple[int, Any]] = []
+        self.authorizes: list[dict[str, str]] = []
+        self.token_forms: list[dict[str, str]] = []
+        self.revokes: list[dict[str, str]] = []
+        self.api_seen: list[Seen] = []
+        self.problems: list[str] = []  # what the client got wrong
+        self.clients: dict[str, str] = {}  # issued id -> redirect path part
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.refresh_tokens: dict[str, str] = {}  # live ones -> client id
+        self.access_tokens: set[str] = set()
+        self.refreshes = 0
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                outer.handle(self, b"")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                outer.handle(self, self.rfile.read(length))
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def answer(
+        self,
+        handler: Any,
+        status: int,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        handler.send_response(status)
+        for name, value in {"x-request-id": "req-siwc", **(headers or {})}.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(raw) if body is not None else 0))
+        handler.end_headers()
+        handler.wfile.write(raw if body is not None else b"")
+
+    def handle(self, handler: Any, body: bytes) -> None:
+        path, _, query = handler.path.partition("?")
+        form = dict(urllib.parse.parse_qsl(body.decode()))
+        if path == "/.well-known/openid-configuration":
+            api = f"{self.base}/api/accounts"
+            return self.answer(handler, 200, {
+                "issuer": self.base,
+                "authorization_endpoint": f"{api}/authorize",
+                "token_endpoint": f"{api}/oauth/token",
+                "revocation_endpoint": f"{api}/oauth/revoke",
+                "jwks_uri": f"{self.base}/.well-known/jwks.json",
+            })  # fmt: skip
+        if path == "/.well-known/jwks.json":
+            key = RSA_KEYS["signing"]
+            n, e = int(key["n"], 16), int(key["e"], 16)
+            jwk = {"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "k1"}
+            jwk |= {
+                "n": b64url(n.to_bytes(256, "big")),
+                "e": b64url(e.to_bytes(3, "big")),
+            }
+            return self.answer(handler, 200, {"keys": [jwk]})
+        if path == "/api/accounts/authorize":
+            return self.authorize(handler, dict(urllib.parse.parse_qsl(query)))
+        if path == "/api/accounts/oauth/token":
+            if handler.headers["Content-Type"] != "application/x-www-form-urlencoded":
+                self.problems.append("token request not form-encoded")
+            if "client_secret" in form or handler.headers.get("Authorization"):
+                self.problems.append("a client secret was sent")
+            self.token_forms.append(form)
+            return self.token(handler, form)
+        if path == "/api/accounts/oauth/revoke":
+            self.revokes.append(form)
+            status = self.revoke_statuses.pop(0) if self.revoke_statuses else 200
+            if status == 200:
+                self.refresh_tokens.pop(form.get("token", ""), None)
+            return self.answer(handler, status, b"")
+        return self.api(handler, path, body)
+
+    def authorize(self, handler: Any, q: dict[str, str]) -> None:
+        self.authorizes.append(q)
+        want = {"response_type": "code", "code_challenge_method": "S256"}
+        want["resource"] = "https://api.openai.com/v1"
+        for name, value in want.items():
+            if q.get(name) != value:
+                self.problems.append(f"authorize {name}={q.get(name)!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{43}", q.get("code_challenge", "")):
+            self.problems.append("code_challenge")
+        if set(q.get("scope", "").split()) != set(PLAN_SCOPES.split()):
+            self.problems.append("scope")
+        if not q.get("ext_agent_host_id", "").startswith("urn:uuid:"):
+            self.problems.append("ext_agent_host_id")
+        redirect = q.get("redirect_uri", "")
+        if not re.fullmatch(r"http://127\.0\.0\.1:\d+/auth/callback", redirect):
+            self.problems.append(f"redirect_uri {redirect}")
+        new = q.get("client_id") == "dynamic_agent_client"
+        if new != ("agent_name_hint" in q) or not (
+            new or q.get("client_id") in self.clients
+        ):
+            self.problems.append("client_id and agent_name_hint")
+        if not (q.get("state") and q.get("nonce")):
+            self.problems.append("state or nonce missing")
+        client = f"oaiapp_{uuid.uuid4().hex}" if new else q["client_id"]
+        self.clients[client] = redirect
+        granted = PLAN_SCOPES
+        if self.authorize_mode == "identity":
+            granted = "openid profile email offline_access"
+        code = uuid.uuid4().hex
+        self.codes[code] = {
+            "client_id": client,
+            "redirect_uri": redirect,
+            "challenge": q.get("code_challenge"),
+            "nonce": q.get("nonce"),
+            "scope": granted,
+        }
+        back = {"code": code, "scope": granted, "state": q.get("state", "")}
+        if self.authorize_mode == "decline":
+            back = {"error": "access_denied", "state": q.get("state", "")}
+        if self.authorize_mode == "wrong_state":
+            back["state"] += "x"
+        if new and self.authorize_mode != "no_client":
+            back["client_id"] = client
+        if self.authorize_mode == "swap":
+            back["client_id"] = "oaiapp_someone_else"
+        location = f"{redirect}?{urllib.parse.urlencode(back)}"
+        self.answer(handler, 302, b"", {"Location": location})
+
+    def issue(self, client: str, scope: str, nonce: str | None) -> dict[str, Any]:
+        now = int(time.time())
+        access = f"plan-access-{uuid.uuid4().hex}"
+        refresh = f"plan-refresh-{uuid.uuid4().hex}"
+        self.access_tokens.add(access)
+        self.refresh_tokens[refresh] = client
+        out = {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": scope,
+            "earliest_refresh_at": None,
+        }
+        if nonce is not None:
+            claims = {"iss": self.base, "aud": client, "sub": "user-1", "iat": now}
+            claims |= {"exp": now + 3600, "nonce": nonce, "email": "user@example.com"}
+            out["id_token"] = rs256(
+                claims, "other" if self.bad_signature else "signing"
+            )
+        return out
+
+    def token(self, handler: Any, form: dict[str, str]) -> None:
+        if form.get("resource") != "https://api.openai.com/v1":
+            self.problems.append("token request without resource")
+        if form.get("grant_type") == "authorization_code":
+            stored = self.codes.pop(form.get("code", ""), None)
+            verifier = form.get("code_verifier", "").encode()
+            if form.get("client_id") == "dynamic_agent_client":
+                return self.answer(handler, 400, {"error": "invalid_client"})
+            if (
+                stored is None
+                or stored["client_id"] != form.get("client_id")
+                or stored["redirect_uri"] != form.get("redirect_uri")
+                or stored["challenge"] != b64url(hashlib.sha256(verifier).digest())
+            ):
+                return self.answer(handler, 400, {"error": "invalid_grant"})
+            issued = self.issue(stored["client_id"], stored["scope"], stored["nonce"])
+            return self.answer(handler, 200, issued)
+        if "scope" in form:
+            self.problems.append("scope sent on refresh")
+        time.sleep(self.refresh_pause)
+        if self.refresh_error is not None:
+            return self.answer(handler, *self.refresh_error)
+        with self.lock:
+            client = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+            if client is None or client != form.get("client_id"):
+                return self.answer(handler, 400, {"error": "refresh_token_reused"})
+            self.refreshes += 1
+            fresh = self.issue(client, PLAN_SCOPES, None)
+        del fresh["scope"]  # a refresh may leave it out
+        self.answer(handler, 200, fresh)
+
+    def api(self, handler: Any, path: str, body: bytes) -> None:
+        seen = Seen(handler.command, path, list(handler.headers.items()), body)
+        self.api_seen.append(seen)
+        bad = [n for n in seen.header_names() if n.startswith("x-codex-")]
+        bad += [
+            n for n in ("chatgpt-account-id", "openai-organization") if seen.header(n)
+        ]
+        if bad:
+            self.problems.append(f"headers {bad}")
+        token = (seen.header("Authorization") or "").removeprefix("Bearer ")
+        if token not in self.access_tokens:
+            return self.answer(handler, 401, {"detail": "not a valid token"})
+        if self.api_errors:
+            return self.answer(handler, *self.api_errors.pop(0))
+        if path == "/v1/models":
+            models = [
+                {"slug": "gpt-a", "display_name": "A", "visibility": "list"},
+                {"slug": "hidden-x", "display_name": "X", "visibility": "hide"},
+                {"slug": "gpt-b", "display_name": "B", "visibility": "list"},
+            ]
+            return self.answer(handler, 200, {"models": models})
+        if path != "/v1/responses":
+            error = {
+                "code": "subscription_sharing_route_not_supported",
+                "message": "no",
+            }
+            return self.answer(handler, 403, {"error": error})
+        request = json.loads(body)
+        if request.get("store") is not False or request.get("stream") is not True:
+            self.problems.append("store or stream")
+        if "client_metadata" in request or "previous_response_id" in request:
+            self.problems.append("Codex-only fields")
+        self.answer(handler, 200, text_stream("plan answer"))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def siwc(home: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SiwcFake]:
+    fake = SiwcFake()
+    monkeypatch.setenv("CODEX_LITE_AUTH_ISSUER", fake.base)
+    (home / "config.toml").write_text(
+        f'[model_providers.plan]\nname = "ChatGPT plan"\nbase_url = "{fake.base}/v1"\n'
+        "request_max_retries = 1\n"
+    )
+    yield fake
+    fake.close()
+
+
+def browser(fake: SiwcFake, statuses: list[int]) -> Callable[[str], None]:
+    """A browser in a thread: the authorize page, then its redirect."""
+
+    def browse(url: str) -> None:
+        import http.client
+
+        parts = urllib.parse.urlsplit(url)
+        connection = http.client.HTTPConnection(parts.netloc, timeout=5)
+        connection.request("GET", f"{parts.path}?{parts.query}")
+        location = connection.getresponse().headers["Location"]
+        back = urllib.parse.urlsplit(location)
+        connection = http.client.HTTPConnection(back.netloc, timeout=5)
+        connection.request("GET", f"{back.path}?{back.query}")
+        statuses.append(connection.getresponse().status)
+
+    return lambda url: threading.Thread(target=browse, args=(url,)).start()
+
+
+def plan_sign_in(
+    home: pathlib.Path, fake: SiwcFake, statuses: list[int] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    opener = browser(fake, statuses if statuses is not None else [])
+    return cl.sign_in_with_chatgpt(home, open_url=opener, port=0, **kwargs)
+
+
+def plan_record(home: pathlib.Path) -> dict[str, Any]:
+    return json.loads((home / "codex-lite-chatgpt-plan.json").read_text())
+
+
+def plan_client(home: pathlib.Path) -> cl.Client:
+    config = cl.load_config(home, overrides=['model_provider="plan"'])
+    client = cl.Client.from_config(config)
+    client.retry_policy = dataclasses.replace(FAST, request_max_retries=1)
+    return client
+
+
+def test_plan_first_registration_then_the_issued_client_id(
+    home: pathlib.Path,
+    siwc: SiwcFake,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        statuses: list[int] = []
+        account = plan_sign_in(home, siwc, statuses)
+        first = plan_record(home)
+        again = plan_sign_in(home, siwc, statuses)
+        client = plan_client(home)
+        result = run(client.new_turn(), user("hi"))
+        models = cl.ChatGptPlanAuth(home / "codex-lite-chatgpt-plan.json").models(
+            f"{siwc.base}/v1"
+        )
+    assert siwc.problems == [] and statuses == [200, 200]
+    one, two = siwc.authorizes
+    assert one["client_id"] == "dynamic_agent_client"
+    assert one["agent_name_hint"] == "codex-lite"
+    issued = first["client_id"]
+    assert issued.startswith("oaiapp_") and account["client_id"] == issued
+    assert (
+        account
+        == again
+        == {
+            "email": "user@example.com",
+            "subject": "user-1",
+            "client_id": issued,
+            "plan_usage": True,
+        }
+    )
+    assert two["client_id"] == issued and "agent_name_hint" not in two
+    assert two["login_hint"] == "user@example.com" and "prompt" not in two
+    assert one["ext_agent_host_id"] == two["ext_agent_host_id"]
+    assert [f["client_id"] for f in siwc.token_forms] == [issued, issued]
+    assert siwc.token_forms[0]["redirect_uri"] == one["redirect_uri"]
+    path = home / "codex-lite-chatgpt-plan.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    record = plan_record(home)
+    assert record["scopes"] == PLAN_SCOPES.split()
+    assert record["access_token"] in siwc.access_tokens
+    assert "ext_agent_host_id" not in record  # it stays with this host
+    assert "plan answer" in str(result)
+    (sent,) = siwc.api_seen[:1]
+    assert sent.header("Authorization") == f"Bearer {record['access_token']}"
+    assert [m["slug"] for m in models] == ["gpt-a", "gpt-b"]
+    out = capsys.readouterr()
+    text = out.out + out.err + "\n".join(r.getMessage() for r in caplog.records)
+    for token in (*first.values(), *record.values()):
+        if isinstance(token, str) and token.startswith(("plan-", "eyJ")):
+            assert token not in text
+
+
+@pytest.mark.parametrize("mode", ["decline", "no_client", "swap", "bad_signature"])
+def test_plan_sign_in_refusals_save_no_tokens(
+    home: pathlib.Path, siwc: SiwcFake, mode: str
+) -> None:
+    if mode == "swap":
+        plan_sign_in(home, siwc)
+    siwc.authorize_mode = mode
+    siwc.bad_signature = mode == "bad_signature"
+    before = plan_record(home) if mode == "swap" else None
+    with pytest.raises(cl.AuthError) as caught:
+        plan_sign_in(home, siwc)
+    assert mode != "bad_signature" or "signature" in str(caught.value)
+    path = home / "codex-lite-chatgpt-plan.json"
+    if mode == "swap":
+        assert plan_record(home) == before
+    elif path.exists():  # the issued id is kept before the exchange
+        assert "access_token" not in plan_record(home)
+
+
+def test_plan_callback_with_a_wrong_state_is_refused_and_waited_past(
+    home: pathlib.Path, siwc: SiwcFake
+) -> None:
+    siwc.authorize_mode = "wrong_state"
+    statuses: list[int] = []
+    with pytest.raises(cl.AuthError, match="in time"):
+        plan_sign_in(home, siwc, statuses, timeout=1.5)
+    assert statuses == [400] and siwc.token_forms == []
+
+
+def test_plan_without_the_plan_scope_sends_nothing_and_asks_consent_again(
+    home: pathlib.Path, siwc: SiwcFake
+) -> None:
+    siwc.authorize_mode = "identity"
+    assert plan_sign_in(home, siwc)["plan_usage"] is False
+    with pytest.raises(cl.AuthError, match="not granted"):
+        run(plan_client(home).new_turn(), user("hi"))
+    assert siwc.api_seen == []
+    siwc.authorize_mode = "ok"
+    assert plan_sign_in(home, siwc)["plan_usage"] is True
+    assert siwc.authorizes[-1]["prompt"] == "consent"
+
+
+def make_stale(home: pathlib.Path) -> None:
+    record = plan_record(home) | {"saved_at": "2020-01-01T00:00:00Z"}
+    (home / "codex-lite-chatgpt-plan.json").write_text(json.dumps(record))
+
+
+def test_plan_refresh_rotates_once_for_two_processes(
+    home: pathlib.Path, siwc: SiwcFake
+) -> None:
+    plan_sign_in(home, siwc)
+    make_stale(home)
+    old = plan_record(home)
+    siwc.refresh_pause = 0.5
+    code = (
+        "import codex_lite as cl, hashlib, pathlib, sys\n"
+        "auth = cl.ChatGptPlanAuth(pathlib.Path(sys.argv[1]))\n"
+        "auth.refresh_if_stale()\n"
+        "print(hashlib.sha256(auth._token.encode()).hexdigest())\n"
+    )
+    path = str(home / "codex-lite-chatgpt-plan.json")
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, path],
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=HERE,
+        )
+        for _ in range(2)
+    ]
+    outs = {p.communicate(timeout=60)[0] for p in procs}
+    assert [p.returncode for p in procs] == [0, 0] and len(outs) == 1
+    assert siwc.refreshes == 1 and siwc.problems == []
+    new = plan_record(home)
+    assert new["refresh_token"] != old["refresh_token"]
+    assert new["access_token"] != old["access_token"]
+    assert new["scopes"] == old["scopes"] and new["id_token"] == old["id_token"]
+
+
+@pytest.mark.parametrize("code", [*TERMINAL_REFRESH, "invalid_client"])
+def test_plan_terminal_refresh_errors_sign_out_and_ask_to_sign_in(
+    home: pathlib.Path, siwc: SiwcFake, code: str
+) -> None:
+    plan_sign_in(home, siwc)
+    make_stale(home)
+    before = plan_record(home)
+    shape = {"error": code} if len(code) % 2 else {"error": {"code": code}}
+    siwc.refresh_error = (400, shape)
+    auth = cl.ChatGptPlanAuth(home / "codex-lite-chatgpt-plan.json")
+    with pytest.raises(cl.AuthError, match="sign in again") as caught:
+        auth.refresh_if_stale()
+    assert before["refresh_token"] not in str(caught.value)
+    after = plan_record(home)
+    if code == "invalid_client":
+        assert after == before  # no loop, nothing thrown away
+    else:
+        assert "refresh_token" not in after and "access_token" not in after
+        assert after["client_id"] == before["client_id"]
+        assert after["subject"] == "user-1"
+
+
+@pytest.mark.parametrize("code", sorted(PLAN_CODES))
+def test_plan_errors_are_typed_with_their_meaning_and_the_usage_page(
+    home: pathlib.Path, siwc: SiwcFake, code: str
+) -> None:
+    plan_sign_in(home, siwc)
+    status = PLAN_CODES[code]
+    error = {"message": "refused", "type": "invalid_request_error", "code": code}
+    siwc.api_errors = [(status, {"error": error})] * 2
+    with pytest.raises(cl.CodexError) as caught:
+        run(plan_client(home).new_turn(), user("hi"))
+    exc = caught.value
+    cause = exc.last_error if isinstance(exc, cl.RetryLimitExceeded) else exc
+    assert isinstance(cause, cl.PlanUsageError) and cause.code == code
+    assert "https://chatgpt.com/settings/usage" in str(exc)
+    # a 503 is retried; a 401 refreshed once and sent again
+    assert len(siwc.api_seen) == (2 if status in (401, 503) else 1)
+    assert plan_record(home).get("access_token")  # credentials kept
+
+
+def test_plan_usage_limit_in_the_stream_fails_the_turn(
+    home: pathlib.Path, siwc: SiwcFake
+) -> None:
+    plan_sign_in(home, siwc)
+    failed_event = {
+        "type": "response.failed",
+        "response": {"error": {"code": "subscription_sharing_usage_limit_exceeded"}},
+    }
+    siwc.api_errors = [(200, sse(*text_events("par")[:2], failed_event))]
+    with pytest.raises(cl.PlanUsageError, match="settings/usage"):
+        run(plan_client(home).new_turn(), user("hi"))
+    assert len(siwc.api_seen) == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"max_output_tokens": 100},
+        {"extra_body": {"temperature": 0.2}},
+        {"store": True},
+        {"input": [cl.Message(role="system", content=(cl.InputText(text="x"),))]},
+        {"tools": [{"type": "image_generation"}]},
+    ],
+)
+def test_plan_refuses_what_it_cannot_take_before_sending(
+    home: pathlib.Path, siwc: SiwcFake, fields: dict[str, Any]
+) -> None:
+    plan_sign_in(home, siwc)
+    prompt = cl.Prompt(**{"input": [user("hi")], **fields})
+    with pytest.raises(cl.ConfigError, match="ChatGPT plan usage does not take"):
+        list(plan_client(home).new_turn().stream(prompt))
+    assert siwc.api_seen == []
+
+
+@pytest.mark.parametrize("statuses", [[], [503, 503, 503]])
+def test_plan_logout_revokes_and_says_whether_it_was_confirmed(
+    home: pathlib.Path, siwc: SiwcFake, statuses: list[int]
+) -> None:
+    plan_sign_in(home, siwc)
+    record = plan_record(home)
+    host = json.loads((home / "codex-lite-host-id.json").read_text())
+    siwc.revoke_statuses = list(statuses)
+    code, _, err = main_in_process(["login", "--chatgpt-plan", "status"], {})
+    assert code == 0 and "user@example.com" in err and record["client_id"] in err
+    assert "not the plan" in err  # the config selects the openai provider
+    code, _, err = main_in_process(["logout", "--chatgpt-plan"], {})
+    assert code == 0
+    assert ("not confirmed" in err) == bool(statuses)
+    assert len(siwc.revokes) == (3 if statuses else 1)
+    assert siwc.revokes[0] == {
+        "token": record["refresh_token"],
+        "token_type_hint": "refresh_token",
+        "client_id": record["client_id"],
+    }
+    after = plan_record(home)
+    assert "refresh_token" not in after and after["client_id"] == record["client_id"]
+    code, _, err = main_in_process(["login", "--chatgpt-plan", "status"], {})
+    assert code == 1 and "signed out" in err
+    plan_sign_in(home, siwc)
+    assert siwc.authorizes[-1]["client_id"] == record["client_id"]
+    assert json.loads((home / "codex-lite-host-id.json").read_text()) == host
 
 
 # --- Providers --------------------------------------------------------------
