@@ -6003,8 +6003,7 @@ def _session_cwd(path: Path) -> str | None:
 
 # What Codex asks a provider other than OpenAI to compact the history with.
 _SUMMARIZATION_PROMPT = """\
-You are performing a CONTEXT CHECKPOINT COMPACTION. Create a handoff summary \
-for another LLM that will resume the task.
+You are performing a CONTEXT CHECKPOINT COMPACTION. Create a handoff summary for another LLM that will resume the task.
 
 Include:
 - Current progress and key decisions made
@@ -6012,8 +6011,7 @@ Include:
 - What remains to be done (clear next steps)
 - Any critical data, examples, or references needed to continue
 
-Be concise, structured, and focused on helping the next LLM seamlessly \
-continue the work.
+Be concise, structured, and focused on helping the next LLM seamlessly continue the work.
 """
 
 # What Codex says when even the shortest history does not fit.
@@ -6092,12 +6090,11 @@ class Conversation:
             if instructions:
                 meta["base_instructions"] = {"text": instructions}
             rollout = RolloutWriter.create(config.home, client.thread_id, meta)
-        limit = config.model_auto_compact_token_limit
         return cls(
             client,
             rollout=rollout,
             instructions=instructions,
-            auto_compact_token_limit=limit,
+            auto_compact_token_limit=config.model_auto_compact_token_limit,
         )
 
     @classmethod
@@ -6154,9 +6151,10 @@ class Conversation:
             self.rollout.append_items(prepared)
         return prepared
 
-    def _event(self, payload: dict[str, Any]) -> None:
+    def _write(self, payload: dict[str, Any], kind: str = "event_msg") -> None:
+        """Write a line to the rollout: an event unless `kind` says otherwise."""
         if self.rollout is not None:
-            self.rollout.append("event_msg", payload)
+            self.rollout.append(kind, payload)
 
     def stream_turn(
         self,
@@ -6189,7 +6187,7 @@ class Conversation:
                 raise TypeError("output_schema: a dataclass, a TypedDict or a dict")
         turn = self.client.new_turn()
         started = turn.started_at_ms / 1000
-        self._event(_task_started(turn.turn_id, started))
+        self._write(_task_started(turn.turn_id, started))
         if isinstance(user_input, str):
             user_input = [Message.user(user_input)]
         definitions = [t.definition for t in runners.values()]
@@ -6205,14 +6203,11 @@ class Conversation:
         # calls a turn cut short left unanswered come first
         turn_items = self._run_tools(turn, runners, parallel=parallel_tool_calls)
         try:
-            if self._compaction_due():
-                self._compact(turn, prompt, "pre_turn")
+            self._compact_if_due(turn, prompt, "pre_turn")
         finally:  # kept even when that fails, as Codex keeps it
             self.record(user_input, turn.turn_id)
         first_output: float | None = None
         for rounds in itertools.count():
-            if rounds and self._compaction_due():
-                self._compact(turn, prompt, "mid_turn")
             output: list[ResponseItem] = []
             rate_limits = None
             request = dataclasses.replace(prompt, input=list(self.history))
@@ -6229,7 +6224,7 @@ class Conversation:
                         output.append(event.item)
                 elif isinstance(event, Completed):
                     output = self.record(output, turn.turn_id)
-                    self._event(self._token_count(event.usage, rate_limits))
+                    self._token_count(event.usage, rate_limits)
                     turn_items += output
                     text = _assistant_text(output)
                     self.last_result = TurnResult(text, turn_items, event.usage)
@@ -6241,8 +6236,9 @@ class Conversation:
                     f"the model still called tools after {max_tool_rounds} rounds"
                 )
             turn_items += self._run_tools(turn, runners, parallel=parallel_tool_calls)
+            self._compact_if_due(turn, prompt, "mid_turn")
         done = time.time()
-        self._event(
+        self._write(
             {
                 "type": "task_complete",
                 "root_turn_id": turn.turn_id,
@@ -6266,20 +6262,57 @@ class Conversation:
         prompt = Prompt(input=(), instructions=self.instructions)
         self._compact(self.client.new_turn(), prompt, "standalone_turn")
 
-    def _compaction_due(self) -> bool:
-        """Whether the last response reached the limit."""
+    def _compact_if_due(self, turn: Turn, prompt: Prompt, phase: str) -> None:
+        """Compact when the last response's total tokens reached the limit."""
         limit = self.auto_compact_token_limit
-        return limit is not None and self.last_token_usage["total_tokens"] >= limit
+        if limit is not None and self.last_token_usage["total_tokens"] >= limit:
+            self._compact(turn, prompt, phase)
 
     def _compact(self, turn: Turn, prompt: Prompt, phase: str) -> None:
-        """Compact as Codex does.  For the openai provider remotely (v2):
-        `prompt`'s request with the whole history and a trailing
-        `compaction_trigger`, answered with one `compaction` item.  For others
-        the same request without tools and with the summarization prompt
-        last; the answer's text becomes a summary message.  The user messages
-        kept and that item replace the history and start a new context window."""
-        remote = self.client.provider.is_openai
+        """Compact as Codex does: the user messages kept and what stands for
+        the rest (`_compaction_answer`) replace the history and start a new
+        context window, and the rollout gets the lines Codex writes."""
         started = time.time_ns() // 1_000_000
+        summary, replacement = self._compaction_answer(turn, prompt, phase)
+        self.history = [*_kept_user_messages(self.history), *replacement]
+        self.client.window_number += 1
+        history = [item_to_json(i) for i in self.history]
+        self._write(
+            {
+                "message": summary,
+                "replacement_history": history,
+                "window_number": self.client.window_number,
+            },
+            "compacted",
+        )
+        # until a response says, the new history's size as Codex guesses it
+        size = len(self.instructions.encode()) + sum(len(_dumps(i)) for i in history)
+        self.last_token_usage = _usage_counts({"total_tokens": (size + 3) // 4})
+        info = self._usage_info(True)
+        self._write({"type": "token_count", "info": info, "rate_limits": None})
+        self._write(
+            {
+                "type": "item_completed",
+                "thread_id": self.client.thread_id,
+                "turn_id": turn.turn_id,
+                "item": {"type": "ContextCompaction", "id": _uuid7()},
+                "started_at_ms": started,
+                "completed_at_ms": time.time_ns() // 1_000_000,
+            }
+        )
+
+    def _compaction_answer(
+        self, turn: Turn, prompt: Prompt, phase: str
+    ) -> tuple[str, list[ResponseItem]]:
+        """The summary and the item that stand for the history, asked for as
+        Codex asks.  The openai provider gets `prompt`'s request with the whole
+        history and a trailing `compaction_trigger`, and answers with one
+        `compaction` item (and no summary).  Others get it without tools, with
+        the summarization prompt last, and without the oldest item (a call
+        with its output) while that is too long; their answer goes to history,
+        its usage counts, and its text becomes the summary message."""
+        remote = self.client.provider.is_openai
+        failed = "Error running remote compact task: " if remote else ""
         auto = phase != "standalone_turn"
         metadata = {
             "trigger": "auto" if auto else "manual",
@@ -6295,7 +6328,6 @@ class Conversation:
         history = list(self.history)
         while True:
             output: list[ResponseItem] = []
-            usage: TokenUsage | None = None
             request = dataclasses.replace(prompt, input=[*history, last])
             try:
                 for event in turn.stream(request, metadata):
@@ -6303,64 +6335,30 @@ class Conversation:
                         output.clear()
                     elif isinstance(event, OutputItemDone):
                         output.append(event.item)
-                    elif isinstance(event, Completed):
-                        usage = event.usage
+                    elif isinstance(event, Completed) and not remote:
+                        self.record(output, turn.turn_id)
+                        self._token_count(event.usage)
                 break
             except CodexError as error:
                 too_long = isinstance(error, ContextWindowExceeded)
                 if too_long and history and not remote:
-                    # Codex drops the oldest item (a call with its output)
                     if call_id := getattr(history.pop(0), "call_id", None):
                         history = [
                             i for i in history if getattr(i, "call_id", None) != call_id
                         ]
                     continue
                 message = _OUT_OF_ROOM if too_long else str(error)
-                if remote:
-                    message = f"Error running remote compact task: {message}"
-                raise CompactionFailed(message) from error
-        if remote:
-            found: list[ResponseItem] = [i for i in output if isinstance(i, Compaction)]
-            if len(found) != 1:
-                raise CompactionFailed(
-                    "Error running remote compact task: expected exactly one "
-                    f"compaction output item, got {len(found)} from {len(output)} "
-                    "output items"
-                )
-            summary = ""
-        else:  # the answer goes to the rollout and its usage counts, as Codex's
-            self.record(output, turn.turn_id)
-            self._event(self._token_count(usage, None))
+                raise CompactionFailed(failed + message) from error
+        if not remote:
             summary = _SUMMARY_PREFIX + _assistant_text(output)
-            found = self.prepare_items([Message.user(summary)], turn.turn_id)
-        self.history = [*_kept_user_messages(self.history), *found]
-        self.client.window_number += 1
-        if self.rollout is not None:
-            self.rollout.append(
-                "compacted",
-                {
-                    "message": summary,
-                    "replacement_history": [item_to_json(i) for i in self.history],
-                    "window_number": self.client.window_number,
-                },
+            return summary, self.prepare_items([Message.user(summary)], turn.turn_id)
+        found: list[ResponseItem] = [i for i in output if isinstance(i, Compaction)]
+        if len(found) != 1:
+            raise CompactionFailed(
+                f"{failed}expected exactly one compaction output item, got "
+                f"{len(found)} from {len(output)} output items"
             )
-        # until a response says, the new history's size as Codex guesses it
-        size = len(self.instructions.encode())
-        size += sum(len(_dumps(item_to_json(i))) for i in self.history)
-        self.last_token_usage = {**_usage_counts(None), "total_tokens": (size + 3) // 4}
-        self._event(
-            {"type": "token_count", "info": self._usage_info(True), "rate_limits": None}
-        )
-        self._event(
-            {
-                "type": "item_completed",
-                "thread_id": self.client.thread_id,
-                "turn_id": turn.turn_id,
-                "item": {"type": "ContextCompaction", "id": _uuid7()},
-                "started_at_ms": started,
-                "completed_at_ms": time.time_ns() // 1_000_000,
-            }
-        )
+        return "", found
 
     def _record_lite_items(self, tools: list[Any], turn_id: str) -> None:
         """Responses Lite's tools and instructions items, kept in history as
@@ -6401,9 +6399,10 @@ class Conversation:
         return self.record(outputs, turn.turn_id)
 
     def _token_count(
-        self, usage: TokenUsage | None, rate_limits: RateLimits | None
-    ) -> dict[str, Any]:
-        """A `token_count` event: this response's usage and the thread's total."""
+        self, usage: TokenUsage | None, rate_limits: RateLimits | None = None
+    ) -> None:
+        """Write a `token_count` event: this response's usage and the thread's
+        total."""
         info = None
         if usage is not None:
             last = {k: getattr(usage, k, 0) for k in _USAGE_KEYS}
@@ -6420,7 +6419,7 @@ class Conversation:
                 "credits": rate_limits.credits,
                 "plan_type": None,
             }
-        return {"type": "token_count", "info": info, "rate_limits": limits}
+        self._write({"type": "token_count", "info": info, "rate_limits": limits})
 
     def _usage_info(self, includes_reasoning: bool) -> dict[str, Any]:
         return {
