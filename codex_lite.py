@@ -273,9 +273,8 @@ class PlanUsageError(ApiError):
 
     def __init__(self, message: str, **where: Any) -> None:
         meaning = _PLAN_REFUSALS.get(where.get("code") or "", "plan usage refused")
-        super().__init__(
-            f"{message} ({meaning}; manage usage at {_PLAN_USAGE_PAGE})", **where
-        )
+        message += f" ({meaning}; manage usage at {_PLAN_USAGE_PAGE})"
+        super().__init__(message, **where)
 
 
 class StreamError(ApiError):
@@ -2749,9 +2748,7 @@ def _discover(issuer: str) -> dict[str, str]:
     """The endpoints the issuer's discovery document names, each at the issuer."""
     document, status = _post_json(f"{issuer}/.well-known/openid-configuration", None)
     names = ("authorization_endpoint", "token_endpoint", "revocation_endpoint")
-    found = {
-        name: _json_get(document, name, str) or "" for name in (*names, "jwks_uri")
-    }
+    found = {end: _json_get(document, end, str) or "" for end in (*names, "jwks_uri")}
     at_issuer = all(url.startswith(f"{issuer}/") for url in found.values())
     if _json_get(document, "issuer") != issuer or not at_issuer:
         raise AuthError(f"no discovery document at {issuer}: {_came(status, 'it')}")
@@ -2777,15 +2774,15 @@ def _rs256_valid(token: str, jwks: Any) -> bool:
     8017 §8.2.2) by a key of the JWKS of 2048 bits or more."""
     import hashlib
 
+    def number(text: str) -> int:
+        return int.from_bytes(_unb64url(text), "big")
+
     signed, _, signature = token.rpartition(".")
     digest = _SHA256_INFO + hashlib.sha256(signed.encode()).digest()
     for key in _json_get(jwks, "keys", list) or []:
         try:
             header = json.loads(_unb64url(signed.partition(".")[0]))
-            n, e, sig = (
-                int.from_bytes(_unb64url(b64), "big")
-                for b64 in (key["n"], key["e"], signature)
-            )
+            n, e, sig = number(key["n"]), number(key["e"]), number(signature)
         except (KeyError, TypeError, ValueError, RecursionError):
             continue
         size = (n.bit_length() + 7) // 8
@@ -2891,10 +2888,9 @@ def sign_in_with_chatgpt(
     home = home if home is not None else default_codex_home()
     path, issuer = home / _PLAN_FILE, _auth_issuer()
     ends = _discover(issuer)
-    saved = _read_auth_json(path) if path.exists() else {}
-    same_issuer = saved.get("issuer") == issuer
-    known = _json_get(saved, "client_id", str) if same_issuer else None
-    refused = "scopes" in saved and _PLAN_SCOPE not in saved["scopes"]
+    kept = _read_auth_json(path) if path.exists() else {}
+    known = _json_get(kept, "client_id", str) if kept.get("issuer") == issuer else None
+    refused = "scopes" in kept and _PLAN_SCOPE not in kept["scopes"]
     verifier, state, nonce = (secrets.token_urlsafe(48) for _ in range(3))
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     try:
@@ -2907,7 +2903,7 @@ def sign_in_with_chatgpt(
             "client_id": known or _DYNAMIC_CLIENT,
             "agent_name_hint": None if known else "codex-lite",
             "ext_agent_host_id": _plan_host_id(home),
-            "login_hint": known and _json_get(saved, "email", str),
+            "login_hint": known and _json_get(kept, "email", str),
             "response_type": "code",
             "redirect_uri": redirect,
             "scope": _PLAN_SCOPES,
@@ -2950,7 +2946,7 @@ def sign_in_with_chatgpt(
     for token in tokens.values():
         _secret(token)
     claims = _checked_id_token(tokens["id_token"], record, nonce)
-    if known and saved.get("subject") not in (None, claims["sub"]):
+    if known and kept.get("subject") not in (None, claims["sub"]):
         raise AuthError("that is another account than this client's; nothing was saved")
     record |= {"email": _json_get(claims, "email", str), "subject": claims["sub"]}
     record |= _plan_session(reply, tokens, [])
