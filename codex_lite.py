@@ -14,7 +14,8 @@ back, a section each; each uses only the sections above it:
     Images and history preparation  images fitted, ids given, calls answered
     The request body            Prompt, rules, identity, headers, body encoded once
     SigV4                       AWS Signature Version 4 as named steps
-    Auth                        API keys, ChatGPT sign-in (device code, plan), SigV4
+    Auth                        API keys, ChatGPT sign-in (device code), SigV4
+    Sign in with ChatGPT (plan)  the plan's own sign-in, refresh and sign-out
     Providers                   [model_providers.<id>], what it means; retry policy
     Config                      config.toml, profiles, -c overrides, fast mode
     Reading responses           bytes -> SSE -> Responses events; status errors
@@ -253,20 +254,13 @@ class ServerOverloaded(ApiError):
 _PLAN_USAGE_PAGE = "https://chatgpt.com/settings/usage"
 # What ChatGPT plan usage's refusals mean: never billed another way instead.
 _PLAN_REFUSALS = {
-    "subscription_sharing_user_not_eligible": "plan usage is not available for "
-    "this account, workspace or policy",
-    "subscription_sharing_usage_limit_exceeded": "the plan's usage limit for "
-    "codex-lite is reached (a five-hour, weekly or app limit)",
-    "subscription_sharing_usage_unavailable": "plan usage could not be checked; "
-    "try again later",
-    "subscription_sharing_unsupported_capability": "the plan does not serve a "
-    "field, tool or model of this request",
-    "subscription_sharing_route_not_supported": "the plan serves only "
-    "POST /v1/responses",
-    "subscription_sharing_invalid_user": "the subscriber could not be "
-    "validated: sign in again (codex-lite login --chatgpt-plan)",
-    "subscription_sharing_user_unavailable": "the account's data is "
-    "unavailable for now; try again later",
+    "subscription_sharing_user_not_eligible": "not for this account, workspace or policy",
+    "subscription_sharing_usage_limit_exceeded": "a plan or app usage limit is hit",
+    "subscription_sharing_usage_unavailable": "usage could not be checked; try later",
+    "subscription_sharing_unsupported_capability": "a field, tool or model is refused",
+    "subscription_sharing_route_not_supported": "only POST /v1/responses is served",
+    "subscription_sharing_invalid_user": "the subscriber is not valid: sign in again",
+    "subscription_sharing_user_unavailable": "account data is unavailable; try later",
     "chatpass_v2_scope_not_authorized": "the grant does not allow this",
     "chatpass_v2_invalid_authorization_context": "the grant does not allow this",
 }
@@ -279,9 +273,8 @@ class PlanUsageError(ApiError):
 
     def __init__(self, message: str, **where: Any) -> None:
         meaning = _PLAN_REFUSALS.get(where.get("code") or "", "plan usage refused")
-        super().__init__(
-            f"{message} ({meaning}; manage usage at {_PLAN_USAGE_PAGE})", **where
-        )
+        message += f" ({meaning}; manage usage at {_PLAN_USAGE_PAGE})"
+        super().__init__(message, **where)
 
 
 class StreamError(ApiError):
@@ -2257,22 +2250,47 @@ class ChatGptAuth(BearerAuth):
             if data is None:
                 raise AuthError(f"{self.path} is gone: sign in again")
             self._adopt(data)
-            tokens: dict[str, Any] = data["tokens"]  # `_adopt` checked it
-            refresh_token = _json_get(tokens, "refresh_token", str)
-            if not refresh_token or (self._token != before and not self._stale()):
-                return None  # none, or someone else refreshed while we waited
-            fresh = _request_refresh(self.refresh_url, refresh_token, reason, self.path)
-            if fresh is None:
-                return None
-            new = {**data, "tokens": tokens | fresh, "last_refresh": _rfc3339_now()}
-            self._adopt(new)
-            return new
+            if self._token != before and not self._stale():
+                return None  # someone else refreshed while we waited
+            return self._renewed(data, reason)
 
         try:
-            _update_auth_json(self.path, refreshed)
+            self._adopt(_update_credentials_file(self.path, refreshed))
         except OSError as exc:  # the lock or the file: the token may still do
             _log.warning("%s: cannot refresh the sign-in: %s", self.path, exc.strerror)
         return self._token != before
+
+    def _renewed(self, data: dict[str, Any], reason: str) -> dict[str, Any] | None:
+        """auth.json with the tokens the token endpoint sent back, or None
+        when it could not be reached or answered oddly (a warning says why)."""
+        tokens: dict[str, Any] = data["tokens"]  # `_adopt` checked it
+        body = {
+            "client_id": _CLIENT_ID,
+            "grant_type": "refresh_token",
+            "refresh_token": _json_get(tokens, "refresh_token", str),
+            "refresh_reason": reason,
+        }
+        if not body["refresh_token"]:
+            return None
+        reply, status = _post_json(self.refresh_url, body)
+        if status is None:
+            return None
+        if status >= 300:
+            code = _error_code(reply)
+            if code in _DEAD_REFRESH_TOKEN:
+                raise AuthError(
+                    "Your access token could not be refreshed because your "
+                    f"refresh token {_DEAD_REFRESH_TOKEN[code]}. Please sign in "
+                    "again (`codex login` or `codex-lite login`); "
+                    f"{self.path} was left as it was."
+                )
+            _log.warning("token refresh failed: HTTP %d", status)
+            return None
+        fresh = _sent_tokens(reply, self.refresh_url)
+        if "access_token" not in fresh:
+            _log.warning("token refresh answer has no access_token; ignored")
+            return None
+        return {**data, "tokens": tokens | fresh, "last_refresh": _rfc3339_now()}
 
 
 _AUTH_ISSUER = "https://auth.openai.com"
@@ -2287,37 +2305,6 @@ _DEAD_REFRESH_TOKEN = {
     "refresh_token_invalidated": "was revoked",
     "invalid_grant": "is no longer valid",
 }
-
-
-def _request_refresh(
-    url: str, refresh_token: str, reason: str, path: Path
-) -> dict[str, str] | None:
-    """New tokens from the token endpoint: only those it sent back, or None
-    when it could not be reached or answered oddly (a warning says why)."""
-    body = {
-        "client_id": _CLIENT_ID,
-        "grant_type": "refresh_token",
-        "refresh_token": refresh_token,
-        "refresh_reason": reason,
-    }
-    reply, status = _post_json(url, body)
-    if status is None:
-        return None
-    if status >= 300:
-        code = _error_code(reply)
-        if code in _DEAD_REFRESH_TOKEN:
-            raise AuthError(
-                "Your access token could not be refreshed because your refresh "
-                f"token {_DEAD_REFRESH_TOKEN[code]}. Please sign in again "
-                f"(`codex login` or `codex-lite login`); {path} was left as it was."
-            )
-        _log.warning("token refresh failed: HTTP %d", status)
-        return None
-    fresh = _sent_tokens(reply, url)
-    if "access_token" not in fresh:
-        _log.warning("token refresh answer has no access_token; ignored")
-        return None
-    return fresh
 
 
 def _error_code(reply: Any) -> str | None:
@@ -2358,23 +2345,20 @@ def _post_json(
     import urllib3
 
     originator = _originator()
-    kind = "application/x-www-form-urlencoded" if form else "application/json"
-    headers = {
-        "Content-Type": kind,
-        "originator": originator,
-        "User-Agent": _user_agent(originator),
-    }
+    headers = {"originator": originator, "User-Agent": _user_agent(originator)}
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
-    if fields is None:
-        del headers["Content-Type"]
-    body = urllib.parse.urlencode(fields or {}).encode() if form else _dumps(fields)
+    body = None
+    if fields is not None:
+        kind = "application/x-www-form-urlencoded" if form else "application/json"
+        headers["Content-Type"] = kind
+        body = urllib.parse.urlencode(fields).encode() if form else _dumps(fields)
     answer, deadline = bytearray(), time.monotonic() + 60
     try:
         with requests.request(
-            "GET" if fields is None else "POST",
+            "POST" if body is not None else "GET",
             url,
-            data=None if fields is None else body,
+            data=body,
             headers=headers,
             timeout=(15, 60),
             allow_redirects=False,
@@ -2466,35 +2450,44 @@ def _device_login(path: Path) -> None:
         "tokens": {**tokens, "account_id": _json_get(claims, "chatgpt_account_id")},
         "last_refresh": _rfc3339_now(),
     }
-    _update_auth_json(path, lambda _: login, read=False)
+    _update_credentials_file(path, lambda _: login, read=False)
 
 
-def _update_auth_json(
+def _update_credentials_file(
     path: Path,
     change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
     *,
     read: bool = True,
-) -> None:
-    """Read auth.json, let `change` say what it becomes, and write that back
-    (mode 0600, by temporary file and rename), all under an exclusive lock
-    so that two processes never tear it or lose each other's refresh.
-    `change` gets None when there is no file (or `read` is off, for a new
-    sign-in that replaces whatever is there), and returns None to leave it."""
+) -> dict[str, Any]:
+    """Read a JSON credentials file (auth.json, the plan's, the host id), let
+    `change` say what it becomes, and write that back, all under an exclusive
+    lock so that two processes never tear it or lose each other's refresh:
+    what the file then holds ({} for none).  `change` gets None when there is
+    no file (or `read` is off, for a new sign-in that replaces whatever is
+    there), and returns None to leave it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # The lock file's name is the one Codex leaves beside auth.json.
     fd = os.open(path.with_name(f"{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         with _locked(fd):
-            new = change(_read_auth_json(path) if read and path.exists() else None)
+            old = _read_auth_json(path) if read and path.exists() else None
+            new = change(old)
             if new is not None:
-                text = (json.dumps(new, indent=2, ensure_ascii=False) + "\n").encode()
-                target = path.resolve()  # a symlinked auth.json stays a link
-                try:
-                    _write_atomically(target, text, mode=0o600)
-                except OSError:  # a file mounted on its own cannot be renamed
-                    target.write_bytes(text)  # over: write it in place
+                _write_credentials(path, new)
     finally:
         os.close(fd)
+    return new if new is not None else old or {}
+
+
+def _write_credentials(path: Path, data: dict[str, Any]) -> None:
+    """Write a credentials file owner-only (0600), by temporary file and rename;
+    the caller holds its lock."""
+    text = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+    target = path.resolve()  # a symlinked file stays a link
+    try:
+        _write_atomically(target, text, mode=0o600)
+    except OSError:  # a file mounted on its own cannot be renamed
+        target.write_bytes(text)  # over: write it in place
 
 
 def _jwt_claims(token: str) -> dict[str, Any]:
@@ -2508,10 +2501,6 @@ def _jwt_claims(token: str) -> dict[str, Any]:
     except (ValueError, RecursionError):  # binascii.Error is a ValueError
         return {}
     return claims if isinstance(claims, dict) else {}
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _unb64url(text: str) -> bytes:
@@ -2553,433 +2542,6 @@ def _read_auth_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise AuthError(f"{path} must hold a JSON object")
     return data
-
-
-# Sign in with ChatGPT for plan usage: OpenAI's flow for open-source clients,
-# apart from Codex's sign-in above.  A client id issued to codex-lite for
-# the account, tokens in codex-lite's own file (Codex would refresh them with
-# its client id and burn the rotating refresh token), requests to the
-# public API with the bearer token alone.
-_PLAN_SCOPE = "chatgpt.tokens.use.direct"
-_PLAN_SCOPES = f"openid profile email offline_access resource.invoke {_PLAN_SCOPE}"
-_PLAN_API = "https://api.openai.com/v1"  # the `resource` every grant names
-_PLAN_FILE = "codex-lite-chatgpt-plan.json"
-_PLAN_HOST_FILE = "codex-lite-host-id.json"  # never carried to another host
-_DYNAMIC_CLIENT = "dynamic_agent_client"  # asks for a registration
-_ISSUED_CLIENT = re.compile(r"[A-Za-z0-9_-]{1,200}")
-_HOST_ID_FORMS = ("urn:uuid:", "urn:ietf:params:oauth:jwk-thumbprint:", "did:key:")
-_SIGN_IN = "sign in again: codex-lite login --chatgpt-plan"
-_DEAD_PLAN_TOKEN = _DEAD_REFRESH_TOKEN | {
-    "invalid_refresh_token": "is not valid",
-    "token_expired": "has expired",
-}
-# What a sign-out forgets; the client id and the account stay for the next.
-_PLAN_SESSION = (*_TOKEN_NAMES, "token_type", "expires_in", "scopes", "saved_at")
-# The DER DigestInfo prefix of a SHA-256 digest (RFC 8017 §9.2, note 1).
-_SHA256_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
-
-
-def _discover(issuer: str) -> dict[str, str]:
-    """The endpoints the issuer's discovery document names, each at the issuer."""
-    document, status = _post_json(f"{issuer}/.well-known/openid-configuration", None)
-    names = ("authorization_endpoint", "token_endpoint", "revocation_endpoint")
-    found = {
-        name: _json_get(document, name, str) or "" for name in (*names, "jwks_uri")
-    }
-    if _json_get(document, "issuer") != issuer or not all(
-        url.startswith(f"{issuer}/") for url in found.values()
-    ):
-        raise AuthError(
-            f"{issuer} sent no usable discovery document: {_came(status, 'its endpoints')}"
-        )
-    return found
-
-
-def _plan_host_id(home: Path) -> str:
-    """This host's `ext_agent_host_id`: made once, a `urn:uuid:`, and kept in
-    a file of its own, so credentials carried to another host leave its id."""
-    import uuid
-
-    kept: list[str] = []
-
-    def keep(data: dict[str, Any] | None) -> dict[str, Any] | None:
-        known = _json_get(data, "ext_agent_host_id", str) or ""
-        kept.append(known if known.startswith(_HOST_ID_FORMS) else "")
-        if not kept[0]:
-            kept[0] = f"urn:uuid:{uuid.uuid4()}"
-            return {"ext_agent_host_id": kept[0]}
-        return None
-
-    _update_auth_json(home / _PLAN_HOST_FILE, keep)
-    return kept[0]
-
-
-def _rs256_valid(token: str, jwks: Any) -> bool:
-    """Whether a JWT is signed RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC
-    8017 §8.2.2) by a key of the JWKS of 2048 bits or more."""
-    import hashlib
-    import hmac
-
-    signed, _, signature = token.rpartition(".")
-    try:
-        header = json.loads(_unb64url(signed.partition(".")[0]))
-        sig = int.from_bytes(_unb64url(signature), "big")
-    except (ValueError, RecursionError):
-        return False
-    if _json_get(header, "alg") != "RS256":
-        return False
-    digest = _SHA256_INFO + hashlib.sha256(signed.encode()).digest()
-    for key in _json_get(jwks, "keys", list) or []:
-        if _json_get(key, "kty") != "RSA" or _json_get(key, "kid") != header.get("kid"):
-            continue
-        try:
-            n, e = (int.from_bytes(_unb64url(key[k]), "big") for k in "ne")
-        except (KeyError, TypeError, ValueError):
-            continue
-        size = (n.bit_length() + 7) // 8
-        padded = b"\x00\x01" + b"\xff" * (size - len(digest) - 3) + b"\x00" + digest
-        signed_by_key = pow(sig, e, n).to_bytes(size, "big") if sig < n else b""
-        if n.bit_length() >= 2048 and hmac.compare_digest(signed_by_key, padded):
-            return True
-    return False
-
-
-def _checked_id_token(
-    token: str, jwks_uri: str, issuer: str, client_id: str, nonce: str
-) -> dict[str, Any]:
-    """The claims of an ID token whose signature, issuer, audience, expiry
-    and nonce are right; else an AuthError naming what is wrong."""
-    jwks, status = _post_json(jwks_uri, None)
-    claims = _jwt_claims(token)
-    audience = claims.get("aud")
-    audiences = audience if isinstance(audience, list) else [audience]
-    party = claims.get("azp", client_id if len(audiences) == 1 else None)
-    checks = {
-        "signature": status == 200 and _rs256_valid(token, jwks),
-        "issuer": claims.get("iss") == issuer,
-        "audience": client_id in audiences and party == client_id,
-        "expiry": (_json_get(claims, "exp", float) or 0) > time.time() - 5,
-        "issue time": _json_get(claims, "iat", float) is not None,
-        "nonce": claims.get("nonce") == nonce,
-        "subject": bool(_json_get(claims, "sub", str)),
-    }
-    if wrong := [name for name, right in checks.items() if not right]:
-        raise AuthError(
-            f"the ID token from {issuer} is not valid ({', '.join(wrong)}); "
-            "nothing was saved"
-        )
-    return claims
-
-
-def _loopback(port: int) -> Any:
-    """A listening socket on 127.0.0.1: `port`, or any free one if it is taken."""
-    import socket
-
-    listener = socket.socket()
-    try:
-        listener.bind(("127.0.0.1", port))
-    except OSError:
-        listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    return listener
-
-
-def _await_callback(listener: Any, state: str, deadline: float) -> dict[str, str]:
-    """The query of the browser's `GET /auth/callback` carrying `state`.
-    Other requests are answered 404, another state 400, and the wait goes on."""
-    host = f"127.0.0.1:{listener.getsockname()[1]}"
-    while (left := deadline - time.monotonic()) > 0:
-        listener.settimeout(left)
-        try:
-            connection = listener.accept()[0]
-        except TimeoutError:
-            break
-        with connection:
-            head = b""
-            try:
-                connection.settimeout(10)
-                while b"\r\n\r\n" not in head and len(head) < 65536:
-                    if not (chunk := connection.recv(4096)):
-                        break
-                    head += chunk
-                request, *lines = head.decode("latin-1").split("\r\n")
-                method, _, target = request.partition(" ")
-                path, _, query = target.rpartition(" ")[0].partition("?")
-                fields = [line.partition(":") for line in lines]
-                hosts = [v.strip() for k, _, v in fields if k.lower() == "host"]
-                pairs = urllib.parse.parse_qs(query, keep_blank_values=True)
-                if method != "GET" or path != "/auth/callback" or hosts != [host]:
-                    status, page = "404 Not Found", "Not found."
-                elif pairs.get("state") != [state] or max(map(len, pairs.values())) > 1:
-                    status, page = "400 Bad Request", "Not the sign-in awaited."
-                else:
-                    status, page = (
-                        "200 OK",
-                        "codex-lite has the answer: close this tab.",
-                    )
-                body = f"<!doctype html><title>codex-lite</title><p>{page}".encode()
-                connection.sendall(
-                    f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n"
-                    f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n"
-                    "Referrer-Policy: no-referrer\r\n"
-                    "Content-Security-Policy: default-src 'none'\r\n"
-                    "Connection: close\r\n\r\n".encode()
-                    + body
-                )
-            except OSError:
-                continue
-            if status == "200 OK":
-                return {name: values[0] for name, values in pairs.items()}
-    raise AuthError("no sign-in came back in time; nothing was saved")
-
-
-def sign_in_with_chatgpt(
-    home: Path | None = None,
-    *,
-    open_url: Callable[[str], Any] | None = None,
-    port: int = 1455,
-    timeout: float = 600.0,
-) -> dict[str, Any]:
-    """Sign in with ChatGPT for plan usage, by the system browser and a
-    listener on 127.0.0.1 (`open_url` opens the page; its address is also
-    printed for a browser elsewhere on this machine).  The first sign-in
-    registers codex-lite for the account; later ones use the client id
-    issued then.  Returns the account (email, subject, client id) and
-    whether plan usage was granted; the tokens go to codex-lite's own file
-    in `home` (the Codex home), owner-only."""
-    import hashlib
-    import secrets
-    import webbrowser
-
-    home = home if home is not None else default_codex_home()
-    path, issuer = home / _PLAN_FILE, _auth_issuer()
-    ends = _discover(issuer)
-    host_id = _plan_host_id(home)
-    saved = _read_auth_json(path) if path.exists() else {}
-    known = (
-        _json_get(saved, "client_id", str) if saved.get("issuer") == issuer else None
-    )
-    refused = "scopes" in saved and _PLAN_SCOPE not in saved["scopes"]
-    verifier, state, nonce = (secrets.token_urlsafe(48) for _ in range(3))
-    with _loopback(port) as listener:
-        redirect = f"http://127.0.0.1:{listener.getsockname()[1]}/auth/callback"
-        query = {
-            "client_id": known or _DYNAMIC_CLIENT,
-            "agent_name_hint": None if known else "codex-lite",
-            "ext_agent_host_id": host_id,
-            "login_hint": known and _json_get(saved, "email", str),
-            "response_type": "code",
-            "redirect_uri": redirect,
-            "scope": _PLAN_SCOPES,
-            "resource": _PLAN_API,
-            "state": state,
-            "nonce": nonce,
-            "code_challenge_method": "S256",
-            "code_challenge": _b64url(hashlib.sha256(verifier.encode()).digest()),
-            # plan usage was refused before: signing in again turns it on
-            "prompt": "consent" if known and refused else None,
-        }
-        query = {name: value for name, value in query.items() if value}
-        url = f"{ends['authorization_endpoint']}?{urllib.parse.urlencode(query)}"
-        print(f"Continue with ChatGPT in the browser, at:\n{url}", file=sys.stderr)
-        (open_url or webbrowser.open)(url)
-        answer = _await_callback(listener, state, time.monotonic() + timeout)
-    if error := answer.get("error"):
-        raise AuthError(f"the sign-in was not completed ({error}); nothing was saved")
-    client_id = answer.get("client_id", known)
-    if known and client_id != known:
-        raise AuthError("the sign-in came back for another client; nothing was saved")
-    if not client_id or client_id == _DYNAMIC_CLIENT:
-        raise AuthError("the registration is incomplete: no client id came back")
-    if not _ISSUED_CLIENT.fullmatch(client_id):
-        raise AuthError("the client id that came back is malformed")
-    record: dict[str, Any] = {"issuer": issuer, "client_id": client_id, **ends}
-    if not known:  # kept before the exchange: a failed one registers nothing new
-        _update_auth_json(path, lambda _: record, read=False)
-    exchange = {
-        "grant_type": "authorization_code",
-        "client_id": client_id,
-        "code": answer.get("code"),
-        "code_verifier": verifier,
-        "redirect_uri": redirect,
-        "resource": _PLAN_API,
-    }
-    reply, status = _post_json(ends["token_endpoint"], exchange, form=True)
-    tokens = _sent_tokens(reply, ends["token_endpoint"]) if status == 200 else {}
-    if len(tokens) < len(_TOKEN_NAMES):
-        code = _error_code(reply) or "no code"
-        raise AuthError(
-            f"the sign-in code was not taken ({code}): {_came(status, 'tokens')}"
-        )
-    for token in tokens.values():
-        _secret(token)
-    claims = _checked_id_token(
-        tokens["id_token"], ends["jwks_uri"], issuer, client_id, nonce
-    )
-    if known and saved.get("subject") not in (None, claims["sub"]):
-        raise AuthError("that is another account than this client's; nothing was saved")
-    scopes = str(_json_get(reply, "scope", str) or "").split()
-    record |= {
-        "email": _json_get(claims, "email", str),
-        "subject": claims["sub"],
-        **tokens,
-        "token_type": _json_get(reply, "token_type", str) or "Bearer",
-        "expires_in": _json_get(reply, "expires_in", float) or 3600,
-        "scopes": scopes,
-        "saved_at": _rfc3339_now(),
-    }
-    _update_auth_json(path, lambda _: record, read=False)
-    account = {name: record[name] for name in ("email", "subject", "client_id")}
-    return account | {"plan_usage": _PLAN_SCOPE in scopes}
-
-
-def _signed_out(record: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in record.items() if name not in _PLAN_SESSION}
-
-
-class ChatGptPlanAuth(BearerAuth):
-    """ChatGPT plan usage from codex-lite's own file (`sign_in_with_chatgpt`):
-    the bearer token alone.  It is refreshed when it expires within five
-    minutes or after a 401, under the file's lock, so two processes make one
-    refresh.  A refresh token the service will never take again signs out
-    (the client id and account are kept) with an AuthError asking to sign in
-    again; without the `chatgpt.tokens.use.direct` scope nothing is sent."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__("", kind="chatgpt_plan")
-        self.path = path
-        if not path.exists():
-            raise AuthError(f"not signed in for ChatGPT plan usage: {_SIGN_IN}")
-        self._adopt(_read_auth_json(path))
-
-    def _adopt(self, record: dict[str, Any]) -> None:
-        access = (_json_get(record, "access_token", str) or "").strip()
-        if not access:
-            raise AuthError(f"{self.path} holds no tokens (signed out): {_SIGN_IN}")
-        _secret(_json_get(record, "id_token", str) or "")
-        _secret(_json_get(record, "refresh_token", str) or "")
-        if _PLAN_SCOPE not in (_json_get(record, "scopes", list) or ()):
-            raise AuthError(
-                f"ChatGPT plan usage is not granted ({_PLAN_SCOPE}), so nothing "
-                f"is sent on it: {_SIGN_IN} and allow it, or use an API key"
-            )
-        self._token = _header_secret(access, f"{self.path} access_token")
-        self.record = record
-        saved_at = _rfc3339(record.get("saved_at")) or 0.0
-        self._expires = saved_at + (_json_get(record, "expires_in", float) or 0)
-
-    @property
-    def account(self) -> str:
-        return str(self.record.get("email") or self.record.get("subject"))
-
-    def refresh_if_stale(self) -> None:
-        if self._expires - time.time() < _REFRESH_BEFORE_EXPIRY:
-            self._refresh()
-
-    def reload(self) -> bool:
-        token = self._token
-        try:
-            self._adopt(_read_auth_json(self.path))
-        except (CodexError, OSError):
-            return False
-        return self._token != token or self._refresh()
-
-    def _refresh(self) -> bool:
-        """Refresh unless another process just did; True when the access
-        token changed.  Network trouble leaves things as they were."""
-        before = self._token
-        dead: list[str] = []
-        latest: dict[str, Any] | None = None
-
-        def refreshed(data: dict[str, Any] | None) -> dict[str, Any] | None:
-            nonlocal latest
-            latest = data or {}
-            self._adopt(latest)
-            if self._token != before and self._expires - time.time() > 60:
-                return None  # another process refreshed while we waited
-            url = _json_get(latest, "token_endpoint", str) or ""
-            grant = {
-                "grant_type": "refresh_token",
-                "client_id": _json_get(latest, "client_id", str),
-                "refresh_token": _json_get(latest, "refresh_token", str),
-                "resource": _PLAN_API,
-            }
-            reply, status = _post_json(url, grant, form=True)
-            code = _error_code(reply)
-            if status is not None and status != 200 and code in _DEAD_PLAN_TOKEN:
-                dead.append(_DEAD_PLAN_TOKEN[code])
-                latest = _signed_out(latest)
-                return latest
-            if code == "invalid_client":
-                raise AuthError(
-                    f"{url} refused the client id (invalid_client): {_SIGN_IN}"
-                )
-            fresh = _sent_tokens(reply, url) if status == 200 else {}
-            if "access_token" not in fresh:
-                _log.warning("token refresh failed: %s", _came(status, "a token"))
-                return None
-            fresh.pop("id_token", None)  # the signed-in one names the account
-            scope = _json_get(reply, "scope", str)
-            latest = (
-                latest
-                | fresh
-                | {
-                    "expires_in": _json_get(reply, "expires_in", float) or 3600,
-                    "scopes": scope.split() if scope else latest.get("scopes"),
-                    "saved_at": _rfc3339_now(),
-                }
-            )
-            return latest
-
-        try:
-            _update_auth_json(self.path, refreshed)
-        except OSError as exc:  # the lock or the file: the token may still do
-            _log.warning("%s: cannot refresh the sign-in: %s", self.path, exc.strerror)
-        if dead:
-            raise AuthError(f"Your refresh token {dead[0]}: {_SIGN_IN}")
-        if latest is not None:
-            self._adopt(latest)
-        return self._token != before
-
-    def models(self, base_url: str = _PLAN_API) -> list[dict[str, Any]]:
-        """The models the plan lists for the account (`GET /models`), in the
-        server's order: those it shows (`visibility: "list"`)."""
-        self.refresh_if_stale()
-        url = f"{base_url.rstrip('/')}/models"
-        reply, status = _post_json(url, None, bearer=self._token)
-        if status != 200:
-            raise ApiError(f"{_redact_url(url)}: {_came(status, 'the models')}")
-        listed = _json_get(reply, "models", list) or []
-        return [m for m in listed if _json_get(m, "visibility") == "list"]
-
-
-def _plan_sign_out(path: Path) -> bool | None:
-    """Revoke the refresh token (three tries), then forget the tokens,
-    keeping the client id and the account for the next sign-in: whether
-    the service confirmed the revocation, None when not signed in."""
-    confirmed: list[bool] = []
-
-    def sign_out(data: dict[str, Any] | None) -> dict[str, Any] | None:
-        token = _json_get(data, "refresh_token", str)
-        if data is None or not token:
-            return None
-        revoke = {
-            "token": token,
-            "token_type_hint": "refresh_token",
-            "client_id": _json_get(data, "client_id", str),
-        }
-        url = _json_get(data, "revocation_endpoint", str) or ""
-        for attempt in range(3):
-            time.sleep(attempt * 0.5)
-            _, status = _post_json(url, revoke, form=True)
-            if status is not None and status < 500:
-                break
-        confirmed.append(status == 200)
-        return _signed_out(data)
-
-    if path.exists():
-        _update_auth_json(path, sign_out)
-    return confirmed[0] if confirmed else None
 
 
 class _BedrockBearerAuth(BearerAuth):
@@ -3153,6 +2715,343 @@ def aws_credentials_resolver(
         return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token), None
 
     return resolve
+
+
+# --- Sign in with ChatGPT (plan) --------------------------------------------
+#
+# OpenAI's Sign in with ChatGPT for open-source clients, to spend a ChatGPT
+# plan on the public Responses API: apart from Codex's sign-in above.  A
+# client id issued to codex-lite for the account, tokens in codex-lite's own
+# file (Codex would refresh them with its client id and burn the rotating
+# refresh token), requests with the bearer token alone.
+
+_PLAN_SCOPE = "chatgpt.tokens.use.direct"
+_PLAN_SCOPES = f"openid profile email offline_access resource.invoke {_PLAN_SCOPE}"
+_PLAN_API = "https://api.openai.com/v1"  # the `resource` every grant names
+_PLAN_FILE = "codex-lite-chatgpt-plan.json"
+_PLAN_HOST_FILE = "codex-lite-host-id.json"  # never carried to another host
+_DYNAMIC_CLIENT = "dynamic_agent_client"  # asks for a registration
+_ISSUED_CLIENT = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_HOST_ID_FORMS = ("urn:uuid:", "urn:ietf:params:oauth:jwk-thumbprint:", "did:key:")
+_SIGN_IN = "sign in again: codex-lite login --chatgpt-plan"
+_DEAD_PLAN_TOKEN = _DEAD_REFRESH_TOKEN | {
+    "invalid_refresh_token": "is not valid",
+    "token_expired": "has expired",
+}
+# What a sign-out forgets; the client id and the account stay for the next.
+_PLAN_SESSION = (*_TOKEN_NAMES, "token_type", "expires_in", "scopes", "saved_at")
+# The DER DigestInfo prefix of a SHA-256 digest (RFC 8017 §9.2, note 1).
+_SHA256_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+def _discover(issuer: str) -> dict[str, str]:
+    """The endpoints the issuer's discovery document names, each at the issuer."""
+    document, status = _post_json(f"{issuer}/.well-known/openid-configuration", None)
+    names = ("authorization_endpoint", "token_endpoint", "revocation_endpoint")
+    found = {end: _json_get(document, end, str) or "" for end in (*names, "jwks_uri")}
+    at_issuer = all(url.startswith(f"{issuer}/") for url in found.values())
+    if _json_get(document, "issuer") != issuer or not at_issuer:
+        raise AuthError(f"no discovery document at {issuer}: {_came(status, 'it')}")
+    return found
+
+
+def _plan_host_id(home: Path) -> str:
+    """This host's `ext_agent_host_id`: made once, a `urn:uuid:`, and kept in
+    a file of its own, so credentials carried to another host leave its id."""
+    import uuid
+
+    def keep(data: dict[str, Any] | None) -> dict[str, Any] | None:
+        if (_json_get(data, "ext_agent_host_id", str) or "").startswith(_HOST_ID_FORMS):
+            return None
+        return {"ext_agent_host_id": f"urn:uuid:{uuid.uuid4()}"}
+
+    kept = _update_credentials_file(home / _PLAN_HOST_FILE, keep)
+    return str(kept["ext_agent_host_id"])
+
+
+def _rs256_valid(token: str, jwks: Any) -> bool:
+    """Whether a JWT is signed RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC
+    8017 §8.2.2) by a key of the JWKS of 2048 bits or more."""
+    import hashlib
+
+    def number(text: str) -> int:
+        return int.from_bytes(_unb64url(text), "big")
+
+    signed, _, signature = token.rpartition(".")
+    digest = _SHA256_INFO + hashlib.sha256(signed.encode()).digest()
+    for key in _json_get(jwks, "keys", list) or []:
+        try:
+            header = json.loads(_unb64url(signed.partition(".")[0]))
+            n, e, sig = number(key["n"]), number(key["e"]), number(signature)
+        except (KeyError, TypeError, ValueError, RecursionError):
+            continue
+        size = (n.bit_length() + 7) // 8
+        padded = b"\x01" + b"\xff" * (size - len(digest) - 3) + b"\x00" + digest
+        if (
+            _json_get(header, "alg") == "RS256"
+            and key.get("kid") == _json_get(header, "kid")
+            and n.bit_length() >= 2048
+            and sig < n
+            and pow(sig, e, n) == int.from_bytes(padded, "big")
+        ):
+            return True
+    return False
+
+
+def _checked_id_token(token: str, record: dict[str, Any], nonce: str) -> dict[str, Any]:
+    """The claims of an ID token whose signature (by a key the issuer
+    publishes), issuer, audience (the client id), expiry and nonce are right;
+    else an AuthError naming what is wrong."""
+    claims = _jwt_claims(token)
+    checks = {
+        "signature": _rs256_valid(token, _post_json(record["jwks_uri"], None)[0]),
+        "issuer": claims.get("iss") == record["issuer"],
+        "audience": claims.get("aud") in (record["client_id"], [record["client_id"]]),
+        "expiry": (_json_get(claims, "exp", float) or 0) > time.time() - 5,
+        "nonce": claims.get("nonce") == nonce,
+        "subject": bool(_json_get(claims, "sub", str)),
+    }
+    if wrong := [name for name, right in checks.items() if not right]:
+        raise AuthError(f"bad ID token ({', '.join(wrong)}); nothing was saved")
+    return claims
+
+
+def _await_callback(listener: Any, state: str, deadline: float) -> dict[str, str]:
+    """The query of the browser's `GET /auth/callback` carrying `state`.
+    Other requests are answered 404, another state 400, and the wait goes on."""
+    import http.client
+
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    while (left := deadline - time.monotonic()) > 0:
+        listener.settimeout(left)
+        try:  # a timeout too: then the loop's condition ends the wait
+            connection = listener.accept()[0]
+            with connection, connection.makefile("rb") as reader:
+                connection.settimeout(10)
+                request = reader.readline(65536).decode("latin-1")
+                method, target, _ = request.split(" ", 2)
+                hosts = http.client.parse_headers(reader).get_all("Host")
+                path, _, query = target.partition("?")
+                pairs = urllib.parse.parse_qs(query, keep_blank_values=True)
+                if method != "GET" or path != "/auth/callback" or hosts != [host]:
+                    status, page = "404 Not Found", "Not found."
+                elif pairs.get("state") != [state] or max(map(len, pairs.values())) > 1:
+                    status, page = "400 Bad Request", "Not the sign-in awaited."
+                else:
+                    status, page = "200 OK", "Back to codex-lite: close this tab."
+                body = f"<!doctype html><title>codex-lite</title><p>{page}".encode()
+                connection.sendall(
+                    f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n"
+                    f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n"
+                    "Referrer-Policy: no-referrer\r\nConnection: close\r\n"
+                    "Content-Security-Policy: default-src 'none'\r\n\r\n".encode()
+                    + body
+                )
+        except (OSError, ValueError, http.client.HTTPException):
+            continue
+        if status == "200 OK":
+            return {name: values[0] for name, values in pairs.items()}
+    raise AuthError("no sign-in came back in time; nothing was saved")
+
+
+def _plan_session(reply: Any, tokens: dict[str, str], scopes: Any) -> dict[str, Any]:
+    """A token answer as the plan's file keeps it, all replaced together: the
+    tokens, their lifetime, the scopes granted (`scopes` when it names none)."""
+    scope = _json_get(reply, "scope", str)
+    return tokens | {
+        "token_type": _json_get(reply, "token_type", str) or "Bearer",
+        "expires_in": _json_get(reply, "expires_in", float) or 3600,
+        "scopes": scope.split() if scope else scopes,
+        "saved_at": _rfc3339_now(),
+    }
+
+
+def sign_in_with_chatgpt(
+    home: Path | None = None,
+    *,
+    open_url: Callable[[str], Any] | None = None,
+    port: int = 1455,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    """Sign in with ChatGPT for plan usage, by the system browser and a
+    listener on 127.0.0.1 (`open_url` opens the page; its address is also
+    printed for a browser elsewhere on this machine).  The first sign-in
+    registers codex-lite for the account; later ones use the client id
+    issued then.  Returns the account (email, subject, client id) and
+    whether plan usage was granted; the tokens go to codex-lite's own file
+    in `home` (the Codex home), owner-only."""
+    import hashlib
+    import secrets
+    import socket
+    import webbrowser
+
+    home = home if home is not None else default_codex_home()
+    path, issuer = home / _PLAN_FILE, _auth_issuer()
+    ends = _discover(issuer)
+    kept = _read_auth_json(path) if path.exists() else {}
+    known = _json_get(kept, "client_id", str) if kept.get("issuer") == issuer else None
+    refused = "scopes" in kept and _PLAN_SCOPE not in kept["scopes"]
+    verifier, state, nonce = (secrets.token_urlsafe(48) for _ in range(3))
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    try:
+        listener = socket.create_server(("127.0.0.1", port))
+    except OSError:  # taken: any free port
+        listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        redirect = f"http://127.0.0.1:{listener.getsockname()[1]}/auth/callback"
+        query = {
+            "client_id": known or _DYNAMIC_CLIENT,
+            "agent_name_hint": None if known else "codex-lite",
+            "ext_agent_host_id": _plan_host_id(home),
+            "login_hint": known and _json_get(kept, "email", str),
+            "response_type": "code",
+            "redirect_uri": redirect,
+            "scope": _PLAN_SCOPES,
+            "resource": _PLAN_API,
+            "state": state,
+            "nonce": nonce,
+            "code_challenge_method": "S256",
+            "code_challenge": challenge.rstrip(b"=").decode(),
+            # plan usage was refused before: signing in again turns it on
+            "prompt": "consent" if known and refused else None,
+        }
+        query = {name: value for name, value in query.items() if value}
+        url = f"{ends['authorization_endpoint']}?{urllib.parse.urlencode(query)}"
+        print(f"Continue with ChatGPT in the browser, at:\n{url}", file=sys.stderr)
+        (open_url or webbrowser.open)(url)
+        answer = _await_callback(listener, state, time.monotonic() + timeout)
+    if error := answer.get("error"):
+        raise AuthError(f"the sign-in was not completed ({error}); nothing was saved")
+    client_id = answer.get("client_id", known)
+    if known and client_id != known:
+        raise AuthError("the sign-in came back for another client; nothing was saved")
+    if client_id == _DYNAMIC_CLIENT or not _ISSUED_CLIENT.fullmatch(client_id or ""):
+        raise AuthError("no usable client id came back: the registration is incomplete")
+    record: dict[str, Any] = {"issuer": issuer, "client_id": client_id, **ends}
+    if not known:  # kept before the exchange: a failed one registers nothing new
+        _update_credentials_file(path, lambda _: record, read=False)
+    exchange = {
+        "grant_type": "authorization_code",
+        "client_id": client_id,
+        "code": answer.get("code"),
+        "code_verifier": verifier,
+        "redirect_uri": redirect,
+        "resource": _PLAN_API,
+    }
+    reply, status = _post_json(ends["token_endpoint"], exchange, form=True)
+    tokens = _sent_tokens(reply, ends["token_endpoint"]) if status == 200 else {}
+    if len(tokens) < len(_TOKEN_NAMES):
+        why = _error_code(reply) or _came(status, "tokens")
+        raise AuthError(f"the sign-in code was not taken: {why}; nothing was saved")
+    for token in tokens.values():
+        _secret(token)
+    claims = _checked_id_token(tokens["id_token"], record, nonce)
+    if known and kept.get("subject") not in (None, claims["sub"]):
+        raise AuthError("that is another account than this client's; nothing was saved")
+    record |= {"email": _json_get(claims, "email", str), "subject": claims["sub"]}
+    record |= _plan_session(reply, tokens, [])
+    _update_credentials_file(path, lambda _: record, read=False)
+    account = {name: record[name] for name in ("email", "subject", "client_id")}
+    return account | {"plan_usage": _PLAN_SCOPE in record["scopes"]}
+
+
+def _signed_out(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in record.items() if name not in _PLAN_SESSION}
+
+
+class ChatGptPlanAuth(ChatGptAuth):
+    """ChatGPT plan usage from codex-lite's own file (`sign_in_with_chatgpt`):
+    the bearer token alone, kept fresh as `ChatGptAuth` keeps Codex's (five
+    minutes before it expires, or after a 401; one refresh for two
+    processes).  A refresh token the service will never take again signs out
+    (the client id and account are kept) with an AuthError asking to sign in
+    again; without the `chatgpt.tokens.use.direct` scope nothing is sent."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise AuthError(f"not signed in for ChatGPT plan usage: {_SIGN_IN}")
+        super().__init__(path)
+        self.kind = "chatgpt_plan"
+
+    def _adopt(self, record: dict[str, Any]) -> None:
+        access = (_json_get(record, "access_token", str) or "").strip()
+        if not access:
+            raise AuthError(f"{self.path} holds no tokens (signed out): {_SIGN_IN}")
+        for name in ("id_token", "refresh_token"):
+            _secret(_json_get(record, name, str) or "")
+        if _PLAN_SCOPE not in (_json_get(record, "scopes", list) or ()):
+            raise AuthError(
+                f"ChatGPT plan usage is not granted ({_PLAN_SCOPE}), so nothing "
+                f"is sent on it: {_SIGN_IN} and allow it, or use an API key"
+            )
+        self._token = _header_secret(access, f"{self.path} access_token")
+        self.record = record
+
+    def _stale(self) -> bool:
+        saved_at = _rfc3339(self.record.get("saved_at")) or 0.0
+        expires = saved_at + (_json_get(self.record, "expires_in", float) or 0)
+        return expires - time.time() < _REFRESH_BEFORE_EXPIRY
+
+    def _renewed(self, record: dict[str, Any], reason: str) -> dict[str, Any] | None:
+        url = _json_get(record, "token_endpoint", str) or ""
+        grant = {
+            "grant_type": "refresh_token",
+            "client_id": _json_get(record, "client_id", str),
+            "refresh_token": _json_get(record, "refresh_token", str),
+            "resource": _PLAN_API,
+        }
+        reply, status = _post_json(url, grant, form=True)
+        code = _error_code(reply)
+        if code in _DEAD_PLAN_TOKEN:  # signed out on disk (the lock is ours)
+            _write_credentials(self.path, _signed_out(record))
+            raise AuthError(f"Your refresh token {_DEAD_PLAN_TOKEN[code]}: {_SIGN_IN}")
+        if code == "invalid_client":
+            raise AuthError(f"{url} refused the client id (invalid_client): {_SIGN_IN}")
+        fresh = _sent_tokens(reply, url) if status == 200 else {}
+        if "access_token" not in fresh:
+            _log.warning("token refresh failed: %s", _came(status, "a token"))
+            return None
+        fresh.pop("id_token", None)  # the signed-in one names the account
+        return record | _plan_session(reply, fresh, record.get("scopes"))
+
+    def models(self, base_url: str = _PLAN_API) -> list[dict[str, Any]]:
+        """The models the plan lists for the account (`GET /models`), in the
+        server's order: those it shows (`visibility: "list"`)."""
+        self.refresh_if_stale()
+        url = f"{base_url.rstrip('/')}/models"
+        reply, status = _post_json(url, None, bearer=self._token)
+        if status != 200:
+            raise ApiError(f"{_redact_url(url)}: {_came(status, 'the models')}")
+        listed = _json_get(reply, "models", list) or []
+        return [m for m in listed if _json_get(m, "visibility") == "list"]
+
+
+def _plan_sign_out(path: Path) -> bool | None:
+    """Revoke the refresh token (three tries), then forget the tokens,
+    keeping the client id and the account for the next sign-in: whether
+    the service confirmed the revocation, None when not signed in."""
+    confirmed: list[bool] = []
+
+    def sign_out(data: dict[str, Any] | None) -> dict[str, Any] | None:
+        revoke = {
+            "token": _json_get(data, "refresh_token", str),
+            "token_type_hint": "refresh_token",
+            "client_id": _json_get(data, "client_id", str),
+        }
+        if data is None or not revoke["token"]:
+            return None
+        url = _json_get(data, "revocation_endpoint", str) or ""
+        for attempt in range(3):
+            time.sleep(attempt * 0.5)
+            _, status = _post_json(url, revoke, form=True)
+            if status is not None and status < 500:
+                break
+        confirmed.append(status == 200)
+        return _signed_out(data)
+
+    if path.exists():
+        _update_credentials_file(path, sign_out)
+    return confirmed[0] if confirmed else None
 
 
 # --- Providers --------------------------------------------------------------
@@ -7217,32 +7116,14 @@ def _run_login(argv: list[str]) -> int:
         "--device-auth", action="store_true", help="sign in with ChatGPT by a code"
     )
     how.add_argument(
-        "--chatgpt-plan",
-        action="store_true",
-        help="sign in with ChatGPT for plan usage, in a browser (codex-lite's own "
-        "sign-in, for model_provider chatgpt-plan)",
+        "--chatgpt-plan", action="store_true", help="sign in for ChatGPT plan usage"
     )
     args = parser.parse_args(argv)
     path = default_codex_home() / "auth.json"
-    if args.chatgpt_plan and args.action == "status":
+    if args.chatgpt_plan:  # after a sign-in, its status: granted, and billed?
+        if args.action != "status":
+            sign_in_with_chatgpt()
         return _plan_status(default_codex_home())
-    if args.chatgpt_plan:
-        account = sign_in_with_chatgpt()
-        who = account["email"] or account["subject"]
-        if not account["plan_usage"]:
-            print(
-                f"Signed in as {who}, but ChatGPT plan usage was not granted: "
-                "nothing is sent on it. Run this again and allow it, or use an "
-                "API key.",
-                file=sys.stderr,
-            )
-            return 1
-        print(
-            f"Signed in as {who}. You're using your ChatGPT plan with "
-            f"model_provider chatgpt-plan; manage usage at {_PLAN_USAGE_PAGE}",
-            file=sys.stderr,
-        )
-        return 0
     if args.action == "status":
         return _login_status(path)
     if args.device_auth:
@@ -7268,7 +7149,7 @@ def _run_login(argv: list[str]) -> int:
     if not all(" " < c <= "~" for c in key):
         raise _UsageError("codex-lite login: the API key on stdin is not printable")
     login = {"auth_mode": "apikey", "OPENAI_API_KEY": key}
-    _update_auth_json(path, lambda _: login, read=False)
+    _update_credentials_file(path, lambda _: login, read=False)
     print(f"API key saved. {_CHECKED_LATER}", file=sys.stderr)
     return 0
 
@@ -7293,22 +7174,22 @@ def _login_status(path: Path) -> int:
 def _plan_status(home: Path) -> int:
     """The ChatGPT plan sign-in: whose it is, and whether it is the billing
     path the config selects."""
-    path = home / _PLAN_FILE
     try:
-        auth = ChatGptPlanAuth(path)
+        record = ChatGptPlanAuth(home / _PLAN_FILE).record
     except AuthError as exc:
         print(f"ChatGPT plan: {exc}", file=sys.stderr)
         return 1
     provider = load_config(home).provider()
     billing = (
-        "the ChatGPT plan (model_provider chatgpt-plan)"
+        "You're using your ChatGPT plan (model_provider chatgpt-plan)"
         if provider.is_chatgpt_plan
-        else f"not the plan: model_provider is {provider.id!r} "
+        else f"Requests bill not the plan: model_provider is {provider.id!r} "
         "(use --provider chatgpt-plan)"
     )
+    who = record.get("email") or record.get("subject")
     print(
-        f"Signed in with ChatGPT as {auth.account} (client {auth.record['client_id']})\n"
-        f"Requests bill {billing}; manage usage at {_PLAN_USAGE_PAGE}",
+        f"Signed in with ChatGPT as {who} (client {record['client_id']})\n"
+        f"{billing}; manage usage at {_PLAN_USAGE_PAGE}",
         file=sys.stderr,
     )
     return 0
@@ -7340,7 +7221,7 @@ def _run_logout(argv: list[str]) -> int:
             path.unlink()
             gone.append(path)
 
-    _update_auth_json(path, remove, read=False)
+    _update_credentials_file(path, remove, read=False)
     print("Successfully logged out" if gone else "Not logged in", file=sys.stderr)
     return 0
 
