@@ -4751,6 +4751,7 @@ class Client:
         child.window_number = 0
         child._fragments = _FragmentCache(child._request_item_json)
         child._socket = None  # a connection holds one thread's last response
+        child._stored = None  # and so does a stored response
         child._http, child._owns_http = self.http, False  # one pool for the tree
         return child
 
@@ -4861,8 +4862,10 @@ class Turn:
 
     def prepare(self, prompt: Prompt) -> PreparedRequest:
         """The request the next attempt would send, auth applied, with its JSON."""
-        parts, compress = self._parts(prompt), self.client.rules.compress
-        return self._attempt(_http_request(parts, compress, keep_json=True))
+        parts, client = self._parts(prompt), self.client
+        last = client._stored if parts.stored else None
+        request = _http_request(parts, client.rules.compress, keep_json=True, last=last)
+        return self._attempt(request)
 
     def count_input_tokens(self, prompt: Prompt) -> int:
         """The input tokens `prompt` would take, as the server counts them
@@ -4993,14 +4996,24 @@ class Turn:
                         client._stored = self._held(parts, event.response_id)
                     yield event
         finally:
-            reader = http.reader
-            if reader is not None and reader.done:
-                self._background = None
-            elif reader is not None and parts.tail.get("background") is True:
-                known = self._background[0] if self._background else None
-                held_id = reader.response_id or known
-                if held_id is not None and reader.sequence is not None:
-                    self._background = (held_id, reader.sequence)
+            if http.reader is not None and parts.tail.get("background") is True:
+                self._background = self._resumable(parts, http.reader)
+
+    def _resumable(
+        self, parts: _RequestParts, reader: _ResponsesReader
+    ) -> tuple[str, int] | None:
+        """Where a background response's broken stream goes on: None once
+        the response ended (completed, failed, incomplete: sent again or
+        raised as any other), or when it cannot be resumed (no sequence
+        numbers), then cancelled rather than left running."""
+        known = self._background[0] if self._background else None
+        held_id = reader.response_id or known
+        if reader.done or reader.failure is not None or held_id is None:
+            return None
+        if reader.sequence is None:
+            self._cancel(parts, held_id)
+            return None
+        return held_id, reader.sequence
 
     def _held(
         self, parts: _RequestParts, response_id: str | None

@@ -6985,6 +6985,56 @@ def test_background_response_cancelled_when_the_caller_stops_or_time_runs_out(
     ]
 
 
+def test_background_response_that_failed_is_sent_again_not_resumed_or_cancelled(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    """A background response that ended in `response.failed` is over: the
+    request goes again as any failed stream does, with nothing to resume
+    and nothing left to cancel."""
+    events = background_answer(3)
+    failed = {
+        "type": "response.failed",
+        "response": {
+            "id": "resp_bg",
+            "error": {"code": "server_error", "message": "boom"},
+        },
+        "sequence_number": 3,
+    }
+    server.then(reply(body=sse(*events[:3], failed)), reply(body=sse(*events)))
+    turn = openai_client(server, home).new_turn()
+    got = list(turn.stream(cl.Prompt(input=[user("go")], background=True)))
+    (retry,) = [e for e in got if isinstance(e, cl.StreamRetry)]
+    assert "boom" in str(retry.error)  # the deltas before it are to be dropped
+    assert isinstance(got[-1], cl.Completed)
+    assert [(s.method, s.path) for s in server.seen] == [("POST", "/v1/responses")] * 2
+
+
+def test_background_stream_without_sequence_numbers_is_cancelled_and_sent_again(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    """Without `sequence_number`s a cut stream cannot be resumed: the
+    response is cancelled, not left running, and the request sent again."""
+    events = [
+        {k: v for k, v in e.items() if k != "sequence_number"}
+        for e in background_answer(2)
+    ]
+    cancelled = reply(
+        200,
+        b'{"id":"resp_bg","status":"cancelled"}',
+        {"Content-Type": "application/json"},
+    )
+    server.then(cut(*events[:2]), cancelled, reply(body=sse(*events)))
+    turn = openai_client(server, home).new_turn()
+    got = list(turn.stream(cl.Prompt(input=[user("go")], background=True)))
+    assert any(isinstance(e, cl.StreamRetry) for e in got)
+    assert isinstance(got[-1], cl.Completed)
+    assert [(s.method, s.path) for s in server.seen] == [
+        ("POST", "/v1/responses"),
+        ("POST", "/v1/responses/resp_bg/cancel"),
+        ("POST", "/v1/responses"),
+    ]
+
+
 def test_store_over_http_sends_what_is_new_and_all_of_it_once_forgotten(
     server: Loopback, home: pathlib.Path
 ) -> None:
@@ -7024,6 +7074,23 @@ def test_store_over_http_sends_what_is_new_and_all_of_it_once_forgotten(
         ["first", "one", "second", "two", "third"],  # forgotten: all of it, at once
     ]
     assert server.upgrades  # WebSockets were tried first, as ever
+
+
+def test_store_prepare_shows_what_the_next_request_sends_and_subagents_start_anew(
+    server: Loopback, home: pathlib.Path
+) -> None:
+    server.then(reply(body=text_stream("one", "resp_1")))
+    client = openai_client(server, home, fields=cl.RequestFields(store=True))
+    first = [user("first")]
+    events = list(client.new_turn().stream(cl.Prompt(input=first)))
+    answer = [e.item for e in events if isinstance(e, cl.OutputItemDone)]
+    following = cl.Prompt(input=[*first, *answer, user("second")])
+    body = json.loads(client.new_turn().prepare(following).json or b"")
+    assert (body["previous_response_id"], input_texts(body)) == ("resp_1", ["second"])
+    child = client.subagent_client("review")  # its own thread: nothing stored yet
+    body = json.loads(child.new_turn().prepare(following).json or b"")
+    assert "previous_response_id" not in body
+    assert input_texts(body) == ["first", "one", "second"]
 
 
 def test_store_over_http_is_opt_in_azure_keeps_sending_in_full(
