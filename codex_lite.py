@@ -6990,8 +6990,7 @@ def _stream_to_terminal(
 
     def emit(line: dict[str, Any]) -> None:
         if args.json:
-            out.write(_scrub(json.dumps(line, ensure_ascii=False)) + "\n")
-            out.flush()
+            print(_scrub(json.dumps(line, ensure_ascii=False)), file=out, flush=True)
 
     def emit_item(kind: str, text: str) -> None:
         if text:  # Codex shows no empty reasoning, and no other items
@@ -7010,8 +7009,7 @@ def _stream_to_terminal(
             if isinstance(event, OutputTextDelta):
                 deltas.append(event.delta)
                 if live:
-                    out.write(event.delta)
-                    out.flush()
+                    print(event.delta, end="", file=out, flush=True)
             elif isinstance(event, StreamRetry):
                 if live and deltas:
                     out.write("\n[connection lost: the answer starts again]\n")
@@ -7121,22 +7119,17 @@ def _run_login(argv: list[str]) -> int:
         "codex-lite login", "Sign in into $CODEX_HOME/auth.json, as Codex does."
     )
     parser.add_argument("action", nargs="?", choices=("status",))
-    how = parser.add_mutually_exclusive_group()
-    how.add_argument(
-        "--with-api-key", action="store_true", help="read an API key from stdin"
-    )
-    how.add_argument(
-        "--device-auth", action="store_true", help="sign in with ChatGPT by a code"
-    )
-    how.add_argument(
-        "--chatgpt-plan", action="store_true", help="sign in for ChatGPT plan usage"
-    )
+    how = parser.add_mutually_exclusive_group().add_argument
+    how("--with-api-key", action="store_true", help="read an API key from stdin")
+    how("--device-auth", action="store_true", help="sign in with ChatGPT by a code")
+    how("--chatgpt-plan", action="store_true", help="sign in for ChatGPT plan usage")
     args = parser.parse_args(argv)
-    path = default_codex_home() / "auth.json"
+    home = default_codex_home()
+    path = home / "auth.json"
     if args.chatgpt_plan:  # after a sign-in, its status: granted, and billed?
         if args.action != "status":
-            sign_in_with_chatgpt()
-        return _plan_status(default_codex_home())
+            sign_in_with_chatgpt(home)
+        return _plan_status(home)
     if args.action == "status":
         return _login_status(path)
     if args.device_auth:
@@ -7243,9 +7236,8 @@ def _run_sessions(argv: list[str]) -> int:
     parser = _parser("codex-lite sessions", "List recent threads, newest first.")
     parser.add_argument("-n", "--limit", type=int, default=20)
     args = parser.parse_args(argv)
-    paths = sorted(
-        _rollout_files(default_codex_home() / "sessions"), key=_mtime, reverse=True
-    )
+    sessions = default_codex_home() / "sessions"
+    paths = sorted(_rollout_files(sessions), key=_mtime, reverse=True)
     for path in paths[: args.limit]:
         thread_id, first = _rollout_summary(path)
         summary = " ".join(first.split())[:60]
@@ -7315,9 +7307,8 @@ def _run_realtime(argv: list[str]) -> int:
         realtime.send_text(args.text)
         for event in realtime.events():
             if isinstance(event, RealtimeTextDelta):
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
-    sys.stdout.write("\n")
+                print(event.text, end="", flush=True)
+    print()
     return 0
 
 
