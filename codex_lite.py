@@ -2172,17 +2172,10 @@ class AuthProvider:
 class BearerAuth(AuthProvider):
     """`Authorization: Bearer <token>`, plus `ChatGPT-Account-ID` when known."""
 
-    def __init__(
-        self,
-        token: str,
-        *,
-        account_id: str | None = None,
-        kind: str = "api_key",
-        source: str = "the bearer token",
-    ):
+    kind = "api_key"
+
+    def __init__(self, token: str, *, source: str = "the bearer token"):
         self._token = _header_secret(token, source)
-        self.account_id = account_id
-        self.kind = kind
 
     def add_auth_headers(self, headers: dict[str, str]) -> None:
         headers["Authorization"] = f"Bearer {self._token}"
@@ -2201,11 +2194,13 @@ class ChatGptAuth(BearerAuth):
     the user to sign in again, and nothing more is sent with it.
     """
 
+    kind = "chatgpt"
+
     def __init__(self, path: Path, *, refresh_url: str | None = None) -> None:
-        super().__init__("", kind="chatgpt")
+        super().__init__("")
         self.path = path
         self.refresh_url = refresh_url or f"{_AUTH_ISSUER}/oauth/token"
-        self._adopt(_read_auth_json(path))
+        self._adopt(_read_credentials(path))
 
     def _adopt(self, data: dict[str, Any]) -> None:
         """Take the tokens of auth.json's `data`, remembered as secrets."""
@@ -2236,7 +2231,7 @@ class ChatGptAuth(BearerAuth):
     def reload(self) -> bool:
         token = self._token
         try:
-            self._adopt(_read_auth_json(self.path))
+            self._adopt(_read_credentials(self.path))
         except (CodexError, OSError):
             return False
         return self._token != token or self._refresh("unauthorized")
@@ -2272,23 +2267,19 @@ class ChatGptAuth(BearerAuth):
         }
         if not body["refresh_token"]:
             return None
-        reply, status = _post_json(self.refresh_url, body)
-        if status is None:
-            return None
-        if status >= 300:
-            code = _error_code(reply)
-            if code in _DEAD_REFRESH_TOKEN:
-                raise AuthError(
-                    "Your access token could not be refreshed because your "
-                    f"refresh token {_DEAD_REFRESH_TOKEN[code]}. Please sign in "
-                    "again (`codex login` or `codex-lite login`); "
-                    f"{self.path} was left as it was."
-                )
-            _log.warning("token refresh failed: HTTP %d", status)
-            return None
-        fresh = _sent_tokens(reply, self.refresh_url)
+        reply, status = _fetch_json(self.refresh_url, body)
+        taken = status is not None and status < 300
+        code = None if taken else _error_code(reply)
+        if code in _DEAD_REFRESH_TOKEN:
+            raise AuthError(
+                "Your access token could not be refreshed because your "
+                f"refresh token {_DEAD_REFRESH_TOKEN[code]}. Please sign in "
+                "again (`codex login` or `codex-lite login`); "
+                f"{self.path} was left as it was."
+            )
+        fresh = _sent_tokens(reply, self.refresh_url) if taken else {}
         if "access_token" not in fresh:
-            _log.warning("token refresh answer has no access_token; ignored")
+            _log.warning("token refresh failed: %s", _came(status, "an access token"))
             return None
         return {**data, "tokens": tokens | fresh, "last_refresh": _rfc3339_now()}
 
@@ -2330,17 +2321,17 @@ def _sent_tokens(reply: Any, url: str) -> dict[str, str]:
     return tokens
 
 
-def _post_json(
+def _fetch_json(
     url: str,
-    fields: Mapping[str, str | None] | None,
+    fields: Mapping[str, str | None] | None = None,
     *,
     form: bool = False,
     bearer: str | None = None,
 ) -> tuple[Any, int | None]:
-    """POST `fields` to the sign-in service, as JSON or as a form (GET when
-    there are none): the parsed JSON answer (None if it is not JSON) and the
-    status, or (None, None) when the service cannot be reached.  An answer
-    over 1 MiB, or still coming after a minute, is an AuthError."""
+    """GET `url`, or POST `fields` to it as JSON or as a form: the parsed
+    JSON answer (None if it is not JSON) and the status, or (None, None)
+    when the service cannot be reached.  An answer over 1 MiB, or still
+    coming after a minute, is an AuthError."""
     import requests
     import urllib3
 
@@ -2385,6 +2376,22 @@ def _came(status: int | None, wanted: str) -> str:
     )
 
 
+def _exchange_code(url: str, **grant: str | None) -> tuple[Any, dict[str, str]]:
+    """Trade an authorization code (with `grant`'s other fields) at the token
+    endpoint `url`: its answer and its three tokens, remembered as secrets."""
+    form = {"grant_type": "authorization_code", **grant}
+    if None in form.values():
+        raise AuthError("no authorization code came back; nothing was saved")
+    reply, status = _fetch_json(url, form, form=True)
+    tokens = _sent_tokens(reply, url) if status == 200 else {}
+    if len(tokens) < len(_TOKEN_NAMES):
+        why = _error_code(reply) or _came(status, "the tokens")
+        raise AuthError(f"the sign-in code was not taken: {why}; nothing was saved")
+    for token in tokens.values():
+        _secret(token)
+    return reply, tokens
+
+
 def _auth_issuer() -> str:
     override = os.environ.get("CODEX_LITE_AUTH_ISSUER", "").strip().rstrip("/")
     return override or _AUTH_ISSUER
@@ -2395,7 +2402,7 @@ def _device_login(path: Path) -> None:
     the user opens a page elsewhere and types the code shown here."""
     issuer = _auth_issuer()
     api = f"{issuer}/api/accounts/deviceauth"
-    start, status = _post_json(f"{api}/usercode", {"client_id": _CLIENT_ID})
+    start, status = _fetch_json(f"{api}/usercode", {"client_id": _CLIENT_ID})
     poll = {
         "device_auth_id": _json_get(start, "device_auth_id", str),
         "user_code": _json_get(start, "user_code", str),
@@ -2422,27 +2429,20 @@ def _device_login(path: Path) -> None:
     deadline = time.monotonic() + 15 * 60
     while True:
         time.sleep(interval)
-        answer, status = _post_json(f"{api}/token", poll)
+        answer, status = _fetch_json(f"{api}/token", poll)
         if status == 200:
             break
         if status is not None and status < 500 and status not in (403, 404, 429):
             raise AuthError(f"device sign-in failed: {_came(status, 'a code')}")
         if time.monotonic() > deadline:
             raise AuthError("device sign-in timed out after 15 minutes")
-    exchange = {
-        "grant_type": "authorization_code",
-        "code": _json_get(answer, "authorization_code", str),
-        "redirect_uri": f"{issuer}/deviceauth/callback",
-        "client_id": _CLIENT_ID,
-        "code_verifier": _json_get(answer, "code_verifier", str),
-    }
-    if None in exchange.values():
-        raise AuthError("device sign-in answer has no authorization code")
-    url = f"{issuer}/oauth/token"
-    answer, status = _post_json(url, exchange, form=True)
-    tokens = _sent_tokens(answer, url) if status == 200 else {}
-    if len(tokens) < len(_TOKEN_NAMES):
-        raise AuthError(f"device sign-in: no tokens: {_came(status, 'the tokens')}")
+    _, tokens = _exchange_code(
+        f"{issuer}/oauth/token",
+        code=_json_get(answer, "authorization_code", str),
+        code_verifier=_json_get(answer, "code_verifier", str),
+        redirect_uri=f"{issuer}/deviceauth/callback",
+        client_id=_CLIENT_ID,
+    )
     claims = _json_get(_jwt_claims(tokens["id_token"]), "https://api.openai.com/auth")
     login = {
         "auth_mode": "chatgpt",
@@ -2470,7 +2470,7 @@ def _update_credentials_file(
     fd = os.open(path.with_name(f"{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         with _locked(fd):
-            old = _read_auth_json(path) if read and path.exists() else None
+            old = _read_credentials(path) if read and path.exists() else None
             new = change(old)
             if new is not None:
                 _write_credentials(path, new)
@@ -2530,15 +2530,16 @@ def _rfc3339_now() -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{ns % 1_000_000_000:09d}Z"
 
 
-def _read_auth_json(path: Path) -> dict[str, Any]:
+def _read_credentials(path: Path) -> dict[str, Any]:
+    fix = "make it readable"
+    if path.name == "auth.json":  # an API key can stand in for Codex's sign-in
+        fix += ", or set OPENAI_API_KEY"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise AuthError(f"{path} is not valid JSON: {exc}") from None
     except OSError as exc:
-        raise _file_error(
-            path, exc, "make it readable, or set OPENAI_API_KEY"
-        ) from None
+        raise _file_error(path, exc, fix) from None
     if not isinstance(data, dict):
         raise AuthError(f"{path} must hold a JSON object")
     return data
@@ -2547,9 +2548,10 @@ def _read_auth_json(path: Path) -> dict[str, Any]:
 class _BedrockBearerAuth(BearerAuth):
     """An Amazon Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`); it names its region."""
 
+    kind = "bedrock_bearer"
+
     def __init__(self, token: str) -> None:
-        source = "environment variable AWS_BEARER_TOKEN_BEDROCK"
-        super().__init__(token, kind="bedrock_bearer", source=source)
+        super().__init__(token, source="environment variable AWS_BEARER_TOKEN_BEDROCK")
         self.region = _bedrock_token_region(token)
 
 
@@ -2694,11 +2696,11 @@ def aws_credentials_resolver(
             token = env.get("AWS_SESSION_TOKEN", "").strip() or None
             return AwsCredentials(key, secret, token), None
         name, settings = _aws_profile(profile, env)
-        if settings.get("aws_access_key_id") and settings.get("aws_secret_access_key"):
+        key = settings.get("aws_access_key_id", "")
+        secret = settings.get("aws_secret_access_key", "")
+        if key and secret:
             token = settings.get("aws_session_token") or None
-            return AwsCredentials(
-                settings["aws_access_key_id"], settings["aws_secret_access_key"], token
-            ), None
+            return AwsCredentials(key, secret, token), None
         if settings.get("credential_process"):
             return _credential_process(settings["credential_process"], name)
         try:
@@ -2746,7 +2748,7 @@ _SHA256_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 
 def _discover(issuer: str) -> dict[str, str]:
     """The endpoints the issuer's discovery document names, each at the issuer."""
-    document, status = _post_json(f"{issuer}/.well-known/openid-configuration", None)
+    document, status = _fetch_json(f"{issuer}/.well-known/openid-configuration")
     names = ("authorization_endpoint", "token_endpoint", "revocation_endpoint")
     found = {end: _json_get(document, end, str) or "" for end in (*names, "jwks_uri")}
     at_issuer = all(url.startswith(f"{issuer}/") for url in found.values())
@@ -2804,7 +2806,7 @@ def _checked_id_token(token: str, record: dict[str, Any], nonce: str) -> dict[st
     else an AuthError naming what is wrong."""
     claims = _jwt_claims(token)
     checks = {
-        "signature": _rs256_valid(token, _post_json(record["jwks_uri"], None)[0]),
+        "signature": _rs256_valid(token, _fetch_json(record["jwks_uri"])[0]),
         "issuer": claims.get("iss") == record["issuer"],
         "audience": claims.get("aud") in (record["client_id"], [record["client_id"]]),
         "expiry": (_json_get(claims, "exp", float) or 0) > time.time() - 5,
@@ -2888,7 +2890,7 @@ def sign_in_with_chatgpt(
     home = home if home is not None else default_codex_home()
     path, issuer = home / _PLAN_FILE, _auth_issuer()
     ends = _discover(issuer)
-    kept = _read_auth_json(path) if path.exists() else {}
+    kept = _read_credentials(path) if path.exists() else {}
     known = _json_get(kept, "client_id", str) if kept.get("issuer") == issuer else None
     refused = "scopes" in kept and _PLAN_SCOPE not in kept["scopes"]
     verifier, state, nonce = (secrets.token_urlsafe(48) for _ in range(3))
@@ -2928,23 +2930,17 @@ def sign_in_with_chatgpt(
     if client_id == _DYNAMIC_CLIENT or not _ISSUED_CLIENT.fullmatch(client_id or ""):
         raise AuthError("no usable client id came back: the registration is incomplete")
     record: dict[str, Any] = {"issuer": issuer, "client_id": client_id, **ends}
-    if not known:  # kept before the exchange: a failed one registers nothing new
+    if not known and "access_token" not in kept:  # no tokens to lose
+        # kept before the exchange: a failed one registers nothing new
         _update_credentials_file(path, lambda _: record, read=False)
-    exchange = {
-        "grant_type": "authorization_code",
-        "client_id": client_id,
-        "code": answer.get("code"),
-        "code_verifier": verifier,
-        "redirect_uri": redirect,
-        "resource": _PLAN_API,
-    }
-    reply, status = _post_json(ends["token_endpoint"], exchange, form=True)
-    tokens = _sent_tokens(reply, ends["token_endpoint"]) if status == 200 else {}
-    if len(tokens) < len(_TOKEN_NAMES):
-        why = _error_code(reply) or _came(status, "tokens")
-        raise AuthError(f"the sign-in code was not taken: {why}; nothing was saved")
-    for token in tokens.values():
-        _secret(token)
+    reply, tokens = _exchange_code(
+        ends["token_endpoint"],
+        client_id=client_id,
+        code=answer.get("code"),
+        code_verifier=verifier,
+        redirect_uri=redirect,
+        resource=_PLAN_API,
+    )
     claims = _checked_id_token(tokens["id_token"], record, nonce)
     if known and kept.get("subject") not in (None, claims["sub"]):
         raise AuthError("that is another account than this client's; nothing was saved")
@@ -2967,11 +2963,12 @@ class ChatGptPlanAuth(ChatGptAuth):
     (the client id and account are kept) with an AuthError asking to sign in
     again; without the `chatgpt.tokens.use.direct` scope nothing is sent."""
 
+    kind = "chatgpt_plan"
+
     def __init__(self, path: Path) -> None:
         if not path.exists():
             raise AuthError(f"not signed in for ChatGPT plan usage: {_SIGN_IN}")
         super().__init__(path)
-        self.kind = "chatgpt_plan"
 
     def _adopt(self, record: dict[str, Any]) -> None:
         access = (_json_get(record, "access_token", str) or "").strip()
@@ -3000,7 +2997,7 @@ class ChatGptPlanAuth(ChatGptAuth):
             "refresh_token": _json_get(record, "refresh_token", str),
             "resource": _PLAN_API,
         }
-        reply, status = _post_json(url, grant, form=True)
+        reply, status = _fetch_json(url, grant, form=True)
         code = _error_code(reply)
         if code in _DEAD_PLAN_TOKEN:  # signed out on disk (the lock is ours)
             _write_credentials(self.path, _signed_out(record))
@@ -3019,7 +3016,7 @@ class ChatGptPlanAuth(ChatGptAuth):
         server's order: those it shows (`visibility: "list"`)."""
         self.refresh_if_stale()
         url = f"{base_url.rstrip('/')}/models"
-        reply, status = _post_json(url, None, bearer=self._token)
+        reply, status = _fetch_json(url, bearer=self._token)
         if status != 200:
             raise ApiError(f"{_redact_url(url)}: {_came(status, 'the models')}")
         listed = _json_get(reply, "models", list) or []
@@ -3043,7 +3040,7 @@ def _plan_sign_out(path: Path) -> bool | None:
         url = _json_get(data, "revocation_endpoint", str) or ""
         for attempt in range(3):
             time.sleep(attempt * 0.5)
-            _, status = _post_json(url, revoke, form=True)
+            _, status = _fetch_json(url, revoke, form=True)
             if status is not None and status < 500:
                 break
         confirmed.append(status == 200)
@@ -3336,7 +3333,7 @@ class ModelProvider:
                 f"no OpenAI credentials: set OPENAI_API_KEY (or CODEX_API_KEY), "
                 f"or log in with Codex to create {path}"
             )
-        data = _read_auth_json(path)
+        data = _read_credentials(path)
         api_key = (_json_get(data, "OPENAI_API_KEY", str) or "").strip()
         api_key_mode = data.get("auth_mode") in ("apikey", "api_key")
         if api_key and (api_key_mode or not data.get("tokens")):
@@ -7165,7 +7162,7 @@ _CHECKED_LATER = "Authentication is checked when you send a request."
 
 def _login_status(path: Path) -> int:
     """What `codex login status` says of auth.json, in its words."""
-    data = _read_auth_json(path) if path.exists() else {}
+    data = _read_credentials(path) if path.exists() else {}
     key = data.get("OPENAI_API_KEY")
     apikey = data.get("auth_mode") in ("apikey", "api_key") or not data.get("tokens")
     if isinstance(key, str) and key and apikey:

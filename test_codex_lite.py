@@ -3928,6 +3928,19 @@ def test_plan_sign_in_refusals_save_no_tokens(
         assert "access_token" not in plan_record(home)
 
 
+def test_plan_sign_in_at_another_issuer_keeps_the_old_tokens_until_it_succeeds(
+    home: pathlib.Path, siwc: SiwcFake
+) -> None:
+    plan_sign_in(home, siwc)
+    elsewhere = plan_record(home) | {"issuer": "https://elsewhere.example"}
+    (home / "codex-lite-chatgpt-plan.json").write_text(json.dumps(elsewhere))
+    siwc.bad_signature = True
+    with pytest.raises(cl.AuthError, match="signature"):
+        plan_sign_in(home, siwc)
+    assert plan_record(home) == elsewhere
+    assert siwc.authorizes[-1]["client_id"] == "dynamic_agent_client"
+
+
 def test_plan_callback_with_a_wrong_state_is_refused_and_waited_past(
     home: pathlib.Path, siwc: SiwcFake
 ) -> None:
