@@ -37,7 +37,7 @@ One turn's path, in call order:
                                 a transport's send; _next_step decides; sleep
         -> _Http                _http_request (joined, compressed) POSTed, then
                                 events: _body_chunks -> SSEDecoder -> reader
-        or _WebSocket           send: the handshake; events: _new_input ->
+        or _WebSocket           send: the handshake; events: _continuing ->
                                 _response_create frame; frames -> reader
       -> Conversation.record    output items into history
         -> RolloutWriter.append the rollout lines, with their ordinals
@@ -1673,9 +1673,7 @@ def _request_parts(
         tail["service_tier"] = tier
     # the session id keeps the cache across resumes and sub-agents
     tail["prompt_cache_key"] = prompt.prompt_cache_key or who.session_id
-    text: dict[str, Any] = {}
-    if prompt.verbosity:
-        text["verbosity"] = prompt.verbosity
+    text: dict[str, Any] = {"verbosity": prompt.verbosity} if prompt.verbosity else {}
     if prompt.output_schema is not None:
         text["format"] = {
             "type": "json_schema",
@@ -1731,8 +1729,7 @@ def _request_parts(
 _PLAN_REFUSED_FIELDS = (
     "background", "conversation", "max_output_tokens", "max_tool_calls", "metadata",
     "moderation", "multi_agent", "prompt", "prompt_cache_retention",
-    "safety_identifier", "temperature", "top_logprobs", "top_p", "truncation",
-    "user", "previous_response_id",
+    "safety_identifier", "temperature", "top_logprobs", "top_p", "truncation", "user",
 )
 _PLAN_REFUSED_TOOLS = (
     "image_generation", "file_search", "code_interpreter", "computer_use", "mcp",
@@ -1777,10 +1774,10 @@ def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
     # a compaction request names how it compacts instead of the model
     if who.compaction:
         metadata["compaction"] = who.compaction
-        return json.dumps(metadata, separators=(",", ":"))
-    metadata["model"] = model
-    if effort:
-        metadata["reasoning_effort"] = effort
+    else:
+        metadata["model"] = model
+        if effort:
+            metadata["reasoning_effort"] = effort
     return json.dumps(metadata, separators=(",", ":"))
 
 
@@ -1904,24 +1901,26 @@ class _LastExchange(typing.NamedTuple):
     output_ids: list[str | None]
 
 
-def _new_input(
-    last: _LastExchange | None, parts: _RequestParts, settings: bytes
-) -> list[bytes] | None:
-    """The items a request adds to the last exchange, or None when it does
-    not continue it: other settings, or an input that is not the last input
-    followed by the last response's output (matched by item id)."""
-    if last is None or settings != last.settings:
-        return None
+def _continuing(
+    last: _LastExchange | None,
+    parts: _RequestParts,
+    settings: bytes,
+    head: dict[str, Any],
+) -> tuple[dict[str, Any], list[bytes]]:
+    """`head` and the input of a request that continues the last exchange:
+    its `previous_response_id` and the items it adds.  A request that does
+    not continue it (other settings, or an input that is not the last input
+    followed by the last response's output, matched by item id) keeps
+    `head` and its whole input."""
+    if last is None or settings != last.settings or None in last.output_ids:
+        return head, parts.input
     known, output = len(last.input), len(last.output_ids)
     start = known - parts.leading  # where the last input's prompt items end
     ids = [getattr(i, "id", None) for i in parts.items[start : start + output]]
-    continues = (
-        parts.input[:known] == last.input
-        and None not in last.output_ids
-        and start >= 0
-        and ids == last.output_ids
-    )
-    return parts.input[known + output :] if continues else None
+    if start < 0 or parts.input[:known] != last.input or ids != last.output_ids:
+        return head, parts.input
+    head = {**head, "previous_response_id": last.response_id}
+    return head, parts.input[known + output :]
 
 
 def _log_request(
@@ -4109,11 +4108,7 @@ def _http_request(
     """The unsigned HTTP request: the body joined, encoded and compressed once;
     its JSON is kept beside compressed bytes only when asked or traced.  With
     the `last` stored exchange it continues, it sends only what is new."""
-    head, items = parts.head, parts.input
-    new_input = _new_input(last, parts, parts.settings())
-    if last is not None and new_input is not None:
-        head = {**head, "previous_response_id": last.response_id}
-        items = new_input
+    head, items = _continuing(last, parts, parts.settings(), parts.head)
     json_bytes = _join_request(head, items, parts.tail)
     headers = {**parts.headers, "Content-Type": "application/json"}
     data = json_bytes
@@ -4512,22 +4507,19 @@ def _response_create(
     generate: bool,
 ) -> bytes:
     """The `response.create` frame, logged: the HTTP body with its `type`,
-    in full or continuing the socket's last response (`_new_input`);
+    in full or continuing the socket's last response (`_continuing`);
     `metadata` joins `client_metadata` (over a WebSocket the turn state
     travels there)."""
-    head: dict[str, Any] = {"type": "response.create", **parts.head}
-    new_input = _new_input(socket.last, parts, settings)
-    if new_input is not None and socket.last is not None:
-        head["previous_response_id"] = socket.last.response_id
+    head = {"type": "response.create", **parts.head}
+    head, items = _continuing(socket.last, parts, settings, head)
     tail = {
         **parts.tail,
         "client_metadata": {**parts.tail.get("client_metadata", {}), **metadata},
     }
     if not generate:
         tail["generate"] = False
-    items = parts.input if new_input is None else new_input
     frame = _join_request(head, items, tail)
-    mode = "full" if new_input is None else "incremental"
+    mode = "full" if items is parts.input else "incremental"
     _log_request("responses_websocket", len(items), len(frame), socket.used, mode)
     return frame
 
