@@ -1500,12 +1500,11 @@ class RequestFields:
     override_body: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        choice = self.tool_choice
-        named = isinstance(choice, dict) and isinstance(choice.get("type"), str)
-        if choice not in (None, "auto", "required", "none") and not named:
+        named = _json_get(self.tool_choice, "type", str) is not None
+        if self.tool_choice not in (None, "auto", "required", "none") and not named:
             raise ConfigError(
                 'tool_choice must be "auto", "required", "none" or an object '
-                f'with a "type", not {choice!r}'
+                f'with a "type", not {self.tool_choice!r}'
             )
         if self.truncation not in (None, "auto", "disabled"):
             raise ConfigError(
@@ -3960,10 +3959,8 @@ def _status_error(
         message = str(error.get("message") or message)
         code = error.get("code") or error.get("type")
         code = code if isinstance(code, str) else None
-    elif isinstance(error, str):
-        message = error
-    elif detail := _json_get(body, "detail", str):  # admission, before a stream
-        message = detail
+    elif text := _json_get(body, "error", str) or _json_get(body, "detail", str):
+        message = text  # a `detail` refuses admission, before any stream
     elif body is None and raw and b"<" not in raw[:1]:  # scrubbed, then cut
         message = f"{message}: {_scrub(raw.decode('utf-8', 'replace'))[:200].strip()}"
     if code in _ERROR_CODES:
