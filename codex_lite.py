@@ -1615,7 +1615,6 @@ class _Identity(typing.NamedTuple):
     subagent: str | None
     parent_thread_id: str | None
     installation_id: str | None  # told to OpenAI alone
-    window_id: str
     window_number: int  # one more after each compaction
     compaction: dict[str, str] | None = None  # what a compaction request says it is
 
@@ -1636,7 +1635,8 @@ def _request_parts(
     # Codex sends turn metadata to every provider; we keep it, like
     # client_metadata, to OpenAI.
     openai = rules.openai_metadata
-    turn_metadata = _turn_metadata(who, model, prompt.reasoning_effort)
+    window = f"{who.thread_id}:{who.window_number}"  # the context window's id
+    turn_metadata = _turn_metadata(who, window, model, prompt.reasoning_effort)
     # what headers and client_metadata both end with
     lineage = {
         "x-codex-turn-metadata": turn_metadata if openai else None,
@@ -1691,7 +1691,7 @@ def _request_parts(
             "x-codex-installation-id": who.installation_id,
             "session_id": who.session_id,
             "thread_id": who.thread_id,
-            "x-codex-window-id": who.window_id,
+            "x-codex-window-id": window,
             "turn_id": who.turn_id,
             "root_turn_id": who.turn_id,
             **ids,
@@ -1704,7 +1704,7 @@ def _request_parts(
     headers["x-client-request-id"] = who.thread_id
     headers["session-id"] = who.session_id
     headers["thread-id"] = who.thread_id
-    headers["x-codex-window-id"] = who.window_id
+    headers["x-codex-window-id"] = window
     if who.compaction:  # Codex names the feature on all its requests
         headers["x-codex-beta-features"] = "remote_compaction_v2"
     headers.update(ids)
@@ -1756,7 +1756,7 @@ def _check_plan_body(body: Mapping[str, Any], items: Sequence[ResponseItem]) -> 
         )
 
 
-def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
+def _turn_metadata(who: _Identity, window: str, model: str, effort: str | None) -> str:
     """`x-codex-turn-metadata`: who and what this request is, as one
     ASCII JSON string (the header and `client_metadata` carry the same)."""
     metadata: dict[str, Any] = {
@@ -1764,7 +1764,7 @@ def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
         "session_id": who.session_id,
         "thread_id": who.thread_id,
         "turn_id": who.turn_id,
-        "window_id": who.window_id,
+        "window_id": window,
         "window_number": who.window_number,
         "request_kind": "compaction" if who.compaction else "turn",
         "root_turn_id": who.turn_id,
@@ -4834,7 +4834,6 @@ class Turn:
             client.subagent,
             client.parent_thread_id,
             client.installation_id if client.rules.openai_metadata else None,
-            f"{client.thread_id}:{client.window_number}",
             client.window_number,
             compaction,
         )
