@@ -3907,11 +3907,10 @@ _ERROR_CODES: dict[str, tuple[type[ApiError], str]] = {
 
 def _failed_error(response: Any, request_id: str | None) -> ApiError:
     """The error a `response.failed` event stands for (wire-spec §13)."""
-    error = _json_get(response, "error")
-    if not isinstance(error, dict):
+    error = _json_get(response, "error", dict)
+    if error is None:
         return StreamError("response.failed event received", request_id=request_id)
-    code = error.get("code")
-    message = str(error.get("message") or "")
+    code, message = error.get("code"), str(error.get("message") or "")
     if code in _ERROR_CODES:
         cls, default = _ERROR_CODES[code]
         return cls(message or default, code=code, request_id=request_id)
