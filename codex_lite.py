@@ -37,7 +37,7 @@ One turn's path, in call order:
                                 a transport's send; _next_step decides; sleep
         -> _Http                _http_request (joined, compressed) POSTed, then
                                 events: _body_chunks -> SSEDecoder -> reader
-        or _WebSocket           send: the handshake; events: _new_input ->
+        or _WebSocket           send: the handshake; events: _continuing ->
                                 _response_create frame; frames -> reader
       -> Conversation.record    output items into history
         -> RolloutWriter.append the rollout lines, with their ordinals
@@ -1500,12 +1500,11 @@ class RequestFields:
     override_body: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        choice = self.tool_choice
-        named = isinstance(choice, dict) and isinstance(choice.get("type"), str)
-        if choice not in (None, "auto", "required", "none") and not named:
+        named = _json_get(self.tool_choice, "type", str) is not None
+        if self.tool_choice not in (None, "auto", "required", "none") and not named:
             raise ConfigError(
                 'tool_choice must be "auto", "required", "none" or an object '
-                f'with a "type", not {choice!r}'
+                f'with a "type", not {self.tool_choice!r}'
             )
         if self.truncation not in (None, "auto", "disabled"):
             raise ConfigError(
@@ -1616,7 +1615,6 @@ class _Identity(typing.NamedTuple):
     subagent: str | None
     parent_thread_id: str | None
     installation_id: str | None  # told to OpenAI alone
-    window_id: str
     window_number: int  # one more after each compaction
     compaction: dict[str, str] | None = None  # what a compaction request says it is
 
@@ -1637,7 +1635,8 @@ def _request_parts(
     # Codex sends turn metadata to every provider; we keep it, like
     # client_metadata, to OpenAI.
     openai = rules.openai_metadata
-    turn_metadata = _turn_metadata(who, model, prompt.reasoning_effort)
+    window = f"{who.thread_id}:{who.window_number}"  # the context window's id
+    turn_metadata = _turn_metadata(who, window, model, prompt.reasoning_effort)
     # what headers and client_metadata both end with
     lineage = {
         "x-codex-turn-metadata": turn_metadata if openai else None,
@@ -1673,9 +1672,7 @@ def _request_parts(
         tail["service_tier"] = tier
     # the session id keeps the cache across resumes and sub-agents
     tail["prompt_cache_key"] = prompt.prompt_cache_key or who.session_id
-    text: dict[str, Any] = {}
-    if prompt.verbosity:
-        text["verbosity"] = prompt.verbosity
+    text: dict[str, Any] = {"verbosity": prompt.verbosity} if prompt.verbosity else {}
     if prompt.output_schema is not None:
         text["format"] = {
             "type": "json_schema",
@@ -1694,7 +1691,7 @@ def _request_parts(
             "x-codex-installation-id": who.installation_id,
             "session_id": who.session_id,
             "thread_id": who.thread_id,
-            "x-codex-window-id": who.window_id,
+            "x-codex-window-id": window,
             "turn_id": who.turn_id,
             "root_turn_id": who.turn_id,
             **ids,
@@ -1707,7 +1704,7 @@ def _request_parts(
     headers["x-client-request-id"] = who.thread_id
     headers["session-id"] = who.session_id
     headers["thread-id"] = who.thread_id
-    headers["x-codex-window-id"] = who.window_id
+    headers["x-codex-window-id"] = window
     if who.compaction:  # Codex names the feature on all its requests
         headers["x-codex-beta-features"] = "remote_compaction_v2"
     headers.update(ids)
@@ -1731,8 +1728,7 @@ def _request_parts(
 _PLAN_REFUSED_FIELDS = (
     "background", "conversation", "max_output_tokens", "max_tool_calls", "metadata",
     "moderation", "multi_agent", "prompt", "prompt_cache_retention",
-    "safety_identifier", "temperature", "top_logprobs", "top_p", "truncation",
-    "user", "previous_response_id",
+    "safety_identifier", "temperature", "top_logprobs", "top_p", "truncation", "user",
 )
 _PLAN_REFUSED_TOOLS = (
     "image_generation", "file_search", "code_interpreter", "computer_use", "mcp",
@@ -1760,7 +1756,7 @@ def _check_plan_body(body: Mapping[str, Any], items: Sequence[ResponseItem]) -> 
         )
 
 
-def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
+def _turn_metadata(who: _Identity, window: str, model: str, effort: str | None) -> str:
     """`x-codex-turn-metadata`: who and what this request is, as one
     ASCII JSON string (the header and `client_metadata` carry the same)."""
     metadata: dict[str, Any] = {
@@ -1768,7 +1764,7 @@ def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
         "session_id": who.session_id,
         "thread_id": who.thread_id,
         "turn_id": who.turn_id,
-        "window_id": who.window_id,
+        "window_id": window,
         "window_number": who.window_number,
         "request_kind": "compaction" if who.compaction else "turn",
         "root_turn_id": who.turn_id,
@@ -1777,10 +1773,10 @@ def _turn_metadata(who: _Identity, model: str, effort: str | None) -> str:
     # a compaction request names how it compacts instead of the model
     if who.compaction:
         metadata["compaction"] = who.compaction
-        return json.dumps(metadata, separators=(",", ":"))
-    metadata["model"] = model
-    if effort:
-        metadata["reasoning_effort"] = effort
+    else:
+        metadata["model"] = model
+        if effort:
+            metadata["reasoning_effort"] = effort
     return json.dumps(metadata, separators=(",", ":"))
 
 
@@ -1904,24 +1900,26 @@ class _LastExchange(typing.NamedTuple):
     output_ids: list[str | None]
 
 
-def _new_input(
-    last: _LastExchange | None, parts: _RequestParts, settings: bytes
-) -> list[bytes] | None:
-    """The items a request adds to the last exchange, or None when it does
-    not continue it: other settings, or an input that is not the last input
-    followed by the last response's output (matched by item id)."""
-    if last is None or settings != last.settings:
-        return None
+def _continuing(
+    last: _LastExchange | None,
+    parts: _RequestParts,
+    settings: bytes,
+    head: dict[str, Any],
+) -> tuple[dict[str, Any], list[bytes]]:
+    """`head` and the input of a request that continues the last exchange:
+    its `previous_response_id` and the items it adds.  A request that does
+    not continue it (other settings, or an input that is not the last input
+    followed by the last response's output, matched by item id) keeps
+    `head` and its whole input."""
+    if last is None or settings != last.settings or None in last.output_ids:
+        return head, parts.input
     known, output = len(last.input), len(last.output_ids)
     start = known - parts.leading  # where the last input's prompt items end
     ids = [getattr(i, "id", None) for i in parts.items[start : start + output]]
-    continues = (
-        parts.input[:known] == last.input
-        and None not in last.output_ids
-        and start >= 0
-        and ids == last.output_ids
-    )
-    return parts.input[known + output :] if continues else None
+    if start < 0 or parts.input[:known] != last.input or ids != last.output_ids:
+        return head, parts.input
+    head = {**head, "previous_response_id": last.response_id}
+    return head, parts.input[known + output :]
 
 
 def _log_request(
@@ -3906,11 +3904,10 @@ _ERROR_CODES: dict[str, tuple[type[ApiError], str]] = {
 
 def _failed_error(response: Any, request_id: str | None) -> ApiError:
     """The error a `response.failed` event stands for (wire-spec §13)."""
-    error = _json_get(response, "error")
-    if not isinstance(error, dict):
+    error = _json_get(response, "error", dict)
+    if error is None:
         return StreamError("response.failed event received", request_id=request_id)
-    code = error.get("code")
-    message = str(error.get("message") or "")
+    code, message = error.get("code"), str(error.get("message") or "")
     if code in _ERROR_CODES:
         cls, default = _ERROR_CODES[code]
         return cls(message or default, code=code, request_id=request_id)
@@ -3958,10 +3955,8 @@ def _status_error(
         message = str(error.get("message") or message)
         code = error.get("code") or error.get("type")
         code = code if isinstance(code, str) else None
-    elif isinstance(error, str):
-        message = error
-    elif detail := _json_get(body, "detail", str):  # admission, before a stream
-        message = detail
+    elif text := _json_get(body, "error", str) or _json_get(body, "detail", str):
+        message = text  # a `detail` refuses admission, before any stream
     elif body is None and raw and b"<" not in raw[:1]:  # scrubbed, then cut
         message = f"{message}: {_scrub(raw.decode('utf-8', 'replace'))[:200].strip()}"
     if code in _ERROR_CODES:
@@ -4106,11 +4101,7 @@ def _http_request(
     """The unsigned HTTP request: the body joined, encoded and compressed once;
     its JSON is kept beside compressed bytes only when asked or traced.  With
     the `last` stored exchange it continues, it sends only what is new."""
-    head, items = parts.head, parts.input
-    new_input = _new_input(last, parts, parts.settings())
-    if last is not None and new_input is not None:
-        head = {**head, "previous_response_id": last.response_id}
-        items = new_input
+    head, items = _continuing(last, parts, parts.settings(), parts.head)
     json_bytes = _join_request(head, items, parts.tail)
     headers = {**parts.headers, "Content-Type": "application/json"}
     data = json_bytes
@@ -4509,22 +4500,19 @@ def _response_create(
     generate: bool,
 ) -> bytes:
     """The `response.create` frame, logged: the HTTP body with its `type`,
-    in full or continuing the socket's last response (`_new_input`);
+    in full or continuing the socket's last response (`_continuing`);
     `metadata` joins `client_metadata` (over a WebSocket the turn state
     travels there)."""
-    head: dict[str, Any] = {"type": "response.create", **parts.head}
-    new_input = _new_input(socket.last, parts, settings)
-    if new_input is not None and socket.last is not None:
-        head["previous_response_id"] = socket.last.response_id
+    head = {"type": "response.create", **parts.head}
+    head, items = _continuing(socket.last, parts, settings, head)
     tail = {
         **parts.tail,
         "client_metadata": {**parts.tail.get("client_metadata", {}), **metadata},
     }
     if not generate:
         tail["generate"] = False
-    items = parts.input if new_input is None else new_input
     frame = _join_request(head, items, tail)
-    mode = "full" if new_input is None else "incremental"
+    mode = "full" if items is parts.input else "incremental"
     _log_request("responses_websocket", len(items), len(frame), socket.used, mode)
     return frame
 
@@ -4842,7 +4830,6 @@ class Turn:
             client.subagent,
             client.parent_thread_id,
             client.installation_id if client.rules.openai_metadata else None,
-            f"{client.thread_id}:{client.window_number}",
             client.window_number,
             compaction,
         )
