@@ -4101,7 +4101,9 @@ def _http_request(
     """The unsigned HTTP request: the body joined, encoded and compressed once;
     its JSON is kept beside compressed bytes only when asked or traced.  With
     the `last` stored exchange it continues, it sends only what is new."""
-    head, items = _continuing(last, parts, parts.settings(), parts.head)
+    head, items = parts.head, parts.input
+    if last is not None:  # the settings are encoded only to be compared
+        head, items = _continuing(last, parts, parts.settings(), head)
     json_bytes = _join_request(head, items, parts.tail)
     headers = {**parts.headers, "Content-Type": "application/json"}
     data = json_bytes
